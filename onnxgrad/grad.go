@@ -1,0 +1,467 @@
+package onnxgrad
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// Mode selects what gradient graph Build produces.
+type Mode int
+
+const (
+	// VJP adds a cotangent input shaped like the output and returns the
+	// vector-Jacobian product with respect to each WRT tensor.
+	VJP Mode = iota
+	// Jacobian returns, for an output of shape [N, K], the per-sample
+	// Jacobian [N, L, ...] of L class scores (all K, or the top Classes by
+	// score) with respect to each WRT input of shape [N, ...].
+	Jacobian
+	// Params is VJP with respect to initializers, for training: by default
+	// every floating-point initializer the output depends on.
+	Params
+)
+
+func (m Mode) String() string {
+	switch m {
+	case VJP:
+		return "vjp"
+	case Jacobian:
+		return "jacobian"
+	case Params:
+		return "params"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Options configure Build.
+type Options struct {
+	Mode Mode
+	// Output is the graph output to differentiate; "" means the first.
+	Output string
+	// WRT names the tensors to differentiate with respect to. Empty means
+	// the first graph input (VJP, Jacobian) or all floating-point
+	// initializers on the path to Output (Params).
+	WRT []string
+	// Classes, in Jacobian mode, restricts the Jacobian to the Classes
+	// highest-scoring classes of each sample (0 means all K). Their indices
+	// are returned in the output named Result.Classes, shape [N, Classes].
+	Classes int
+	// SeedInput, in Jacobian mode, replaces the built-in one-hot seeds by a
+	// graph input of shape [N, L, K]: the result is then
+	// J[n, l, ...] = Σ_k seed[n, l, k] · ∂output[n, k]/∂x[n, ...].
+	SeedInput bool
+	// InputShape, if set, fixes the shape of the first graph input except
+	// its first (batch) dimension, which stays symbolic. Use it for models
+	// whose spatial sizes are symbolic.
+	InputShape []int64
+	// File names the model in error messages.
+	File string
+}
+
+// Result describes a gradient model made by Build.
+type Result struct {
+	// Model computes the original outputs plus the gradients.
+	Model *onnxpb.ModelProto
+	// Output is the differentiated output.
+	Output string
+	// Seed is the extra input: the cotangent (VJP, Params, shaped like
+	// Output) or the Jacobian seed (Jacobian with SeedInput); "" otherwise.
+	Seed string
+	// WRT lists the tensors differentiated with respect to, and Grads the
+	// names of the matching gradient outputs.
+	WRT   []string
+	Grads []string
+	// Classes is the [N, Classes] int64 output of candidate class indices in
+	// Jacobian mode with Classes > 0.
+	Classes string
+}
+
+// ErrNotDifferentiable reports a WRT tensor the output does not depend on.
+var ErrNotDifferentiable = errors.New("onnxgrad: output does not depend on the tensor")
+
+// Build returns a copy of m that also computes gradients as opt describes.
+// Only standard ONNX operators are added; the model's default opset is raised
+// where a backward rule needs a newer operator (13 at least).
+func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
+	if err := Validate(m, opt.File); err != nil {
+		return nil, err
+	}
+	m = proto.Clone(m).(*onnxpb.ModelProto)
+	gr := newGraph(m, opt.File)
+	if gr.opset < 13 {
+		return nil, &FormatError{File: opt.File, Field: "opset_import", Msg: fmt.Sprintf("default-domain opset %d is older than 13, the oldest onnxgrad differentiates; re-export the model with opset_version=13 or newer", gr.opset)}
+	}
+	inputs := graphInputs(m)
+	if len(inputs) == 0 {
+		return nil, &FormatError{File: opt.File, Field: "graph.input", Msg: "the model has no inputs"}
+	}
+	if opt.InputShape != nil {
+		if err := fixInputShape(inputs[0], opt.InputShape); err != nil {
+			return nil, &FormatError{File: opt.File, Field: fmt.Sprintf("graph.input %q", inputs[0].GetName()), Msg: err.Error()}
+		}
+	}
+	if err := gr.infer(); err != nil {
+		return nil, err
+	}
+	output := opt.Output
+	if output == "" {
+		output = m.GetGraph().GetOutput()[0].GetName()
+	}
+	outInfo := gr.info[output]
+	if !slices.ContainsFunc(m.GetGraph().GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == output }) || outInfo == nil {
+		return nil, &FormatError{File: opt.File, Field: "graph.output", Msg: fmt.Sprintf("no output %q", output)}
+	}
+	if !isFloatType(int32(outInfo.elem)) {
+		return nil, &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", output), Msg: fmt.Sprintf("element type %s is not floating point", outInfo.elem)}
+	}
+
+	wrt := slices.Clone(opt.WRT)
+	if len(wrt) == 0 && opt.Mode != Params {
+		wrt = []string{inputs[0].GetName()}
+	}
+	if len(wrt) == 0 {
+		for _, t := range m.GetGraph().GetInitializer() {
+			if isFloatType(t.GetDataType()) {
+				wrt = append(wrt, t.GetName())
+			}
+		}
+	}
+	for _, w := range wrt {
+		if info := gr.info[w]; info == nil || !isFloatType(int32(info.elem)) {
+			return nil, &FormatError{File: opt.File, Field: "wrt", Msg: fmt.Sprintf("%q is not a floating-point input or initializer of the graph", w)}
+		}
+	}
+
+	onPath, diff := differentiablePath(m.GetGraph(), gr, wrt, output)
+	if !diff[output] {
+		return nil, fmt.Errorf("%w: %q does not depend on %v", ErrNotDifferentiable, output, wrt)
+	}
+	if opt.WRT == nil && opt.Mode == Params {
+		wrt = slices.DeleteFunc(wrt, func(w string) bool { return !diff[w] })
+	}
+	for _, w := range wrt {
+		if !diff[w] {
+			return nil, fmt.Errorf("%w: %q does not depend on %q", ErrNotDifferentiable, output, w)
+		}
+	}
+	for _, n := range onPath {
+		if r, ok := rules[n.GetOpType()]; !ok || r.grad == nil || canonicalDomain(n.GetDomain()) != "" {
+			return nil, &UnsupportedOpError{File: opt.File, Node: n.GetName(), OpType: qualifiedOp(n)}
+		}
+	}
+
+	res := &Result{Model: m, Output: output, WRT: wrt}
+	lead := opt.Mode == Jacobian
+	seed, err := makeSeed(gr, opt, outInfo, res)
+	if err != nil {
+		return nil, err
+	}
+
+	acc := map[string][]string{output: {seed}}
+	for i := len(onPath) - 1; i >= 0; i-- {
+		n := onPath[i]
+		c := &gradCtx{nodeCtx: nodeCtx{gr: gr, n: n}, lead: lead}
+		for _, o := range n.GetOutput() {
+			c.gy = append(c.gy, gr.sum(acc[o]))
+		}
+		if !slices.ContainsFunc(c.gy, func(s string) bool { return s != "" }) {
+			continue
+		}
+		for _, in := range n.GetInput() {
+			c.need = append(c.need, in != "" && diff[in])
+		}
+		c.gx = make([]string, len(n.GetInput()))
+		if err := rules[n.GetOpType()].grad(c); err != nil {
+			return nil, err
+		}
+		if c.err != nil {
+			return nil, c.err
+		}
+		for j, g := range c.gx {
+			if g != "" && c.need[j] {
+				acc[n.GetInput()[j]] = append(acc[n.GetInput()[j]], g)
+			}
+		}
+	}
+
+	elem := outInfo.elem
+	for _, w := range wrt {
+		g := gr.sum(acc[w])
+		name := gr.fresh(w + "_grad")
+		if lead {
+			name = gr.fresh(w + "_jacobian")
+			// [L, N, ...] → [N, L, ...], the layout of torch's per-sample Jacobian.
+			r := gr.info[w].rank()
+			perm := []int64{1, 0}
+			for a := 2; a <= r; a++ {
+				perm = append(perm, int64(a))
+			}
+			g = gr.op("Transpose", []string{g}, attrInts("perm", perm))
+		}
+		gr.newNodes = append(gr.newNodes, &onnxpb.NodeProto{Name: proto.String(gr.fresh("grad/output")), OpType: proto.String("Identity"), Input: []string{g}, Output: []string{name}})
+		res.Grads = append(res.Grads, name)
+		m.GetGraph().Output = append(m.GetGraph().Output, tensorValueInfo(name, elem, nil))
+	}
+	m.GetGraph().Node = append(m.GetGraph().Node, gr.newNodes...)
+	if gr.minOpset > gr.opset {
+		setOpset(m, gr.minOpset)
+	}
+	if m.GetIrVersion() < 7 {
+		m.IrVersion = proto.Int64(7) // IR 7 is the first to allow opset 13
+	}
+	return res, nil
+}
+
+// makeSeed adds the backward pass's starting cotangent to the graph.
+func makeSeed(gr *graph, opt Options, outInfo *tensorInfo, res *Result) (string, error) {
+	g := gr.g
+	elem := outInfo.elem
+	if opt.Mode != Jacobian {
+		if opt.Classes != 0 || opt.SeedInput {
+			return "", errors.New("onnxgrad: Classes and SeedInput apply to Jacobian mode only")
+		}
+		res.Seed = gr.fresh(res.Output + "_grad")
+		g.Input = append(g.Input, tensorValueInfo(res.Seed, elem, outInfo.shape))
+		return res.Seed, nil
+	}
+	if !outInfo.hasShape || outInfo.rank() != 2 {
+		return "", &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", res.Output), Msg: fmt.Sprintf("Jacobian mode needs class scores of shape [N, K], got %v", outInfo)}
+	}
+	k := outInfo.shape[1]
+	switch {
+	case opt.SeedInput:
+		if opt.Classes != 0 {
+			return "", errors.New("onnxgrad: Classes and SeedInput cannot be combined")
+		}
+		res.Seed = gr.fresh(res.Output + "_seed")
+		g.Input = append(g.Input, tensorValueInfo(res.Seed, elem, Shape{outInfo.shape[0], Dim{Param: "L"}, k}))
+		return gr.op("Transpose", []string{res.Seed}, attrInts("perm", []int64{1, 0, 2})), nil
+	case !k.Known():
+		return "", &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", res.Output), Msg: "Jacobian mode needs a static class count K"}
+	case opt.Classes < 0 || int64(opt.Classes) > k.Value:
+		return "", fmt.Errorf("onnxgrad: Classes = %d, want 0 ≤ Classes ≤ K = %d", opt.Classes, k.Value)
+	case opt.Classes == 0:
+		eye := make([]float64, k.Value*k.Value)
+		for i := int64(0); i < k.Value; i++ {
+			eye[i*k.Value+i] = 1
+		}
+		e := gr.constFloat(elem, []int64{k.Value, 1, k.Value}, eye)
+		target := gr.op("Concat", []string{gr.ints(k.Value), gr.op("Shape", []string{res.Output})}, attrInt("axis", 0))
+		return gr.op("Expand", []string{e, target}), nil
+	default:
+		outs := gr.opN("TopK", 2, []string{res.Output, gr.ints(int64(opt.Classes))}, attrInt("axis", 1))
+		res.Classes = gr.fresh(res.Output + "_classes")
+		gr.newNodes = append(gr.newNodes, &onnxpb.NodeProto{Name: proto.String(gr.fresh("grad/classes")), OpType: proto.String("Identity"), Input: []string{outs[1]}, Output: []string{res.Classes}})
+		g.Output = append(g.Output, tensorValueInfo(res.Classes, onnxpb.TensorProto_INT64, Shape{outInfo.shape[0], known(int64(opt.Classes))}))
+		idx := gr.op("Transpose", []string{outs[1]}, attrInts("perm", []int64{1, 0}))
+		onOff := gr.constFloat(elem, []int64{2}, []float64{0, 1})
+		return gr.op("OneHot", []string{idx, gr.constInts([]int64{k.Value}, true), onOff}, attrInt("axis", -1)), nil
+	}
+}
+
+// differentiablePath returns the nodes (in graph order) that lie on a path
+// from a wrt tensor to output through floating-point tensors, and the set of
+// tensors on such paths.
+func differentiablePath(g *onnxpb.GraphProto, gr *graph, wrt []string, output string) ([]*onnxpb.NodeProto, map[string]bool) {
+	isFloat := func(name string) bool {
+		info := gr.info[name]
+		return info == nil || isFloatType(int32(info.elem)) // unknown types may carry gradient
+	}
+	fwd := map[string]bool{}
+	for _, w := range wrt {
+		fwd[w] = true
+	}
+	for _, n := range g.GetNode() {
+		if slices.ContainsFunc(n.GetInput(), func(s string) bool { return fwd[s] }) {
+			for _, o := range n.GetOutput() {
+				if o != "" && isFloat(o) {
+					fwd[o] = true
+				}
+			}
+		}
+	}
+	bwd := map[string]bool{output: fwd[output]}
+	var path []*onnxpb.NodeProto
+	nodes := g.GetNode()
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
+		if !slices.ContainsFunc(n.GetOutput(), func(s string) bool { return bwd[s] }) {
+			continue
+		}
+		used := false
+		for _, in := range n.GetInput() {
+			if fwd[in] {
+				bwd[in] = true
+				used = true
+			}
+		}
+		if used {
+			path = append(path, n)
+		}
+	}
+	slices.Reverse(path)
+	return path, bwd
+}
+
+// sum adds up gradient contributions ("" when there are none).
+func (gr *graph) sum(parts []string) string {
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return parts[0]
+	}
+	return gr.op("Sum", parts)
+}
+
+// graphInputs returns the graph inputs that are not initializers.
+func graphInputs(m *onnxpb.ModelProto) []*onnxpb.ValueInfoProto {
+	init := map[string]bool{}
+	for _, t := range m.GetGraph().GetInitializer() {
+		init[t.GetName()] = true
+	}
+	var out []*onnxpb.ValueInfoProto
+	for _, vi := range m.GetGraph().GetInput() {
+		if !init[vi.GetName()] {
+			out = append(out, vi)
+		}
+	}
+	return out
+}
+
+func fixInputShape(vi *onnxpb.ValueInfoProto, dims []int64) error {
+	tt := vi.GetType().GetTensorType()
+	if tt == nil {
+		return errors.New("not a tensor")
+	}
+	shape := Shape{{Param: "N"}}
+	if old := tt.GetShape(); old != nil && len(old.GetDim()) > 0 {
+		if p := old.GetDim()[0].GetDimParam(); p != "" {
+			shape[0] = Dim{Param: p}
+		}
+		if len(old.GetDim()) != len(dims)+1 {
+			return fmt.Errorf("input shape %v (without the batch dimension) does not match the model's rank %d", dims, len(old.GetDim()))
+		}
+	}
+	for _, d := range dims {
+		if d <= 0 {
+			return fmt.Errorf("input shape %v has a non-positive dimension", dims)
+		}
+		shape = append(shape, known(d))
+	}
+	tt.Shape = shapeProto(shape)
+	return nil
+}
+
+func shapeProto(s Shape) *onnxpb.TensorShapeProto {
+	sp := &onnxpb.TensorShapeProto{}
+	for _, d := range s {
+		if d.Known() {
+			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d.Value}})
+		} else if d.Param != "?" && d.Param[0] != '?' {
+			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: d.Param}})
+		} else {
+			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{})
+		}
+	}
+	return sp
+}
+
+// tensorValueInfo declares a tensor; a nil shape leaves the rank unknown.
+func tensorValueInfo(name string, elem onnxpb.TensorProto_DataType, shape Shape) *onnxpb.ValueInfoProto {
+	tt := &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(elem))}
+	if shape != nil {
+		tt.Shape = shapeProto(shape)
+	}
+	return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: tt}}}
+}
+
+// gradCtx is a rule's view of one node during the backward pass.
+type gradCtx struct {
+	nodeCtx
+	// lead is true when gradients carry a leading class axis L in front of
+	// the forward tensor's own axes (Jacobian mode).
+	lead bool
+	gy   []string // incoming gradient per output ("" when none)
+	need []bool   // which inputs need a gradient
+	gx   []string // the rule's results, per input
+}
+
+// off is the number of leading axes gradients have beyond the forward shape.
+func (c *gradCtx) off() int {
+	if c.lead {
+		return 1
+	}
+	return 0
+}
+
+// op and friends forward to the graph builder.
+func (c *gradCtx) op(opType string, inputs []string, attrs ...*onnxpb.AttributeProto) string {
+	return c.gr.op(opType, inputs, attrs...)
+}
+
+// scalar is a constant of the node's floating-point type.
+func (c *gradCtx) scalar(v float64) string { return c.gr.scalar(c.gradElem(), v) }
+
+// gradElem is the element type of the gradients flowing through the node.
+func (c *gradCtx) gradElem() onnxpb.TensorProto_DataType {
+	for i := range c.n.GetOutput() {
+		if t := c.out(i); t != nil && isFloatType(int32(t.elem)) {
+			return t.elem
+		}
+	}
+	return onnxpb.TensorProto_FLOAT
+}
+
+// shapeTensor returns a tensor holding the runtime shape of the forward
+// tensor x, with a leading -1 for the class axis in Jacobian mode, so that a
+// Reshape to it restores x's layout in either mode.
+func (c *gradCtx) shapeTensor(x string) string {
+	s := c.op("Shape", []string{x})
+	if c.lead {
+		s = c.op("Concat", []string{c.gr.ints(-1), s}, attrInt("axis", 0))
+	}
+	return s
+}
+
+// reshapeLike reshapes gradient g to the layout of forward tensor x.
+func (c *gradCtx) reshapeLike(g, x string) string {
+	return c.op("Reshape", []string{g, c.shapeTensor(x)})
+}
+
+// setGrad records the gradient of input i if it is needed.
+func (c *gradCtx) setGrad(i int, g string) {
+	if i < len(c.need) && c.need[i] {
+		c.gx[i] = g
+	}
+}
+
+// unbroadcast sums gradient g, computed for a forward tensor of shape
+// from, down to the shape of forward input i (ONNX multidirectional
+// broadcasting undone), and reshapes it to that input's layout.
+func (c *gradCtx) unbroadcast(g string, from Shape, i int) string {
+	to := c.shapeIn(i)
+	if c.err != nil {
+		return ""
+	}
+	var axes []int64
+	off := len(from) - len(to)
+	for a := range from {
+		j := a - off
+		if j < 0 || (to[j].Known() && to[j].Value == 1 && !(from[a].Known() && from[a].Value == 1)) {
+			axes = append(axes, int64(a+c.off()))
+		}
+	}
+	if len(axes) > 0 {
+		g = c.op("ReduceSum", []string{g, c.gr.ints(axes...)}, attrInt("keepdims", 1))
+	}
+	if len(axes) > 0 || len(from) != len(to) {
+		g = c.reshapeLike(g, c.input(i))
+	}
+	return g
+}

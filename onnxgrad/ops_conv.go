@@ -1,0 +1,401 @@
+package onnxgrad
+
+// Convolution and pooling: Conv, MaxPool, AveragePool, GlobalAveragePool.
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// window is the geometry of a convolution or pooling window over the
+// spatial axes, with auto_pad resolved into explicit pads.
+type window struct {
+	in, out          []int64 // spatial sizes of input and output
+	kernel, strides  []int64
+	dilations        []int64
+	padBegin, padEnd []int64
+	ceil             bool
+}
+
+// readWindow reads kernel_shape (or takes kernel), strides, dilations, pads
+// and auto_pad for a node whose input 0 is [N, C, spatial...] with static
+// spatial sizes.
+func readWindow(c *nodeCtx, kernel []int64) (*window, error) {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return nil, c.err
+	}
+	r := len(x) - 2
+	if r < 1 {
+		return nil, c.errorf("input must be [N, C, spatial...], got %v", x)
+	}
+	w := &window{in: make([]int64, r)}
+	for i := range r {
+		d := x[2+i]
+		if !d.Known() {
+			return nil, c.errorf("spatial size %s of input %q is not static; set the input shape explicitly", d, c.input(0))
+		}
+		w.in[i] = d.Value
+	}
+	ones := func() []int64 {
+		v := make([]int64, r)
+		for i := range v {
+			v[i] = 1
+		}
+		return v
+	}
+	w.kernel = c.attrInts("kernel_shape", kernel)
+	w.strides = c.attrInts("strides", ones())
+	w.dilations = c.attrInts("dilations", ones())
+	w.ceil = c.attrInt("ceil_mode", 0) != 0
+	if len(w.kernel) != r || len(w.strides) != r || len(w.dilations) != r {
+		return nil, c.errorf("kernel_shape %v, strides %v, dilations %v do not match %d spatial axes", w.kernel, w.strides, w.dilations, r)
+	}
+	w.padBegin, w.padEnd = make([]int64, r), make([]int64, r)
+	switch ap := c.attrString("auto_pad", "NOTSET"); ap {
+	case "NOTSET":
+		pads := c.attrInts("pads", make([]int64, 2*r))
+		if len(pads) != 2*r {
+			return nil, c.errorf("pads %v do not match %d spatial axes", pads, r)
+		}
+		copy(w.padBegin, pads[:r])
+		copy(w.padEnd, pads[r:])
+	case "VALID":
+	case "SAME_UPPER", "SAME_LOWER":
+		for i := range r {
+			out := (w.in[i] + w.strides[i] - 1) / w.strides[i]
+			total := max(0, (out-1)*w.strides[i]+w.span(i)-w.in[i])
+			small, big := total/2, total-total/2
+			if ap == "SAME_UPPER" {
+				w.padBegin[i], w.padEnd[i] = small, big
+			} else {
+				w.padBegin[i], w.padEnd[i] = big, small
+			}
+		}
+	default:
+		return nil, c.errorf("unknown auto_pad %q", ap)
+	}
+	w.out = make([]int64, r)
+	for i := range r {
+		num := w.in[i] + w.padBegin[i] + w.padEnd[i] - w.span(i)
+		if num < 0 || w.strides[i] <= 0 {
+			return nil, c.errorf("window %v larger than padded input %v", w.kernel, w.in)
+		}
+		o := num/w.strides[i] + 1
+		if w.ceil && num%w.strides[i] != 0 {
+			o++
+			if (o-1)*w.strides[i] >= w.in[i]+w.padBegin[i] {
+				o-- // the last window would start in the end padding
+			}
+		}
+		w.out[i] = o
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	return w, nil
+}
+
+// span is the extent of the dilated kernel along spatial axis i.
+func (w *window) span(i int) int64 { return w.dilations[i]*(w.kernel[i]-1) + 1 }
+
+func (w *window) pads() []int64 { return append(append([]int64{}, w.padBegin...), w.padEnd...) }
+
+// outShape is [N, channels, out...].
+func (w *window) outShape(n, channels Dim) Shape {
+	s := Shape{n, channels}
+	for _, o := range w.out {
+		s = append(s, known(o))
+	}
+	return s
+}
+
+// convKernel returns the spatial kernel size of Conv's weight input.
+func convKernel(c *nodeCtx) []int64 {
+	wt := c.staticIn(1)
+	if len(wt) < 3 {
+		c.fail("weight must be [M, C/group, k...], got %v", wt)
+		return nil
+	}
+	return wt[2:]
+}
+
+// https://onnx.ai/onnx/operators/onnx__Conv.html
+func inferConv(c *nodeCtx) error {
+	k := convKernel(c)
+	if c.err != nil {
+		return nil // weight shape unknown: leave the output unknown
+	}
+	w, err := readWindow(c, k)
+	if err != nil {
+		return err
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: w.outShape(c.shapeIn(0)[0], known(c.staticIn(1)[0])), hasShape: true})
+	return nil
+}
+
+// foldLead merges the class axis of gradient g (forward tensor y) into the
+// batch axis, [L, N, ...] → [L·N, ...], for operators that only take one
+// batch axis; a no-op outside Jacobian mode.
+func (c *gradCtx) foldLead(g, y string) string {
+	if !c.lead {
+		return g
+	}
+	rest := c.op("Slice", []string{c.op("Shape", []string{y}), c.gr.ints(1), c.gr.ints(math.MaxInt64)})
+	return c.op("Reshape", []string{g, c.op("Concat", []string{c.gr.ints(-1), rest}, attrInt("axis", 0))})
+}
+
+// reduceAllBut sums g over every axis of a forward tensor of rank r except
+// keep (and the class axis), without keeping dims.
+func (c *gradCtx) reduceAllBut(g string, r, keep int) string {
+	var axes []int64
+	for a := range r {
+		if a != keep {
+			axes = append(axes, int64(a+c.off()))
+		}
+	}
+	return c.op("ReduceSum", []string{g, c.gr.ints(axes...)}, attrInt("keepdims", 0))
+}
+
+// gradConv: the input gradient is a ConvTranspose of gY with the forward
+// weights and geometry (output_padding recovers the input size); the weight
+// gradient is a convolution of the input with gY, as in
+// ../shared/onnxgrad-notes.md; the bias gradient sums gY over all but the
+// channel axis.
+func gradConv(c *gradCtx) error {
+	k := convKernel(&c.nodeCtx)
+	if c.err != nil {
+		return c.err
+	}
+	w, err := readWindow(&c.nodeCtx, k)
+	if err != nil {
+		return err
+	}
+	group := c.attrInt("group", 1)
+	r := len(w.in)
+	if c.need[0] {
+		outPad := make([]int64, r)
+		for i := range r {
+			outPad[i] = (w.in[i] + w.padBegin[i] + w.padEnd[i] - w.span(i)) % w.strides[i]
+		}
+		gx := c.op("ConvTranspose", []string{c.foldLead(c.gy[0], c.output(0)), c.input(1)},
+			attrInts("kernel_shape", w.kernel), attrInts("strides", w.strides), attrInts("dilations", w.dilations),
+			attrInts("pads", w.pads()), attrInts("output_padding", outPad), attrInt("group", group))
+		c.setGrad(0, c.reshapeLike(gx, c.input(0)))
+	}
+	if c.need[1] {
+		if c.lead {
+			return c.errorf("the weight gradient is not available in Jacobian mode")
+		}
+		cg := c.staticIn(1)[1] // C/group
+		xs := append([]int64{-1, group, cg}, w.in...)
+		xt := c.op("Reshape", []string{c.input(0), c.gr.ints(xs...)})
+		xt = c.op("Transpose", []string{xt}, attrInts("perm", swapPerm(r+3, 0, 2)))
+		xt = c.op("Reshape", []string{xt, c.gr.ints(append([]int64{cg, -1}, w.in...)...)})
+		vt := c.op("Transpose", []string{c.gy[0]}, attrInts("perm", swapPerm(r+2, 0, 1)))
+		gw := c.op("Conv", []string{xt, vt}, attrInt("group", group), attrInts("strides", w.dilations),
+			attrInts("dilations", w.strides), attrInts("pads", w.pads()))
+		gw = c.op("Transpose", []string{gw}, attrInts("perm", swapPerm(r+2, 0, 1)))
+		axes, starts := make([]int64, r), make([]int64, r)
+		for i := range r {
+			axes[i] = int64(2 + i)
+		}
+		gw = c.op("Slice", []string{gw, c.gr.ints(starts...), c.gr.ints(w.kernel...), c.gr.ints(axes...)})
+		c.setGrad(1, gw)
+	}
+	if c.input(2) != "" && c.need[2] {
+		c.setGrad(2, c.reduceAllBut(c.gy[0], r+2, 1))
+	}
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__MaxPool.html
+func inferMaxPool(c *nodeCtx) error {
+	w, err := readWindow(c, nil)
+	if err != nil {
+		return err
+	}
+	x := c.shapeIn(0)
+	s := w.outShape(x[0], x[1])
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: s, hasShape: true})
+	c.setOut(1, &tensorInfo{elem: onnxpb.TensorProto_INT64, shape: s, hasShape: true})
+	return nil
+}
+
+// gradMaxPool asks the forward MaxPool for its Indices output (flat indices
+// into N·C·H·W) and scatter-adds gY at those positions; scatter-add is right
+// for overlapping windows too.
+func gradMaxPool(c *gradCtx) error {
+	if c.attrInt("storage_order", 0) != 0 {
+		return c.errorf("storage_order=1 is not supported")
+	}
+	if _, err := readWindow(&c.nodeCtx, nil); err != nil {
+		return err
+	}
+	idx := c.output(1)
+	if idx == "" {
+		idx = c.gr.fresh(c.output(0) + "_indices")
+		for len(c.n.Output) < 2 {
+			c.n.Output = append(c.n.Output, "")
+		}
+		c.n.Output[1] = idx
+	}
+	lead := c.gr.ints(1)
+	g := c.gy[0]
+	if c.lead {
+		lead = c.op("Slice", []string{c.op("Shape", []string{g}), c.gr.ints(0), c.gr.ints(1)})
+	}
+	g2 := c.op("Reshape", []string{g, c.op("Concat", []string{lead, c.gr.ints(-1)}, attrInt("axis", 0))})
+	i2 := c.op("Expand", []string{c.op("Reshape", []string{idx, c.gr.ints(1, -1)}), c.op("Shape", []string{g2})})
+	size := c.op("Reshape", []string{c.op("Size", []string{c.input(0)}), c.gr.ints(1)})
+	zeros := c.op("ConstantOfShape", []string{c.op("Concat", []string{lead, size}, attrInt("axis", 0))},
+		attrTensor("value", newTensorFloat("", c.gradElem(), []int64{1}, []float64{0})))
+	c.gr.needOpset(16)
+	s := c.op("ScatterElements", []string{zeros, i2, g2}, attrInt("axis", 1), attrString("reduction", "add"))
+	c.setGrad(0, c.reshapeLike(s, c.input(0)))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__AveragePool.html
+func inferAveragePool(c *nodeCtx) error {
+	w, err := readWindow(c, nil)
+	if err != nil {
+		return err
+	}
+	x := c.shapeIn(0)
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: w.outShape(x[0], x[1]), hasShape: true})
+	return nil
+}
+
+// divisors returns, per output position, the number AveragePool divides the
+// window's sum by: in-bounds elements (count_include_pad=0) or elements
+// inside the padded input (count_include_pad=1). The window is a box, so the
+// count is a product of per-axis counts.
+func (w *window) divisors(includePad bool) []float64 {
+	cnt := []float64{1}
+	for i := range w.in {
+		per := make([]float64, w.out[i])
+		for o := range per {
+			start := int64(o)*w.strides[i] - w.padBegin[i]
+			end := start + w.kernel[i]
+			if includePad {
+				per[o] = float64(min(end, w.in[i]+w.padEnd[i]) - start)
+			} else {
+				per[o] = float64(min(end, w.in[i]) - max(start, 0))
+			}
+		}
+		next := make([]float64, 0, len(cnt)*len(per))
+		for _, a := range cnt {
+			for _, b := range per {
+				next = append(next, a*b)
+			}
+		}
+		cnt = next
+	}
+	return cnt
+}
+
+// gradAveragePool divides gY by each window's divisor and spreads it over
+// the window with a ConvTranspose by a kernel of ones, one channel at a time
+// (channels folded into the batch), then crops or zero-pads the end of each
+// spatial axis back to the input size.
+func gradAveragePool(c *gradCtx) error {
+	w, err := readWindow(&c.nodeCtx, nil)
+	if err != nil {
+		return err
+	}
+	for _, d := range w.dilations {
+		if d != 1 {
+			return c.errorf("dilated AveragePool is not supported")
+		}
+	}
+	r := len(w.in)
+	elem := c.gradElem()
+	div := c.gr.constFloat(elem, w.out, w.divisors(c.attrInt("count_include_pad", 0) != 0))
+	g := c.op("Div", []string{c.gy[0], div})
+	g = c.op("Reshape", []string{g, c.gr.ints(append([]int64{-1, 1}, w.out...)...)})
+	kdims := append([]int64{1, 1}, w.kernel...)
+	n := int64(1)
+	for _, k := range w.kernel {
+		n *= k
+	}
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i] = 1
+	}
+	kernel := c.gr.constFloat(elem, kdims, vals)
+	pads := append(append([]int64{}, w.padBegin...), make([]int64, r)...)
+	g = c.op("ConvTranspose", []string{g, kernel}, attrInts("kernel_shape", w.kernel), attrInts("strides", w.strides), attrInts("pads", pads))
+	var cropAxes, cropEnds []int64
+	padEnd := make([]int64, 2*(r+2))
+	padded := false
+	for i := range r {
+		got := (w.out[i]-1)*w.strides[i] + w.kernel[i] - w.padBegin[i]
+		switch {
+		case got > w.in[i]:
+			cropAxes = append(cropAxes, int64(2+i))
+			cropEnds = append(cropEnds, w.in[i])
+		case got < w.in[i]:
+			padEnd[r+2+2+i] = w.in[i] - got
+			padded = true
+		}
+	}
+	if len(cropAxes) > 0 {
+		g = c.op("Slice", []string{g, c.gr.ints(make([]int64, len(cropAxes))...), c.gr.ints(cropEnds...), c.gr.ints(cropAxes...)})
+	}
+	if padded {
+		g = c.op("Pad", []string{g, c.gr.ints(padEnd...)})
+	}
+	c.setGrad(0, c.reshapeLike(g, c.input(0)))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__GlobalAveragePool.html
+func inferGlobalPool(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	s := Shape{x[0], x[1]}
+	for range x[2:] {
+		s = append(s, known(1))
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: s, hasShape: true})
+	return nil
+}
+
+// gradGlobalAveragePool spreads gY/(H·W) over the spatial axes.
+func gradGlobalAveragePool(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return nil
+	}
+	area := 1.0
+	for _, d := range x[2:] {
+		if !d.Known() {
+			return c.errorf("spatial size %s is not static", d)
+		}
+		area *= float64(d.Value)
+	}
+	g := c.op("Div", []string{c.gy[0], c.scalar(area)})
+	c.setGrad(0, c.op("Expand", []string{g, c.op("Shape", []string{c.input(0)})}))
+	return nil
+}
+
+// String describes the window, for error messages and tests.
+func (w *window) String() string {
+	return fmt.Sprintf("in %v out %v kernel %v strides %v dilations %v pads %v/%v", w.in, w.out, w.kernel, w.strides, w.dilations, w.padBegin, w.padEnd)
+}
+
+// swapPerm is the identity permutation of rank axes with a and b swapped.
+func swapPerm(rank, a, b int) []int64 {
+	p := make([]int64, rank)
+	for i := range p {
+		p[i] = int64(i)
+	}
+	p[a], p[b] = p[b], p[a]
+	return p
+}

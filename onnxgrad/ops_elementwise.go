@@ -1,0 +1,242 @@
+package onnxgrad
+
+// Elementwise operators: broadcasting arithmetic and activations.
+
+import (
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// inferBroadcast: the output has the inputs' type and broadcast shape. For
+// small integer tensors with tracked values (shape arithmetic such as
+// Mul(Gather(Shape(x)), 2)) the values are computed too, by fold.
+func inferBroadcast(fold func(a, b int64) int64) func(c *nodeCtx) error {
+	return func(c *nodeCtx) error {
+		var shapes []Shape
+		for i := range c.n.GetInput() {
+			t := c.in(i)
+			if t == nil || !t.hasShape {
+				c.setOut(0, &tensorInfo{elem: c.elem()})
+				return nil
+			}
+			shapes = append(shapes, t.shape)
+		}
+		s, err := broadcastShapes(shapes...)
+		if err != nil {
+			return c.errorf("%v", err)
+		}
+		out := &tensorInfo{elem: c.elem(), shape: s, hasShape: true}
+		if a, b := c.in(0), c.in(1); fold != nil && a != nil && b != nil && a.value != nil && b.value != nil {
+			out.value = foldValues(a.value, b.value, fold)
+		}
+		c.setOut(0, out)
+		return nil
+	}
+}
+
+// foldValues applies f elementwise to tracked integer values, broadcasting a
+// single value against many; symbolic operands give unknown results.
+func foldValues(a, b []Dim, f func(a, b int64) int64) []Dim {
+	n := max(len(a), len(b))
+	if (len(a) != n && len(a) != 1) || (len(b) != n && len(b) != 1) {
+		return nil
+	}
+	out := make([]Dim, n)
+	for i := range out {
+		x, y := a[min(i, len(a)-1)], b[min(i, len(b)-1)]
+		if x.Known() && y.Known() && f != nil {
+			out[i] = known(f(x.Value, y.Value))
+		} else {
+			out[i] = unknownDim
+		}
+	}
+	return out
+}
+
+// inferSame: one output like input 0 (values carried for Identity-like ops).
+func inferSame(c *nodeCtx) error {
+	out := c.sameAs(0)
+	if t := c.in(0); t != nil && out != nil {
+		out.value = t.value
+	}
+	c.setOut(0, out)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Add.html
+func gradAdd(c *gradCtx) error {
+	y := c.shapeOut(0)
+	c.setGrad(0, c.unbroadcast(c.gy[0], y, 0))
+	c.setGrad(1, c.unbroadcast(c.gy[0], y, 1))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Sub.html
+func gradSub(c *gradCtx) error {
+	y := c.shapeOut(0)
+	c.setGrad(0, c.unbroadcast(c.gy[0], y, 0))
+	if c.need[1] {
+		c.setGrad(1, c.unbroadcast(c.op("Neg", []string{c.gy[0]}), y, 1))
+	}
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Mul.html
+func gradMul(c *gradCtx) error {
+	y := c.shapeOut(0)
+	if c.need[0] {
+		c.setGrad(0, c.unbroadcast(c.op("Mul", []string{c.gy[0], c.input(1)}), y, 0))
+	}
+	if c.need[1] {
+		c.setGrad(1, c.unbroadcast(c.op("Mul", []string{c.gy[0], c.input(0)}), y, 1))
+	}
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Div.html: dA = gY/B, dB = −gY·Y/B.
+func gradDiv(c *gradCtx) error {
+	y := c.shapeOut(0)
+	q := c.op("Div", []string{c.gy[0], c.input(1)})
+	if c.need[0] {
+		c.setGrad(0, c.unbroadcast(q, y, 0))
+	}
+	if c.need[1] {
+		c.setGrad(1, c.unbroadcast(c.op("Neg", []string{c.op("Mul", []string{q, c.output(0)})}), y, 1))
+	}
+	return nil
+}
+
+// Unary activations: gX = gY · f′, with f′ computed from X and/or Y once
+// per forward batch (without the class axis), then broadcast against gY.
+func unaryGrad(deriv func(c *gradCtx, x, y string) string) func(c *gradCtx) error {
+	return func(c *gradCtx) error {
+		c.setGrad(0, c.op("Mul", []string{c.gy[0], deriv(c, c.input(0), c.output(0))}))
+		return nil
+	}
+}
+
+// positiveMask is 1 where x > 0 and 0 elsewhere (gradient 0 at the kink, as
+// PyTorch), in the gradient's type.
+func positiveMask(c *gradCtx, x string) string {
+	return c.op("Cast", []string{c.op("Greater", []string{x, c.scalar(0)})}, attrInt("to", int64(c.gradElem())))
+}
+
+// https://onnx.ai/onnx/operators/onnx__Relu.html
+var gradRelu = unaryGrad(func(c *gradCtx, x, _ string) string { return positiveMask(c, x) })
+
+// https://onnx.ai/onnx/operators/onnx__LeakyRelu.html
+var gradLeakyRelu = unaryGrad(func(c *gradCtx, x, _ string) string {
+	alpha := float64(c.attrFloat("alpha", 0.01))
+	return c.op("Where", []string{c.op("Greater", []string{x, c.scalar(0)}), c.scalar(1), c.scalar(alpha)})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Elu.html: f′ = 1 for x > 0, y + α otherwise.
+var gradElu = unaryGrad(func(c *gradCtx, x, y string) string {
+	alpha := float64(c.attrFloat("alpha", 1))
+	return c.op("Where", []string{c.op("Greater", []string{x, c.scalar(0)}), c.scalar(1), c.op("Add", []string{y, c.scalar(alpha)})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Sigmoid.html: f′ = y(1 − y).
+var gradSigmoid = unaryGrad(func(c *gradCtx, _, y string) string {
+	return c.op("Mul", []string{y, c.op("Sub", []string{c.scalar(1), y})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Tanh.html: f′ = 1 − y².
+var gradTanh = unaryGrad(func(c *gradCtx, _, y string) string {
+	return c.op("Sub", []string{c.scalar(1), c.op("Mul", []string{y, y})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Exp.html: f′ = y.
+var gradExp = unaryGrad(func(_ *gradCtx, _, y string) string { return y })
+
+// https://onnx.ai/onnx/operators/onnx__Log.html: f′ = 1/x.
+var gradLog = unaryGrad(func(c *gradCtx, x, _ string) string {
+	return c.op("Reciprocal", []string{x})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Sqrt.html: f′ = 1/(2y).
+var gradSqrt = unaryGrad(func(c *gradCtx, _, y string) string {
+	return c.op("Reciprocal", []string{c.op("Mul", []string{y, c.scalar(2)})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Softplus.html: f′ = sigmoid(x).
+var gradSoftplus = unaryGrad(func(c *gradCtx, x, _ string) string {
+	return c.op("Sigmoid", []string{x})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Abs.html: f′ = sign(x).
+var gradAbs = unaryGrad(func(c *gradCtx, x, _ string) string { return c.op("Sign", []string{x}) })
+
+// https://onnx.ai/onnx/operators/onnx__Neg.html
+func gradNeg(c *gradCtx) error {
+	c.setGrad(0, c.op("Neg", []string{c.gy[0]}))
+	return nil
+}
+
+// Identity, Dropout in inference mode, and Cast between floating-point
+// types pass the gradient through (cast back to the input's type).
+func gradPass(c *gradCtx) error {
+	g := c.gy[0]
+	if in, out := c.in(0), c.out(0); in != nil && out != nil && in.elem != out.elem {
+		g = c.op("Cast", []string{g}, attrInt("to", int64(in.elem)))
+	}
+	c.setGrad(0, g)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Dropout.html: only inference mode,
+// where Dropout is the identity.
+func gradDropout(c *gradCtx) error {
+	if c.input(2) != "" {
+		t := c.in(2)
+		if t == nil || !t.isConst || len(t.value) != 1 || t.value[0] != known(0) {
+			return c.errorf("training_mode must be a constant false; export the model in eval mode")
+		}
+	}
+	return gradPass(c)
+}
+
+// https://onnx.ai/onnx/operators/onnx__Cast.html
+func inferCast(c *nodeCtx) error {
+	out := c.sameAs(0)
+	if out != nil {
+		out.elem = onnxpb.TensorProto_DataType(c.attrInt("to", 0))
+		if t := c.in(0); t.value != nil && !isFloatType(int32(out.elem)) {
+			out.value = t.value
+		}
+	}
+	c.setOut(0, out)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Clip.html: the gradient passes where
+// min ≤ x ≤ max. Clip-6 has min and max as attributes, Clip-11+ as optional
+// inputs.
+func gradClip(c *gradCtx) error {
+	x := c.input(0)
+	var mask string
+	and := func(m string) {
+		if mask == "" {
+			mask = m
+		} else {
+			mask = c.op("And", []string{mask, m})
+		}
+	}
+	if c.gr.opset < 11 {
+		and(c.op("GreaterOrEqual", []string{x, c.scalar(float64(c.attrFloat("min", -3.4028234663852886e38)))}))
+		and(c.op("LessOrEqual", []string{x, c.scalar(float64(c.attrFloat("max", 3.4028234663852886e38)))}))
+	} else {
+		if lo := c.input(1); lo != "" {
+			and(c.op("GreaterOrEqual", []string{x, lo}))
+		}
+		if hi := c.input(2); hi != "" {
+			and(c.op("LessOrEqual", []string{x, hi}))
+		}
+	}
+	if mask == "" {
+		c.setGrad(0, c.gy[0])
+		return nil
+	}
+	m := c.op("Cast", []string{mask}, attrInt("to", int64(c.gradElem())))
+	c.setGrad(0, c.op("Mul", []string{c.gy[0], m}))
+	return nil
+}

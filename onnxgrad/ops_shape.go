@@ -1,0 +1,667 @@
+package onnxgrad
+
+// Layout operators: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat,
+// Slice, Pad, Gather, Expand, and the shape arithmetic PyTorch emits around
+// them (Shape, Size, Constant, ConstantOfShape), whose integer values are
+// tracked so that Reshape targets built from Shape sub-graphs are known.
+
+import (
+	"math"
+	"slices"
+
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// gradReshapeBack serves every operator that only rearranges elements
+// without reordering them (Flatten, Reshape, Squeeze, Unsqueeze): the
+// gradient is gY reshaped to the input's layout.
+func gradReshapeBack(c *gradCtx) error {
+	c.setGrad(0, c.reshapeLike(c.gy[0], c.input(0)))
+	return nil
+}
+
+// product multiplies dims: a known value, the dim itself when there is only
+// one, or an unknown dim.
+func product(ds []Dim) Dim {
+	if len(ds) == 1 {
+		return ds[0]
+	}
+	p, syms := productDims(ds)
+	if len(syms) == 0 {
+		return known(p)
+	}
+	return unknownDim
+}
+
+// https://onnx.ai/onnx/operators/onnx__Flatten.html
+func inferFlatten(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		c.setOut(0, &tensorInfo{elem: c.elem(), shape: Shape{unknownDim, unknownDim}, hasShape: true})
+		return nil
+	}
+	a := c.attrInt("axis", 1)
+	if a < 0 {
+		a += int64(len(x))
+	}
+	if a < 0 || a > int64(len(x)) {
+		return c.errorf("axis %d out of range for rank %d", c.attrInt("axis", 1), len(x))
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: Shape{product(x[:a]), product(x[a:])}, hasShape: true})
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Reshape.html
+func inferReshape(c *nodeCtx) error {
+	t := c.in(1)
+	if t == nil || !t.hasShape || len(t.shape) != 1 || !t.shape[0].Known() {
+		c.setOut(0, &tensorInfo{elem: c.elem()})
+		return nil
+	}
+	r := int(t.shape[0].Value)
+	out := make(Shape, r)
+	for i := range out {
+		out[i] = unknownDim
+	}
+	x := c.in(0)
+	if t.value != nil && x != nil && x.hasShape {
+		infer := -1
+		for i, d := range t.value {
+			switch {
+			case d.Known() && d.Value == 0 && c.attrInt("allowzero", 0) == 0:
+				if i < len(x.shape) {
+					out[i] = x.shape[i]
+				}
+			case d.Known() && d.Value == -1:
+				infer = i
+			default:
+				out[i] = d
+			}
+		}
+		if infer >= 0 {
+			others := slices.Delete(slices.Clone(out), infer, infer+1)
+			out[infer] = divideDims(x.shape, others)
+		}
+	}
+	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
+	if x != nil && x.value != nil {
+		info.value = x.value
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// axesOf returns the axes of a Squeeze/Unsqueeze/Reduce node: from the
+// "axes" attribute before opset fromOpset, from input 1 after.
+func axesOf(c *nodeCtx, fromOpset int64) ([]int64, bool) {
+	if c.gr.opset < fromOpset {
+		a := c.attrInts("axes", nil)
+		return a, a != nil
+	}
+	if c.input(1) == "" {
+		return nil, false
+	}
+	return c.intsIn(1), true
+}
+
+// https://onnx.ai/onnx/operators/onnx__Squeeze.html
+func inferSqueeze(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	axes, given := axesOf(c, 13)
+	drop := map[int]bool{}
+	for _, a := range axes {
+		i, err := normAxis(a, len(x))
+		if err != nil {
+			return c.errorf("%v", err)
+		}
+		drop[i] = true
+	}
+	var out Shape
+	for i, d := range x {
+		if drop[i] || (!given && d.Known() && d.Value == 1) {
+			continue
+		}
+		out = append(out, d)
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true, value: c.in(0).value})
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Unsqueeze.html
+func inferUnsqueeze(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	axes, _ := axesOf(c, 13)
+	r := len(x) + len(axes)
+	ins := map[int]bool{}
+	for _, a := range axes {
+		i, err := normAxis(a, r)
+		if err != nil {
+			return c.errorf("%v", err)
+		}
+		ins[i] = true
+	}
+	out := make(Shape, 0, r)
+	j := 0
+	for i := range r {
+		if ins[i] {
+			out = append(out, known(1))
+		} else if j < len(x) {
+			out = append(out, x[j])
+			j++
+		}
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true, value: c.in(0).value})
+	return nil
+}
+
+// transposePerm returns the node's permutation (reversed axes by default).
+func transposePerm(c *nodeCtx, r int) []int64 {
+	perm := c.attrInts("perm", nil)
+	if perm == nil {
+		for i := r - 1; i >= 0; i-- {
+			perm = append(perm, int64(i))
+		}
+	}
+	return perm
+}
+
+// https://onnx.ai/onnx/operators/onnx__Transpose.html
+func inferTranspose(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	perm := transposePerm(c, len(x))
+	if len(perm) != len(x) {
+		return c.errorf("perm %v does not match rank %d", perm, len(x))
+	}
+	out := make(Shape, len(x))
+	for i, p := range perm {
+		if p < 0 || int(p) >= len(x) {
+			return c.errorf("perm %v out of range", perm)
+		}
+		out[i] = x[p]
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
+	return nil
+}
+
+// gradTranspose applies the inverse permutation.
+func gradTranspose(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return nil
+	}
+	perm := transposePerm(&c.nodeCtx, len(x))
+	inv := make([]int64, len(perm)+c.off())
+	for i, p := range perm {
+		inv[int(p)+c.off()] = int64(i + c.off())
+	}
+	c.setGrad(0, c.op("Transpose", []string{c.gy[0]}, attrInts("perm", inv)))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Concat.html
+func inferConcat(c *nodeCtx) error {
+	var out Shape
+	var vals []Dim
+	tracked := true
+	for i := range c.n.GetInput() {
+		t := c.in(i)
+		if t == nil || !t.hasShape {
+			c.setOut(0, &tensorInfo{elem: c.elem()})
+			return nil
+		}
+		if t.value == nil {
+			tracked = false
+		}
+		vals = append(vals, t.value...)
+		if out == nil {
+			out = slices.Clone(t.shape)
+			continue
+		}
+		a, err := normAxis(c.attrInt("axis", 0), len(out))
+		if err != nil || len(t.shape) != len(out) {
+			return c.errorf("inputs of ranks %d and %d cannot be concatenated on axis %d", len(out), len(t.shape), c.attrInt("axis", 0))
+		}
+		if out[a].Known() && t.shape[a].Known() {
+			out[a] = known(out[a].Value + t.shape[a].Value)
+		} else {
+			out[a] = unknownDim
+		}
+	}
+	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
+	if tracked {
+		info.value = vals
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// gradConcat splits gY back into the inputs' extents along the axis, read
+// at run time so that symbolic sizes work.
+func gradConcat(c *gradCtx) error {
+	y := c.shapeOut(0)
+	if c.err != nil {
+		return nil
+	}
+	a, err := normAxis(c.attrInt("axis", 0), len(y))
+	if err != nil {
+		return c.errorf("%v", err)
+	}
+	var sizes []string
+	for _, in := range c.n.GetInput() {
+		sizes = append(sizes, c.op("Slice", []string{c.op("Shape", []string{in}), c.gr.ints(int64(a)), c.gr.ints(int64(a + 1))}))
+	}
+	split := c.op("Concat", sizes, attrInt("axis", 0))
+	parts := c.gr.opN("Split", len(sizes), []string{c.gy[0], split}, attrInt("axis", int64(a+c.off())))
+	for i, p := range parts {
+		c.setGrad(i, p)
+	}
+	return nil
+}
+
+// sliceSpec is a Slice node's starts/ends/axes/steps resolved against the
+// input shape: for each axis, the begin and end offsets with unit step.
+type sliceSpec struct {
+	begin, end []int64 // per input axis; end exclusive
+}
+
+// readSlice resolves a Slice node (opset ≥ 10: inputs starts, ends, axes,
+// steps) against static dims (symbolic dims allowed on axes not sliced).
+func readSlice(c *nodeCtx, x Shape) (*sliceSpec, error) {
+	starts, ends := c.intsIn(1), c.intsIn(2)
+	var axes, steps []int64
+	if c.input(3) != "" {
+		axes = c.intsIn(3)
+	}
+	if c.input(4) != "" {
+		steps = c.intsIn(4)
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	if axes == nil {
+		for i := range starts {
+			axes = append(axes, int64(i))
+		}
+	}
+	sp := &sliceSpec{begin: make([]int64, len(x)), end: make([]int64, len(x))}
+	for i, d := range x {
+		sp.end[i] = d.Value
+		if !d.Known() {
+			sp.end[i] = -1 // whole symbolic axis
+		}
+	}
+	if len(starts) != len(ends) || len(axes) != len(starts) || (steps != nil && len(steps) != len(starts)) {
+		return nil, c.errorf("starts, ends, axes and steps differ in length")
+	}
+	for i, a64 := range axes {
+		a, err := normAxis(a64, len(x))
+		if err != nil {
+			return nil, c.errorf("%v", err)
+		}
+		if steps != nil && steps[i] != 1 {
+			return nil, c.errorf("Slice with step %d is not supported (only step 1)", steps[i])
+		}
+		if !x[a].Known() {
+			if starts[i] == 0 && ends[i] >= math.MaxInt32 {
+				continue
+			}
+			return nil, c.errorf("Slice of axis %d of symbolic size %s", a, x[a])
+		}
+		dim := x[a].Value
+		clamp := func(v int64) int64 {
+			if v < 0 {
+				v += dim
+			}
+			return min(max(v, 0), dim)
+		}
+		sp.begin[a], sp.end[a] = clamp(starts[i]), clamp(ends[i])
+		if sp.end[a] < sp.begin[a] {
+			sp.end[a] = sp.begin[a]
+		}
+	}
+	return sp, nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Slice.html
+func inferSlice(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	if c.gr.opset < 10 {
+		return c.errorf("Slice before opset 10 is not supported")
+	}
+	sp, err := readSlice(c, x)
+	if err != nil {
+		// unknown or unsupported slicing: the rank is still known
+		c.err = nil
+		out := make(Shape, len(x))
+		for i := range out {
+			out[i] = unknownDim
+		}
+		c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
+		return nil
+	}
+	out := make(Shape, len(x))
+	for i, d := range x {
+		if sp.end[i] < 0 {
+			out[i] = d
+		} else {
+			out[i] = known(sp.end[i] - sp.begin[i])
+		}
+	}
+	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
+	if v := c.in(0).value; v != nil && len(x) == 1 && sp.end[0] >= 0 && int(sp.end[0]) <= len(v) {
+		info.value = slices.Clone(v[sp.begin[0]:sp.end[0]])
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// gradSlice zero-pads gY back to the input's extent.
+func gradSlice(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return nil
+	}
+	sp, err := readSlice(&c.nodeCtx, x)
+	if err != nil {
+		return err
+	}
+	r := len(x) + c.off()
+	pads := make([]int64, 2*r)
+	for i := range x {
+		if sp.end[i] < 0 {
+			continue
+		}
+		pads[c.off()+i] = sp.begin[i]
+		pads[r+c.off()+i] = x[i].Value - sp.end[i]
+	}
+	c.setGrad(0, c.op("Pad", []string{c.gy[0], c.gr.ints(pads...)}))
+	return nil
+}
+
+// readPads returns a constant-mode Pad node's pads (opset ≥ 11: input 1;
+// opset 18 adds an optional axes input).
+func readPads(c *nodeCtx, r int) []int64 {
+	if c.gr.opset < 11 {
+		c.fail("Pad before opset 11 is not supported")
+		return nil
+	}
+	if mode := c.attrString("mode", "constant"); mode != "constant" {
+		c.fail("Pad mode %q is not supported (only constant)", mode)
+		return nil
+	}
+	pads := c.intsIn(1)
+	if c.err != nil {
+		return nil
+	}
+	if c.input(3) != "" {
+		axes := c.intsIn(3)
+		full := make([]int64, 2*r)
+		for i, a := range axes {
+			ax, err := normAxis(a, r)
+			if err != nil {
+				c.fail("%v", err)
+				return nil
+			}
+			full[ax], full[r+ax] = pads[i], pads[len(axes)+i]
+		}
+		pads = full
+	}
+	if len(pads) != 2*r {
+		c.fail("pads %v do not match rank %d", pads, r)
+		return nil
+	}
+	return pads
+}
+
+// https://onnx.ai/onnx/operators/onnx__Pad.html
+func inferPad(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	pads := readPads(c, len(x))
+	if c.err != nil {
+		c.err = nil
+		c.setOut(0, &tensorInfo{elem: c.elem()})
+		return nil
+	}
+	out := make(Shape, len(x))
+	for i, d := range x {
+		out[i] = d
+		if d.Known() {
+			out[i] = known(d.Value + pads[i] + pads[len(x)+i])
+		} else if pads[i]+pads[len(x)+i] != 0 {
+			out[i] = unknownDim
+		}
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
+	return nil
+}
+
+// gradPad slices gY back to the unpadded region: [pad_begin, pad_begin +
+// dim) on every axis, the dims read at run time.
+func gradPad(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return nil
+	}
+	pads := readPads(&c.nodeCtx, len(x))
+	if c.err != nil {
+		return nil
+	}
+	r := len(x)
+	begin := pads[:r]
+	axes := make([]int64, r)
+	for i := range axes {
+		axes[i] = int64(i + c.off())
+		if pads[i] < 0 || pads[r+i] < 0 {
+			return c.errorf("negative pads (cropping) are not supported")
+		}
+	}
+	starts := c.gr.ints(begin...)
+	ends := c.op("Add", []string{starts, c.op("Shape", []string{c.input(0)})})
+	c.setGrad(0, c.op("Slice", []string{c.gy[0], starts, ends, c.gr.ints(axes...)}))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Gather.html
+func inferGather(c *nodeCtx) error {
+	x, idx := c.in(0), c.in(1)
+	if x == nil || idx == nil || !x.hasShape || !idx.hasShape {
+		c.setOut(0, &tensorInfo{elem: c.elem()})
+		return nil
+	}
+	a, err := normAxis(c.attrInt("axis", 0), len(x.shape))
+	if err != nil {
+		return c.errorf("%v", err)
+	}
+	out := slices.Concat(x.shape[:a], idx.shape, x.shape[a+1:])
+	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
+	if x.value != nil && idx.value != nil && len(x.shape) == 1 {
+		for _, i := range idx.value {
+			if !i.Known() || i.Value < -int64(len(x.value)) || i.Value >= int64(len(x.value)) {
+				info.value = nil
+				break
+			}
+			j := i.Value
+			if j < 0 {
+				j += int64(len(x.value))
+			}
+			info.value = append(info.value, x.value[j])
+		}
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// gradGather, for constant indices: gX is gY contracted with the one-hot
+// matrix S[j, indices[j]] = 1 along the gathered axis (repeated indices
+// accumulate). The axis is moved last, multiplied by S, and moved back.
+func gradGather(c *gradCtx) error {
+	x := c.shapeIn(0)
+	idx := c.intsIn(1)
+	idxShape := c.shapeIn(1)
+	if c.err != nil {
+		return nil
+	}
+	a, err := normAxis(c.attrInt("axis", 0), len(x))
+	if err != nil || !x[a].Known() {
+		return c.errorf("Gather needs a static size on the gathered axis")
+	}
+	dim := x[a].Value
+	// Collapse the index axes of gY into one axis of len(idx) at position a.
+	g := c.gy[0]
+	yShape := c.shapeOut(0)
+	target := []int64{}
+	if c.lead {
+		target = append(target, 0)
+	}
+	for range x[:a] {
+		target = append(target, 0)
+	}
+	target = append(target, int64(len(idx)))
+	for _, d := range yShape[a+len(idxShape):] {
+		if !d.Known() {
+			return c.errorf("Gather needs static trailing dims")
+		}
+		target = append(target, d.Value)
+	}
+	g = c.op("Reshape", []string{g, c.gr.ints(target...)})
+	onehot := make([]float64, int64(len(idx))*dim)
+	for j, i := range idx {
+		if i < 0 {
+			i += dim
+		}
+		if i < 0 || i >= dim {
+			return c.errorf("index %d out of range for axis of size %d", idx[j], dim)
+		}
+		onehot[int64(j)*dim+i] = 1
+	}
+	s := c.gr.constFloat(c.gradElem(), []int64{int64(len(idx)), dim}, onehot)
+	r := len(x) + c.off()
+	ax := a + c.off()
+	toLast := swapPerm(r, ax, r-1)
+	g = c.op("Transpose", []string{g}, attrInts("perm", toLast))
+	g = c.op("MatMul", []string{g, s})
+	g = c.op("Transpose", []string{g}, attrInts("perm", toLast))
+	c.setGrad(0, g)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Expand.html
+func inferExpand(c *nodeCtx) error {
+	x, t := c.in(0), c.in(1)
+	if x == nil || !x.hasShape || t == nil || t.value == nil {
+		c.setOut(0, &tensorInfo{elem: c.elem()})
+		return nil
+	}
+	s, err := broadcastShapes(x.shape, Shape(t.value))
+	if err != nil {
+		return c.errorf("%v", err)
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: s, hasShape: true})
+	return nil
+}
+
+// gradExpand sums gY back over the broadcast axes.
+func gradExpand(c *gradCtx) error {
+	c.setGrad(0, c.unbroadcast(c.gy[0], c.shapeOut(0), 0))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Shape.html (start/end from opset 15)
+func inferShape(c *nodeCtx) error {
+	x := c.in(0)
+	info := &tensorInfo{elem: onnxpb.TensorProto_INT64, hasShape: true, shape: Shape{unknownDim}}
+	if x != nil && x.hasShape {
+		r := int64(len(x.shape))
+		clamp := func(v int64) int64 {
+			if v < 0 {
+				v += r
+			}
+			return min(max(v, 0), r)
+		}
+		start, end := clamp(c.attrInt("start", 0)), clamp(c.attrInt("end", r))
+		end = max(end, start)
+		info.value = slices.Clone(x.shape[start:end])
+		info.shape = Shape{known(end - start)}
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Size.html
+func inferSize(c *nodeCtx) error {
+	info := &tensorInfo{elem: onnxpb.TensorProto_INT64, hasShape: true, shape: Shape{}}
+	if x := c.in(0); x != nil && x.hasShape {
+		info.value = []Dim{product(x.shape)}
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Constant.html
+func inferConstant(c *nodeCtx) error {
+	var t *onnxpb.TensorProto
+	switch {
+	case c.has("value"):
+		t = c.attr("value").GetT()
+	case c.has("value_int"):
+		t = newTensorInt64("", nil, []int64{c.attrInt("value_int", 0)})
+	case c.has("value_ints"):
+		v := c.attrInts("value_ints", nil)
+		t = newTensorInt64("", []int64{int64(len(v))}, v)
+	case c.has("value_float"):
+		t = newTensorFloat("", onnxpb.TensorProto_FLOAT, nil, []float64{float64(c.attrFloat("value_float", 0))})
+	case c.has("value_floats"):
+		a := c.attr("value_floats").GetFloats()
+		v := make([]float64, len(a))
+		for i, f := range a {
+			v[i] = float64(f)
+		}
+		t = newTensorFloat("", onnxpb.TensorProto_FLOAT, []int64{int64(len(v))}, v)
+	default:
+		return nil // sparse or string constants: left unknown
+	}
+	if t == nil {
+		return c.errorf("attribute \"value\" holds no tensor")
+	}
+	if err := checkTensorData(t); err != nil {
+		return c.errorf("value: %v", err)
+	}
+	c.setOut(0, infoFromTensor(t))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__ConstantOfShape.html
+func inferConstantOfShape(c *nodeCtx) error {
+	t := c.in(0)
+	elem := onnxpb.TensorProto_FLOAT
+	if v := c.attr("value"); v != nil && v.GetT() != nil {
+		elem = onnxpb.TensorProto_DataType(v.GetT().GetDataType())
+	}
+	info := &tensorInfo{elem: elem}
+	if t != nil && t.value != nil {
+		info.shape, info.hasShape = Shape(slices.Clone(t.value)), true
+	}
+	c.setOut(0, info)
+	return nil
+}
