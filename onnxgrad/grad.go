@@ -189,11 +189,12 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		}
 	}
 
-	elem := outInfo.elem
 	for _, w := range wrt {
 		g := gr.sum(acc[w])
 		name := gr.fresh(w + "_grad")
+		shape := gr.info[w].shape
 		if lead {
+			shape = append(Shape{shape[0], jacobianRows(opt, outInfo)}, shape[1:]...)
 			name = gr.fresh(w + "_jacobian")
 			// [L, N, ...] → [N, L, ...], the layout of torch's per-sample Jacobian.
 			r := gr.info[w].rank()
@@ -205,7 +206,7 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		}
 		gr.newNodes = append(gr.newNodes, &onnxpb.NodeProto{Name: proto.String(gr.fresh("grad/output")), OpType: proto.String("Identity"), Input: []string{g}, Output: []string{name}})
 		res.Grads = append(res.Grads, name)
-		m.GetGraph().Output = append(m.GetGraph().Output, tensorValueInfo(name, elem, nil))
+		m.GetGraph().Output = append(m.GetGraph().Output, tensorValueInfo(name, gr.info[w].elem, shape))
 	}
 	m.GetGraph().Node = append(m.GetGraph().Node, gr.newNodes...)
 	if gr.minOpset > gr.opset {
@@ -215,6 +216,17 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		m.IrVersion = proto.Int64(7) // IR 7 is the first to allow opset 13
 	}
 	return res, nil
+}
+
+// jacobianRows is the size of the Jacobian's class axis L.
+func jacobianRows(opt Options, outInfo *tensorInfo) Dim {
+	switch {
+	case opt.SeedInput:
+		return Dim{Param: "L"}
+	case opt.Classes > 0:
+		return known(int64(opt.Classes))
+	}
+	return outInfo.shape[1]
 }
 
 // makeSeed adds the backward pass's starting cotangent to the graph.

@@ -1,0 +1,212 @@
+package onnxgrad
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// An input of a one-node test model.
+type caseInput struct {
+	shape []int64
+	ints  []int64 // an INT64 constant (axes, pads, shapes) when non-nil
+	// fixed makes a float input a constant initializer (not differentiated).
+	fixed bool
+	// values, when set, replaces the random values of a float input.
+	values []float64
+}
+
+// ruleCase is a one-node model whose gradient rule is checked against
+// central finite differences, and whose Jacobian mode is checked against
+// the VJP with one-hot cotangents.
+type ruleCase struct {
+	name   string
+	op     string
+	attrs  []*onnxpb.AttributeProto
+	inputs []caseInput
+	// float32 runs the case in float32 (onnxruntime's CPU kernels for Conv,
+	// ConvTranspose and AveragePool are float-only); tolerances are looser.
+	float32 bool
+	// kinked ops (Relu, MaxPool, Clip, Abs) get inputs kept away from their
+	// kinks: |x| ≥ 0.05 and distinct.
+	kinked bool
+	// positive inputs, for Log and Sqrt.
+	positive bool
+	// mixesBatch marks ops whose output sample n depends on other samples
+	// (or whose first axis is not the batch): no per-sample Jacobian check.
+	mixesBatch bool
+	// opset of the test model (default 13).
+	opset int64
+}
+
+func f(shape ...int64) caseInput     { return caseInput{shape: shape} }
+func fixed(shape ...int64) caseInput { return caseInput{shape: shape, fixed: true} }
+func ints(v ...int64) caseInput      { return caseInput{shape: []int64{int64(len(v))}, ints: v} }
+
+// ruleCases covers every registered differentiable op at least once
+// (TestEveryRuleHasACase enforces it), with the attribute variants that
+// change the backward graph.
+var ruleCases = []ruleCase{
+	{name: "Add broadcast", op: "Add", inputs: []caseInput{f(2, 3, 4), f(3, 1)}},
+	{name: "Add bias", op: "Add", inputs: []caseInput{f(2, 3, 4, 4), f(1, 3, 1, 1)}},
+	{name: "Sub broadcast", op: "Sub", inputs: []caseInput{f(2, 3), f(3)}},
+	{name: "Sub scalar first", op: "Sub", inputs: []caseInput{f(1), f(2, 3)}, mixesBatch: true},
+	{name: "Mul broadcast", op: "Mul", inputs: []caseInput{f(2, 3, 4), f(4)}},
+	{name: "Mul same", op: "Mul", inputs: []caseInput{f(2, 5), f(2, 5)}},
+	{name: "Div broadcast", op: "Div", inputs: []caseInput{f(2, 3), f(1, 3)}, positive: true},
+	{name: "Relu", op: "Relu", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "LeakyRelu", op: "LeakyRelu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.1)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Elu", op: "Elu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.7)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Sigmoid", op: "Sigmoid", inputs: []caseInput{f(3, 7)}},
+	{name: "Tanh", op: "Tanh", inputs: []caseInput{f(3, 7)}},
+	{name: "Exp", op: "Exp", inputs: []caseInput{f(3, 7)}},
+	{name: "Log", op: "Log", inputs: []caseInput{f(3, 7)}, positive: true},
+	{name: "Sqrt", op: "Sqrt", inputs: []caseInput{f(3, 7)}, positive: true},
+	{name: "Softplus", op: "Softplus", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Abs", op: "Abs", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Neg", op: "Neg", inputs: []caseInput{f(3, 7)}},
+	{name: "Clip inputs", op: "Clip", inputs: []caseInput{f(3, 7), {values: []float64{-0.5}, fixed: true}, {values: []float64{0.5}, fixed: true}}, kinked: true},
+	{name: "Clip min only", op: "Clip", inputs: []caseInput{f(3, 7), {values: []float64{-0.3}, fixed: true}}, kinked: true},
+	{name: "Identity", op: "Identity", inputs: []caseInput{f(3, 4)}},
+	{name: "Dropout eval", op: "Dropout", inputs: []caseInput{f(3, 4)}},
+	{name: "Cast float to double", op: "Cast", attrs: []*onnxpb.AttributeProto{attrInt("to", int64(onnxpb.TensorProto_DOUBLE))}, inputs: []caseInput{f(3, 4)}, float32: true},
+	{name: "Gemm transB bias", op: "Gemm", attrs: []*onnxpb.AttributeProto{attrInt("transB", 1)}, inputs: []caseInput{f(3, 5), f(4, 5), f(4)}},
+	{name: "Gemm plain", op: "Gemm", inputs: []caseInput{f(3, 5), f(5, 4)}},
+	{name: "Gemm transA alpha beta", op: "Gemm", attrs: []*onnxpb.AttributeProto{attrInt("transA", 1), attrFloat("alpha", 0.5), attrFloat("beta", 2)}, inputs: []caseInput{f(5, 3), f(5, 4), f(3, 1)}, mixesBatch: true},
+	{name: "Gemm transA transB", op: "Gemm", attrs: []*onnxpb.AttributeProto{attrInt("transA", 1), attrInt("transB", 1)}, inputs: []caseInput{f(5, 3), f(4, 5), f(1, 4)}, mixesBatch: true},
+	{name: "MatMul 2-D", op: "MatMul", inputs: []caseInput{f(3, 5), f(5, 4)}},
+	{name: "MatMul batched broadcast", op: "MatMul", inputs: []caseInput{f(2, 3, 3, 5), f(3, 5, 4)}},
+	{name: "MatMul vector right", op: "MatMul", inputs: []caseInput{f(2, 3, 5), f(5)}},
+	{name: "MatMul vector left", op: "MatMul", inputs: []caseInput{f(5), f(2, 5, 4)}, mixesBatch: true},
+	{name: "Conv", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 3, 6, 6), f(4, 3, 3, 3), f(4)}, float32: true},
+	{name: "Conv stride 2 asymmetric pads", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{0, 1, 2, 0})}, inputs: []caseInput{f(2, 2, 7, 6), f(3, 2, 3, 2)}, float32: true},
+	{name: "Conv dilation group", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("dilations", []int64{2, 2}), attrInt("group", 2), attrInts("pads", []int64{2, 2, 2, 2})}, inputs: []caseInput{f(2, 4, 6, 6), f(6, 2, 3, 3), f(6)}, float32: true},
+	{name: "Conv depthwise same_upper", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInt("group", 3), attrString("auto_pad", "SAME_UPPER"), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 7, 7), f(3, 1, 3, 3)}, float32: true},
+	{name: "Conv stem k7 s2 p3", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{3, 3, 3, 3})}, inputs: []caseInput{f(1, 3, 11, 11), f(2, 3, 7, 7)}, float32: true},
+	{name: "Conv 1-D", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 0}), attrInts("strides", []int64{2})}, inputs: []caseInput{f(2, 2, 9), f(3, 2, 3)}, float32: true},
+	{name: "MaxPool 2x2", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true},
+	{name: "MaxPool overlapping k3 s2 p1", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 2, 7, 7)}, kinked: true},
+	{name: "MaxPool ceil mode", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInt("ceil_mode", 1)}, inputs: []caseInput{f(2, 2, 8, 8)}, kinked: true},
+	{name: "AveragePool", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, float32: true},
+	{name: "AveragePool pads exclude", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 2, 7, 6)}, float32: true},
+	{name: "AveragePool pads include", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1}), attrInt("count_include_pad", 1)}, inputs: []caseInput{f(2, 2, 7, 6)}, float32: true},
+	{name: "AveragePool ceil exclude", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1}), attrInt("ceil_mode", 1)}, inputs: []caseInput{f(2, 2, 10, 10)}, float32: true},
+	{name: "AveragePool ceil include", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInt("ceil_mode", 1), attrInt("count_include_pad", 1)}, inputs: []caseInput{f(2, 2, 8, 8)}, float32: true},
+	{name: "AveragePool floor leaves a border", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{3, 3})}, inputs: []caseInput{f(2, 2, 8, 8)}, float32: true},
+	{name: "GlobalAveragePool", op: "GlobalAveragePool", inputs: []caseInput{f(2, 3, 4, 5)}, float32: true},
+	{name: "BatchNormalization", op: "BatchNormalization", attrs: []*onnxpb.AttributeProto{attrFloat("epsilon", 1e-3)}, inputs: []caseInput{f(2, 3, 4, 4), f(3), f(3), f(3), {shape: []int64{3}, values: []float64{0.5, 1.5, 2}}}},
+	{name: "BatchNormalization 2-D", op: "BatchNormalization", inputs: []caseInput{f(4, 3), fixed(3), f(3), fixed(3), {shape: []int64{3}, values: []float64{0.5, 1.5, 2}, fixed: true}}},
+	{name: "Softmax", op: "Softmax", inputs: []caseInput{f(3, 5)}},
+	{name: "Softmax axis 1 of 3", op: "Softmax", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 4, 3)}},
+	{name: "LogSoftmax", op: "LogSoftmax", inputs: []caseInput{f(3, 5)}},
+	{name: "Flatten", op: "Flatten", inputs: []caseInput{f(2, 3, 4)}},
+	{name: "Flatten axis 2", op: "Flatten", attrs: []*onnxpb.AttributeProto{attrInt("axis", 2)}, inputs: []caseInput{f(2, 3, 4)}, mixesBatch: true},
+	{name: "Reshape", op: "Reshape", inputs: []caseInput{f(2, 3, 4), ints(2, -1, 2)}},
+	{name: "Squeeze", op: "Squeeze", inputs: []caseInput{f(2, 1, 4), ints(1)}},
+	{name: "Unsqueeze", op: "Unsqueeze", inputs: []caseInput{f(2, 4), ints(1, -1)}},
+	{name: "Transpose", op: "Transpose", attrs: []*onnxpb.AttributeProto{attrInts("perm", []int64{0, 2, 3, 1})}, inputs: []caseInput{f(2, 3, 4, 5)}},
+	{name: "Transpose default", op: "Transpose", inputs: []caseInput{f(2, 3, 4)}, mixesBatch: true},
+	{name: "Concat", op: "Concat", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 3, 2), f(2, 1, 2), f(2, 4, 2)}},
+	{name: "Concat negative axis", op: "Concat", attrs: []*onnxpb.AttributeProto{attrInt("axis", -1)}, inputs: []caseInput{f(2, 3), f(2, 2)}},
+	{name: "Slice", op: "Slice", inputs: []caseInput{f(2, 10, 5), ints(2, 1), ints(8, 100), ints(1, 2)}},
+	{name: "Slice negative", op: "Slice", inputs: []caseInput{f(2, 10), ints(-4), ints(-1), ints(-1), ints(1)}},
+	{name: "Pad", op: "Pad", inputs: []caseInput{f(2, 3, 4), ints(0, 1, 2, 0, 2, 1)}},
+	{name: "Gather scalar", op: "Gather", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 5, 3), {shape: []int64{}, ints: []int64{3}}}},
+	{name: "Gather repeated", op: "Gather", attrs: []*onnxpb.AttributeProto{attrInt("axis", 2)}, inputs: []caseInput{f(2, 3, 4), {shape: []int64{2, 2}, ints: []int64{1, 3, 1, -1}}}},
+	{name: "Expand", op: "Expand", inputs: []caseInput{f(2, 1, 3), ints(2, 4, 3)}},
+	{name: "ReduceSum keepdims", op: "ReduceSum", inputs: []caseInput{f(2, 3, 4), ints(1)}},
+	{name: "ReduceSum no keepdims", op: "ReduceSum", attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4), ints(2, 1)}},
+	{name: "ReduceMean", op: "ReduceMean", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{2, 3})}, inputs: []caseInput{f(2, 3, 4, 5)}},
+	{name: "ReduceMean no keepdims", op: "ReduceMean", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{-1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "ReduceMean opset 18", op: "ReduceMean", opset: 18, inputs: []caseInput{f(2, 3, 4), ints(1)}},
+}
+
+// TestEveryRuleHasACase is the conformance check: a registered gradient
+// rule without a finite-difference case fails the build.
+func TestEveryRuleHasACase(t *testing.T) {
+	for _, op := range SupportedOps() {
+		if !slices.ContainsFunc(ruleCases, func(c ruleCase) bool { return c.op == op }) {
+			t.Errorf("op %s has a gradient rule but no case in ruleCases", op)
+		}
+	}
+}
+
+// caseModel builds the one-node model of c with float inputs as graph
+// inputs (so they can be perturbed) and integer inputs as initializers.
+func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto, []string) {
+	g := &onnxpb.GraphProto{Name: proto.String("case")}
+	var names, diff []string
+	for i, in := range c.inputs {
+		name := fmt.Sprintf("in%d", i)
+		names = append(names, name)
+		switch {
+		case in.ints != nil:
+			g.Initializer = append(g.Initializer, newTensorInt64(name, in.shape, in.ints))
+		case in.fixed:
+			g.Initializer = append(g.Initializer, newTensorFloat(name, elem, caseShape(in), caseValues(c, in, i)))
+		default:
+			g.Input = append(g.Input, tensorValueInfo(name, elem, shapeOf(caseShape(in))))
+			diff = append(diff, name)
+		}
+	}
+	outElem := elem
+	if c.op == "Cast" {
+		outElem = onnxpb.TensorProto_DataType(c.attrs[0].GetI())
+	}
+	g.Node = []*onnxpb.NodeProto{{Name: proto.String("node"), OpType: proto.String(c.op), Input: names, Output: []string{"y"}, Attribute: c.attrs}}
+	g.Output = []*onnxpb.ValueInfoProto{tensorValueInfo("y", outElem, nil)}
+	opset := c.opset
+	if opset == 0 {
+		opset = 13
+	}
+	return &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g,
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(opset)}}}, diff
+}
+
+func caseShape(in caseInput) []int64 {
+	if in.shape == nil && in.values != nil {
+		return []int64{int64(len(in.values))}
+	}
+	return in.shape
+}
+
+// caseValues returns the values of float input i: fixed ones, or seeded
+// random ones shaped by the case's needs.
+func caseValues(c ruleCase, in caseInput, i int) []float64 {
+	if in.values != nil {
+		return in.values
+	}
+	n, _ := numElements(caseShape(in))
+	rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(len(c.name))))
+	v := make([]float64, n)
+	switch {
+	case c.kinked:
+		// distinct magnitudes in [0.05, 1.05), random signs: no ties for
+		// MaxPool, no values near the kinks of Relu, Abs and Clip's bounds.
+		perm := rng.Perm(int(n))
+		for j := range v {
+			v[j] = 0.05 + float64(perm[j])/float64(n)
+			if rng.IntN(2) == 0 {
+				v[j] = -v[j]
+			}
+			if math.Abs(math.Abs(v[j])-0.5) < 0.02 || math.Abs(math.Abs(v[j])-0.3) < 0.02 {
+				v[j] += 0.04
+			}
+		}
+	case c.positive:
+		for j := range v {
+			v[j] = 0.5 + rng.Float64()
+		}
+	default:
+		for j := range v {
+			v[j] = rng.NormFloat64()
+		}
+	}
+	return v
+}
