@@ -1,0 +1,119 @@
+package onnxgrad
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"codeberg.org/sbinet/npyio"
+)
+
+// fixtureTol bounds |J_onnxgrad − J_torch| / max|J_torch| per element. The
+// torch Jacobians are float64 rounded to float32; onnxruntime computes in
+// float32 with a different summation order, so errors of a few float32 ulps
+// of the largest entry (~1e-7 relative each, accumulated over layers) are
+// expected. 1e-4 is the bound the foundation issue asks for.
+const fixtureTol = 1e-4
+
+// fixtures are the PyTorch-exported models in testdata/models with their
+// inputs and torch.autograd Jacobians (testdata/gen/make_fixtures.py).
+func fixtures(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../testdata/models/*.jac.npy")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures in ../testdata/models (%v)", err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".jac.npy"))
+	}
+	return names
+}
+
+// readNpy reads a float32 .npy file with its shape.
+func readNpy(t testing.TB, path string) (*testTensor, []float32) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := npyio.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var data []float32
+	if err := r.Read(&data); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	tt := &testTensor{data: make([]float64, len(data))}
+	for _, d := range r.Header.Descr.Shape {
+		tt.shape = append(tt.shape, int64(d))
+	}
+	for i, v := range data {
+		tt.data[i] = float64(v)
+	}
+	return tt, data
+}
+
+// TestFixtureJacobians compares onnxgrad's shared-forward Jacobian of every
+// fixture with torch.autograd's, and the model's logits with PyTorch's.
+func TestFixtureJacobians(t *testing.T) {
+	rt := newTestRuntime(t)
+	for _, name := range fixtures(t) {
+		t.Run(name, func(t *testing.T) {
+			base := filepath.Join("../testdata/models", name)
+			m, err := Load(base + ".onnx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, _ := readNpy(t, base+".x.npy")
+			wantJ, _ := readNpy(t, base+".jac.npy")
+			wantY, _ := readNpy(t, base+".logits.npy")
+			res, err := Build(m, Options{Mode: Jacobian, File: name + ".onnx"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := rt.run(t, res.Model, map[string]*testTensor{"input": x}, append([]string{res.Output}, res.Grads...))
+			if e := maxRelErr(out[res.Output].data, wantY.data); e > 1e-5 {
+				t.Errorf("logits differ from PyTorch's: max error %.3g relative to max |logit|", e)
+			}
+			got := out[res.Grads[0]]
+			if !equalShapes(got.shape, wantJ.shape) {
+				t.Fatalf("Jacobian shape %v, torch's %v", got.shape, wantJ.shape)
+			}
+			e := maxRelErr(got.data, wantJ.data)
+			t.Logf("max |ΔJ| / max |J| = %.3g", e)
+			if e > fixtureTol {
+				t.Errorf("Jacobian differs from torch.autograd's: max error %.3g relative to max |J| (tolerance %g)", e, fixtureTol)
+			}
+		})
+	}
+}
+
+// maxRelErr is max_i |a_i − b_i| / max_i |b_i|.
+func maxRelErr(a, b []float64) float64 {
+	var diff, scale float64
+	for i := range b {
+		diff = math.Max(diff, math.Abs(a[i]-b[i]))
+		scale = math.Max(scale, math.Abs(b[i]))
+	}
+	if scale == 0 {
+		return diff
+	}
+	return diff / scale
+}
+
+func equalShapes(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
