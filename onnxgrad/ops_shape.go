@@ -192,7 +192,19 @@ func inferTranspose(c *nodeCtx) error {
 		}
 		out[i] = x[p]
 	}
-	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
+	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
+	if v := c.in(0).value; v != nil {
+		inDims, ok1 := x.Static()
+		outDims, ok2 := out.Static()
+		if ok1 && ok2 {
+			info.value = mapValues(v, inDims, outDims, func(j, i []int64) {
+				for a, p := range perm {
+					i[p] = j[a]
+				}
+			})
+		}
+	}
+	c.setOut(0, info)
 	return nil
 }
 
@@ -241,8 +253,8 @@ func inferConcat(c *nodeCtx) error {
 		}
 	}
 	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
-	if tracked {
-		info.value = vals
+	if a, err := normAxis(c.attrInt("axis", 0), len(out)); tracked && err == nil && a == 0 {
+		info.value = vals // C order: concatenating on axis 0 appends
 	}
 	c.setOut(0, info)
 	return nil
@@ -272,13 +284,15 @@ func gradConcat(c *gradCtx) error {
 }
 
 // sliceSpec is a Slice node's starts/ends/axes/steps resolved against the
-// input shape: for each axis, the begin and end offsets with unit step.
+// input shape, per input axis: the first index taken, the step, and the
+// number of elements taken (-1 for a whole axis of symbolic size).
 type sliceSpec struct {
-	begin, end []int64 // per input axis; end exclusive
+	start, step, count []int64
 }
 
 // readSlice resolves a Slice node (opset ≥ 10: inputs starts, ends, axes,
-// steps) against static dims (symbolic dims allowed on axes not sliced).
+// steps) against x, following the clamping rules of the specification.
+// Symbolic dims are allowed on axes taken whole.
 func readSlice(c *nodeCtx, x Shape) (*sliceSpec, error) {
 	starts, ends := c.intsIn(1), c.intsIn(2)
 	var axes, steps []int64
@@ -296,41 +310,54 @@ func readSlice(c *nodeCtx, x Shape) (*sliceSpec, error) {
 			axes = append(axes, int64(i))
 		}
 	}
-	sp := &sliceSpec{begin: make([]int64, len(x)), end: make([]int64, len(x))}
-	for i, d := range x {
-		sp.end[i] = d.Value
-		if !d.Known() {
-			sp.end[i] = -1 // whole symbolic axis
+	if steps == nil {
+		steps = make([]int64, len(starts))
+		for i := range steps {
+			steps[i] = 1
 		}
 	}
-	if len(starts) != len(ends) || len(axes) != len(starts) || (steps != nil && len(steps) != len(starts)) {
+	if len(starts) != len(ends) || len(axes) != len(starts) || len(steps) != len(starts) {
 		return nil, c.errorf("starts, ends, axes and steps differ in length")
+	}
+	sp := &sliceSpec{start: make([]int64, len(x)), step: make([]int64, len(x)), count: make([]int64, len(x))}
+	for i, d := range x {
+		sp.step[i], sp.count[i] = 1, d.Value
+		if !d.Known() {
+			sp.count[i] = -1
+		}
 	}
 	for i, a64 := range axes {
 		a, err := normAxis(a64, len(x))
 		if err != nil {
 			return nil, c.errorf("%v", err)
 		}
-		if steps != nil && steps[i] != 1 {
-			return nil, c.errorf("Slice with step %d is not supported (only step 1)", steps[i])
+		st := steps[i]
+		if st == 0 {
+			return nil, c.errorf("Slice step 0")
 		}
 		if !x[a].Known() {
-			if starts[i] == 0 && ends[i] >= math.MaxInt32 {
+			if st == 1 && starts[i] == 0 && ends[i] >= math.MaxInt32 {
 				continue
 			}
 			return nil, c.errorf("Slice of axis %d of symbolic size %s", a, x[a])
 		}
 		dim := x[a].Value
-		clamp := func(v int64) int64 {
-			if v < 0 {
-				v += dim
-			}
-			return min(max(v, 0), dim)
+		s, e := starts[i], ends[i]
+		if s < 0 {
+			s += dim
 		}
-		sp.begin[a], sp.end[a] = clamp(starts[i]), clamp(ends[i])
-		if sp.end[a] < sp.begin[a] {
-			sp.end[a] = sp.begin[a]
+		if e < 0 {
+			e += dim
 		}
+		var n int64
+		if st > 0 {
+			s, e = min(max(s, 0), dim), min(max(e, 0), dim)
+			n = (e - s + st - 1) / st
+		} else {
+			s, e = min(max(s, 0), dim-1), min(max(e, -1), dim-1)
+			n = (s - e - st - 1) / -st
+		}
+		sp.start[a], sp.step[a], sp.count[a] = s, st, max(n, 0)
 	}
 	return sp, nil
 }
@@ -358,21 +385,27 @@ func inferSlice(c *nodeCtx) error {
 	}
 	out := make(Shape, len(x))
 	for i, d := range x {
-		if sp.end[i] < 0 {
+		if sp.count[i] < 0 {
 			out[i] = d
 		} else {
-			out[i] = known(sp.end[i] - sp.begin[i])
+			out[i] = known(sp.count[i])
 		}
 	}
 	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
-	if v := c.in(0).value; v != nil && len(x) == 1 && sp.end[0] >= 0 && int(sp.end[0]) <= len(v) {
-		info.value = slices.Clone(v[sp.begin[0]:sp.end[0]])
+	if v := c.in(0).value; v != nil {
+		if dims, ok := x.Static(); ok {
+			info.value = mapValues(v, dims, sp.count, func(j, i []int64) {
+				for a := range j {
+					i[a] = sp.start[a] + j[a]*sp.step[a]
+				}
+			})
+		}
 	}
 	c.setOut(0, info)
 	return nil
 }
 
-// gradSlice zero-pads gY back to the input's extent.
+// gradSlice zero-pads gY back to the input's extent (unit steps only).
 func gradSlice(c *gradCtx) error {
 	x := c.shapeIn(0)
 	if c.err != nil {
@@ -385,14 +418,54 @@ func gradSlice(c *gradCtx) error {
 	r := len(x) + c.off()
 	pads := make([]int64, 2*r)
 	for i := range x {
-		if sp.end[i] < 0 {
+		if sp.step[i] != 1 {
+			return c.errorf("the gradient of a Slice with step %d is not supported (only step 1)", sp.step[i])
+		}
+		if sp.count[i] < 0 {
 			continue
 		}
-		pads[c.off()+i] = sp.begin[i]
-		pads[r+c.off()+i] = x[i].Value - sp.end[i]
+		pads[c.off()+i] = sp.start[i]
+		pads[r+c.off()+i] = x[i].Value - sp.start[i] - sp.count[i]
 	}
 	c.setGrad(0, c.op("Pad", []string{c.gy[0], c.gr.ints(pads...)}))
 	return nil
+}
+
+// mapValues builds the tracked values of a tensor of shape outDims from an
+// input of shape inDims: src fills in the input index i of output index j.
+// It serves Slice and Transpose on constant shape tensors.
+func mapValues(vals []Dim, inDims, outDims []int64, src func(j, i []int64)) []Dim {
+	n, err := numElements(outDims)
+	if err != nil || n > maxTrackedValues || int64(len(vals)) != mustElements(inDims) {
+		return nil
+	}
+	out := make([]Dim, 0, n)
+	j := make([]int64, len(outDims))
+	i := make([]int64, len(inDims))
+	for range n {
+		src(j, i)
+		flat := int64(0)
+		for a := range i {
+			flat = flat*inDims[a] + i[a]
+		}
+		out = append(out, vals[flat])
+		for a := len(j) - 1; a >= 0; a-- {
+			j[a]++
+			if j[a] < outDims[a] {
+				break
+			}
+			j[a] = 0
+		}
+	}
+	return out
+}
+
+func mustElements(dims []int64) int64 {
+	n, err := numElements(dims)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // readPads returns a constant-mode Pad node's pads (opset ≥ 11: input 1;
@@ -661,6 +734,15 @@ func inferConstantOfShape(c *nodeCtx) error {
 	info := &tensorInfo{elem: elem}
 	if t != nil && t.value != nil {
 		info.shape, info.hasShape = Shape(slices.Clone(t.value)), true
+		fill := []Dim{known(0)}
+		if v := c.attr("value"); v != nil && v.GetT() != nil {
+			fill = infoFromTensor(v.GetT()).value
+		}
+		if dims, ok := info.shape.Static(); ok && len(fill) == 1 && !isFloatType(int32(elem)) {
+			if n, err := numElements(dims); err == nil && n <= maxTrackedValues {
+				info.value = slices.Repeat(fill, int(n))
+			}
+		}
 	}
 	c.setOut(0, info)
 	return nil
