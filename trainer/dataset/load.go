@@ -228,12 +228,14 @@ func hint(name, dir string) string {
 	case "fashion-mnist":
 		return "get it with \"make data\" or \"apt-get install dataset-fashion-mnist\""
 	}
-	where := "pass their folder as the data directory or put them in $" + EnvDataDir + "/cifar10"
+	files := "data_batch_1.bin … data_batch_5.bin and test_batch.bin"
 	if dir != "" {
-		where = "put them in " + dir + " or " + filepath.Join(dir, cifarSubdir)
+		return "unpack the binary version of CIFAR-10 (cifar-10-binary.tar.gz, https://www.cs.toronto.edu/~kriz/cifar.html) " +
+			"and put " + files + " in " + dir + " or " + filepath.Join(dir, cifarSubdir)
 	}
-	return "cifar10 has no default location: unpack the CIFAR-10 binary version " +
-		"(cifar-10-binary.tar.gz, https://www.cs.toronto.edu/~kriz/cifar.html) and " + where
+	return "cifar10 has no default location: unpack the binary version of CIFAR-10 " +
+		"(cifar-10-binary.tar.gz, https://www.cs.toronto.edu/~kriz/cifar.html) and pass the folder holding " +
+		files + " as the data directory, or put them in $" + EnvDataDir + "/cifar10"
 }
 
 // SearchPath returns the folders Load(name, split, dir) looks in, in order.

