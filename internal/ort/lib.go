@@ -39,25 +39,30 @@ func DefaultLibraryPath() (string, error) {
 // otherwise [DefaultLibraryPath]. It checks that the file exists; if not, the
 // error wraps [ErrLibraryNotFound] and says how to install the library.
 func LibraryPath() (string, error) {
-	path, source := os.Getenv(EnvLibrary), "$"+EnvLibrary
-	if path == "" {
+	path := os.Getenv(EnvLibrary)
+	fromEnv := path != ""
+	if !fromEnv {
 		var err error
 		if path, err = DefaultLibraryPath(); err != nil {
 			return "", err
 		}
-		source = "default path; $" + EnvLibrary + " is unset"
 	}
 	info, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("%w: %s (%s); run `make ort` to install onnxruntime %s there, or set %s to the path of libonnxruntime.so",
-			ErrLibraryNotFound, path, source, LibraryVersion, EnvLibrary)
-	case err != nil:
-		return "", fmt.Errorf("ort: onnxruntime shared library (%s): %w", source, err)
-	case info.IsDir():
-		return "", fmt.Errorf("%w: %s (%s) is a folder, not libonnxruntime.so", ErrLibraryNotFound, path, source)
+	if err == nil && info.IsDir() {
+		err = errors.New("is a folder")
 	}
-	return path, nil
+	switch {
+	case err == nil:
+		return path, nil
+	case fromEnv && errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%w: $%s names %s, which does not exist; point it at libonnxruntime.so, or unset it to use the library that `make ort` installs",
+			ErrLibraryNotFound, EnvLibrary, path)
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%w: no file %s ($%s is unset); run `make ort` to install onnxruntime %s there, or set %s to the path of libonnxruntime.so",
+			ErrLibraryNotFound, path, EnvLibrary, LibraryVersion, EnvLibrary)
+	default:
+		return "", fmt.Errorf("%w: %s: %w", ErrLibraryNotFound, path, err)
+	}
 }
 
 var (

@@ -47,12 +47,21 @@ func Inspect(model []byte) (inputs, outputs []TensorInfo, err error) {
 	if err := Init(); err != nil {
 		return nil, nil, err
 	}
+	inputs, outputs, err = inspect(model)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ort: inspect: %w", err)
+	}
+	return inputs, outputs, nil
+}
+
+// inspect is Inspect after Init.
+func inspect(model []byte) (inputs, outputs []TensorInfo, err error) {
 	if len(model) == 0 {
-		return nil, nil, errors.New("ort: inspect: empty model")
+		return nil, nil, errors.New("empty model")
 	}
 	in, out, err := ortgo.GetInputOutputInfoWithONNXData(model)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ort: inspect: %w", err)
+		return nil, nil, err
 	}
 	return tensorInfos(in), tensorInfos(out), nil
 }
@@ -81,6 +90,9 @@ type Session struct {
 // NewSession loads a serialized ONNX model. The session's inputs and outputs
 // are all of the model's, in graph order (see [Inspect]). It calls [Init].
 func NewSession(model []byte, opts SessionOptions) (*Session, error) {
+	if err := Init(); err != nil {
+		return nil, err
+	}
 	s, err := newSession(model, opts)
 	if err != nil {
 		return nil, fmt.Errorf("ort: new session: %w", err)
@@ -90,6 +102,9 @@ func NewSession(model []byte, opts SessionOptions) (*Session, error) {
 
 // OpenSession loads the ONNX model in the file at path, like [NewSession].
 func OpenSession(path string, opts SessionOptions) (*Session, error) {
+	if err := Init(); err != nil {
+		return nil, err
+	}
 	model, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("ort: open session: %w", err)
@@ -105,7 +120,7 @@ func newSession(model []byte, opts SessionOptions) (*Session, error) {
 	if opts.Threads < 0 {
 		return nil, fmt.Errorf("negative thread count %d", opts.Threads)
 	}
-	inputs, outputs, err := Inspect(model)
+	inputs, outputs, err := inspect(model)
 	if err != nil {
 		return nil, err
 	}
