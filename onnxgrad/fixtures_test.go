@@ -25,9 +25,13 @@ func fixtures(t *testing.T) []string {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no fixtures in ../testdata/models (%v)", err)
 	}
+	// The large fixtures (ResNet-18) are not committed; make_fixtures.py
+	// --large writes them, and they are tested when present.
+	large, _ := filepath.Glob("../testdata/models/large/*.jac.npy")
 	var names []string
-	for _, f := range files {
-		names = append(names, strings.TrimSuffix(filepath.Base(f), ".jac.npy"))
+	for _, f := range append(files, large...) {
+		rel, _ := filepath.Rel("../testdata/models", f)
+		names = append(names, strings.TrimSuffix(rel, ".jac.npy"))
 	}
 	return names
 }

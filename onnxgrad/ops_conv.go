@@ -231,7 +231,8 @@ func gradMaxPool(c *gradCtx) error {
 	if c.attrInt("storage_order", 0) != 0 {
 		return c.errorf("storage_order=1 is not supported")
 	}
-	if _, err := readWindow(&c.nodeCtx, nil); err != nil {
+	w, err := readWindow(&c.nodeCtx, nil)
+	if err != nil {
 		return err
 	}
 	idx := c.output(1)
@@ -241,6 +242,10 @@ func gradMaxPool(c *gradCtx) error {
 			c.n.Output = append(c.n.Output, "")
 		}
 		c.n.Output[1] = idx
+	}
+	if w.unpoolable() && c.gradElem() == onnxpb.TensorProto_FLOAT { // MaxUnpool is float-only in onnxruntime
+		c.setGrad(0, c.maxUnpool(idx, w))
+		return nil
 	}
 	lead := c.gr.ints(1)
 	g := c.gy[0]
@@ -256,6 +261,46 @@ func gradMaxPool(c *gradCtx) error {
 	s := c.op("ScatterElements", []string{zeros, i2, g2}, attrInt("axis", 1), attrString("reduction", "add"))
 	c.setGrad(0, c.reshapeLike(s, c.input(0)))
 	return nil
+}
+
+// unpoolable reports whether MaxUnpool can invert the pooling: no two
+// windows share an input element (kernel = stride, no dilation), so each
+// input receives at most one output's gradient, and the windows do not reach
+// past the input's end (MaxUnpool refuses an output smaller than they span).
+func (w *window) unpoolable() bool {
+	for i := range w.kernel {
+		if w.kernel[i] != w.strides[i] || w.dilations[i] != 1 || (w.out[i]-1)*w.strides[i]+w.kernel[i]-w.padBegin[i]-w.padEnd[i] > w.in[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxUnpool is the fast MaxPool gradient for disjoint windows: MaxUnpool
+// places each gY at its argmax (measured 10× faster than the scatter-add in
+// onnxruntime 1.30, see ../shared/onnxgrad-notes.md). In Jacobian mode the
+// class axis is folded into the batch, and the flat indices, which include
+// the batch offset n·C·H·W, are offset by l·N·C·H·W for class row l.
+func (c *gradCtx) maxUnpool(idx string, w *window) string {
+	x := c.input(0)
+	g := c.gy[0]
+	outShape := c.op("Shape", []string{x})
+	if c.lead {
+		l := c.op("Slice", []string{c.op("Shape", []string{g}), c.gr.ints(0), c.gr.ints(1)})
+		rows := c.op("Range", []string{c.gr.constInts([]int64{0}, true), c.op("Squeeze", []string{l, c.gr.ints(0)}), c.gr.constInts([]int64{1}, true)})
+		offShape := make([]int64, len(c.shapeIn(0))+1)
+		for i := range offShape {
+			offShape[i] = 1
+		}
+		offShape[0] = -1
+		offsets := c.op("Reshape", []string{c.op("Mul", []string{rows, c.op("Size", []string{x})}), c.gr.ints(offShape...)})
+		idx = c.foldLead(c.op("Add", []string{c.op("Unsqueeze", []string{idx, c.gr.ints(0)}), offsets}), c.output(0))
+		g = c.foldLead(g, c.output(0))
+		batch := c.op("Slice", []string{c.op("Shape", []string{g}), c.gr.ints(0), c.gr.ints(1)})
+		rest := c.op("Slice", []string{outShape, c.gr.ints(1), c.gr.ints(math.MaxInt64)})
+		outShape = c.op("Concat", []string{batch, rest}, attrInt("axis", 0))
+	}
+	return c.reshapeLike(c.op("MaxUnpool", []string{g, idx, outShape}, attrInts("kernel_shape", w.kernel), attrInts("strides", w.strides), attrInts("pads", w.pads())), x)
 }
 
 // https://onnx.ai/onnx/operators/onnx__AveragePool.html

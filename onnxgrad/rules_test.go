@@ -91,6 +91,9 @@ var ruleCases = []ruleCase{
 	{name: "Conv stem k7 s2 p3", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{3, 3, 3, 3})}, inputs: []caseInput{f(1, 3, 11, 11), f(2, 3, 7, 7)}, float32: true},
 	{name: "Conv 1-D", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 0}), attrInts("strides", []int64{2})}, inputs: []caseInput{f(2, 2, 9), f(3, 2, 3)}, float32: true},
 	{name: "MaxPool 2x2", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true},
+	{name: "MaxPool 2x2 float32 unpool", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true, float32: true},
+	{name: "MaxPool 3x3 float32 unpool pads", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{3, 3}), attrInts("pads", []int64{1, 1, 0, 0})}, inputs: []caseInput{f(2, 2, 8, 7)}, kinked: true, float32: true},
+	{name: "MaxPool 3x3 float32 ceil past the end", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{3, 3}), attrInts("pads", []int64{1, 1, 0, 0}), attrInt("ceil_mode", 1)}, inputs: []caseInput{f(2, 2, 8, 7)}, kinked: true, float32: true},
 	{name: "MaxPool overlapping k3 s2 p1", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 2, 7, 7)}, kinked: true},
 	{name: "MaxPool ceil mode", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInt("ceil_mode", 1)}, inputs: []caseInput{f(2, 2, 8, 8)}, kinked: true},
 	{name: "AveragePool", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, float32: true},
@@ -187,16 +190,18 @@ func caseValues(c ruleCase, in caseInput, i int) []float64 {
 	v := make([]float64, n)
 	switch {
 	case c.kinked:
-		// distinct magnitudes in [0.05, 1.05), random signs: no ties for
-		// MaxPool, no values near the kinks of Relu, Abs and Clip's bounds.
+		// magnitudes 0.05 + 0.02·k for distinct k, random signs: neighbours
+		// differ by at least 0.02, far more than the finite-difference
+		// perturbations (h·|u| ≲ 0.005), so no MaxPool argmax changes and no
+		// value crosses the kinks of Relu, Abs and Clip's bounds.
 		perm := rng.Perm(int(n))
 		for j := range v {
-			v[j] = 0.05 + float64(perm[j])/float64(n)
+			v[j] = 0.05 + 0.02*float64(perm[j])
 			if rng.IntN(2) == 0 {
 				v[j] = -v[j]
 			}
-			if math.Abs(math.Abs(v[j])-0.5) < 0.02 || math.Abs(math.Abs(v[j])-0.3) < 0.02 {
-				v[j] += 0.04
+			if math.Abs(math.Abs(v[j])-0.5) < 0.01 || math.Abs(math.Abs(v[j])-0.3) < 0.01 {
+				v[j] += 0.01 // keep off Clip's bounds
 			}
 		}
 	case c.positive:
