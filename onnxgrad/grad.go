@@ -105,9 +105,7 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 			return nil, &FormatError{File: opt.File, Field: fmt.Sprintf("graph.input %q", inputs[0].GetName()), Msg: err.Error()}
 		}
 	}
-	if err := gr.infer(); err != nil {
-		return nil, err
-	}
+	gr.infer()
 	output := opt.Output
 	if output == "" {
 		output = m.GetGraph().GetOutput()[0].GetName()
@@ -149,9 +147,12 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("%w: %q does not depend on %q", ErrNotDifferentiable, output, w)
 		}
 	}
+	if u := unsupportedOps(onPath, opt.File); len(u) > 0 {
+		return nil, u[0]
+	}
 	for _, n := range onPath {
-		if r, ok := rules[n.GetOpType()]; !ok || r.grad == nil || canonicalDomain(n.GetDomain()) != "" {
-			return nil, &UnsupportedOpError{File: opt.File, Node: n.GetName(), OpType: qualifiedOp(n)}
+		if err := gr.inferErr[n]; err != nil {
+			return nil, err
 		}
 	}
 
@@ -274,6 +275,17 @@ func makeSeed(gr *graph, opt Options, outInfo *tensorInfo, res *Result) (string,
 		onOff := gr.constFloat(elem, []int64{2}, []float64{0, 1})
 		return gr.op("OneHot", []string{idx, gr.constInts([]int64{k.Value}, true), onOff}, attrInt("axis", -1)), nil
 	}
+}
+
+// unsupportedOps lists the nodes of path that have no gradient rule.
+func unsupportedOps(path []*onnxpb.NodeProto, file string) []*UnsupportedOpError {
+	var out []*UnsupportedOpError
+	for _, n := range path {
+		if r, ok := rules[n.GetOpType()]; !ok || r.grad == nil || canonicalDomain(n.GetDomain()) != "" {
+			out = append(out, &UnsupportedOpError{File: file, Node: n.GetName(), OpType: qualifiedOp(n)})
+		}
+	}
+	return out
 }
 
 // differentiablePath returns the nodes (in graph order) that lie on a path

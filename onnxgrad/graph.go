@@ -23,13 +23,15 @@ type graph struct {
 	// newNodes are appended to the graph after the forward nodes.
 	newNodes []*onnxpb.NodeProto
 	consts   map[string]string
+	// inferErr holds the shape-inference failure of each node that had one.
+	inferErr map[*onnxpb.NodeProto]error
 	// minOpset is the smallest default-domain opset the emitted nodes need.
 	minOpset int64
 }
 
 func newGraph(m *onnxpb.ModelProto, file string) *graph {
 	gr := &graph{file: file, m: m, g: m.GetGraph(), opset: Opset(m), info: map[string]*tensorInfo{},
-		names: map[string]bool{}, consts: map[string]string{}, minOpset: 13}
+		names: map[string]bool{}, consts: map[string]string{}, inferErr: map[*onnxpb.NodeProto]error{}, minOpset: 13}
 	for _, t := range gr.g.GetInitializer() {
 		gr.names[t.GetName()] = true
 	}
@@ -47,8 +49,10 @@ func newGraph(m *onnxpb.ModelProto, file string) *graph {
 
 // infer runs shape inference over the forward graph. Ops without a rule, or
 // whose rule cannot decide, leave their outputs with whatever the model's
-// value_info declares.
-func (gr *graph) infer() error {
+// value_info declares. A node whose rule fails (often because an op without
+// a rule upstream left its input unknown) is recorded in inferErr and
+// inference goes on; the error matters only if the node is differentiated.
+func (gr *graph) infer() {
 	declared := map[string]*tensorInfo{}
 	for _, vi := range append(append([]*onnxpb.ValueInfoProto{}, gr.g.GetValueInfo()...), gr.g.GetOutput()...) {
 		if info := infoFromValueInfo(vi); info != nil {
@@ -69,11 +73,12 @@ func (gr *graph) infer() error {
 	for _, n := range gr.g.GetNode() {
 		c := &nodeCtx{gr: gr, n: n}
 		if r, ok := rules[n.GetOpType()]; ok && canonicalDomain(n.GetDomain()) == "" && r.infer != nil {
-			if err := r.infer(c); err != nil {
-				return err
+			err := r.infer(c)
+			if err == nil {
+				err = c.err
 			}
-			if c.err != nil {
-				return c.err
+			if err != nil {
+				gr.inferErr[n] = err
 			}
 		}
 		for _, o := range n.GetOutput() {
@@ -87,7 +92,6 @@ func (gr *graph) infer() error {
 			}
 		}
 	}
-	return nil
 }
 
 // fresh returns a tensor or node name not used anywhere in the graph.

@@ -52,9 +52,7 @@ func Inspect(m *onnxpb.ModelProto, file string) (*ModelInfo, error) {
 		info.Metadata[p.GetKey()] = p.GetValue()
 	}
 	gr := newGraph(m, file)
-	if err := gr.infer(); err != nil {
-		info.GradErr = err
-	}
+	gr.infer()
 	for _, vi := range graphInputs(m) {
 		info.Inputs = append(info.Inputs, describe(vi, gr))
 	}
@@ -72,15 +70,12 @@ func Inspect(m *onnxpb.ModelProto, file string) (*ModelInfo, error) {
 			info.Params += n
 		}
 	}
-	if len(info.Inputs) == 0 || info.GradErr != nil {
+	if len(info.Inputs) == 0 {
+		info.GradErr = &FormatError{File: file, Field: "graph.input", Msg: "the model has no inputs"}
 		return info, nil
 	}
 	path, _ := differentiablePath(m.GetGraph(), gr, []string{info.Inputs[0].Name}, info.Outputs[0].Name)
-	for _, n := range path {
-		if r, ok := rules[n.GetOpType()]; !ok || r.grad == nil || canonicalDomain(n.GetDomain()) != "" {
-			info.Unsupported = append(info.Unsupported, &UnsupportedOpError{File: file, Node: n.GetName(), OpType: qualifiedOp(n)})
-		}
-	}
+	info.Unsupported = unsupportedOps(path, file)
 	mode := VJP
 	if s := info.Outputs[0].Shape; len(s) == 2 {
 		mode = Jacobian
