@@ -13,8 +13,8 @@ TESTFLAGS ?=
 # Duration of each fuzz target in `make fuzz`.
 FUZZTIME ?= 30s
 # Fuzz targets of `make fuzz`, as space-separated PACKAGE:FuzzName entries,
-# e.g. ./onnxgrad:FuzzDecodeModel.
-FUZZ_TARGETS ?=
+# e.g. ./onnxgrad:FuzzDecode.
+FUZZ_TARGETS ?= ./onnxgrad:FuzzDecode
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # The onnxruntime library that `make ort` installs and the tests load, unless
@@ -53,7 +53,7 @@ lint:
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
-test: ort lint
+test: ort data lint
 	$(GO) test -timeout 30m $(TESTFLAGS) ./...
 
 demo: ort
