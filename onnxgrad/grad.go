@@ -192,11 +192,9 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 
 	for _, w := range wrt {
 		g := gr.sum(acc[w])
-		name := gr.fresh(w + "_grad")
-		shape := gr.info[w].shape
+		suffix, shape := "_grad", gr.info[w].shape
 		if lead {
-			shape = append(Shape{shape[0], jacobianRows(opt, outInfo)}, shape[1:]...)
-			name = gr.fresh(w + "_jacobian")
+			suffix, shape = "_jacobian", append(Shape{shape[0], jacobianRows(opt, outInfo)}, shape[1:]...)
 			// [L, N, ...] → [N, L, ...], the layout of torch's per-sample Jacobian.
 			r := gr.info[w].rank()
 			perm := []int64{1, 0}
@@ -205,6 +203,7 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 			}
 			g = gr.op("Transpose", []string{g}, attrInts("perm", perm))
 		}
+		name := gr.fresh(w + suffix)
 		gr.newNodes = append(gr.newNodes, &onnxpb.NodeProto{Name: proto.String(gr.fresh("grad/output")), OpType: proto.String("Identity"), Input: []string{g}, Output: []string{name}})
 		res.Grads = append(res.Grads, name)
 		m.GetGraph().Output = append(m.GetGraph().Output, tensorValueInfo(name, gr.info[w].elem, shape))
@@ -294,7 +293,8 @@ func unsupportedOps(path []*onnxpb.NodeProto, file string) []*UnsupportedOpError
 func differentiablePath(g *onnxpb.GraphProto, gr *graph, wrt []string, output string) ([]*onnxpb.NodeProto, map[string]bool) {
 	isFloat := func(name string) bool {
 		info := gr.info[name]
-		return info == nil || isFloatType(int32(info.elem)) // unknown types may carry gradient
+		// unknown types (after ops without rules) may carry gradient
+		return info == nil || info.elem == onnxpb.TensorProto_UNDEFINED || isFloatType(int32(info.elem))
 	}
 	fwd := map[string]bool{}
 	for _, w := range wrt {

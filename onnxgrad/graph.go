@@ -94,8 +94,13 @@ func (gr *graph) infer() {
 	}
 }
 
-// fresh returns a tensor or node name not used anywhere in the graph.
+// fresh returns a tensor or node name not used anywhere in the graph: hint
+// itself if it is free, else hint with a numeric suffix.
 func (gr *graph) fresh(hint string) string {
+	if !gr.names[hint] {
+		gr.names[hint] = true
+		return hint
+	}
 	for {
 		gr.counter++
 		name := fmt.Sprintf("%s_%d", hint, gr.counter)

@@ -3,6 +3,8 @@ package onnxgrad
 // Elementwise operators: broadcasting arithmetic and activations.
 
 import (
+	"math"
+
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
@@ -165,6 +167,69 @@ var gradSoftplus = unaryGrad(func(c *gradCtx, x, _ string) string {
 
 // https://onnx.ai/onnx/operators/onnx__Abs.html: f′ = sign(x).
 var gradAbs = unaryGrad(func(c *gradCtx, x, _ string) string { return c.op("Sign", []string{x}) })
+
+// https://onnx.ai/onnx/operators/onnx__Erf.html: f′ = 2/√π · exp(−x²), for
+// GELU as exported by PyTorch.
+var gradErf = unaryGrad(func(c *gradCtx, x, _ string) string {
+	return c.op("Mul", []string{c.scalar(2 / math.Sqrt(math.Pi)), c.op("Exp", []string{c.op("Neg", []string{c.op("Mul", []string{x, x})})})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Reciprocal.html: f′ = −y².
+var gradReciprocal = unaryGrad(func(c *gradCtx, _, y string) string {
+	return c.op("Neg", []string{c.op("Mul", []string{y, y})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__HardSigmoid.html: f′ = α where
+// 0 < αx + β < 1.
+var gradHardSigmoid = unaryGrad(func(c *gradCtx, x, _ string) string {
+	alpha, beta := float64(c.attrFloat("alpha", 0.2)), float64(c.attrFloat("beta", 0.5))
+	z := c.op("Add", []string{c.op("Mul", []string{x, c.scalar(alpha)}), c.scalar(beta)})
+	inside := c.op("And", []string{c.op("Greater", []string{z, c.scalar(0)}), c.op("Less", []string{z, c.scalar(1)})})
+	return c.op("Mul", []string{c.op("Cast", []string{inside}, attrInt("to", int64(c.gradElem()))), c.scalar(alpha)})
+})
+
+// https://onnx.ai/onnx/operators/onnx__PRelu.html: y = x for x > 0, slope·x
+// otherwise, the slope broadcast to x.
+func gradPRelu(c *gradCtx) error {
+	x, slope := c.input(0), c.input(1)
+	pos := c.op("Greater", []string{x, c.scalar(0)})
+	if c.need[0] {
+		c.setGrad(0, c.op("Mul", []string{c.gy[0], c.op("Where", []string{pos, c.scalar(1), slope})}))
+	}
+	if c.need[1] {
+		neg := c.op("Where", []string{pos, c.scalar(0), x})
+		c.setGrad(1, c.unbroadcast(c.op("Mul", []string{c.gy[0], neg}), c.shapeOut(0), 1))
+	}
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Pow.html: dA = gY·B·A^(B−1),
+// dB = gY·Y·ln A (defined for A > 0).
+func gradPow(c *gradCtx) error {
+	a, b := c.input(0), c.input(1)
+	y := c.shapeOut(0)
+	if c.need[0] {
+		d := c.op("Mul", []string{b, c.op("Pow", []string{a, c.op("Sub", []string{b, c.scalar(1)})})})
+		c.setGrad(0, c.unbroadcast(c.op("Mul", []string{c.gy[0], d}), y, 0))
+	}
+	if c.need[1] {
+		d := c.op("Mul", []string{c.output(0), c.op("Log", []string{a})})
+		c.setGrad(1, c.unbroadcast(c.op("Mul", []string{c.gy[0], d}), y, 1))
+	}
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Sum.html: every input gets gY,
+// summed back over its broadcast axes.
+func gradSum(c *gradCtx) error {
+	y := c.shapeOut(0)
+	for i := range c.n.GetInput() {
+		if c.need[i] {
+			c.setGrad(i, c.unbroadcast(c.gy[0], y, i))
+		}
+	}
+	return nil
+}
 
 // https://onnx.ai/onnx/operators/onnx__Neg.html
 func gradNeg(c *gradCtx) error {

@@ -1,10 +1,10 @@
 package onnxgrad
 
 import (
-	"os"
 	"testing"
 
 	"github.com/marginaudit/marginaudit/internal/ort"
+	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
@@ -22,12 +22,7 @@ type testRuntime struct{}
 // (which installs it) and skip elsewhere.
 func newTestRuntime(t testing.TB) *testRuntime {
 	t.Helper()
-	if err := ort.Init(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("onnxruntime is required in CI: %v", err)
-		}
-		t.Skipf("onnxruntime not available: %v", err)
-	}
+	orttest.Require(t)
 	return &testRuntime{}
 }
 
