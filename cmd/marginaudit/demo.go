@@ -1,0 +1,254 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/marginaudit/marginaudit/internal/npy"
+)
+
+// demoTolerance bounds max |J_onnxruntime − J_torch| / max |J_torch| and the
+// same for the class scores. The fixtures' Jacobians were computed by
+// torch.autograd in float64 and the ONNX graphs reproduce torch's scores to
+// about 3e-7 relative (testdata/models/README.md); 1e-4 leaves room for
+// float32 accumulation in onnxruntime.
+const demoTolerance = 1e-4
+
+// demoMinTime is how long each fixture's Jacobian is timed for.
+const demoMinTime = 200 * time.Millisecond
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "demo",
+		Usage:     "check Jacobians against PyTorch on the fixtures (a stand-in until the auditor exists)",
+		UsageText: progName + " demo [--fixtures DIR] [--threads N]",
+		Description: wrapText("A stand-in until the auditor exists: end-to-end work that is possible today. For every fixture " +
+			"NAME.onnx in testdata/models (or --fixtures DIR) that has inputs NAME.x.npy, the demo builds the model's " +
+			"Jacobian graph with onnxgrad, runs it with onnxruntime on the inputs, and compares the Jacobian and the " +
+			"class scores with PyTorch's (NAME.jac.npy, NAME.logits.npy; the tolerance is 1e-4 of the largest " +
+			"magnitude). Then it estimates, for each input, the first-order (linearised) L2 distance to the " +
+			"decision boundary from the Jacobian and the scores f: the minimum over classes k other than the " +
+			"predicted class p of |f_k − f_p| / ‖∇f_k − ∇f_p‖₂. This is one DeepFool step's estimate, not the " +
+			"margin the auditor will measure.\n\n" +
+			"It prints a table: fixture, number of inputs N, classes K, the maximum Jacobian and score errors " +
+			"relative to the largest torch value, the mean linearised margin, and the throughput of the Jacobian " +
+			"computation in onnxruntime (images/s, timed over repeated runs for at least 200 ms). " +
+			"A fixture that fails is reported on stderr and the demo goes on; the exit status is then 1. " +
+			"Without --fixtures, testdata/models is looked for in the current folder and the folders above it."),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "fixtures", Usage: "read the fixtures from `DIR`"},
+		},
+		Action: runDemo,
+	}
+}
+
+func runDemo(c *cli.Context) error {
+	const cmd = "demo"
+	if c.NArg() != 0 {
+		return usagef(cmd, "unexpected argument %q", c.Args().First())
+	}
+	if c.Int("threads") < 0 {
+		return usagef(cmd, "--threads %d: want 0 or more", c.Int("threads"))
+	}
+	dir := c.String("fixtures")
+	if dir == "" {
+		var err error
+		if dir, err = findFixtures(); err != nil {
+			return err
+		}
+	}
+	models, err := filepath.Glob(filepath.Join(dir, "*.onnx"))
+	if err != nil {
+		return err
+	}
+	slices.Sort(models)
+	quiet, stderr := c.Bool("quiet"), c.App.ErrWriter
+
+	t := newTable()
+	t.row("fixture\tN\tK\tmax|ΔJ|/max|J|\tmax|Δf|/max|f|\tmean margin (L2, linearised)\timages/s")
+	var firstErr error
+	var tried, failed int
+	for _, model := range models {
+		name := strings.TrimSuffix(filepath.Base(model), ".onnx")
+		base := strings.TrimSuffix(model, ".onnx")
+		if _, err := os.Stat(base + ".x.npy"); err != nil {
+			if !quiet {
+				fmt.Fprintf(stderr, "demo: skipping %s: no %s.x.npy\n", name, name)
+			}
+			continue
+		}
+		tried++
+		if !quiet {
+			fmt.Fprintf(stderr, "demo: %s\n", name)
+		}
+		r, err := demoFixture(c, base, c.Int("threads"))
+		if err != nil {
+			failed++
+			fmt.Fprintf(stderr, "demo: %s: %v\n", name, err)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", name, err)
+			}
+			t.row("%s\t-\t-\tfailed\t\t\t", name)
+			continue
+		}
+		t.row("%s\t%d\t%d\t%.1e\t%.1e\t%.4g\t%.0f", name, r.n, r.k, r.relJ, r.relF, r.meanMargin, r.imagesPerSec)
+	}
+	if tried == 0 {
+		return fmt.Errorf("no fixtures with inputs (NAME.onnx and NAME.x.npy) in %s", dir)
+	}
+	if err := t.writeTo(c.App.Writer); err != nil {
+		return err
+	}
+	if firstErr != nil {
+		return fmt.Errorf("demo: %d of %d fixtures failed, the first: %w", failed, tried, firstErr)
+	}
+	return nil
+}
+
+// findFixtures looks for testdata/models in the current folder and the
+// folders above it.
+func findFixtures() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		p := filepath.Join(d, "testdata", "models")
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			if rel, err := filepath.Rel(wd, p); err == nil {
+				return rel, nil
+			}
+			return p, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no testdata/models folder here or above; run from the repository or pass --fixtures DIR")
+		}
+	}
+}
+
+// demoResult is one row of the demo's table.
+type demoResult struct {
+	n, k         int
+	relJ, relF   float64
+	meanMargin   float64
+	imagesPerSec float64
+}
+
+// demoFixture checks the fixture whose files start with base (a path
+// without .onnx).
+func demoFixture(c *cli.Context, base string, threads int) (*demoResult, error) {
+	x, err := npy.ReadFile(base + ".x.npy")
+	if err != nil {
+		return nil, err
+	}
+	jm, err := buildJacobian(base+".onnx", x.Shape, jacobianOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if err := jm.checkInput(base+".x.npy", x); err != nil {
+		return nil, err
+	}
+	if err := jm.open(threads); err != nil {
+		return nil, err
+	}
+	defer jm.Close()
+	n := x.Shape[0]
+	res, err := jm.compute(c.Context, x, n, nil)
+	if err != nil {
+		return nil, err
+	}
+	r := &demoResult{n: n, k: jm.k}
+	if r.relJ, err = relError(base+".jac.npy", res.j); err != nil {
+		return nil, err
+	}
+	if r.relF, err = relError(base+".logits.npy", res.scores); err != nil {
+		return nil, err
+	}
+	if r.relJ > demoTolerance || r.relF > demoTolerance {
+		return nil, fmt.Errorf("onnxruntime differs from torch: max |ΔJ|/max |J| = %.2g, max |Δf|/max |f| = %.2g, tolerance %g", r.relJ, r.relF, demoTolerance)
+	}
+	margins := linearMargins(res.scores, res.j)
+	for _, m := range margins {
+		r.meanMargin += m / float64(len(margins))
+	}
+
+	// The first run above warmed the session up; time further runs.
+	var elapsed time.Duration
+	runs := 0
+	for elapsed < demoMinTime {
+		again, err := jm.compute(c.Context, x, n, nil)
+		if err != nil {
+			return nil, err
+		}
+		elapsed += again.elapsed
+		runs++
+	}
+	r.imagesPerSec = float64(runs*n) / elapsed.Seconds()
+	return r, nil
+}
+
+// relError returns max |got − want| / max |want| for the array want in file.
+func relError(file string, got *npy.Array) (float64, error) {
+	want, err := npy.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	if !slices.Equal(want.Shape, got.Shape) {
+		return 0, fmt.Errorf("%s has shape %s, onnxruntime computed %s", file, formatInts(want.Shape), formatInts(got.Shape))
+	}
+	var diff, scale float64
+	for i, w := range want.Data {
+		diff = max(diff, math.Abs(float64(got.Data[i])-float64(w)))
+		scale = max(scale, math.Abs(float64(w)))
+	}
+	if scale == 0 {
+		return diff, nil
+	}
+	return diff / scale, nil
+}
+
+// linearMargins returns, for each sample n of the class scores f [N, K] and
+// their Jacobian J [N, K, ...], the first-order distance to the decision
+// boundary: min over k ≠ p of |f_k − f_p| / ‖J_k − J_p‖₂, where p is the
+// predicted class. It is +Inf when every gradient difference vanishes.
+func linearMargins(f, j *npy.Array) []float64 {
+	n, k := f.Shape[0], f.Shape[1]
+	per := len(j.Data) / (n * k)
+	out := make([]float64, n)
+	for s := range n {
+		scores := f.Data[s*k : (s+1)*k]
+		p := 0
+		for c, v := range scores {
+			if v > scores[p] {
+				p = c
+			}
+		}
+		jp := j.Data[(s*k+p)*per : (s*k+p+1)*per]
+		best := math.Inf(1)
+		for c := range k {
+			if c == p {
+				continue
+			}
+			jc := j.Data[(s*k+c)*per : (s*k+c+1)*per]
+			var norm2 float64
+			for i := range jc {
+				d := float64(jc[i]) - float64(jp[i])
+				norm2 += d * d
+			}
+			if norm2 == 0 {
+				continue
+			}
+			best = min(best, math.Abs(float64(scores[c])-float64(scores[p]))/math.Sqrt(norm2))
+		}
+		out[s] = best
+	}
+	return out
+}
