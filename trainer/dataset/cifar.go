@@ -118,17 +118,19 @@ func recordSizeErr(s *source, size int64) error {
 
 // readCIFAR appends the records of s to pix and labels.
 func readCIFAR(s *source, pix []float32, labels []int) ([]float32, []int, error) {
-	chunk := int64(cifarChunkRecords)
+	// Of unknown size, start small and double up to cifarChunkRecords, so
+	// that short streams stay cheap.
+	chunk := int64(16)
 	if s.size >= 0 {
 		n := s.size / CIFARRecordSize
-		chunk = max(min(chunk, n), 1)
+		chunk = max(min(cifarChunkRecords, n), 1)
 		pix = slices.Grow(pix, int(n)*cifarImageBytes)
 		labels = slices.Grow(labels, int(n))
 	}
 	buf := make([]byte, chunk*CIFARRecordSize)
 	start := s.off
 	for {
-		m, err := io.ReadFull(s.r, buf)
+		m, err := fill(s.r, buf)
 		if s.off-start+int64(m) > MaxDataBytes {
 			return nil, nil, s.fail(s.off, ErrTooLarge, fmt.Sprintf("more than %d bytes", MaxDataBytes))
 		}
@@ -148,11 +150,15 @@ func readCIFAR(s *source, pix []float32, labels []int) ([]float32, []int, error)
 			}
 		}
 		s.off += int64(m)
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, nil, s.readErr(err, "CIFAR-10 records", 0, 0)
+		}
+		if chunk < cifarChunkRecords {
+			chunk *= 2
+			buf = make([]byte, chunk*CIFARRecordSize)
 		}
 	}
 	switch size := s.off - start; {
@@ -162,6 +168,22 @@ func readCIFAR(s *source, pix []float32, labels []int) ([]float32, []int, error)
 		return nil, nil, recordSizeErr(s, size)
 	}
 	return pix, labels, nil
+}
+
+// fill reads into buf until it is full or r fails. Unlike io.ReadFull it
+// returns io.EOF for a clean end of r however much it read, and passes any
+// other error through: a gzip stream cut short reports io.ErrUnexpectedEOF,
+// which must not pass for the end of the data.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // WriteCIFAR writes d as one CIFAR-10 binary batch file. d must hold 3×32×32

@@ -13,6 +13,7 @@ func TestReadCIFAR(t *testing.T) {
 	valid := cifarRecords(3, 7)
 	badLabel := cifarRecords(3, 7)
 	badLabel[2*CIFARRecordSize] = 10
+	gzValid := gz(valid)
 	tests := []struct {
 		name    string
 		data    []byte
@@ -31,6 +32,8 @@ func TestReadCIFAR(t *testing.T) {
 			wantMsg: "size 9218 bytes"},
 		{name: "label only", data: []byte{3}, wantErr: ErrRecordSize, wantOff: 0, wantMsg: "size 1 bytes"},
 		{name: "gzip short", data: gz(valid[:len(valid)-1]), wantErr: ErrRecordSize, wantOff: 2 * CIFARRecordSize},
+		// All records decompress, but the gzip trailer is cut off.
+		{name: "gzip without trailer", data: gzValid[:len(gzValid)-8], wantErr: ErrTruncated, wantOff: 3 * CIFARRecordSize},
 		{name: "label 10", data: badLabel, wantErr: ErrLabelRange, wantOff: 2 * CIFARRecordSize, wantMsg: "label 10 in record 2, want 0–9"},
 	}
 	for _, tt := range tests {

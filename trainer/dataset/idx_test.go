@@ -42,6 +42,7 @@ func TestReadIDXImages(t *testing.T) {
 		{name: "truncated pixels", data: valid[:16+7], wantErr: ErrTruncated, wantOff: 16 + 7, wantMsg: "pixel data: got 7 of 60 bytes"},
 		{name: "truncated gzip pixels", data: gz(valid[:16+7]), wantErr: ErrTruncated, wantOff: 16 + 7},
 		{name: "cut gzip stream", data: gz(valid)[:20], wantErr: ErrTruncated},
+		{name: "gzip without trailer", data: gz(valid)[:len(gz(valid))-8], wantErr: ErrTruncated, wantOff: 76},
 		{name: "trailing byte", data: append(bytes.Clone(valid), 0), wantErr: ErrTrailingData, wantOff: 76},
 		{name: "gzip checksum", data: corruptCRC, wantErr: gzip.ErrChecksum, wantOff: 76},
 		{name: "gzip garbage after stream", data: append(gz(valid), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10), wantErr: gzip.ErrHeader},
