@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/marginaudit/marginaudit/internal/npy"
+	"github.com/marginaudit/marginaudit/internal/ort"
 )
 
 // demoTolerance bounds max |J_onnxruntime − J_torch| / max |J_torch| and the
@@ -64,6 +65,9 @@ func runDemo(c *cli.Context) error {
 		if dir, err = findFixtures(); err != nil {
 			return err
 		}
+	}
+	if err := ort.Init(); err != nil {
+		return err
 	}
 	models, err := filepath.Glob(filepath.Join(dir, "*.onnx"))
 	if err != nil {

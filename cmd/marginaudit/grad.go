@@ -108,7 +108,10 @@ func describeGrad(w io.Writer, file string, mode onnxgrad.Mode, res *onnxgrad.Re
 	}
 	inputs, outputs := graphIO(res.Model)
 	notes := map[string]string{}
-	if res.Seed != "" {
+	switch {
+	case res.Seed != "" && mode == onnxgrad.Params:
+		notes[res.Seed] = fmt.Sprintf("new: the cotangent of %q, such as ∂loss/∂%s", res.Output, res.Output)
+	case res.Seed != "":
 		notes[res.Seed] = fmt.Sprintf("new: the cotangent of %q (one-hot rows give one class score's gradient)", res.Output)
 	}
 	if res.Classes != "" {

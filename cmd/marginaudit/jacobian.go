@@ -188,6 +188,9 @@ func buildJacobian(file string, xShape []int, opt jacobianOptions) (*jacobianMod
 // open loads the model into an onnxruntime session whose runs use threads
 // threads (0: onnxruntime's default).
 func (jm *jacobianModel) open(threads int) error {
+	if err := ort.Init(); err != nil {
+		return err // not the model's fault: no file name
+	}
 	data, err := onnxgrad.Encode(jm.res.Model)
 	if err != nil {
 		return err
