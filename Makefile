@@ -69,5 +69,5 @@ fuzz: ort
 		$(GO) test -list "^$$name\$$" "$$pkg" | grep -qx "$$name" || \
 			{ echo "fuzz: no fuzz target $$name in $$pkg" >&2; exit 1; }; \
 		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s "$$pkg"; \
 	done

@@ -258,6 +258,9 @@ func makeSeed(gr *graph, opt Options, outInfo *tensorInfo, res *Result) (string,
 	case opt.Classes < 0 || int64(opt.Classes) > k.Value:
 		return "", fmt.Errorf("onnxgrad: Classes = %d, want 0 ≤ Classes ≤ K = %d", opt.Classes, k.Value)
 	case opt.Classes == 0:
+		if tooLarge(k.Value, k.Value) {
+			return "", fmt.Errorf("onnxgrad: %d classes are too many for a full Jacobian; restrict it with Classes (top-k)", k.Value)
+		}
 		eye := make([]float64, k.Value*k.Value)
 		for i := int64(0); i < k.Value; i++ {
 			eye[i*k.Value+i] = 1

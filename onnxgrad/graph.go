@@ -159,6 +159,16 @@ func (gr *graph) constInts(vals []int64, scalar bool) string {
 
 func (gr *graph) ints(vals ...int64) string { return gr.constInts(vals, false) }
 
+// maxConstElements bounds the constants a backward rule may create (one-hot
+// seeds, pooling divisors, gather matrices): 2²⁴ elements, 64 MiB of float32.
+const maxConstElements = 1 << 24
+
+// tooLarge reports whether a constant of these dims exceeds maxConstElements.
+func tooLarge(dims ...int64) bool {
+	n, err := numElements(dims)
+	return err != nil || n > maxConstElements
+}
+
 // constFloat returns a floating-point initializer of type dt and shape dims.
 func (gr *graph) constFloat(dt onnxpb.TensorProto_DataType, dims []int64, vals []float64) string {
 	key := fmt.Sprint("f", dt, dims, vals)

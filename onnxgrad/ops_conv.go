@@ -358,6 +358,9 @@ func gradAveragePool(c *gradCtx) error {
 	}
 	r := len(w.in)
 	elem := c.gradElem()
+	if tooLarge(w.out...) || tooLarge(w.kernel...) {
+		return c.errorf("pooling window or output too large")
+	}
 	div := c.gr.constFloat(elem, w.out, w.divisors(c.attrInt("count_include_pad", 0) != 0))
 	g := c.op("Div", []string{c.gy[0], div})
 	g = c.op("Reshape", []string{g, c.gr.ints(append([]int64{-1, 1}, w.out...)...)})

@@ -618,6 +618,9 @@ func gradGather(c *gradCtx) error {
 		target = append(target, d.Value)
 	}
 	g = c.op("Reshape", []string{g, c.gr.ints(target...)})
+	if tooLarge(int64(len(idx)), dim) {
+		return c.errorf("gathered axis too large")
+	}
 	onehot := make([]float64, int64(len(idx))*dim)
 	for j, i := range idx {
 		if i < 0 {
