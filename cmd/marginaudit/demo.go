@@ -94,6 +94,9 @@ func runDemo(c *cli.Context) error {
 			fmt.Fprintf(stderr, "demo: %s\n", name)
 		}
 		r, err := demoFixture(c, base, c.Int("threads"))
+		if cerr := c.Context.Err(); cerr != nil {
+			return cerr // interrupted: the other fixtures would fail the same way
+		}
 		if err != nil {
 			failed++
 			fmt.Fprintf(stderr, "demo: %s: %v\n", name, err)

@@ -95,20 +95,24 @@ func runJacobian(c *cli.Context) error {
 	}
 	p.done(fmt.Sprintf("%d images in %v (%.0f images/s in onnxruntime)", x.Shape[0], res.elapsed.Round(time.Millisecond), float64(x.Shape[0])/res.elapsed.Seconds()))
 
-	if err := npy.WriteFile(out, res.j); err != nil {
-		return err
-	}
 	w := c.App.Writer
 	if res.classes == nil {
+		if err := npy.WriteFile(out, res.j); err != nil {
+			return err
+		}
 		fmt.Fprintf(w, "wrote %s: float32 %s, [n, k, ...] = ∂%s[n, k]/∂%s[n, ...]\n", out, formatInts(res.j.Shape), jm.res.Output, jm.input.Name)
 		return nil
 	}
+	// The classes first: a J.npy is never left without its classes.
 	cp := classesPath(out)
 	ca := &npy.Array{Shape: []int{x.Shape[0], jm.rows}, Data: make([]float32, len(res.classes))}
 	for i, k := range res.classes {
 		ca.Data[i] = float32(k)
 	}
 	if err := npy.WriteFile(cp, ca); err != nil {
+		return err
+	}
+	if err := npy.WriteFile(out, res.j); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "wrote %s: float32 %s, [n, l, ...] = ∂%s[n, c]/∂%s[n, ...] for the class c = classes[n, l]\n", out, formatInts(res.j.Shape), jm.res.Output, jm.input.Name)

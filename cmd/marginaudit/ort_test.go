@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -326,5 +328,28 @@ func TestLinearMargins(t *testing.T) {
 	j = &npy.Array{Shape: []int{1, 3, 2}, Data: []float32{0, 0, 1, 1, 0, 0.1}}
 	if got := linearMargins(f, j); math.Abs(got[0]-1/math.Sqrt2) > 1e-7 {
 		t.Errorf("margin %v, want 1/√2", got)
+	}
+}
+
+// A cancelled context (Ctrl-C) stops compute before the next batch.
+func TestJacobianCancelled(t *testing.T) {
+	orttest.Require(t)
+	x := readNPY(t, models+"/cnn.x.npy")
+	jm, err := buildJacobian(models+"/cnn.onnx", x.Shape, jacobianOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jm.open(1); err != nil {
+		t.Fatal(err)
+	}
+	defer jm.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	runs := 0
+	_, err = jm.compute(ctx, x, 1, func(done, total int) {
+		runs++
+		cancel()
+	})
+	if !errors.Is(err, context.Canceled) || runs != 1 {
+		t.Errorf("compute after cancel: %d runs, error %v; want 1 run and context.Canceled", runs, err)
 	}
 }
