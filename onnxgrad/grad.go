@@ -93,8 +93,8 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 	}
 	m = proto.Clone(m).(*onnxpb.ModelProto)
 	gr := newGraph(m, opt.File)
-	if gr.opset < 13 {
-		return nil, &FormatError{File: opt.File, Field: "opset_import", Msg: fmt.Sprintf("default-domain opset %d is older than 13, the oldest onnxgrad differentiates; re-export the model with opset_version=13 or newer", gr.opset)}
+	if gr.opset < minUpgradableOpset {
+		return nil, &FormatError{File: opt.File, Field: "opset_import", Msg: fmt.Sprintf("default-domain opset %d is older than %d, the oldest onnxgrad differentiates; re-export the model with opset_version=13 or newer", gr.opset, minUpgradableOpset)}
 	}
 	inputs := graphInputs(m)
 	if len(inputs) == 0 {
@@ -106,6 +106,11 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		}
 	}
 	gr.infer()
+	if gr.opset < 13 {
+		if err := gr.upgradeTo13(); err != nil {
+			return nil, err
+		}
+	}
 	output := opt.Output
 	if output == "" {
 		output = m.GetGraph().GetOutput()[0].GetName()

@@ -274,8 +274,8 @@ func inferCast(c *nodeCtx) error {
 }
 
 // https://onnx.ai/onnx/operators/onnx__Clip.html: the gradient passes where
-// min ≤ x ≤ max. Clip-6 has min and max as attributes, Clip-11+ as optional
-// inputs.
+// min ≤ x ≤ max, given as optional inputs (Clip-6's attributes are turned
+// into inputs by the opset upgrade).
 func gradClip(c *gradCtx) error {
 	x := c.input(0)
 	var mask string
@@ -286,16 +286,11 @@ func gradClip(c *gradCtx) error {
 			mask = c.op("And", []string{mask, m})
 		}
 	}
-	if c.gr.opset < 11 {
-		and(c.op("GreaterOrEqual", []string{x, c.scalar(float64(c.attrFloat("min", -3.4028234663852886e38)))}))
-		and(c.op("LessOrEqual", []string{x, c.scalar(float64(c.attrFloat("max", 3.4028234663852886e38)))}))
-	} else {
-		if lo := c.input(1); lo != "" {
-			and(c.op("GreaterOrEqual", []string{x, lo}))
-		}
-		if hi := c.input(2); hi != "" {
-			and(c.op("LessOrEqual", []string{x, hi}))
-		}
+	if lo := c.input(1); lo != "" {
+		and(c.op("GreaterOrEqual", []string{x, lo}))
+	}
+	if hi := c.input(2); hi != "" {
+		and(c.op("LessOrEqual", []string{x, hi}))
 	}
 	if mask == "" {
 		c.setGrad(0, c.gy[0])

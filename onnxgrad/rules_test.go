@@ -134,6 +134,16 @@ var ruleCases = []ruleCase{
 	{name: "ReduceMean", op: "ReduceMean", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{2, 3})}, inputs: []caseInput{f(2, 3, 4, 5)}},
 	{name: "ReduceMean no keepdims", op: "ReduceMean", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{-1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}},
 	{name: "ReduceMean opset 18", op: "ReduceMean", opset: 18, inputs: []caseInput{f(2, 3, 4), ints(1)}},
+	// Models older than opset 13 are upgraded before differentiation.
+	{name: "Unsqueeze opset 11", op: "Unsqueeze", opset: 11, attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{0, 3})}, inputs: []caseInput{f(2, 4)}, mixesBatch: true},
+	{name: "Squeeze opset 11", op: "Squeeze", opset: 11, attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 1, 4)}},
+	{name: "ReduceSum opset 11", op: "ReduceSum", opset: 11, attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "Softmax opset 11 coerced", op: "Softmax", opset: 11, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "LogSoftmax opset 11 last axis", op: "LogSoftmax", opset: 11, attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(3, 5)}},
+	{name: "Clip opset 9 attributes", op: "Clip", opset: 9, attrs: []*onnxpb.AttributeProto{attrFloat("min", -0.5), attrFloat("max", 0.5)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Pad opset 9 attributes", op: "Pad", opset: 9, attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{0, 1, 2, 0, 2, 1})}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "Slice opset 9 attributes", op: "Slice", opset: 9, attrs: []*onnxpb.AttributeProto{attrInts("starts", []int64{1}), attrInts("ends", []int64{4}), attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 6)}},
+	{name: "Dropout opset 10", op: "Dropout", opset: 10, attrs: []*onnxpb.AttributeProto{attrFloat("ratio", 0.3)}, inputs: []caseInput{f(3, 4)}},
 }
 
 // TestEveryRuleHasACase is the conformance check: a registered gradient
