@@ -13,17 +13,25 @@ import (
 // are skipped as absurd, to keep each execution fast.
 const fuzzMaxBytes = 1 << 22
 
-// addSeeds adds the files under testdata/ matching pattern and the given
-// generated inputs to f's corpus.
+// addSeeds adds the files under testdata/ and testdata/*/ matching pattern
+// and the given generated inputs to f's corpus.
 func addSeeds(f *testing.F, pattern string, generated ...[]byte) {
-	paths, err := filepath.Glob(filepath.Join("testdata", pattern))
+	top, err := filepath.Glob(filepath.Join("testdata", pattern))
 	if err != nil {
 		f.Fatal(err)
 	}
+	sub, err := filepath.Glob(filepath.Join("testdata", "*", pattern))
+	if err != nil {
+		f.Fatal(err)
+	}
+	paths := append(top, sub...)
 	if len(paths) == 0 {
 		f.Fatalf("no seed files match testdata/%s", pattern)
 	}
 	for _, p := range paths {
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+			continue // testdata/fuzz/FuzzX holds the fuzzer's own corpus
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -27,10 +27,12 @@ func generatedTestdata() map[string][]byte {
 }
 
 // The first four images of the MNIST test set (labels 7, 2, 1, 0), cut from
-// the real t10k files: a realistic fuzz seed and the data of the examples.
+// the real t10k files and stored under the real names, so that
+// Load("mnist", "test", "testdata") reads them: a realistic fuzz seed and
+// the data of the examples.
 const (
-	mnistHeadImages = "mnist-t10k-head-images-idx3-ubyte.gz"
-	mnistHeadLabels = "mnist-t10k-head-labels-idx1-ubyte.gz"
+	mnistHeadImages = "mnist/t10k-images-idx3-ubyte.gz"
+	mnistHeadLabels = "mnist/t10k-labels-idx1-ubyte.gz"
 	mnistHeadN      = 4
 )
 
