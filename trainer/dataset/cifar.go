@@ -8,14 +8,14 @@ import (
 	"slices"
 )
 
-// CIFAR-10 binary format, as described at
-// https://www.cs.toronto.edu/~kriz/cifar.html ("Binary version"): a file is a
-// sequence of records, each one label byte (0–9) followed by a 32×32 colour
-// image as 1024 red, 1024 green and 1024 blue bytes, each plane row-major.
-// The planes are already in CHW order, so a record maps straight onto NCHW.
-const (
-	CIFARRecordSize = 1 + cifarImageBytes // bytes per record: 3073
+// CIFARRecordSize is the size in bytes of one record of the CIFAR-10 binary
+// format (https://www.cs.toronto.edu/~kriz/cifar.html, "Binary version"): a
+// label byte (0–9) followed by a 32×32 colour image as 1024 red, 1024 green
+// and 1024 blue bytes, each plane row-major. The planes are already in CHW
+// order, so a record maps straight onto NCHW.
+const CIFARRecordSize = 1 + cifarImageBytes
 
+const (
 	cifarChannels   = 3
 	cifarSide       = 32
 	cifarImageBytes = cifarChannels * cifarSide * cifarSide

@@ -104,7 +104,7 @@ type NotFoundError struct {
 	Split    string   // "train" or "test"
 	File     string   // the first file that was missing
 	Searched []string // directories searched, in order
-	Hint     string   // how to get the data, one line, e.g. "run: make data"
+	Hint     string   // how to get the data, one line, e.g. `get it with "make data" or …`
 }
 
 // Error implements the error interface. The message is one line and ends

@@ -108,7 +108,9 @@ func readIDXHeader(s *source, want uint32) (IDXConfig, error) {
 }
 
 // DecodeIDXConfig reads only the header of an IDX image or label file, plain
-// or gzip-compressed, and checks its magic number and sizes.
+// or gzip-compressed, and checks its magic number and sizes. It may read
+// ahead of the header (it buffers r), so r's position afterwards is
+// unspecified.
 func DecodeIDXConfig(r io.Reader) (cfg IDXConfig, err error) {
 	defer recoverInternal(&err)
 	s, err := newSource(r, "")

@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
-// EnvDataDir names the environment variable that overrides the default data
-// root: when it is set and Load is called with dir == "", Load looks first in
-// $MARGINAUDIT_DATA_DIR/<name> (for example $MARGINAUDIT_DATA_DIR/mnist), then
-// in the built-in default location. An explicit dir argument wins over both.
+// EnvDataDir names the environment variable that sets a data root ahead of
+// the built-in defaults: when it is set and Load is called with dir == "",
+// Load looks first in $MARGINAUDIT_DATA_DIR/<name> (for example
+// $MARGINAUDIT_DATA_DIR/mnist or $MARGINAUDIT_DATA_DIR/cifar10), and only
+// then in the built-in default location. An explicit dir argument replaces
+// both.
 const EnvDataDir = "MARGINAUDIT_DATA_DIR"
 
 // The Go module that ships MNIST as IDX gz files in its data/ folder.
