@@ -217,8 +217,14 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 	if gr.minOpset > gr.opset {
 		setOpset(m, gr.minOpset)
 	}
-	if m.GetIrVersion() < 7 {
-		m.IrVersion = proto.Int64(7) // IR 7 is the first to allow opset 13
+	// The IR version that introduced the model's opset: 7 for opset 13, 8
+	// for opsets 14–18 (ONNX 1.9–1.13).
+	ir := int64(7)
+	if Opset(m) >= 14 {
+		ir = 8
+	}
+	if m.GetIrVersion() < ir {
+		m.IrVersion = proto.Int64(ir)
 	}
 	return res, nil
 }
