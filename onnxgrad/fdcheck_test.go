@@ -45,12 +45,7 @@ func TestRuleFiniteDifferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			feeds := map[string]*testTensor{}
-			for i, in := range c.inputs {
-				if in.ints == nil && !in.fixed {
-					feeds[inputName(i)] = &testTensor{shape: caseShape(in), data: caseValues(c, in, i)}
-				}
-			}
+			feeds := caseFeeds(c)
 			y := rt.run(t, m, feeds, []string{"y"})["y"]
 			rng := rand.New(rand.NewPCG(7, uint64(len(c.name))))
 			v := &testTensor{shape: y.shape, data: randn(rng, len(y.data))}
@@ -94,7 +89,7 @@ func TestRuleJacobianMode(t *testing.T) {
 			if c.float32 {
 				elem = onnxpb.TensorProto_FLOAT
 			}
-			m, diff := caseModel(c, elem)
+			m, _ := caseModel(c, elem)
 			flattenOutput(m)
 			first := c.inputs[0].shape
 			if len(first) == 0 || c.inputs[0].fixed {
@@ -115,13 +110,7 @@ func TestRuleJacobianMode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			feeds := map[string]*testTensor{}
-			for i, in := range c.inputs {
-				if in.ints == nil && !in.fixed {
-					feeds[inputName(i)] = &testTensor{shape: caseShape(in), data: caseValues(c, in, i)}
-				}
-			}
-			_ = diff
+			feeds := caseFeeds(c)
 			out := rt.run(t, jac.Model, feeds, append([]string{"y"}, jac.Grads...))
 			y := out["y"]
 			n, k := y.shape[0], y.shape[1]
@@ -149,6 +138,17 @@ func TestRuleJacobianMode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// caseFeeds returns the values of the case's graph inputs.
+func caseFeeds(c ruleCase) map[string]*testTensor {
+	feeds := map[string]*testTensor{}
+	for i, in := range c.inputs {
+		if in.ints == nil && !in.fixed {
+			feeds[inputName(i)] = &testTensor{shape: caseShape(in), data: caseValues(c, in, i)}
+		}
+	}
+	return feeds
 }
 
 // flattenOutput appends Flatten(axis=1) after the single node so that the

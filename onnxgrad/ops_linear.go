@@ -71,12 +71,7 @@ func gradGemm(c *gradCtx) error {
 // has the given rank.
 func (c *gradCtx) swapLast2(g string, rank int) string {
 	r := rank + c.off()
-	perm := make([]int64, r)
-	for i := range perm {
-		perm[i] = int64(i)
-	}
-	perm[r-1], perm[r-2] = perm[r-2], perm[r-1]
-	return c.op("Transpose", []string{g}, attrInts("perm", perm))
+	return c.op("Transpose", []string{g}, attrInts("perm", swapPerm(r, r-1, r-2)))
 }
 
 // https://onnx.ai/onnx/operators/onnx__MatMul.html (numpy.matmul semantics)
@@ -157,10 +152,5 @@ func gradMatMul(c *gradCtx) error {
 // swapLastForward transposes the last two axes of a forward tensor of the
 // given rank (no class axis).
 func (c *gradCtx) swapLastForward(x string, rank int) string {
-	perm := make([]int64, rank)
-	for i := range perm {
-		perm[i] = int64(i)
-	}
-	perm[rank-1], perm[rank-2] = perm[rank-2], perm[rank-1]
-	return c.op("Transpose", []string{x}, attrInts("perm", perm))
+	return c.op("Transpose", []string{x}, attrInts("perm", swapPerm(rank, rank-1, rank-2)))
 }
