@@ -34,11 +34,10 @@ func gradGemm(c *gradCtx) error {
 	if alpha != 1 {
 		gy = c.op("Mul", []string{gy, c.scalar(alpha)})
 	}
-	t2 := func(x string) string { return c.op("Transpose", []string{x}, attrInts("perm", []int64{1, 0})) }
 	if c.need[0] {
 		bT := c.input(1) // B′ᵀ
 		if !tB {
-			bT = t2(bT)
+			bT = c.swapLastForward(bT, 2)
 		}
 		da := c.op("MatMul", []string{gy, bT})
 		if tA {
@@ -49,7 +48,7 @@ func gradGemm(c *gradCtx) error {
 	if c.need[1] {
 		aT := c.input(0) // A′ᵀ
 		if !tA {
-			aT = t2(aT)
+			aT = c.swapLastForward(aT, 2)
 		}
 		db := c.op("MatMul", []string{aT, gy})
 		if tB {
