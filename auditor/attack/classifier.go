@@ -1,0 +1,621 @@
+package attack
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/marginaudit/marginaudit/internal/ort"
+	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// ScoreKind says what a classifier's output holds.
+type ScoreKind int
+
+const (
+	// DetectScores decides from a probe run on random inputs: outputs whose
+	// rows are all non-negative and sum to 1 are probabilities.
+	DetectScores ScoreKind = iota
+	// LogitScores: the outputs are logits (or log-probabilities); the
+	// cross-entropy applies a softmax to them.
+	LogitScores
+	// ProbabilityScores: the outputs are probabilities; the cross-entropy is
+	// −log p_y.
+	ProbabilityScores
+)
+
+// Options configure a [Classifier].
+type Options struct {
+	// Name names the model in errors, usually its file name.
+	Name string
+	// Output is the graph output holding the class scores [N, K]; "" means
+	// the first. Other outputs are dropped from every graph.
+	Output string
+	// Threads is the number of threads each onnxruntime run may use; 0 lets
+	// onnxruntime choose.
+	Threads int
+	// Lo and Hi bound the pixel values; both zero mean [0, 1].
+	Lo, Hi float32
+	// Mean and Std, when set, are the per-channel normalisation the model
+	// expects: the classifier inserts (x − Mean)/Std into the graph in front
+	// of the model, so that its inputs, the attacks and the margins are in
+	// pixel space. Each has one value per channel (dimension 1 of the
+	// input) or a single value for all channels.
+	Mean, Std []float32
+	// InputShape fixes the size of an image (the input's dimensions after
+	// the batch dimension); needed when the model leaves them symbolic.
+	InputShape []int64
+	// Scores says whether the output holds logits or probabilities.
+	Scores ScoreKind
+	// BatchSize is how many images [Classifier.Logits] and
+	// [Classifier.Predict] feed onnxruntime per run; 0 means 256, and
+	// [Classifier.Jacobian] uses at most 64.
+	BatchSize int
+}
+
+// Classifier is a differentiable image classifier run by onnxruntime. Its
+// methods are safe for concurrent use; Close releases it.
+//
+// Inputs are images in row-major order, n of them back to back, each with
+// [Classifier.SampleSize] float32 pixels; scores are [n, K] row-major.
+type Classifier struct {
+	name    string
+	model   *onnxpb.ModelProto // one input [N, sample...] in pixel space, one output [N, K]
+	input   string
+	output  string
+	sample  []int64
+	d, k    int
+	lo, hi  float32
+	probs   bool
+	norm    bool
+	threads int
+	batch   int
+
+	mu     sync.Mutex
+	closed bool
+	fwd    *graphSession
+	jac    *graphSession
+	vjp    *graphSession
+}
+
+// graphSession is one of the classifier's onnxruntime sessions, with the
+// positions of the tensors it feeds and reads.
+type graphSession struct {
+	s          *ort.Session
+	nIn, nOut  int
+	in, seed   int // positions in the inputs; seed is -1 for the forward graph
+	scores     int // positions in the outputs; grad is -1 for the forward graph
+	grad       int
+	kind, what string
+}
+
+// NewClassifier prepares m for attacks: it keeps one input and one output,
+// fixes the image size, inserts the normalisation, and loads the forward
+// graph into onnxruntime, checking on a few random images that the output is
+// finite class scores [N, K]. m itself is not modified.
+func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
+	name := opt.Name
+	if name == "" {
+		name = m.GetGraph().GetName()
+	}
+	if name == "" {
+		name = "model"
+	}
+	c := &Classifier{name: name, lo: opt.Lo, hi: opt.Hi, threads: opt.Threads, batch: opt.BatchSize}
+	if c.lo == 0 && c.hi == 0 {
+		c.hi = 1
+	}
+	switch {
+	case !(c.lo < c.hi) || isNonFinite32(c.lo) || isNonFinite32(c.hi):
+		return nil, fmt.Errorf("attack: %s: input range [%v, %v] is empty or not finite", name, c.lo, c.hi)
+	case opt.Threads < 0:
+		return nil, fmt.Errorf("attack: %s: %d threads, want 0 or more", name, opt.Threads)
+	case opt.BatchSize < 0:
+		return nil, fmt.Errorf("attack: %s: batch size %d, want 0 or more", name, opt.BatchSize)
+	case opt.Scores < DetectScores || opt.Scores > ProbabilityScores:
+		return nil, fmt.Errorf("attack: %s: unknown ScoreKind %d", name, opt.Scores)
+	}
+	if c.batch == 0 {
+		c.batch = 256
+	}
+	p, err := prepare(m, name, opt)
+	if err != nil {
+		return nil, err
+	}
+	c.model, c.input, c.output, c.sample, c.norm = p.model, p.input, p.output, p.sample, p.normalised
+	c.d = 1
+	for _, s := range c.sample {
+		c.d *= int(s)
+	}
+	c.k = p.k // 0 when the model does not declare it; the probe tells
+
+	if err := c.probe(opt.Scores); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// probe runs the forward graph on two random images to learn K, to check
+// that the scores are finite and [N, K], and to detect probabilities.
+func (c *Classifier) probe(kind ScoreKind) error {
+	s, err := c.session(forwardGraph)
+	if err != nil {
+		return err
+	}
+	const n = 2
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, n*c.d)
+	for i := range x {
+		x[i] = c.lo + (c.hi-c.lo)*rng.Float32()
+	}
+	out := make([]ort.Value, s.nOut)
+	if err := s.s.Run([]ort.Value{ort.NewValue(x, c.shape(n)...)}, out); err != nil {
+		return fmt.Errorf("attack: %s: running the model on random images: %w", c.name, err)
+	}
+	v := out[s.scores]
+	scores := v.Float32s()
+	if len(v.Shape) != 2 || v.Shape[0] != n || scores == nil {
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q is %v %v for %d images; want float32 class scores [N, K]", c.output, v.DataType(), v.Shape, n)}
+	}
+	if c.k != 0 && int(v.Shape[1]) != c.k {
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q declares %d classes but has %d", c.output, c.k, v.Shape[1])}
+	}
+	c.k = int(v.Shape[1])
+	if c.k < 2 {
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q has %d class score; want at least 2", c.output, c.k)}
+	}
+	if err := c.checkFinite("scores", scores, c.k, 0); err != nil {
+		return err
+	}
+	switch kind {
+	case DetectScores:
+		c.probs = looksLikeProbabilities(scores, c.k)
+	case ProbabilityScores:
+		c.probs = true
+	}
+	return nil
+}
+
+// looksLikeProbabilities reports whether every row of scores is
+// non-negative and sums to 1 (within float32 rounding).
+func looksLikeProbabilities(scores []float32, k int) bool {
+	for r := 0; r < len(scores); r += k {
+		var sum float64
+		for _, v := range scores[r : r+k] {
+			if v < 0 {
+				return false
+			}
+			sum += float64(v)
+		}
+		if math.Abs(sum-1) > 1e-4*float64(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// Name returns the model's name, as used in errors.
+func (c *Classifier) Name() string { return c.name }
+
+// NumClasses returns K, the number of class scores.
+func (c *Classifier) NumClasses() int { return c.k }
+
+// InputShape returns the shape of one image (the model input's dimensions
+// after the batch dimension).
+func (c *Classifier) InputShape() []int64 { return append([]int64(nil), c.sample...) }
+
+// SampleSize returns the number of pixels of one image.
+func (c *Classifier) SampleSize() int { return c.d }
+
+// Range returns the bounds of the pixel values.
+func (c *Classifier) Range() (lo, hi float32) { return c.lo, c.hi }
+
+// Probabilities reports whether the model outputs probabilities rather than
+// logits (detected, or as the options said).
+func (c *Classifier) Probabilities() bool { return c.probs }
+
+// Normalised reports whether a normalisation was inserted into the graph.
+func (c *Classifier) Normalised() bool { return c.norm }
+
+// Close releases the onnxruntime sessions. It is safe to call more than once
+// and on a nil Classifier; afterwards the methods return [ErrClosed].
+func (c *Classifier) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var errs []error
+	for _, s := range []**graphSession{&c.fwd, &c.jac, &c.vjp} {
+		if *s != nil {
+			errs = append(errs, (*s).s.Close())
+			*s = nil
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("attack: %s: %w", c.name, err)
+	}
+	return nil
+}
+
+type graphKind int
+
+const (
+	forwardGraph graphKind = iota
+	jacobianGraph
+	gradientGraph
+)
+
+// session returns the session of the graph of the given kind, building and
+// loading it on first use.
+func (c *Classifier) session(kind graphKind) (*graphSession, error) {
+	if c == nil {
+		return nil, ErrClosed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	slot := [...]**graphSession{&c.fwd, &c.jac, &c.vjp}[kind]
+	if *slot != nil {
+		return *slot, nil
+	}
+	gs, err := c.load(kind)
+	if err != nil {
+		return nil, err
+	}
+	*slot = gs
+	return gs, nil
+}
+
+// load builds the graph of the given kind and creates its session.
+func (c *Classifier) load(kind graphKind) (*graphSession, error) {
+	m, seed, grad, what := c.model, "", "", "forward graph"
+	switch kind {
+	case jacobianGraph, gradientGraph:
+		opt := onnxgrad.Options{Mode: onnxgrad.VJP, File: c.name}
+		what = "input-gradient graph"
+		if kind == jacobianGraph {
+			opt = onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, File: c.name}
+			what = "Jacobian graph"
+		}
+		res, err := onnxgrad.Build(c.model, opt)
+		if err != nil {
+			return nil, fmt.Errorf("attack: %s: building the %s: %w", c.name, what, err)
+		}
+		m, seed, grad = res.Model, res.Seed, res.Grads[0]
+	}
+	data, err := onnxgrad.Encode(m)
+	if err != nil {
+		return nil, fmt.Errorf("attack: %s: %s: %w", c.name, what, err)
+	}
+	s, err := ort.NewSession(data, ort.SessionOptions{Threads: c.threads})
+	if err != nil {
+		return nil, fmt.Errorf("attack: %s: loading the %s: %w", c.name, what, err)
+	}
+	gs := &graphSession{s: s, nIn: len(s.Inputs()), nOut: len(s.Outputs()), in: -1, seed: -1, scores: -1, grad: -1, what: what}
+	for i, t := range s.Inputs() {
+		switch t.Name {
+		case c.input:
+			gs.in = i
+		case seed:
+			gs.seed = i
+		}
+	}
+	for i, t := range s.Outputs() {
+		switch t.Name {
+		case c.output:
+			gs.scores = i
+		case grad:
+			gs.grad = i
+		}
+	}
+	if gs.in < 0 || gs.scores < 0 || gs.nIn != 1+btoi(seed != "") || (grad != "" && gs.grad < 0) {
+		s.Close()
+		return nil, fmt.Errorf("attack: %s: the %s loaded into onnxruntime has inputs %v and outputs %v; want %q (and the seed) and %q", c.name, what, s.Inputs(), s.Outputs(), c.input, c.output)
+	}
+	return gs, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// shape returns the input shape of n images.
+func (c *Classifier) shape(n int) []int64 {
+	return append([]int64{int64(n)}, c.sample...)
+}
+
+// checkInput checks that x holds n images (n < 0: as many as it holds) of
+// finite pixels, and returns n.
+func (c *Classifier) checkInput(x []float32, n int) (int, error) {
+	if n < 0 {
+		if len(x)%c.d != 0 {
+			return 0, &ShapeError{Model: c.name, Msg: fmt.Sprintf("%d input values are not a whole number of images of %v = %d pixels", len(x), c.sample, c.d)}
+		}
+		n = len(x) / c.d
+	}
+	if len(x) != n*c.d {
+		return 0, &ShapeError{Model: c.name, Msg: fmt.Sprintf("%d input values for %d images of %v; want %d", len(x), n, c.sample, n*c.d)}
+	}
+	if err := c.checkFinite("input", x, c.d, 0); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// checkRange checks that every pixel of x lies in the input range.
+func (c *Classifier) checkRange(x []float32) error {
+	for i, v := range x {
+		if v < c.lo || v > c.hi {
+			return &RangeError{Model: c.name, Image: i / c.d, Index: i % c.d, Value: v, Lo: c.lo, Hi: c.hi}
+		}
+	}
+	return nil
+}
+
+// checkFinite returns a NonFiniteError for the first NaN or infinity in v,
+// whose images hold per values each and start at image first.
+func (c *Classifier) checkFinite(what string, v []float32, per, first int) error {
+	for i, f := range v {
+		if isNonFinite32(f) {
+			return &NonFiniteError{Model: c.name, What: what, Image: first + i/per, Value: float64(f)}
+		}
+	}
+	return nil
+}
+
+func isNonFinite32(f float32) bool { return f != f || f > math.MaxFloat32 || f < -math.MaxFloat32 }
+
+// Logits returns the class scores [n, K] of the n images in x (logits, or
+// probabilities for models that output them).
+func (c *Classifier) Logits(x []float32, n int) ([]float32, error) {
+	n, err := c.checkInput(x, n)
+	if err != nil {
+		return nil, err
+	}
+	scores := make([]float32, n*c.k)
+	for s := 0; s < n; s += c.batch {
+		e := min(n, s+c.batch)
+		if err := c.forward(scores[s*c.k:e*c.k], x[s*c.d:e*c.d], e-s, s); err != nil {
+			return nil, err
+		}
+	}
+	return scores, nil
+}
+
+// Predict returns the predicted class (the first highest score) of each of
+// the n images in x.
+func (c *Classifier) Predict(x []float32, n int) ([]int, error) {
+	scores, err := c.Logits(x, n)
+	if err != nil {
+		return nil, err
+	}
+	pred := make([]int, len(scores)/max(c.k, 1))
+	for i := range pred {
+		pred[i] = argmax(scores[i*c.k : (i+1)*c.k])
+	}
+	return pred, nil
+}
+
+// argmax returns the index of the first largest value.
+func argmax(v []float32) int {
+	best := 0
+	for i, f := range v[1:] {
+		if f > v[best] {
+			best = i + 1
+		}
+	}
+	return best
+}
+
+// forward runs the forward graph on n images, writing their scores; first
+// is the index of x's first image in the caller's batch, for errors.
+func (c *Classifier) forward(scores, x []float32, n, first int) error {
+	s, err := c.session(forwardGraph)
+	if err != nil {
+		return err
+	}
+	var in, out [1]ort.Value
+	in[0] = ort.NewValue(x, c.shape(n)...)
+	out[s.scores] = ort.NewValue(scores, int64(n), int64(c.k))
+	if err := s.s.Run(in[:], out[:s.nOut]); err != nil {
+		return fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
+	}
+	return c.checkFinite("scores", scores, c.k, first)
+}
+
+// Jacobian returns the class scores [n, K] of the n images in x and their
+// Jacobian [n, K, ...image], jac[i, k, …] = ∂scores[i, k]/∂x[i, …], from the
+// Jacobian graph (at most 64 images per run).
+func (c *Classifier) Jacobian(x []float32, n int) (scores, jac []float32, err error) {
+	if n, err = c.checkInput(x, n); err != nil {
+		return nil, nil, err
+	}
+	chunk := min(c.batch, 64)
+	seeds := make([]float32, min(n, chunk)*c.k*c.k)
+	for i := 0; i < len(seeds); i += c.k * c.k {
+		for k := range c.k {
+			seeds[i+k*c.k+k] = 1
+		}
+	}
+	scores = make([]float32, n*c.k)
+	jac = make([]float32, n*c.k*c.d)
+	for s := 0; s < n; s += chunk {
+		e := min(n, s+chunk)
+		if err := c.seededJacobian(scores[s*c.k:e*c.k], jac[s*c.k*c.d:e*c.k*c.d], x[s*c.d:e*c.d], e-s, seeds[:(e-s)*c.k*c.k], c.k, s); err != nil {
+			return nil, nil, err
+		}
+	}
+	return scores, jac, nil
+}
+
+// SeededJacobian runs the Jacobian graph once on the n images in x with L
+// rows of seeds per image, seeds [n, L, K], and writes the scores [n, K]
+// and the seeded Jacobian [n, L, ...image]:
+//
+//	jac[i, l, …] = Σ_k seeds[i, l, k] · ∂scores[i, k]/∂x[i, …]
+//
+// Seeds e_k − e_j give the gradient of the score gap f_k − f_j. The caller
+// chooses n (the whole batch is one run) and owns the buffers.
+func (c *Classifier) SeededJacobian(scores, jac, x []float32, n int, seeds []float32, l int) error {
+	n, err := c.checkInput(x, n)
+	if err != nil {
+		return err
+	}
+	switch {
+	case l < 1:
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("%d seed rows; want at least 1", l)}
+	case len(seeds) != n*l*c.k:
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("%d seed values for [%d, %d, %d]", len(seeds), n, l, c.k)}
+	case len(scores) != n*c.k:
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("scores buffer of %d values for [%d, %d]", len(scores), n, c.k)}
+	case len(jac) != n*l*c.d:
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("Jacobian buffer of %d values for [%d, %d, %v]", len(jac), n, l, c.sample)}
+	}
+	return c.seededJacobian(scores, jac, x, n, seeds, l, 0)
+}
+
+// seededJacobian is SeededJacobian without the argument checks; first is
+// the index of x's first image in the caller's batch, for errors.
+func (c *Classifier) seededJacobian(scores, jac, x []float32, n int, seeds []float32, l, first int) error {
+	s, err := c.session(jacobianGraph)
+	if err != nil {
+		return err
+	}
+	var in, out [2]ort.Value
+	in[s.in] = ort.NewValue(x, c.shape(n)...)
+	in[s.seed] = ort.NewValue(seeds, int64(n), int64(l), int64(c.k))
+	out[s.scores] = ort.NewValue(scores, int64(n), int64(c.k))
+	out[s.grad] = ort.NewValue(jac, append([]int64{int64(n), int64(l)}, c.sample...)...)
+	if err := s.s.Run(in[:], out[:]); err != nil {
+		return fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
+	}
+	if err := c.checkFinite("scores", scores, c.k, first); err != nil {
+		return err
+	}
+	return c.checkFinite("Jacobian", jac, l*c.d, first)
+}
+
+// LossGradient writes to grad the gradient with respect to each image of
+// the softmax cross-entropy of its scores against its label,
+// grad[i, …] = ∂CE(scores[i], labels[i])/∂x[i, …], and returns the mean
+// cross-entropy. For a model that outputs probabilities p the loss is
+// −log max(p_y, 1e-12). len(grad) must equal len(x).
+//
+// The gradient is one forward run, to compute softmax(scores) − onehot(y)
+// (or −onehot(y)/p_y) in float64, and one run of the input-gradient graph
+// with that cotangent.
+func (c *Classifier) LossGradient(grad, x []float32, labels []int) (float64, error) {
+	n, err := c.checkInput(x, -1)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.checkLabels(labels, n); err != nil {
+		return 0, err
+	}
+	if len(grad) != len(x) {
+		return 0, &ShapeError{Model: c.name, Msg: fmt.Sprintf("gradient buffer of %d values for %d input values", len(grad), len(x))}
+	}
+	var sc lossScratch
+	loss, err := c.lossGradient(&sc, grad, x, labels, n, 0)
+	return loss / float64(max(n, 1)), err
+}
+
+// checkLabels checks that labels holds n classes of the model.
+func (c *Classifier) checkLabels(labels []int, n int) error {
+	if len(labels) != n {
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("%d labels for %d images", len(labels), n)}
+	}
+	for i, y := range labels {
+		if y < 0 || y >= c.k {
+			return &ShapeError{Model: c.name, Msg: fmt.Sprintf("label %d of image %d is not one of the %d classes", y, i, c.k)}
+		}
+	}
+	return nil
+}
+
+// lossScratch holds the buffers of lossGradient, reused between calls.
+type lossScratch struct {
+	scores, cot, scores2 []float32
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// lossGradient is LossGradient without argument checks, returning the sum
+// of the losses. After it, sc.scores holds the scores at x.
+func (c *Classifier) lossGradient(sc *lossScratch, grad, x []float32, labels []int, n, first int) (float64, error) {
+	sc.scores = grow(sc.scores, n*c.k)
+	sc.cot = grow(sc.cot, n*c.k)
+	sc.scores2 = grow(sc.scores2, n*c.k)
+	if err := c.forward(sc.scores, x, n, first); err != nil {
+		return 0, err
+	}
+	loss := crossEntropyCotangent(sc.cot, sc.scores, labels, c.k, c.probs)
+	s, err := c.session(gradientGraph)
+	if err != nil {
+		return 0, err
+	}
+	var in, out [2]ort.Value
+	in[s.in] = ort.NewValue(x, c.shape(n)...)
+	in[s.seed] = ort.NewValue(sc.cot, int64(n), int64(c.k))
+	out[s.scores] = ort.NewValue(sc.scores2, int64(n), int64(c.k))
+	out[s.grad] = ort.NewValue(grad, c.shape(n)...)
+	if err := s.s.Run(in[:], out[:]); err != nil {
+		return 0, fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
+	}
+	return loss, c.checkFinite("gradient", grad, c.d, first)
+}
+
+// minProbability bounds p_y from below in −log p_y for probability outputs.
+const minProbability = 1e-12
+
+// crossEntropyCotangent writes to cot the gradient of the cross-entropy with
+// respect to the scores, row by row, and returns the summed loss. For logits
+// z it is softmax(z) − onehot(y), computed in float64 with the entry of the
+// label as −Σ_{k≠y} p_k (no cancellation when p_y ≈ 1); for probabilities p
+// it is −onehot(y)/max(p_y, 1e-12).
+func crossEntropyCotangent(cot, scores []float32, labels []int, k int, probs bool) float64 {
+	var loss float64
+	for i, y := range labels {
+		z, g := scores[i*k:(i+1)*k], cot[i*k:(i+1)*k]
+		if probs {
+			clear(g)
+			p := max(float64(z[y]), minProbability)
+			g[y] = float32(-1 / p)
+			loss -= math.Log(p)
+			continue
+		}
+		m := float64(z[argmax(z)])
+		var sum float64
+		for _, v := range z {
+			sum += math.Exp(float64(v) - m)
+		}
+		var others float64
+		for j, v := range z {
+			if j == y {
+				continue
+			}
+			p := math.Exp(float64(v)-m) / sum
+			g[j] = float32(p)
+			others += p
+		}
+		g[y] = float32(-others)
+		loss += m + math.Log(sum) - float64(z[y])
+	}
+	return loss
+}

@@ -1,0 +1,587 @@
+package attack
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// DeepFoolOptions configure [DeepFool]. [DefaultDeepFoolOptions] gives the
+// settings of the study; in a struct literal, Overshoot and Retries are used
+// as written (0 is meaningful), while zero MaxIter, NoiseStd, RefineSteps and
+// BatchSize select their defaults.
+type DeepFoolOptions struct {
+	// Norm is L2 or LInf.
+	Norm Norm
+	// Overshoot scales the cumulative perturbation: x = x₀ + (1+Overshoot)·P.
+	Overshoot float64
+	// MaxIter is the most steps per attempt; 0 means 50.
+	MaxIter int
+	// Candidates is how many of the highest clean scores take part,
+	// including the predicted class: 0 means all K, otherwise 2 ≤ k ≤ K.
+	// The work per step scales with Candidates − 1.
+	Candidates int
+	// Retries is how many times an image that has not flipped after MaxIter
+	// steps is attacked again from a noisy start.
+	Retries int
+	// NoiseStd is the standard deviation σ of the Gaussian noise of the
+	// retries, in pixel units; 0 means 0.01·(hi − lo).
+	NoiseStd float64
+	// Seed seeds the noise; with image i's retry r drawing from its own
+	// generator, results do not depend on BatchSize or on the order of
+	// the images.
+	Seed uint64
+	// Refine tightens each margin by a bisection on the segment between
+	// the clean image and the adversarial one, RefineSteps halvings (0
+	// means 20), reported in DeepFoolResult.Refined.
+	Refine      bool
+	RefineSteps int
+	// BatchSize is how many images are attacked together (one Jacobian run
+	// per step); 0 means 64.
+	BatchSize int
+	// KeepPerturbation stores x_adv − x₀ in each result.
+	KeepPerturbation bool
+	// Progress, if not nil, hears of every finished image.
+	Progress Progress
+}
+
+// DefaultDeepFoolOptions returns the settings of the study (and of Foolbox
+// 3, but for the candidates and the retries): overshoot 0.02, at most 50
+// steps, all classes as candidates, 10 noisy retries, batches of 64.
+func DefaultDeepFoolOptions(norm Norm) DeepFoolOptions {
+	return DeepFoolOptions{Norm: norm, Overshoot: 0.02, MaxIter: 50, Retries: 10, RefineSteps: 20, BatchSize: 64}
+}
+
+// DeepFoolResult is what DeepFool found for one image.
+type DeepFoolResult struct {
+	// Label is the image's label, or -1 when none was given.
+	Label int
+	// Pred is the clean prediction, the reference class k̂.
+	Pred int
+	// AdvPred is the prediction at the final point x_adv (Pred on failure).
+	AdvPred int
+	// Margin is the norm of x_adv − x₀ (L2 or L∞, as attacked), an upper
+	// bound of the distance to the decision boundary; +Inf on failure.
+	Margin float64
+	// Refined is the margin after the bisection (≤ Margin); 0 without
+	// Refine, +Inf on failure. The refined perturbation is
+	// (Refined/Margin)·Perturbation.
+	Refined float64
+	// Iterations counts the DeepFool steps, over all attempts.
+	Iterations int
+	// Retries counts the noisy restarts.
+	Retries int
+	// Success is true when the prediction at x_adv differs from Pred.
+	Success bool
+	// Perturbation is x_adv − x₀ with KeepPerturbation (the last attempt's
+	// on failure), else nil.
+	Perturbation []float32
+}
+
+// Correct reports whether the clean prediction equals the label.
+func (r DeepFoolResult) Correct() bool { return r.Label == r.Pred }
+
+// stabilityGuard is Foolbox's 1e-8 in the denominators of the distances and
+// of the L2 step, against zero gradients; stepBonus is the 1e-4 added to the
+// chosen distance "for numerical stability" (foolbox.attacks.deepfool).
+const (
+	stabilityGuard = 1e-8
+	stepBonus      = 1e-4
+)
+
+// DeepFool runs DeepFool (Moosavi-Dezfooli et al., CVPR 2016) with the step
+// semantics of Foolbox 3, described in the package documentation, on the
+// images in x (n back to back, pixels in the classifier's range). labels,
+// if not nil, holds the n labels, only copied into the results. It returns
+// one result per image, in order; images that do not flip are failures in
+// the results, not errors.
+func DeepFool(ctx context.Context, c *Classifier, x []float32, labels []int, opt DeepFoolOptions) ([]DeepFoolResult, error) {
+	if c == nil {
+		return nil, ErrClosed
+	}
+	opt, err := c.deepFoolDefaults(opt)
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.checkInput(x, -1)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkRange(x); err != nil {
+		return nil, err
+	}
+	if labels != nil {
+		if err := c.checkLabels(labels, n); err != nil {
+			return nil, err
+		}
+	}
+	df := newDeepFool(c, opt, x, n)
+	for i := range df.res {
+		df.res[i].Label = -1
+		if labels != nil {
+			df.res[i].Label = labels[i]
+		}
+	}
+	if err := df.rank(ctx); err != nil {
+		return nil, err
+	}
+	if err := df.run(ctx); err != nil {
+		return nil, err
+	}
+	return df.res, nil
+}
+
+// deepFoolDefaults checks opt and fills in the defaults.
+func (c *Classifier) deepFoolDefaults(opt DeepFoolOptions) (DeepFoolOptions, error) {
+	bad := func(format string, args ...any) (DeepFoolOptions, error) {
+		return opt, fmt.Errorf("attack: %s: DeepFool: "+format, append([]any{c.name}, args...)...)
+	}
+	switch {
+	case !opt.Norm.valid():
+		return bad("norm %v; want L2 or LInf", opt.Norm)
+	case !(opt.Overshoot >= 0) || math.IsInf(opt.Overshoot, 0):
+		return bad("overshoot %v; want a finite value ≥ 0", opt.Overshoot)
+	case opt.MaxIter < 0:
+		return bad("MaxIter %d; want ≥ 0", opt.MaxIter)
+	case opt.Candidates < 0 || opt.Candidates == 1 || opt.Candidates > c.k:
+		return bad("%d candidates; want 0 (all) or 2 to %d", opt.Candidates, c.k)
+	case opt.Retries < 0:
+		return bad("%d retries; want ≥ 0", opt.Retries)
+	case !(opt.NoiseStd >= 0) || math.IsInf(opt.NoiseStd, 0):
+		return bad("noise σ %v; want a finite value ≥ 0", opt.NoiseStd)
+	case opt.RefineSteps < 0:
+		return bad("%d refinement steps; want ≥ 0", opt.RefineSteps)
+	case opt.BatchSize < 0:
+		return bad("batch size %d; want ≥ 0", opt.BatchSize)
+	}
+	if opt.MaxIter == 0 {
+		opt.MaxIter = 50
+	}
+	if opt.Candidates == 0 {
+		opt.Candidates = c.k
+	}
+	if opt.NoiseStd == 0 {
+		opt.NoiseStd = 0.01 * float64(c.hi-c.lo)
+	}
+	if opt.RefineSteps == 0 {
+		opt.RefineSteps = 20
+	}
+	if opt.BatchSize == 0 {
+		opt.BatchSize = 64
+	}
+	return opt, nil
+}
+
+// deepFool is the state of one DeepFool run. The batch has b places, of
+// which the first a hold images in play ("slots"); each slot's rows in the
+// buffers below belong to the image img[s].
+type deepFool struct {
+	c       *Classifier
+	opt     DeepFoolOptions
+	x0      []float32 // the caller's clean images
+	n, d, k int
+	l       int // candidates other than the reference: rows of the Jacobian
+	b       int
+	res     []DeepFoolResult
+	pert    []float32 // backing array of the results' perturbations
+
+	// Per image, from the clean pass: reference class and the other
+	// candidates, best first.
+	ref   []int
+	cands []int // [n, l]
+
+	// Per slot.
+	a                     int
+	img, steps, iters     []int
+	retries               []int
+	fresh, stalled        []bool
+	start, total, cur     []float32 // [b, d]: x₀ of the attempt, P, x
+	seeds                 []float32 // [b, l, k]
+	scores, jac, fwdScore []float32
+
+	ref2 *refiner
+}
+
+func newDeepFool(c *Classifier, opt DeepFoolOptions, x []float32, n int) *deepFool {
+	b := min(opt.BatchSize, max(n, 1))
+	d, k, l := c.d, c.k, opt.Candidates-1
+	df := &deepFool{
+		c: c, opt: opt, x0: x, n: n, d: d, k: k, l: l, b: b,
+		res:   make([]DeepFoolResult, n),
+		ref:   make([]int, n),
+		cands: make([]int, n*l),
+		img:   make([]int, b), steps: make([]int, b), iters: make([]int, b), retries: make([]int, b),
+		fresh: make([]bool, b), stalled: make([]bool, b),
+		start: make([]float32, b*d), total: make([]float32, b*d), cur: make([]float32, b*d),
+		seeds:  make([]float32, b*l*k),
+		scores: make([]float32, b*k), jac: make([]float32, b*l*d), fwdScore: make([]float32, b*k),
+	}
+	if opt.KeepPerturbation {
+		df.pert = make([]float32, n*d)
+	}
+	if opt.Refine {
+		df.ref2 = newRefiner(c, b)
+	}
+	return df
+}
+
+// rank runs the clean images forward and sets each image's reference class
+// and candidates: the top Candidates scores, best first (ties to the lower
+// class index), the first being the prediction.
+func (df *deepFool) rank(ctx context.Context) error {
+	order := make([]int, df.k)
+	for s := 0; s < df.n; s += df.b {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := min(df.n, s+df.b)
+		sc := df.fwdScore[:(e-s)*df.k]
+		if err := df.c.forward(sc, df.x0[s*df.d:e*df.d], e-s, s); err != nil {
+			return err
+		}
+		for i := s; i < e; i++ {
+			f := sc[(i-s)*df.k : (i-s+1)*df.k]
+			for j := range order {
+				order[j] = j
+			}
+			slices.SortStableFunc(order, func(p, q int) int { return cmp.Compare(f[q], f[p]) })
+			df.ref[i] = order[0]
+			df.res[i].Pred = order[0]
+			copy(df.cands[i*df.l:(i+1)*df.l], order[1:1+df.l])
+		}
+	}
+	return nil
+}
+
+// run attacks every image, keeping the batch full.
+func (df *deepFool) run(ctx context.Context) error {
+	next := 0
+	for {
+		for ; df.a < df.b && next < df.n; next++ {
+			df.enter(df.a, next)
+			df.a++
+		}
+		if df.a == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := df.step(); err != nil {
+			return err
+		}
+		done, err := df.check(ctx)
+		if err != nil {
+			return err
+		}
+		report(df.opt.Progress, done)
+	}
+	if df.ref2 != nil {
+		return df.ref2.flush(ctx, df)
+	}
+	return nil
+}
+
+// enter puts image i into slot s, for its first attempt.
+func (df *deepFool) enter(s, i int) {
+	d, k, l := df.d, df.k, df.l
+	df.img[s], df.steps[s], df.iters[s], df.retries[s] = i, 0, 0, 0
+	df.fresh[s], df.stalled[s] = false, false
+	x0 := df.x0[i*d : (i+1)*d]
+	copy(df.start[s*d:(s+1)*d], x0)
+	copy(df.cur[s*d:(s+1)*d], x0)
+	clear(df.total[s*d : (s+1)*d])
+	seeds := df.seeds[s*l*k : (s+1)*l*k]
+	clear(seeds)
+	for j, cand := range df.cands[i*l : (i+1)*l] {
+		seeds[j*k+cand] = 1
+		seeds[j*k+df.ref[i]] = -1
+	}
+}
+
+// restart begins image img[s]'s next attempt, from the clean image plus
+// seeded Gaussian noise, clipped to the range.
+func (df *deepFool) restart(s int) {
+	d := df.d
+	df.retries[s]++
+	df.steps[s], df.fresh[s], df.stalled[s] = 0, true, false
+	i := df.img[s]
+	rng := rand.New(rand.NewPCG(df.opt.Seed, uint64(i)<<20|uint64(df.retries[s])))
+	x0, start := df.x0[i*d:(i+1)*d], df.start[s*d:(s+1)*d]
+	lo, hi := df.c.lo, df.c.hi
+	for j, v := range x0 {
+		start[j] = min(max(float32(float64(v)+df.opt.NoiseStd*rng.NormFloat64()), lo), hi)
+	}
+	copy(df.cur[s*d:(s+1)*d], start)
+	clear(df.total[s*d : (s+1)*d])
+}
+
+// move copies slot src into slot dst.
+func (df *deepFool) move(dst, src int) {
+	d, lk := df.d, df.l*df.k
+	df.img[dst], df.steps[dst], df.iters[dst], df.retries[dst] = df.img[src], df.steps[src], df.iters[src], df.retries[src]
+	df.fresh[dst], df.stalled[dst] = df.fresh[src], df.stalled[src]
+	for _, buf := range [][]float32{df.start, df.total, df.cur} {
+		copy(buf[dst*d:(dst+1)*d], buf[src*d:(src+1)*d])
+	}
+	copy(df.seeds[dst*lk:(dst+1)*lk], df.seeds[src*lk:(src+1)*lk])
+}
+
+// step runs the Jacobian graph on the slots and takes one DeepFool step in
+// each.
+func (df *deepFool) step() error {
+	a, d, k, l := df.a, df.d, df.k, df.l
+	if err := df.c.seededJacobian(df.scores[:a*k], df.jac[:a*l*d], df.cur[:a*d], a, df.seeds[:a*l*k], l, 0); err != nil {
+		return df.imageErr(err)
+	}
+	scale := 1 + df.opt.Overshoot
+	lo, hi := df.c.lo, df.c.hi
+	for s := range a {
+		f := df.scores[s*k : (s+1)*k]
+		i := df.img[s]
+		ref := df.ref[i]
+		if df.fresh[s] {
+			// A noisy start: Foolbox's loop checks the point before it
+			// steps. If it is adversarial already, let the forward check
+			// confirm it.
+			df.fresh[s] = false
+			if argmax(f) != ref {
+				continue
+			}
+		}
+		best, bestDist, bestNorm := 0, math.Inf(1), 0.0
+		for j, cand := range df.cands[i*l : (i+1)*l] {
+			w := df.jac[(s*l+j)*d : (s*l+j+1)*d]
+			q := dualNorm(w, df.opt.Norm)
+			dist := math.Abs(float64(f[cand])-float64(f[ref])) / (q + stabilityGuard)
+			if dist < bestDist {
+				best, bestDist, bestNorm = j, dist, q
+			}
+		}
+		w := df.jac[(s*l+best)*d : (s*l+best+1)*d]
+		dist := bestDist + stepBonus
+		total := df.total[s*d : (s+1)*d]
+		if df.opt.Norm == L2 {
+			c := dist / (bestNorm + stabilityGuard)
+			for j, v := range w {
+				total[j] += float32(c * float64(v))
+			}
+		} else {
+			step := float32(dist)
+			for j, v := range w {
+				switch {
+				case v > 0:
+					total[j] += step
+				case v < 0:
+					total[j] -= step
+				}
+			}
+		}
+		start, cur := df.start[s*d:(s+1)*d], df.cur[s*d:(s+1)*d]
+		moved := false
+		for j, p := range total {
+			v := min(max(float32(float64(start[j])+scale*float64(p)), lo), hi)
+			if v != cur[j] {
+				moved = true
+				cur[j] = v
+			}
+		}
+		// A step that leaves x where it was is repeated identically ever
+		// after (same point, same gradients, clipping on the same
+		// pixels): the attempt is over.
+		df.stalled[s] = !moved
+		df.steps[s]++
+		df.iters[s]++
+	}
+	return nil
+}
+
+// dualNorm returns ‖w‖₂ for L2 and ‖w‖₁ for L∞ attacks.
+func dualNorm(w []float32, norm Norm) float64 {
+	var sum float64
+	if norm == L2 {
+		for _, v := range w {
+			sum += float64(v) * float64(v)
+		}
+		return math.Sqrt(sum)
+	}
+	for _, v := range w {
+		sum += math.Abs(float64(v))
+	}
+	return sum
+}
+
+// check runs the slots forward, retires the images that flipped or ran out
+// of attempts, restarts those with attempts left, and returns how many
+// images finished.
+func (df *deepFool) check(ctx context.Context) (int, error) {
+	a, d, k := df.a, df.d, df.k
+	if err := df.c.forward(df.fwdScore[:a*k], df.cur[:a*d], a, 0); err != nil {
+		return 0, df.imageErr(err)
+	}
+	done := 0
+	for s := a - 1; s >= 0; s-- {
+		pred := argmax(df.fwdScore[s*k : (s+1)*k])
+		flipped := pred != df.ref[df.img[s]]
+		switch {
+		case flipped:
+		case df.steps[s] < df.opt.MaxIter && !df.stalled[s]:
+			continue
+		case df.retries[s] < df.opt.Retries:
+			df.restart(s)
+			continue
+		}
+		if err := df.finish(ctx, s, pred, flipped); err != nil {
+			return done, err
+		}
+		done++
+		df.a--
+		if s != df.a {
+			df.move(s, df.a)
+		}
+	}
+	return done, nil
+}
+
+// finish records the result of the image in slot s.
+func (df *deepFool) finish(ctx context.Context, s, pred int, success bool) error {
+	d := df.d
+	i := df.img[s]
+	r := &df.res[i]
+	r.AdvPred, r.Iterations, r.Retries, r.Success = pred, df.iters[s], df.retries[s], success
+	x0, cur := df.x0[i*d:(i+1)*d], df.cur[s*d:(s+1)*d]
+	if df.pert != nil {
+		p := df.pert[i*d : (i+1)*d : (i+1)*d]
+		for j := range p {
+			p[j] = cur[j] - x0[j]
+		}
+		r.Perturbation = p
+	}
+	if !success {
+		r.Margin = math.Inf(1)
+		if df.ref2 != nil {
+			r.Refined = math.Inf(1)
+		}
+		return nil
+	}
+	r.Margin = distance(cur, x0, df.opt.Norm)
+	if df.ref2 != nil {
+		return df.ref2.add(ctx, df, i, cur)
+	}
+	return nil
+}
+
+// distance returns ‖x − y‖ in the given norm.
+func distance(x, y []float32, norm Norm) float64 {
+	var acc float64
+	for j, v := range x {
+		e := float64(v) - float64(y[j])
+		if norm == L2 {
+			acc += e * e
+		} else {
+			acc = max(acc, math.Abs(e))
+		}
+	}
+	if norm == L2 {
+		return math.Sqrt(acc)
+	}
+	return acc
+}
+
+// imageErr turns the slot numbers of a NonFiniteError into image numbers.
+func (df *deepFool) imageErr(err error) error {
+	if e, ok := err.(*NonFiniteError); ok && e.Image < df.a {
+		e2 := *e
+		e2.Image = df.img[e.Image]
+		return &e2
+	}
+	return err
+}
+
+// refiner bisects, for a batch of successful images at a time, the segment
+// between the clean image x₀ and the adversarial point x₀ + δ for the
+// smallest t in (0, 1] whose point x₀ + t·δ is still classified differently
+// from the reference, and sets Refined = t·Margin.
+type refiner struct {
+	q            int   // images waiting
+	img          []int // [b]
+	delta, probe []float32
+	scores       []float32
+	lo, hi       []float64
+}
+
+func newRefiner(c *Classifier, b int) *refiner {
+	return &refiner{
+		img:   make([]int, b),
+		delta: make([]float32, b*c.d), probe: make([]float32, b*c.d),
+		scores: make([]float32, b*c.k),
+		lo:     make([]float64, b), hi: make([]float64, b),
+	}
+}
+
+// add queues image i, whose adversarial point is adv, and bisects when the
+// queue is full.
+func (r *refiner) add(ctx context.Context, df *deepFool, i int, adv []float32) error {
+	d := df.d
+	x0 := df.x0[i*d : (i+1)*d]
+	delta := r.delta[r.q*d : (r.q+1)*d]
+	for j := range delta {
+		delta[j] = adv[j] - x0[j]
+	}
+	r.img[r.q] = i
+	r.q++
+	if r.q == len(r.img) {
+		return r.flush(ctx, df)
+	}
+	return nil
+}
+
+// flush bisects the queued images.
+func (r *refiner) flush(ctx context.Context, df *deepFool) error {
+	q, d, k := r.q, df.d, df.k
+	if q == 0 {
+		return nil
+	}
+	for j := range q {
+		r.lo[j], r.hi[j] = 0, 1
+	}
+	lo, hi := df.c.lo, df.c.hi
+	for range df.opt.RefineSteps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for j := range q {
+			t := (r.lo[j] + r.hi[j]) / 2
+			x0 := df.x0[r.img[j]*d : (r.img[j]+1)*d]
+			delta, probe := r.delta[j*d:(j+1)*d], r.probe[j*d:(j+1)*d]
+			for m, v := range x0 {
+				probe[m] = min(max(float32(float64(v)+t*float64(delta[m])), lo), hi)
+			}
+		}
+		if err := df.c.forward(r.scores[:q*k], r.probe[:q*d], q, 0); err != nil {
+			if e, ok := err.(*NonFiniteError); ok && e.Image < q {
+				e2 := *e
+				e2.Image = r.img[e.Image]
+				return &e2
+			}
+			return err
+		}
+		for j := range q {
+			t := (r.lo[j] + r.hi[j]) / 2
+			if argmax(r.scores[j*k:(j+1)*k]) != df.ref[r.img[j]] {
+				r.hi[j] = t
+			} else {
+				r.lo[j] = t
+			}
+		}
+	}
+	for j := range q {
+		res := &df.res[r.img[j]]
+		res.Refined = r.hi[j] * res.Margin
+	}
+	r.q = 0
+	return nil
+}

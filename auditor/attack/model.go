@@ -1,0 +1,219 @@
+package attack
+
+import (
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// prepared is a model made ready for the classifier.
+type prepared struct {
+	model         *onnxpb.ModelProto
+	input, output string
+	sample        []int64 // image shape, after the batch dimension
+	k             int     // declared class count, 0 if unknown
+	normalised    bool
+}
+
+// prepare returns a copy of m with one float32 input [N, sample...] (the
+// batch symbolic, the image size fixed), one output (opt.Output), and the
+// normalisation (x − mean)/std in front of the original graph.
+func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) {
+	if err := onnxgrad.Validate(m, name); err != nil {
+		return nil, fmt.Errorf("attack: %w", err)
+	}
+	m = proto.Clone(m).(*onnxpb.ModelProto)
+	g := m.GetGraph()
+	shapeErr := func(format string, args ...any) error {
+		return &ShapeError{Model: name, Msg: fmt.Sprintf(format, args...)}
+	}
+
+	inits := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		inits[t.GetName()] = true
+	}
+	var inputs []*onnxpb.ValueInfoProto
+	for _, vi := range g.GetInput() {
+		if !inits[vi.GetName()] {
+			inputs = append(inputs, vi)
+		}
+	}
+	if len(inputs) != 1 {
+		return nil, shapeErr("the model has %d inputs; an image classifier has one", len(inputs))
+	}
+	in := inputs[0]
+	tt := in.GetType().GetTensorType()
+	if tt == nil || tt.GetElemType() != int32(onnxpb.TensorProto_FLOAT) {
+		return nil, shapeErr("input %q is not a float32 tensor", in.GetName())
+	}
+	sample, err := imageShape(in, opt.InputShape)
+	if err != nil {
+		return nil, shapeErr("%v", err)
+	}
+	dims := []*onnxpb.TensorShapeProto_Dimension{{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}}
+	for _, s := range sample {
+		dims = append(dims, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: s}})
+	}
+	tt.Shape = &onnxpb.TensorShapeProto{Dim: dims}
+
+	outName := opt.Output
+	if outName == "" && len(g.GetOutput()) > 0 {
+		outName = g.GetOutput()[0].GetName()
+	}
+	i := slices.IndexFunc(g.GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == outName })
+	if i < 0 {
+		return nil, shapeErr("the model has no output %q", outName)
+	}
+	out := g.GetOutput()[i]
+	g.Output = []*onnxpb.ValueInfoProto{out}
+	ot := out.GetType().GetTensorType()
+	if ot == nil || ot.GetElemType() != int32(onnxpb.TensorProto_FLOAT) {
+		return nil, shapeErr("output %q is not a float32 tensor", outName)
+	}
+	p := &prepared{model: m, input: in.GetName(), output: outName, sample: sample}
+	if os := ot.GetShape(); os != nil {
+		od := os.GetDim()
+		if len(od) != 2 {
+			return nil, shapeErr("output %q has rank %d; want class scores [N, K]", outName, len(od))
+		}
+		od[0] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}
+		if v := od[1].GetDimValue(); v > 0 {
+			p.k = int(v)
+		}
+	}
+
+	if opt.Mean != nil || opt.Std != nil {
+		if err := normalise(g, p, opt.Mean, opt.Std); err != nil {
+			return nil, shapeErr("%v", err)
+		}
+		p.normalised = true
+	}
+	return p, nil
+}
+
+// imageShape returns the input's dimensions after the batch dimension, from
+// the model or, where given, from fixed (which must agree with the model's
+// known sizes).
+func imageShape(in *onnxpb.ValueInfoProto, fixed []int64) ([]int64, error) {
+	shape := in.GetType().GetTensorType().GetShape()
+	if shape == nil {
+		if len(fixed) == 0 {
+			return nil, fmt.Errorf("input %q has no declared shape; give the image size in Options.InputShape", in.GetName())
+		}
+		shape = &onnxpb.TensorShapeProto{Dim: make([]*onnxpb.TensorShapeProto_Dimension, len(fixed)+1)}
+	}
+	dims := shape.GetDim()
+	if len(dims) < 2 {
+		return nil, fmt.Errorf("input %q has rank %d; want a batch of images [N, ...]", in.GetName(), len(dims))
+	}
+	if fixed != nil && len(fixed) != len(dims)-1 {
+		return nil, fmt.Errorf("Options.InputShape %v has %d dimensions; input %q has %d after the batch dimension", fixed, len(fixed), in.GetName(), len(dims)-1)
+	}
+	out := make([]int64, len(dims)-1)
+	for i, d := range dims[1:] {
+		v := d.GetDimValue()
+		switch {
+		case fixed != nil && fixed[i] <= 0:
+			return nil, fmt.Errorf("Options.InputShape %v: dimension %d is not positive", fixed, i+1)
+		case fixed != nil && v > 0 && v != fixed[i]:
+			return nil, fmt.Errorf("Options.InputShape %v: dimension %d is %d, but input %q declares %d", fixed, i+1, fixed[i], in.GetName(), v)
+		case fixed != nil:
+			out[i] = fixed[i]
+		case v > 0:
+			out[i] = v
+		default:
+			return nil, fmt.Errorf("input %q leaves dimension %d symbolic (%q); give the image size in Options.InputShape", in.GetName(), i+1, d.GetDimParam())
+		}
+	}
+	return out, nil
+}
+
+// normalise inserts Sub(x, mean) and Div(·, std) between the graph input and
+// its consumers, with constants shaped [1, C, 1, …] (C the channels, from
+// dimension 1) so that they broadcast over the batch and the spatial axes.
+func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
+	c := p.sample[0]
+	fill := func(what string, v []float32, def float32) ([]float32, error) {
+		switch int64(len(v)) {
+		case 0:
+			v = []float32{def}
+			fallthrough
+		case 1:
+			out := make([]float32, c)
+			for i := range out {
+				out[i] = v[0]
+			}
+			return out, nil
+		case c:
+			return v, nil
+		}
+		return nil, fmt.Errorf("Options.%s has %d values; want 1 or one per channel (%d)", what, len(v), c)
+	}
+	mean, err := fill("Mean", mean, 0)
+	if err != nil {
+		return err
+	}
+	std, err = fill("Std", std, 1)
+	if err != nil {
+		return err
+	}
+	for i := range c {
+		if isNonFinite32(mean[i]) || isNonFinite32(std[i]) || std[i] == 0 {
+			return fmt.Errorf("channel %d: mean %v, std %v; want finite values and a non-zero std", i, mean[i], std[i])
+		}
+	}
+
+	used := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		used[t.GetName()] = true
+	}
+	for _, n := range g.GetNode() {
+		for _, o := range n.GetOutput() {
+			used[o] = true
+		}
+	}
+	for _, vi := range g.GetInput() {
+		used[vi.GetName()] = true
+	}
+	fresh := func(base string) string {
+		s := base
+		for i := 1; used[s]; i++ {
+			s = fmt.Sprintf("%s_%d", base, i)
+		}
+		used[s] = true
+		return s
+	}
+	mName, sName := fresh("attack/mean"), fresh("attack/std")
+	centred, normed := fresh("attack/centred"), fresh("attack/normalised")
+
+	cshape := make([]int64, len(p.sample)+1)
+	for i := range cshape {
+		cshape[i] = 1
+	}
+	cshape[1] = c
+	g.Initializer = append(g.Initializer,
+		onnxgrad.NewTensorFloat32(mName, cshape, mean),
+		onnxgrad.NewTensorFloat32(sName, cshape, std))
+	for _, n := range g.GetNode() {
+		for i, in := range n.GetInput() {
+			if in == p.input {
+				n.Input[i] = normed
+			}
+		}
+	}
+	for _, o := range g.GetOutput() {
+		if o.GetName() == p.input {
+			return fmt.Errorf("the input %q is also an output", p.input)
+		}
+	}
+	nodes := []*onnxpb.NodeProto{
+		{Name: proto.String("attack/Sub"), OpType: proto.String("Sub"), Input: []string{p.input, mName}, Output: []string{centred}},
+		{Name: proto.String("attack/Div"), OpType: proto.String("Div"), Input: []string{centred, sName}, Output: []string{normed}},
+	}
+	g.Node = append(nodes, g.GetNode()...)
+	return nil
+}
