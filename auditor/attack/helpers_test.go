@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -159,4 +160,13 @@ func f32(v []float64) []float32 {
 		out[i] = float32(x)
 	}
 	return out
+}
+
+// runtimeMem samples the bytes the Go heap has allocated so far.
+type runtimeMem struct{ bytes uint64 }
+
+func (m *runtimeMem) read() {
+	var s runtime.MemStats
+	runtime.ReadMemStats(&s)
+	m.bytes = s.TotalAlloc
 }

@@ -1,0 +1,288 @@
+package attack
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// PGDOptions configure [PGD].
+type PGDOptions struct {
+	// Norm is LInf or L2.
+	Norm Norm
+	// Eps is the radius ε of the ball around the clean image, in pixel
+	// units of the chosen norm.
+	Eps float64
+	// Step is the step size α: each step moves α·sign(∇) (L∞) or α·∇/‖∇‖₂
+	// (L2).
+	Step float64
+	// Steps is the number of gradient steps.
+	Steps int
+	// RandomStart starts from a uniformly random point of the ε-ball
+	// (clipped to the range) instead of the clean image.
+	RandomStart bool
+	// Seed seeds the random starts. A PGD value draws from one generator
+	// for its whole life, so successive calls get fresh starts.
+	Seed uint64
+	// BatchSize is how many images one onnxruntime run takes; 0 means all
+	// the images of the call.
+	BatchSize int
+	// EarlyStop freezes an image as soon as it is misclassified, so that
+	// the attack returns the first adversarial point it meets; without it
+	// every image takes all the steps (as adversarial training wants).
+	EarlyStop bool
+	// Progress, if not nil, hears of finished images.
+	Progress Progress
+}
+
+// PGD runs projected gradient descent on the cross-entropy loss (Madry et
+// al., ICLR 2018) against one classifier. It keeps its buffers between
+// calls, so that adversarial training allocates little per batch. A PGD is
+// not safe for concurrent use.
+type PGD struct {
+	c   *Classifier
+	opt PGDOptions
+	rng *rand.Rand
+	sc  lossScratch
+	// grad is the loss gradient of a batch; done marks frozen images.
+	grad []float32
+	done []bool
+}
+
+// NewPGD checks opt and returns a PGD attack on c.
+func NewPGD(c *Classifier, opt PGDOptions) (*PGD, error) {
+	if c == nil {
+		return nil, ErrClosed
+	}
+	bad := func(format string, args ...any) (*PGD, error) {
+		return nil, fmt.Errorf("attack: %s: PGD: "+format, append([]any{c.name}, args...)...)
+	}
+	switch {
+	case !opt.Norm.valid():
+		return bad("norm %v; want LInf or L2", opt.Norm)
+	case !(opt.Eps >= 0) || math.IsInf(opt.Eps, 0):
+		return bad("ε = %v; want a finite value ≥ 0", opt.Eps)
+	case !(opt.Step >= 0) || math.IsInf(opt.Step, 0):
+		return bad("step %v; want a finite value ≥ 0", opt.Step)
+	case opt.Steps < 0:
+		return bad("%d steps; want ≥ 0", opt.Steps)
+	case opt.BatchSize < 0:
+		return bad("batch size %d; want ≥ 0", opt.BatchSize)
+	}
+	return &PGD{c: c, opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x9d))}, nil
+}
+
+// Attack writes to adv the adversarial images of the n images in x (pixels
+// in the classifier's range) with the given labels, and, if success is not
+// nil, whether each adversarial image is misclassified. adv must have the
+// length of x and not overlap it.
+func (p *PGD) Attack(ctx context.Context, adv, x []float32, labels []int, success []bool) error {
+	c := p.c
+	n, err := c.checkInput(x, -1)
+	if err != nil {
+		return err
+	}
+	if err := c.checkRange(x); err != nil {
+		return err
+	}
+	if err := c.checkLabels(labels, n); err != nil {
+		return err
+	}
+	switch {
+	case len(adv) != len(x):
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("PGD: %d values for the adversarial images of %d input values", len(adv), len(x))}
+	case success != nil && len(success) != n:
+		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("PGD: %d success flags for %d images", len(success), n)}
+	}
+	b := p.opt.BatchSize
+	if b == 0 || b > n {
+		b = n
+	}
+	for s := 0; s < n; s += b {
+		e := min(n, s+b)
+		if err := p.batch(ctx, adv[s*c.d:e*c.d], x[s*c.d:e*c.d], labels[s:e], e-s, s); err != nil {
+			return err
+		}
+		for j := range e - s {
+			if success != nil {
+				success[s+j] = argmax(p.sc.scores[j*c.k:(j+1)*c.k]) != labels[s+j]
+			}
+		}
+		report(p.opt.Progress, e-s)
+	}
+	return nil
+}
+
+// batch attacks m images; first is the index of the first in the caller's
+// batch. On return p.sc.scores holds the scores at the adversarial images.
+func (p *PGD) batch(ctx context.Context, adv, x0 []float32, labels []int, m, first int) error {
+	c, d := p.c, p.c.d
+	p.grad = grow(p.grad, m*d)
+	if cap(p.done) < m {
+		p.done = make([]bool, m)
+	}
+	done := p.done[:m]
+	clear(done)
+	copy(adv, x0)
+	if p.opt.RandomStart {
+		for i := range m {
+			p.randomStart(adv[i*d:(i+1)*d], x0[i*d:(i+1)*d])
+		}
+	}
+	for range p.opt.Steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := c.lossGradient(&p.sc, p.grad, adv, labels, m, first); err != nil {
+			return err
+		}
+		active := 0
+		for i := range m {
+			if p.opt.EarlyStop && (done[i] || argmax(p.sc.scores[i*c.k:(i+1)*c.k]) != labels[i]) {
+				done[i] = true
+				continue
+			}
+			active++
+			p.move(adv[i*d:(i+1)*d], x0[i*d:(i+1)*d], p.grad[i*d:(i+1)*d])
+		}
+		if active == 0 {
+			break
+		}
+	}
+	p.sc.scores = grow(p.sc.scores, m*c.k)
+	return c.forward(p.sc.scores, adv, m, first)
+}
+
+// move takes one step from adv along the gradient g, then projects onto the
+// ε-ball around x0 and clips to the range.
+func (p *PGD) move(adv, x0, g []float32) {
+	alpha := p.opt.Step
+	if p.opt.Norm == LInf {
+		a := float32(alpha)
+		for j, v := range g {
+			switch {
+			case v > 0:
+				adv[j] += a
+			case v < 0:
+				adv[j] -= a
+			}
+		}
+		p.project(adv, x0)
+		return
+	}
+	norm := dualNorm(g, L2)
+	if norm == 0 {
+		return
+	}
+	scale := alpha / norm
+	for j, v := range g {
+		adv[j] = float32(float64(adv[j]) + scale*float64(v))
+	}
+	p.project(adv, x0)
+}
+
+// project maps adv onto the ε-ball around x0, then clips it to the range.
+// Both hold exactly in float32: every pixel of an L∞ result lies in
+// [x0 − ε, x0 + ε] as float32 computes them, and the L2 norm of adv − x0,
+// summed in float64, is at most ε (clipping only brings pixels closer to x0,
+// which lies in the range).
+func (p *PGD) project(adv, x0 []float32) {
+	lo, hi := p.c.lo, p.c.hi
+	if p.opt.Norm == LInf {
+		eps := float32(p.opt.Eps)
+		for j, v := range x0 {
+			adv[j] = min(max(adv[j], v-eps, lo), v+eps, hi)
+		}
+		return
+	}
+	eps := p.opt.Eps
+	if n := distance(adv, x0, L2); n > eps {
+		s := eps / n
+		for try := 0; try < 8 && n > eps; try++ {
+			for j, v := range x0 {
+				adv[j] = v + float32(s*(float64(adv[j])-float64(v)))
+			}
+			n = distance(adv, x0, L2)
+			// Rounding may leave the norm a hair above ε: shrink again by
+			// a factor just under 1.
+			s = eps / n * (1 - 1e-6)
+		}
+	}
+	for j := range adv {
+		adv[j] = min(max(adv[j], lo), hi)
+	}
+}
+
+// randomStart sets adv to a uniformly random point of the ε-ball around x0,
+// clipped to the range.
+func (p *PGD) randomStart(adv, x0 []float32) {
+	eps := p.opt.Eps
+	if p.opt.Norm == LInf {
+		for j, v := range x0 {
+			adv[j] = v + float32(eps*(2*p.rng.Float64()-1))
+		}
+		p.project(adv, x0)
+		return
+	}
+	// A Gaussian direction, and a radius ε·u^(1/D): uniform in the ball.
+	var sum float64
+	for j := range adv {
+		z := p.rng.NormFloat64()
+		adv[j] = float32(z)
+		sum += z * z
+	}
+	r := eps * math.Pow(p.rng.Float64(), 1/float64(len(adv))) / math.Sqrt(sum)
+	for j, v := range x0 {
+		adv[j] = v + float32(r*float64(adv[j]))
+	}
+	p.project(adv, x0)
+}
+
+// Robustness is the outcome of [RobustAccuracy].
+type Robustness struct {
+	// N counts the images, Correct those the model classifies correctly,
+	// and Robust those it still classifies correctly under the attack
+	// (Robust ≤ Correct: an image counts only if both hold).
+	N, Correct, Robust int
+}
+
+// CleanAccuracy returns Correct/N.
+func (r Robustness) CleanAccuracy() float64 { return float64(r.Correct) / float64(r.N) }
+
+// RobustAccuracy returns Robust/N.
+func (r Robustness) RobustAccuracy() float64 { return float64(r.Robust) / float64(r.N) }
+
+// RobustAccuracy attacks the images in x with PGD and counts the images
+// classified correctly both clean and at every point the attack visits:
+// EarlyStop is forced on, since one misclassified point in the ball is
+// enough. A zero opt.BatchSize means 128 images per run.
+func RobustAccuracy(ctx context.Context, c *Classifier, x []float32, labels []int, opt PGDOptions) (Robustness, error) {
+	opt.EarlyStop = true
+	if opt.BatchSize == 0 {
+		opt.BatchSize = 128
+	}
+	p, err := NewPGD(c, opt)
+	if err != nil {
+		return Robustness{}, err
+	}
+	pred, err := c.Predict(x, -1)
+	if err != nil {
+		return Robustness{}, err
+	}
+	adv := make([]float32, len(x))
+	success := make([]bool, len(pred))
+	if err := p.Attack(ctx, adv, x, labels, success); err != nil {
+		return Robustness{}, err
+	}
+	r := Robustness{N: len(pred)}
+	for i, y := range labels {
+		if pred[i] == y {
+			r.Correct++
+			if !success[i] {
+				r.Robust++
+			}
+		}
+	}
+	return r, nil
+}
