@@ -1,0 +1,287 @@
+package auditor
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+)
+
+// Header is the header row of margins.csv, the columns of a Record.
+// The names and their order are stable: tools downstream read them.
+var Header = []string{
+	"checkpoint", "epoch", "split", "index", "label", "pred", "correct",
+	"norm", "margin", "margin_refined", "iterations", "retries", "success",
+}
+
+// Columns of margins.csv, indices into Header.
+const (
+	colCheckpoint = iota
+	colEpoch
+	colSplit
+	colIndex
+	colLabel
+	colPred
+	colCorrect
+	colNorm
+	colMargin
+	colMarginRefined
+	colIterations
+	colRetries
+	colSuccess
+	numColumns
+)
+
+// ParseError is a malformed margins.csv: a CSV syntax error, a wrong
+// header, or a field that does not parse or breaks an invariant of Record.
+type ParseError struct {
+	File   string // file name, as given to the reader
+	Line   int    // 1-based line of the field (0 when the error concerns the file)
+	Column int    // 1-based column of the field in the header (0 for the whole row)
+	Field  string // name of the column, when Column > 0
+	Err    error
+}
+
+func (e *ParseError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Column > 0 {
+		return fmt.Sprintf("auditor: %s: column %d (%s): %v", loc, e.Column, e.Field, e.Err)
+	}
+	return fmt.Sprintf("auditor: %s: %v", loc, e.Err)
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// ErrHeader is wrapped by a ParseError when a file does not start with the
+// expected header.
+var ErrHeader = errors.New("not a margins.csv header")
+
+// Writer writes records as margins.csv rows. Call Flush (or Close of the
+// underlying file after Flush) when done; errors are sticky.
+type Writer struct {
+	w      *csv.Writer
+	header bool
+	row    []string
+}
+
+// NewWriter returns a Writer that writes the header before the first record.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{w: csv.NewWriter(w), row: make([]string, numColumns)}
+}
+
+// WriteHeader writes the header row unless it was written already. Write
+// calls it, so it is needed only for a file without records.
+func (w *Writer) WriteHeader() error {
+	if w.header {
+		return nil
+	}
+	w.header = true
+	if err := w.w.Write(Header); err != nil {
+		return fmt.Errorf("auditor: writing margins: %w", err)
+	}
+	return nil
+}
+
+// Write validates r and writes it as one row. Floats are written in the
+// shortest form that parses back to the same float64 (strconv 'g', -1); a
+// record without a refined margin has an empty margin_refined field.
+func (w *Writer) Write(r *Record) error {
+	if err := r.validate(); err != nil {
+		return fmt.Errorf("auditor: record %s %s #%d %s: %w", r.Checkpoint, r.Split, r.Index, r.Norm, err)
+	}
+	if err := w.WriteHeader(); err != nil {
+		return err
+	}
+	row := w.row
+	row[colCheckpoint] = r.Checkpoint
+	row[colEpoch] = strconv.Itoa(r.Epoch)
+	row[colSplit] = string(r.Split)
+	row[colIndex] = strconv.Itoa(r.Index)
+	row[colLabel] = strconv.Itoa(r.Label)
+	row[colPred] = strconv.Itoa(r.Pred)
+	row[colCorrect] = strconv.FormatBool(r.Correct)
+	row[colNorm] = string(r.Norm)
+	row[colMargin] = formatFloat(r.Margin)
+	row[colMarginRefined] = ""
+	if r.Refined() {
+		row[colMarginRefined] = formatFloat(r.MarginRefined)
+	}
+	row[colIterations] = strconv.Itoa(r.Iterations)
+	row[colRetries] = strconv.Itoa(r.Retries)
+	row[colSuccess] = strconv.FormatBool(r.Success)
+	if err := w.w.Write(row); err != nil {
+		return fmt.Errorf("auditor: writing margins: %w", err)
+	}
+	return nil
+}
+
+// Flush writes any buffered data to the underlying writer and returns the
+// first error that occurred.
+func (w *Writer) Flush() error {
+	w.w.Flush()
+	if err := w.w.Error(); err != nil {
+		return fmt.Errorf("auditor: writing margins: %w", err)
+	}
+	return nil
+}
+
+// WriteRecords writes the header and the records to w.
+func WriteRecords(w io.Writer, records []Record) error {
+	cw := NewWriter(w)
+	if err := cw.WriteHeader(); err != nil {
+		return err
+	}
+	for i := range records {
+		if err := cw.Write(&records[i]); err != nil {
+			return err
+		}
+	}
+	return cw.Flush()
+}
+
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// ReadRecords reads a margins.csv file from r; name (usually the file
+// name) appears in errors. It checks the header, every field, and that no
+// two rows share a (checkpoint, split, index, norm) key nor one checkpoint
+// two epochs. Errors are *ParseError values naming the line and column.
+func ReadRecords(r io.Reader, name string) ([]Record, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // the header is checked below
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err == io.EOF {
+		return nil, &ParseError{File: name, Err: fmt.Errorf("empty file: %w", ErrHeader)}
+	}
+	if err != nil {
+		return nil, csvError(name, err)
+	}
+	if len(head) != len(Header) {
+		return nil, &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %d", ErrHeader, len(head), len(Header))}
+	}
+	cr.FieldsPerRecord = len(Header)
+	for i, h := range head {
+		if h != Header[i] {
+			return nil, &ParseError{File: name, Line: 1, Column: i + 1, Field: Header[i],
+				Err: fmt.Errorf("%w: column is %q, want %q", ErrHeader, h, Header[i])}
+		}
+	}
+	var (
+		out    []Record
+		lines  = map[recordKey]int{}
+		epochs = map[string]int{}
+	)
+	for {
+		row, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, csvError(name, err)
+		}
+		rec, col, err := parseRow(row)
+		if err != nil {
+			line, _ := cr.FieldPos(col)
+			return nil, &ParseError{File: name, Line: line, Column: col + 1, Field: Header[col], Err: err}
+		}
+		line, _ := cr.FieldPos(0)
+		if prev, ok := lines[rec.key()]; ok {
+			return nil, &ParseError{File: name, Line: line, Err: fmt.Errorf(
+				"duplicate row for %s %s image %d norm %s (first on line %d)", rec.Checkpoint, rec.Split, rec.Index, rec.Norm, prev)}
+		}
+		lines[rec.key()] = line
+		if e, ok := epochs[rec.Checkpoint]; ok && e != rec.Epoch {
+			l, _ := cr.FieldPos(colEpoch)
+			return nil, &ParseError{File: name, Line: l, Column: colEpoch + 1, Field: Header[colEpoch],
+				Err: fmt.Errorf("checkpoint %s has epoch %d here and %d above", rec.Checkpoint, rec.Epoch, e)}
+		}
+		epochs[rec.Checkpoint] = rec.Epoch
+		out = append(out, rec)
+	}
+}
+
+// csvError converts an encoding/csv error; its own message carries the
+// byte column of a syntax error.
+func csvError(name string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return &ParseError{File: name, Line: pe.Line, Err: pe.Err}
+	}
+	return &ParseError{File: name, Err: err}
+}
+
+// parseRow parses and validates one row; on error it returns the 0-based
+// column at fault.
+func parseRow(row []string) (Record, int, error) {
+	var (
+		r   Record
+		err error
+		col int
+	)
+	integer := func(c int) int {
+		if err != nil {
+			return 0
+		}
+		v, e := strconv.Atoi(row[c])
+		if e != nil {
+			col, err = c, fmt.Errorf("invalid integer %q", row[c])
+		}
+		return v
+	}
+	boolean := func(c int) bool {
+		if err != nil {
+			return false
+		}
+		switch row[c] {
+		case "true":
+			return true
+		case "false":
+			return false
+		}
+		col, err = c, fmt.Errorf("invalid boolean %q (want true or false)", row[c])
+		return false
+	}
+	float := func(c int) float64 {
+		if err != nil {
+			return 0
+		}
+		v, e := strconv.ParseFloat(row[c], 64)
+		if e != nil {
+			col, err = c, fmt.Errorf("invalid number %q", row[c])
+		}
+		return v
+	}
+	r.Checkpoint = row[colCheckpoint]
+	r.Epoch = integer(colEpoch)
+	r.Split = Split(row[colSplit])
+	r.Index = integer(colIndex)
+	r.Label = integer(colLabel)
+	r.Pred = integer(colPred)
+	r.Correct = boolean(colCorrect)
+	r.Norm = Norm(row[colNorm])
+	r.Margin = float(colMargin)
+	r.MarginRefined = math.NaN()
+	if row[colMarginRefined] != "" {
+		r.MarginRefined = float(colMarginRefined)
+		if err == nil && math.IsNaN(r.MarginRefined) {
+			col, err = colMarginRefined, fmt.Errorf("refined margin is NaN (leave the field empty when not refined)")
+		}
+	}
+	r.Iterations = integer(colIterations)
+	r.Retries = integer(colRetries)
+	r.Success = boolean(colSuccess)
+	if err != nil {
+		return r, col, err
+	}
+	if err := r.validate(); err != nil {
+		var fe *fieldError
+		errors.As(err, &fe)
+		return r, fe.column, fe
+	}
+	return r, 0, nil
+}
