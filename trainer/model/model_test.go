@@ -251,3 +251,24 @@ func TestGraphMatchesReference(t *testing.T) {
 		})
 	}
 }
+
+// TestInitGolden pins the initial weights of one seed: checkpoints of
+// recorded experiments must be reproducible by later versions.
+func TestInitGolden(t *testing.T) {
+	m, err := model.New(model.Arch{Kind: model.CNN, Channels: []int{2}, Hidden: []int{}}, 1, 4, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(1)
+	for _, tc := range []struct {
+		name string
+		want []float32
+	}{
+		{"conv1.weight", []float32{-0.33031347, -0.06200722, 0.031499453, -1.3928204}}, // He normal, std √(2/9)
+		{"fc1.weight", []float32{-0.70797336, -0.42390898, 0.47558197, -0.10712699}},   // Glorot uniform, ±√(6/11)
+	} {
+		if got := m.Param(tc.name).Data[:4]; !slices.Equal(got, tc.want) {
+			t.Errorf("%s starts %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
