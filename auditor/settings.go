@@ -1,0 +1,194 @@
+package auditor
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Settings are everything that determines an audit's results: the data,
+// the attacks and their parameters. An audit store refuses to mix results
+// of different settings. Settings that only change speed (threads, batch
+// size) or the set of checkpoints do not belong here: more checkpoints
+// may be added to an audit later.
+//
+// Settings are stored as settings.json with the JSON names below; a field
+// added in a later version compares as different from its absence, so such
+// an audit is redone rather than silently mixed.
+type Settings struct {
+	// Data names the images: "mnist", "fashion-mnist", "cifar10", or the
+	// paths of the image and label arrays of a custom data set.
+	Data   string  `json:"data"`
+	Splits []Split `json:"splits"`
+	// N is the number of images per split: the first N, or a random subset
+	// of N drawn with Seed when Sample is "random".
+	N      int    `json:"n"`
+	Sample string `json:"sample"` // "first" or "random"
+	Seed   int64  `json:"seed"`   // seed of the subset and of the attacks' random noise
+
+	// Range is the pixel range [lo, hi] of the inputs; Mean and Std the
+	// per-channel normalisation applied inside the graph, empty when taken
+	// from each checkpoint's metadata or when there is none.
+	Range [2]float64 `json:"range"`
+	Mean  []float64  `json:"mean"`
+	Std   []float64  `json:"std"`
+
+	// DeepFool.
+	Norms      []Norm  `json:"norms"`      // norms of the margins
+	Overshoot  float64 `json:"overshoot"`  // scale of the cumulative perturbation, 0.02
+	MaxIter    int     `json:"max_iter"`   // iterations per attempt, 50
+	Candidates int     `json:"candidates"` // top-k candidate classes; 0 for all
+	Retries    int     `json:"retries"`    // restarts from a noisy image after a failure
+	Refine     bool    `json:"refine"`     // bisection to the exact crossing
+
+	PGD PGDSettings `json:"pgd"`
+}
+
+// PGDSettings are the parameters of the PGD robust-accuracy attacks; an
+// audit without PGD has no Eps.
+type PGDSettings struct {
+	Norms       []Norm    `json:"norms"`
+	Eps         []float64 `json:"eps"`       // radii
+	Steps       int       `json:"steps"`     // iterations
+	StepSize    float64   `json:"step_size"` // step length, as a fraction of eps
+	RandomStart bool      `json:"random_start"`
+}
+
+// SettingDiff is one setting that differs between two Settings: its
+// dotted JSON name (such as "n" or "pgd.eps") and both values as JSON text,
+// "(absent)" when a side lacks the field.
+type SettingDiff struct {
+	Field string
+	Old   string // value of the stored (earlier) settings
+	New   string // value of the requested settings
+}
+
+func (d SettingDiff) String() string {
+	return fmt.Sprintf("%s: %s before, %s now", d.Field, d.Old, d.New)
+}
+
+// DiffSettings lists the settings that differ between old and new, sorted
+// by field name; nil when they are equal.
+func DiffSettings(old, new *Settings) ([]SettingDiff, error) {
+	a, err := json.Marshal(old.canonical())
+	if err != nil {
+		return nil, fmt.Errorf("auditor: encoding settings: %w", err)
+	}
+	b, err := json.Marshal(new.canonical())
+	if err != nil {
+		return nil, fmt.Errorf("auditor: encoding settings: %w", err)
+	}
+	return diffJSON(a, b)
+}
+
+// canonical returns a copy of s with empty lists as nil, so that an empty
+// list and no list compare (and are stored) alike.
+func (s *Settings) canonical() *Settings {
+	c := *s
+	if len(c.Splits) == 0 {
+		c.Splits = nil
+	}
+	if len(c.Mean) == 0 {
+		c.Mean = nil
+	}
+	if len(c.Std) == 0 {
+		c.Std = nil
+	}
+	if len(c.Norms) == 0 {
+		c.Norms = nil
+	}
+	if len(c.PGD.Norms) == 0 {
+		c.PGD.Norms = nil
+	}
+	if len(c.PGD.Eps) == 0 {
+		c.PGD.Eps = nil
+	}
+	return &c
+}
+
+const absent = "(absent)"
+
+// diffJSON compares two JSON objects field by field, descending into
+// nested objects; arrays and other values compare as a whole.
+func diffJSON(old, new []byte) ([]SettingDiff, error) {
+	fa, err := flatten(old)
+	if err != nil {
+		return nil, err
+	}
+	fb, err := flatten(new)
+	if err != nil {
+		return nil, err
+	}
+	var out []SettingDiff
+	for k, va := range fa {
+		vb, ok := fb[k]
+		if !ok {
+			vb = absent
+		}
+		if va != vb {
+			out = append(out, SettingDiff{Field: k, Old: va, New: vb})
+		}
+	}
+	for k, vb := range fb {
+		if _, ok := fa[k]; !ok {
+			out = append(out, SettingDiff{Field: k, Old: absent, New: vb})
+		}
+	}
+	slices.SortFunc(out, func(x, y SettingDiff) int { return strings.Compare(x.Field, y.Field) })
+	return out, nil
+}
+
+// flatten maps the dotted names of the leaves of a JSON object to their
+// compact JSON text.
+func flatten(data []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v map[string]any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("settings are not a JSON object: %w", err)
+	}
+	out := map[string]string{}
+	var walk func(prefix string, m map[string]any) error
+	walk = func(prefix string, m map[string]any) error {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				if err := walk(prefix+k+".", sub); err != nil {
+					return err
+				}
+				continue
+			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			out[prefix+k] = string(b)
+		}
+		return nil
+	}
+	if err := walk("", v); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingsError reports that an audit directory holds results computed
+// with other settings than those requested.
+type SettingsError struct {
+	Path  string // the stored settings.json
+	Diffs []SettingDiff
+}
+
+func (e *SettingsError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "auditor: %s: the results there were computed with other settings (", e.Path)
+	for i, d := range e.Diffs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(d.String())
+	}
+	b.WriteString(")")
+	return b.String()
+}
