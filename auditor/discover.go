@@ -225,7 +225,8 @@ var epochName = regexp.MustCompile(`(?i)(?:^|[^a-z0-9])(?:epoch|ep|e)[-_=]?([0-9
 //	run-epoch=3.onnx, epoch=3-step=1500.onnx    → 3 (Lightning style)
 //
 // Names without such a part ("model.onnx", "step100.onnx", "e2e.onnx") and
-// names with two different epochs ("epoch1-e2.onnx") have none.
+// names with two different epochs ("epoch1-e2.onnx") have none: the result
+// is then -1, false.
 func EpochFromName(name string) (int, bool) {
 	base := filepath.Base(name)
 	if ext := filepath.Ext(base); strings.EqualFold(ext, ".onnx") {
@@ -241,7 +242,7 @@ func EpochFromName(name string) (int, bool) {
 		}
 		e, _ := strconv.Atoi(s[loc[2]:loc[3]])
 		if found && e != epoch {
-			return 0, false
+			return -1, false
 		}
 		epoch, found = e, true
 		s = s[loc[3]:]

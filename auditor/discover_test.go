@@ -30,16 +30,16 @@ func TestEpochFromName(t *testing.T) {
 		{"epoch=3-step=1500.onnx", 3}, // Lightning: the step is not an epoch
 		{"mnist.epoch0.onnx", 0},
 		{"runs/a/epoch-000.onnx", 0},
-		{"epoch-007", 7},                 // no extension
-		{"epoch-001-e1.onnx", 1},         // two forms that agree
-		{"epoch1-e2.onnx", -1},           // two that do not
-		{"model.onnx", -1},               // none
-		{"step100.onnx", -1},             // another counter
-		{"e2e.onnx", -1},                 // digits followed by a letter
-		{"resnet18.onnx", -1},            // digits after letters other than e/ep/epoch
-		{"cifar_res18e3.onnx", -1},       // "e3" glued to the previous word
-		{"epoch.onnx", -1},               // no digits
-		{"epoch-1234567890.onnx", -1},    // more than 9 digits
+		{"epoch-007", 7},              // no extension
+		{"epoch-001-e1.onnx", 1},      // two forms that agree
+		{"epoch1-e2.onnx", -1},        // two that do not
+		{"model.onnx", -1},            // none
+		{"step100.onnx", -1},          // another counter
+		{"e2e.onnx", -1},              // digits followed by a letter
+		{"resnet18.onnx", -1},         // digits after letters other than e/ep/epoch
+		{"cifar_res18e3.onnx", -1},    // "e3" glued to the previous word
+		{"epoch.onnx", -1},            // no digits
+		{"epoch-1234567890.onnx", -1}, // more than 9 digits
 		{"epoch-123456789.onnx", 123456789},
 	} {
 		got, ok := EpochFromName(tc.name)
