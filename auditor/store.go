@@ -1,0 +1,468 @@
+package auditor
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Files of an audit directory.
+const (
+	SettingsFile    = "settings.json"   // the audit's Settings, written first
+	MarginsFile     = "margins.csv"     // all finished checkpoints' records, by epoch
+	SummaryFile     = "summary.json"    // see Summary
+	TransitionsFile = "transitions.csv" // see WriteTransitions
+	PartsDir        = "parts"           // one margins part per finished checkpoint
+	PGDPartsDir     = "parts/pgd"       // one PGD part per finished checkpoint
+)
+
+// PGDHeader is the header row of a PGD part file.
+var PGDHeader = []string{"checkpoint", "epoch", "split", "norm", "eps", "images", "robust"}
+
+// Store is a resumable audit directory. The results of each checkpoint are
+// committed atomically when the checkpoint is finished, so an audit that is
+// interrupted (killed, out of power, a failing checkpoint) can be run again
+// with the same settings and goes on where it stopped. The layout is
+//
+//	settings.json             the Settings, written when the store is created
+//	parts/NAME.csv            records of checkpoint NAME, margins.csv format
+//	parts/pgd/NAME.csv        its PGD results (header PGDHeader)
+//	margins.csv               all parts' records, by epoch then name
+//	summary.json              written by WriteReport
+//	transitions.csv           written by WriteReport
+//
+// Every file is written to a hidden temporary file in its folder, synced,
+// and renamed over its final name, so no reader ever sees half a file. A
+// checkpoint is finished exactly when parts/NAME.csv exists: Commit writes
+// the PGD part first and the margins part last, and removes the old
+// margins part first when it replaces a finished checkpoint. OpenStore
+// removes temporary files and PGD parts without their margins part (the
+// leftovers of an interrupted commit) and rebuilds margins.csv from the
+// parts, so a crash between a commit and the rebuild loses nothing.
+//
+// A Store is safe for concurrent use by the goroutines of one process; two
+// processes must not use one directory at the same time.
+type Store struct {
+	dir      string
+	settings Settings
+
+	mu    sync.Mutex
+	parts map[string]int // finished checkpoint → epoch (-1 when its parts are empty)
+}
+
+// OpenStore opens the audit directory dir, creating it when needed, for an
+// audit with the given settings. A new directory gets settings.json; an
+// existing one must hold the same settings, or OpenStore returns a
+// *SettingsError listing the fields that differ. The finished checkpoints'
+// parts are read and checked; a corrupt part is an error (a *ParseError
+// naming it) that is not repaired: remove the part to redo its checkpoint.
+func OpenStore(dir string, settings *Settings) (*Store, error) {
+	settings = settings.canonical()
+	s := &Store{dir: dir, settings: *settings, parts: map[string]int{}}
+	want, err := json.MarshalIndent(settings, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("auditor: encoding settings: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("auditor: audit directory: %w", err)
+	}
+	// Check the settings before changing anything in dir.
+	parts, err := s.partNames(PartsDir)
+	if err != nil {
+		return nil, err
+	}
+	settingsPath := filepath.Join(dir, SettingsFile)
+	have, err := os.ReadFile(settingsPath)
+	newStore := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case newStore:
+		if len(parts) > 0 {
+			return nil, fmt.Errorf("auditor: %s: results of %d checkpoints but no %s", dir, len(parts), SettingsFile)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("auditor: %w", err)
+	default:
+		diffs, err := diffJSON(have, want)
+		if err != nil {
+			return nil, fmt.Errorf("auditor: %s: %w", settingsPath, err)
+		}
+		if len(diffs) > 0 {
+			return nil, &SettingsError{Path: settingsPath, Diffs: diffs}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, PGDPartsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("auditor: audit directory: %w", err)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, PartsDir), filepath.Join(dir, PGDPartsDir)} {
+		if err := removeTemp(d); err != nil {
+			return nil, err
+		}
+	}
+	if newStore {
+		if err := writeFileAtomic(settingsPath, func(w io.Writer) error {
+			_, err := w.Write(append(want, '\n'))
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	}
+
+	for _, name := range parts {
+		recs, err := s.readPart(name)
+		if err != nil {
+			return nil, err
+		}
+		pgd, err := s.readPGDPart(name)
+		if err != nil {
+			return nil, err
+		}
+		epoch := -1
+		for _, r := range recs {
+			epoch = r.Epoch
+		}
+		for _, p := range pgd {
+			if epoch >= 0 && p.Epoch != epoch {
+				return nil, fmt.Errorf("auditor: %s: epoch %d, but %d in %s", s.pgdPath(name), p.Epoch, epoch, s.partPath(name))
+			}
+			epoch = p.Epoch
+		}
+		for other, e := range s.parts {
+			if e >= 0 && e == epoch {
+				return nil, fmt.Errorf("auditor: %s: checkpoints %s and %s both have epoch %d", dir, other, name, epoch)
+			}
+		}
+		s.parts[name] = epoch
+	}
+	// PGD parts without a margins part are left over from a commit that
+	// did not finish.
+	pgdParts, err := s.partNames(PGDPartsDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range pgdParts {
+		if _, ok := s.parts[name]; !ok {
+			if err := os.Remove(s.pgdPath(name)); err != nil {
+				return nil, fmt.Errorf("auditor: removing an unfinished part: %w", err)
+			}
+		}
+	}
+	if err := s.rebuild(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Settings returns the store's settings.
+func (s *Store) Settings() Settings { return s.settings }
+
+// Done reports whether the checkpoint with the given file name is finished.
+func (s *Store) Done(checkpoint string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.parts[checkpoint]
+	return ok
+}
+
+// Finished returns the names of the finished checkpoints, by epoch.
+func (s *Store) Finished() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.order()
+}
+
+// order returns the finished checkpoints by epoch, then name. s.mu is held.
+func (s *Store) order() []string {
+	names := make([]string, 0, len(s.parts))
+	for n := range s.parts {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(s.parts[a], s.parts[b]), strings.Compare(a, b)) })
+	return names
+}
+
+// Part is the complete result of auditing one checkpoint.
+type Part struct {
+	Checkpoint string      // file name of the checkpoint
+	Epoch      int         // its epoch
+	Records    []Record    // margins; each with the Checkpoint and Epoch above
+	PGD        []PGDResult // robust accuracies; each with the Checkpoint and Epoch above
+}
+
+// Commit stores the results of a finished checkpoint atomically and
+// rebuilds margins.csv. The part must be consistent as described at
+// Summarize, and its epoch must not belong to another finished checkpoint.
+// Committing a finished checkpoint again replaces its results. When only
+// the rebuild of margins.csv fails, the checkpoint is finished all the
+// same and margins.csv is rebuilt by the next Commit or OpenStore.
+func (s *Store) Commit(p *Part) error {
+	if err := checkName(p.Checkpoint); err != nil {
+		return fmt.Errorf("auditor: commit: %w", err)
+	}
+	if p.Epoch < 0 {
+		return fmt.Errorf("auditor: commit %s: negative epoch %d", p.Checkpoint, p.Epoch)
+	}
+	for i := range p.Records {
+		if r := &p.Records[i]; r.Checkpoint != p.Checkpoint || r.Epoch != p.Epoch {
+			return fmt.Errorf("auditor: commit %s (epoch %d): record %d is of %s (epoch %d)", p.Checkpoint, p.Epoch, i, r.Checkpoint, r.Epoch)
+		}
+	}
+	for i := range p.PGD {
+		if r := &p.PGD[i]; r.Checkpoint != p.Checkpoint || r.Epoch != p.Epoch {
+			return fmt.Errorf("auditor: commit %s (epoch %d): PGD result %d is of %s (epoch %d)", p.Checkpoint, p.Epoch, i, r.Checkpoint, r.Epoch)
+		}
+	}
+	if _, err := index(p.Records, p.PGD); err != nil {
+		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, e := range s.parts {
+		if e == p.Epoch && name != p.Checkpoint {
+			return fmt.Errorf("auditor: commit %s: epoch %d belongs to the finished checkpoint %s", p.Checkpoint, p.Epoch, name)
+		}
+	}
+	if _, ok := s.parts[p.Checkpoint]; ok {
+		// Un-finish first, so that a crash below never pairs the new PGD
+		// part with the old margins.
+		if err := os.Remove(s.partPath(p.Checkpoint)); err != nil {
+			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+		}
+		delete(s.parts, p.Checkpoint)
+	}
+	if err := writeFileAtomic(s.pgdPath(p.Checkpoint), func(w io.Writer) error { return writePGD(w, p.PGD) }); err != nil {
+		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+	}
+	if err := writeFileAtomic(s.partPath(p.Checkpoint), func(w io.Writer) error { return WriteRecords(w, p.Records) }); err != nil {
+		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+	}
+	s.parts[p.Checkpoint] = p.Epoch
+	if err := s.rebuild(); err != nil {
+		return fmt.Errorf("auditor: commit %s: the checkpoint is finished, but %w", p.Checkpoint, err)
+	}
+	return nil
+}
+
+// Records returns the records of all finished checkpoints, in the order of
+// margins.csv.
+func (s *Store) Records() ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Record
+	for _, name := range s.order() {
+		recs, err := s.readPart(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// PGD returns the PGD results of all finished checkpoints, by epoch.
+func (s *Store) PGD() ([]PGDResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []PGDResult
+	for _, name := range s.order() {
+		res, err := s.readPGDPart(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
+}
+
+// WriteReport summarises the finished checkpoints and writes summary.json
+// and transitions.csv atomically. It returns the summary.
+func (s *Store) WriteReport() (*Summary, error) {
+	recs, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	pgd, err := s.PGD()
+	if err != nil {
+		return nil, err
+	}
+	sum, err := Summarize(recs, pgd, &s.settings)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, SummaryFile), func(w io.Writer) error { return WriteSummary(w, sum) }); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, TransitionsFile), func(w io.Writer) error { return WriteTransitions(w, sum.Transitions) }); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+func (s *Store) partPath(name string) string { return filepath.Join(s.dir, PartsDir, name+".csv") }
+func (s *Store) pgdPath(name string) string  { return filepath.Join(s.dir, PGDPartsDir, name+".csv") }
+
+// partNames lists the checkpoint names of the part files in sub.
+func (s *Store) partNames(sub string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, sub))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auditor: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".csv")
+		if !ok || !e.Type().IsRegular() || checkName(name) != nil {
+			continue
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// readPart reads and checks the margins part of checkpoint name.
+func (s *Store) readPart(name string) ([]Record, error) {
+	path := s.partPath(name)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("auditor: %w", err)
+	}
+	defer f.Close()
+	recs, err := ReadRecords(bufio.NewReader(f), path)
+	if err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if recs[i].Checkpoint != name {
+			return nil, fmt.Errorf("auditor: %s: a record of checkpoint %s", path, recs[i].Checkpoint)
+		}
+	}
+	return recs, nil
+}
+
+// readPGDPart reads and checks the PGD part of checkpoint name; a missing
+// file (a store written before PGD parts) has no results.
+func (s *Store) readPGDPart(name string) ([]PGDResult, error) {
+	path := s.pgdPath(name)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auditor: %w", err)
+	}
+	defer f.Close()
+	res, err := readPGD(bufio.NewReader(f), path)
+	if err != nil {
+		return nil, err
+	}
+	for i := range res {
+		if res[i].Checkpoint != name {
+			return nil, fmt.Errorf("auditor: %s: a PGD result of checkpoint %s", path, res[i].Checkpoint)
+		}
+	}
+	if _, err := index(nil, res); err != nil {
+		return nil, fmt.Errorf("auditor: %s: %w", path, err)
+	}
+	return res, nil
+}
+
+// rebuild rewrites margins.csv as the concatenation of the parts' rows
+// (the parts were checked when they were read or written). s.mu is held.
+func (s *Store) rebuild() error {
+	return writeFileAtomic(filepath.Join(s.dir, MarginsFile), func(w io.Writer) error {
+		if _, err := io.WriteString(w, strings.Join(Header, ",")+"\n"); err != nil {
+			return err
+		}
+		for _, name := range s.order() {
+			data, err := os.ReadFile(s.partPath(name))
+			if err != nil {
+				return err
+			}
+			// The header has no quoted newline: it ends at the first one.
+			_, body, _ := bytes.Cut(data, []byte("\n"))
+			if len(body) > 0 && body[len(body)-1] != '\n' {
+				body = append(body, '\n')
+			}
+			if _, err := w.Write(body); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// tempPattern is the name of a temporary file for the file name base.
+func tempPattern(base string) string { return "." + base + ".tmp-*" }
+
+// isTemp reports whether name is a temporary file made by writeFileAtomic.
+func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") }
+
+// removeTemp removes the temporary files that an interrupted write left in
+// dir.
+func removeTemp(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("auditor: %w", err)
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && isTemp(e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("auditor: removing a temporary file: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic writes a file through write: into a temporary file in
+// the same folder, synced, then renamed over path, and the folder synced.
+// On failure the temporary file is removed and path is untouched.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
+	if err != nil {
+		return fmt.Errorf("auditor: %w", err)
+	}
+	tmp := f.Name()
+	bw := bufio.NewWriterSize(f, 1<<16)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("auditor: writing %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // make the rename durable; not all systems can sync a folder
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,497 @@
+package auditor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// makePart returns checkpoint i's results: epoch i, n test images in two
+// norms with margins whose float64 bits are not round, every 17th attack
+// failed, and two PGD results.
+func makePart(i, n int) *Part {
+	name := fmt.Sprintf("epoch-%03d.onnx", i)
+	p := &Part{Checkpoint: name, Epoch: i}
+	for idx := range n {
+		label, pred := idx%10, (idx+i)%10
+		if idx%3 == 0 {
+			pred = label
+		}
+		for _, norm := range []Norm{L2, LInf} {
+			r := rec(name, i, Test, idx, label, pred, norm, math.Sqrt(float64(i*n+idx+1))/7, true)
+			if norm == LInf {
+				r.Margin /= 29
+			}
+			if idx%17 == 5 {
+				r.Success, r.Margin, r.Retries = false, math.NaN(), 10
+			} else if idx%2 == 0 {
+				r.MarginRefined = r.Margin * 0.9
+			}
+			p.Records = append(p.Records, r)
+		}
+	}
+	for _, eps := range []float64{0.1, 0.3} {
+		p.PGD = append(p.PGD, PGDResult{Checkpoint: name, Epoch: i, Split: Test, Norm: LInf, Eps: eps, Images: n, Robust: n / (2 + int(eps*10))})
+	}
+	return p
+}
+
+// marginsCSV returns what margins.csv must hold for the given parts, in
+// epoch order.
+func marginsCSV(t *testing.T, parts ...*Part) []byte {
+	t.Helper()
+	slices.SortFunc(parts, func(a, b *Part) int { return a.Epoch - b.Epoch })
+	var all []Record
+	for _, p := range parts {
+		all = append(all, p.Records...)
+	}
+	var b bytes.Buffer
+	if err := WriteRecords(&b, all); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// checkStore checks that exactly the given parts are finished, with their
+// records intact, and that margins.csv holds them once each, in order.
+func checkStore(t *testing.T, st *Store, parts ...*Part) {
+	t.Helper()
+	var names []string
+	for _, p := range parts {
+		names = append(names, p.Checkpoint)
+	}
+	slices.Sort(names) // epoch order is name order here
+	if got := st.Finished(); !slices.Equal(got, names) {
+		t.Fatalf("finished %v, want %v", got, names)
+	}
+	got, err := os.ReadFile(filepath.Join(st.Dir(), MarginsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := marginsCSV(t, parts...); !bytes.Equal(got, want) {
+		t.Fatalf("margins.csv has %d bytes, want %d", len(got), len(want))
+	}
+	// ReadRecords rejects duplicate rows.
+	if _, err := ReadRecords(bytes.NewReader(got), MarginsFile); err != nil {
+		t.Fatal(err)
+	}
+	pgd, err := st.PGD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pgd) != 2*len(parts) {
+		t.Errorf("%d PGD results, want %d", len(pgd), 2*len(parts))
+	}
+}
+
+func TestStoreResume(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	parts := []*Part{makePart(0, 40), makePart(1, 40), makePart(2, 40), makePart(3, 40)}
+
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts[:2] {
+		if err := st.Commit(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkStore(t, st, parts[:2]...)
+
+	// Crash while committing checkpoint 2: its PGD part was renamed into
+	// place, its margins part was half written to a temporary file.
+	var b bytes.Buffer
+	WriteRecords(&b, parts[2].Records)
+	half := b.Bytes()[:b.Len()/2]
+	tmp := filepath.Join(dir, PartsDir, ".epoch-002.onnx.csv.tmp-123")
+	os.WriteFile(tmp, half, 0o644)
+	b.Reset()
+	writePGD(&b, parts[2].PGD)
+	os.WriteFile(filepath.Join(dir, PGDPartsDir, "epoch-002.onnx.csv"), b.Bytes(), 0o644)
+	// Crash after committing checkpoint 3 but before margins.csv was
+	// rebuilt: its parts are in place, margins.csv is stale.
+	b.Reset()
+	writePGD(&b, parts[3].PGD)
+	os.WriteFile(filepath.Join(dir, PGDPartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
+	b.Reset()
+	WriteRecords(&b, parts[3].Records)
+	os.WriteFile(filepath.Join(dir, PartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
+	// And a temporary margins.csv.
+	os.WriteFile(filepath.Join(dir, ".margins.csv.tmp-9"), half, 0o644)
+
+	st, err = OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, true, false, true} {
+		if got := st.Done(parts[i].Checkpoint); got != want {
+			t.Errorf("Done(%s) = %t, want %t", parts[i].Checkpoint, got, want)
+		}
+	}
+	checkStore(t, st, parts[0], parts[1], parts[3])
+	for _, p := range []string{tmp, filepath.Join(dir, ".margins.csv.tmp-9"), filepath.Join(dir, PGDPartsDir, "epoch-002.onnx.csv")} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind: %v", p, err)
+		}
+	}
+
+	// Resume: only checkpoint 2 is left to do.
+	for _, p := range parts {
+		if !st.Done(p.Checkpoint) {
+			if err := st.Commit(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkStore(t, st, parts...)
+	recs, err := st.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4*80 {
+		t.Errorf("%d records, want %d", len(recs), 4*80)
+	}
+	assertNoTemp(t, dir)
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && isTemp(d.Name()) {
+			t.Errorf("temporary file %s left behind", path)
+		}
+		return nil
+	})
+}
+
+func TestStoreRecommit(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := makePart(1, 10), makePart(2, 10)
+	st.Commit(a)
+	st.Commit(b)
+	a2 := makePart(1, 6) // fewer images: the old rows must all go
+	if err := st.Commit(a2); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, st, a2, b)
+}
+
+func TestStoreSettingsMismatch(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(makePart(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, SettingsFile))
+
+	other := testSettings()
+	other.N, other.Overshoot, other.PGD.Steps = 500, 0.05, 20
+	_, err = OpenStore(dir, other)
+	var se *SettingsError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v, want a *SettingsError", err)
+	}
+	want := []SettingDiff{{"n", "4", "500"}, {"overshoot", "0.02", "0.05"}, {"pgd.steps", "40", "20"}}
+	if !slices.Equal(se.Diffs, want) || se.Path != filepath.Join(dir, SettingsFile) {
+		t.Errorf("diffs %v in %s, want %v", se.Diffs, se.Path, want)
+	}
+	for _, s := range []string{"n: 4 before, 500 now", "overshoot: 0.02 before, 0.05 now", "pgd.steps: 40 before, 20 now"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("message %q lacks %q", err, s)
+		}
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, SettingsFile))
+	if !bytes.Equal(before, after) {
+		t.Error("a refused open changed settings.json")
+	}
+	// The same settings still open, with the finished checkpoint.
+	st, err = OpenStore(dir, testSettings())
+	if err != nil || !st.Done("epoch-000.onnx") {
+		t.Fatalf("reopen: %v", err)
+	}
+}
+
+func TestStoreOpenErrors(t *testing.T) {
+	// Parts without settings.json.
+	dir := t.TempDir()
+	st, _ := OpenStore(dir, testSettings())
+	st.Commit(makePart(0, 3))
+	os.Remove(filepath.Join(dir, SettingsFile))
+	if _, err := OpenStore(dir, testSettings()); err == nil || !strings.Contains(err.Error(), "no settings.json") {
+		t.Errorf("err = %v, want a missing settings error", err)
+	}
+
+	// A corrupt part is named, not repaired.
+	dir = t.TempDir()
+	st, _ = OpenStore(dir, testSettings())
+	st.Commit(makePart(0, 3))
+	part := filepath.Join(dir, PartsDir, "epoch-000.onnx.csv")
+	data, _ := os.ReadFile(part)
+	os.WriteFile(part, bytes.Replace(data, []byte(",test,"), []byte(",tset,"), 1), 0o644)
+	_, err := OpenStore(dir, testSettings())
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.File != part || pe.Line != 2 || pe.Field != "split" {
+		t.Errorf("err = %v, want a *ParseError at %s:2 split", err, part)
+	}
+
+	// A part holding another checkpoint's rows.
+	os.WriteFile(part, data, 0o644)
+	os.Rename(part, filepath.Join(dir, PartsDir, "other.onnx.csv"))
+	if _, err := OpenStore(dir, testSettings()); err == nil || !strings.Contains(err.Error(), "a record of checkpoint epoch-000.onnx") {
+		t.Errorf("err = %v, want a foreign record error", err)
+	}
+
+	// Two parts of one epoch.
+	dir = t.TempDir()
+	st, _ = OpenStore(dir, testSettings())
+	st.Commit(makePart(0, 3))
+	other := makePart(0, 3)
+	other.Checkpoint = "other.onnx"
+	for i := range other.Records {
+		other.Records[i].Checkpoint = other.Checkpoint
+	}
+	var b bytes.Buffer
+	WriteRecords(&b, other.Records)
+	os.WriteFile(filepath.Join(dir, PartsDir, "other.onnx.csv"), b.Bytes(), 0o644)
+	if _, err := OpenStore(dir, testSettings()); err == nil || !strings.Contains(err.Error(), "both have epoch 0") {
+		t.Errorf("err = %v, want a shared epoch error", err)
+	}
+
+	// settings.json that is not JSON.
+	dir = t.TempDir()
+	os.WriteFile(filepath.Join(dir, SettingsFile), []byte("{"), 0o644)
+	if _, err := OpenStore(dir, testSettings()); err == nil || !strings.Contains(err.Error(), "settings.json") {
+		t.Errorf("err = %v, want a settings.json error", err)
+	}
+}
+
+func TestStoreCommitErrors(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(makePart(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(p *Part)
+		msg    string
+	}{
+		{"foreign record", func(p *Part) { p.Records[1].Checkpoint = "x.onnx" }, "record 1 is of x.onnx (epoch 2)"},
+		{"foreign epoch", func(p *Part) { p.PGD[0].Epoch = 7 }, "PGD result 0 is of epoch-002.onnx (epoch 7)"},
+		{"bad name", func(p *Part) {
+			p.Checkpoint = "../x.onnx"
+			for i := range p.Records {
+				p.Records[i].Checkpoint = p.Checkpoint
+			}
+			p.PGD = nil
+		}, "not a plain file name"},
+		{"epoch taken", func(p *Part) {
+			p.Epoch = 1
+			for i := range p.Records {
+				p.Records[i].Epoch = 1
+			}
+			p.PGD = nil
+		}, "epoch 1 belongs to the finished checkpoint epoch-001.onnx"},
+		{"duplicate", func(p *Part) { p.Records = append(p.Records, p.Records[0]) }, "two records for epoch-002.onnx"},
+		{"invalid", func(p *Part) { p.Records[2].Iterations = -1 }, "negative iterations"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := makePart(2, 4)
+			tc.change(p)
+			err := st.Commit(p)
+			if err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v, want %q", err, tc.msg)
+			}
+			if st.Done(p.Checkpoint) {
+				t.Error("a refused part is finished")
+			}
+			ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
+			for _, e := range ents {
+				if e.Name() != "epoch-001.onnx.csv" && e.Name() != "pgd" {
+					t.Errorf("a refused commit left %s", e.Name())
+				}
+			}
+		})
+	}
+	checkStore(t, st, makePart(1, 4))
+}
+
+func TestWriteFileAtomicFailure(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.csv")
+	os.WriteFile(path, []byte("old\n"), 0o644)
+	boom := errors.New("boom")
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		w.Write([]byte("new, half"))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old\n" {
+		t.Errorf("file is %q after a failed write", b)
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestStoreWriteReport(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := OpenStore(dir, testSettings())
+	for i := range 3 {
+		if err := st.Commit(makePart(i, 12)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := st.WriteReport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	read, err := ReadSummary(f, SummaryFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Groups) != 3*2*3 || len(read.PGD) != 6 || len(read.Transitions) != 2 || read.Settings.N != 4 {
+		t.Errorf("summary: %d groups, %d PGD, %d transitions", len(read.Groups), len(read.PGD), len(read.Transitions))
+	}
+	var b bytes.Buffer
+	WriteTransitions(&b, sum.Transitions)
+	if got, _ := os.ReadFile(filepath.Join(dir, TransitionsFile)); !bytes.Equal(got, b.Bytes()) {
+		t.Errorf("transitions.csv:\n%s", got)
+	}
+}
+
+// The kill test: a child process commits checkpoints and is killed
+// (SIGKILL on Unix) at an arbitrary moment; the audit is then resumed.
+const killChildEnv = "AUDITOR_STORE_KILL_CHILD"
+
+const (
+	killParts  = 12
+	killImages = 1500
+)
+
+func TestStoreKillChild(t *testing.T) {
+	dir := os.Getenv(killChildEnv)
+	if dir == "" {
+		t.Skip("run by TestStoreKillResume")
+	}
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range killParts {
+		if err := st.Commit(makePart(i, killImages)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestStoreKillResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	for round := range 3 {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStoreKillChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill after 2, 3 or 4 finished checkpoints plus a little.
+		waitFor := 2 + round
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
+			n := 0
+			for _, e := range ents {
+				if strings.HasSuffix(e.Name(), ".csv") && !isTemp(e.Name()) {
+					n++
+				}
+			}
+			if n >= waitFor {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("the child finished %d checkpoints in 60 s:\n%s", n, out.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(round*3) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+
+		// What the kill interrupted, for the log: temporary files of a
+		// write in progress, a PGD part whose margins part never came.
+		leftovers := 0
+		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err == nil && isTemp(d.Name()) {
+				leftovers++
+			}
+			return nil
+		})
+		pgdParts, _ := os.ReadDir(filepath.Join(dir, PGDPartsDir))
+		margins := 0
+		ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
+		for _, e := range ents {
+			if e.Type().IsRegular() && !isTemp(e.Name()) {
+				margins++
+			}
+		}
+
+		st, err := OpenStore(dir, testSettings())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []*Part
+		for i := range killParts {
+			if name := fmt.Sprintf("epoch-%03d.onnx", i); st.Done(name) {
+				done = append(done, makePart(i, killImages))
+			}
+		}
+		if len(done) < waitFor {
+			t.Fatalf("round %d: %d checkpoints finished after the kill, saw %d before", round, len(done), waitFor)
+		}
+		t.Logf("round %d: killed with %d of %d checkpoints finished, %d temporary files, %d PGD parts for %d margins parts",
+			round, len(done), killParts, leftovers, len(pgdParts), margins)
+		checkStore(t, st, done...) // finished parts intact, margins.csv exact
+		all := make([]*Part, killParts)
+		for i := range killParts {
+			all[i] = makePart(i, killImages)
+			if !st.Done(all[i].Checkpoint) {
+				if err := st.Commit(all[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		checkStore(t, st, all...)
+		assertNoTemp(t, dir)
+	}
+}
