@@ -44,6 +44,7 @@ type ParseError struct {
 	Err    error
 }
 
+// Error formats the error as "auditor: FILE:LINE: column N (NAME): cause".
 func (e *ParseError) Error() string {
 	loc := e.File
 	if e.Line > 0 {
@@ -55,6 +56,7 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("auditor: %s: %v", loc, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *ParseError) Unwrap() error { return e.Err }
 
 // ErrHeader is wrapped by a ParseError when a file does not start with the

@@ -48,6 +48,7 @@ type DuplicateEpochError struct {
 	A, B  Checkpoint
 }
 
+// Error names both checkpoints and where their epochs come from.
 func (e *DuplicateEpochError) Error() string {
 	return fmt.Sprintf("auditor: checkpoints %s (epoch from %s) and %s (epoch from %s) both claim epoch %d",
 		e.A.Path, e.A.From, e.B.Path, e.B.From, e.Epoch)

@@ -65,6 +65,7 @@ type SettingDiff struct {
 	New   string // value of the requested settings
 }
 
+// String formats the difference as "FIELD: OLD before, NEW now".
 func (d SettingDiff) String() string {
 	return fmt.Sprintf("%s: %s before, %s now", d.Field, d.Old, d.New)
 }
@@ -180,6 +181,7 @@ type SettingsError struct {
 	Diffs []SettingDiff
 }
 
+// Error names the settings file and lists every difference.
 func (e *SettingsError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "auditor: %s: the results there were computed with other settings (", e.Path)

@@ -1,0 +1,101 @@
+// Package auditor keeps the books of a margin audit: the records of the
+// attacks on every checkpoint, their statistics, the checkpoints to audit
+// and the audit directory that makes an audit resumable. Running the
+// attacks is the job of package attack (auditor/attack).
+//
+// # Records
+//
+// A [Record] is one margin measurement: one image of one split (train or
+// test), attacked in one norm (l2 or linf) on one checkpoint. Records are
+// stored as margins.csv ([WriteRecords], [ReadRecords]) with the header
+//
+//	checkpoint,epoch,split,index,label,pred,correct,norm,margin,margin_refined,iterations,retries,success
+//
+// Integers are decimal, booleans true or false, floats in the shortest
+// form that reads back to the same float64; margin_refined is empty when
+// the audit did not refine, and margin may be NaN when the attack failed.
+// The reader checks every field and reports a [*ParseError] with the file,
+// line and column.
+//
+// # Statistics
+//
+// [Summarize] groups the records by (epoch, split, norm, group), where the
+// group is all images, the correctly classified ones or the misclassified
+// ones, and describes each group's margins ([Dist]): count, mean, standard
+// error of the mean (sample standard deviation over √n), minimum, quartiles,
+// median and maximum. Quantiles are empirical, as gonum's stat.Quantile with
+// stat.Empirical: observed values, never interpolated (see [Dist]).
+//
+// Images whose attack failed even after all retries have no valid margin.
+// They are counted in each group's failures and left out of its margin
+// statistics, rather than entered as a margin of 0 or of the last
+// perturbation tried, which would bias the mean either way; a reader
+// weighs the statistics against the failure count.
+//
+// Accuracy is per (epoch, split) over the audited images, each counted once
+// whatever the number of norms. [Transitions] counts, per split and pair of
+// adjacent audited epochs, the images that stay correct, become incorrect,
+// become correct or stay incorrect.
+//
+// # summary.json
+//
+// [WriteSummary] writes a [Summary] as JSON. Its schema (version 1) is
+// stable: fields may be added, never renamed or given another meaning
+// without a new version. Statistics that are undefined (the mean of no
+// margins, the standard error of one) are null.
+//
+//	{
+//	  "format": "marginaudit-summary",
+//	  "version": 1,
+//	  "settings": {…},                         // as in settings.json, see Settings
+//	  "checkpoints": [                         // by epoch
+//	    {"checkpoint": "epoch-001.onnx", "epoch": 1,
+//	     "accuracy": [{"split": "train", "images": 1000, "correct": 912, "accuracy": 0.912}, …]}
+//	  ],
+//	  "groups": [                              // by epoch, split, norm, group
+//	    {"checkpoint": "epoch-001.onnx", "epoch": 1, "split": "test", "norm": "l2",
+//	     "group": "all",                       // "all", "correct" or "incorrect"
+//	     "images": 1000, "failures": 2,        // images = margin.n + failures
+//	     "margin": {"n": 998, "mean": 1.03, "se": 0.012, "min": 0.01,
+//	                "q1": 0.71, "median": 1.01, "q3": 1.33, "max": 2.9},
+//	     "margin_refined": {…} or null}        // null when the audit did not refine
+//	  ],
+//	  "transitions": [                         // by split, then epoch
+//	    {"split": "test", "from_epoch": 0, "to_epoch": 1,
+//	     "from_checkpoint": "epoch-000.onnx", "to_checkpoint": "epoch-001.onnx",
+//	     "correct_correct": 95, "correct_incorrect": 3, "incorrect_correct": 812,
+//	     "incorrect_incorrect": 90, "only_from": 0, "only_to": 0}
+//	  ],
+//	  "pgd": [                                 // by epoch, split, norm, eps
+//	    {"checkpoint": "epoch-001.onnx", "epoch": 1, "split": "test", "norm": "linf",
+//	     "eps": 0.1, "images": 1000, "robust": 412, "robust_accuracy": 0.412}
+//	  ]
+//	}
+//
+// transitions.csv ([WriteTransitions]) holds the same counts under the
+// header split,from_epoch,to_epoch,correct_correct,correct_incorrect,
+// incorrect_correct,incorrect_incorrect.
+//
+// # Checkpoints
+//
+// [Discover] finds the checkpoints in folders and files and orders them by
+// epoch: from the model's metadata, from the file name ([EpochFromName]),
+// or from their position.
+//
+// # Audit directory
+//
+// A [Store] is the output directory of an audit:
+//
+//	settings.json        the audit's Settings, written first
+//	parts/NAME.csv       records of the finished checkpoint NAME
+//	parts/pgd/NAME.csv   its PGD results
+//	margins.csv          all parts' records, by epoch
+//	summary.json         see above ([Store.WriteReport])
+//	transitions.csv      see above ([Store.WriteReport])
+//
+// Each file is replaced atomically (temporary file, sync, rename), and a
+// checkpoint counts as finished exactly when its margins part exists, so an
+// interrupted audit resumes where it stopped, losing nothing and
+// duplicating nothing. Reopening a directory with other settings fails with
+// a [*SettingsError] that lists each differing field with both values.
+package auditor
