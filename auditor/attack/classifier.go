@@ -84,12 +84,12 @@ type Classifier struct {
 // graphSession is one of the classifier's onnxruntime sessions, with the
 // positions of the tensors it feeds and reads.
 type graphSession struct {
-	s          *ort.Session
-	nIn, nOut  int
-	in, seed   int // positions in the inputs; seed is -1 for the forward graph
-	scores     int // positions in the outputs; grad is -1 for the forward graph
-	grad       int
-	kind, what string
+	s         *ort.Session
+	nIn, nOut int
+	in, seed  int // positions in the inputs; seed is -1 for the forward graph
+	scores    int // positions in the outputs; grad is -1 for the forward graph
+	grad      int
+	what      string
 }
 
 // NewClassifier prepares m for attacks: it keeps one input and one output,

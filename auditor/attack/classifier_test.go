@@ -326,6 +326,12 @@ func TestClassifierErrors(t *testing.T) {
 	// in [0, 1] make happen at once.
 	nanAlways := withNodes(valueInfo("logits", "N", 3), node("Log", []string{"z"}, "logits"))
 
+	symbolic := lin.model()
+	symbolic.Graph.Input[0] = valueInfo("x", "N", "D")
+	if c := newClassifier(t, symbolic, Options{InputShape: []int64{4}}); c.SampleSize() != 4 {
+		t.Errorf("symbolic input fixed to [4]: sample size %d", c.SampleSize())
+	}
+
 	for _, tc := range []struct {
 		name string
 		m    *onnxpb.ModelProto
@@ -336,10 +342,11 @@ func TestClassifierErrors(t *testing.T) {
 		{"output rank 3", rank3, Options{Name: "rank3.onnx"}, new(*ShapeError), "rank3.onnx: output \"logits\" has rank 3"},
 		{"output rank 3 undeclared", rank3Undeclared, Options{Name: "rank3u.onnx"}, new(*ShapeError), "[2 3 1] for 2 images; want float32 class scores [N, K]"},
 		{"NaN scores", nanAlways, Options{Name: "nan.onnx"}, new(*NonFiniteError), "nan.onnx: the scores of image"},
-		{"input shape", lin.model(), Options{Name: "lin.onnx", InputShape: []int64{5}}, new(*ShapeError), "lin.onnx: Options.InputShape [5]: dimension 1 is 5, but input \"x\" declares 4"},
+		{"input shape", lin.model(), Options{Name: "lin.onnx", InputShape: []int64{5}}, new(*ShapeError), "lin.onnx: the image size in Options.InputShape, [5]: dimension 1 is 5, but input \"x\" declares 4"},
 		{"input rank", lin.model(), Options{Name: "lin.onnx", InputShape: []int64{2, 2}}, new(*ShapeError), "has 2 dimensions; input \"x\" has 1"},
-		{"mean", lin.model(), Options{Name: "lin.onnx", Mean: []float32{1, 2}}, new(*ShapeError), "Options.Mean has 2 values; want 1 or one per channel (4)"},
+		{"mean", lin.model(), Options{Name: "lin.onnx", Mean: []float32{1, 2}}, new(*ShapeError), "2 values in Options.Mean; want 1 or one per channel (4)"},
 		{"std 0", lin.model(), Options{Name: "lin.onnx", Std: []float32{0}}, new(*ShapeError), "non-zero std"},
+		{"symbolic image size", symbolic, Options{Name: "sym.onnx"}, new(*ShapeError), "input \"x\" leaves dimension 1 symbolic (\"D\"); give the image size in Options.InputShape"},
 		{"range", lin.model(), Options{Name: "lin.onnx", Lo: 1, Hi: 1}, nil, "lin.onnx: input range [1, 1] is empty"},
 		{"output name", lin.model(), Options{Name: "lin.onnx", Output: "probs"}, new(*ShapeError), "no output \"probs\""},
 	} {

@@ -111,16 +111,16 @@ func imageShape(in *onnxpb.ValueInfoProto, fixed []int64) ([]int64, error) {
 		return nil, fmt.Errorf("input %q has rank %d; want a batch of images [N, ...]", in.GetName(), len(dims))
 	}
 	if fixed != nil && len(fixed) != len(dims)-1 {
-		return nil, fmt.Errorf("Options.InputShape %v has %d dimensions; input %q has %d after the batch dimension", fixed, len(fixed), in.GetName(), len(dims)-1)
+		return nil, fmt.Errorf("the image size in Options.InputShape, %v, has %d dimensions; input %q has %d after the batch dimension", fixed, len(fixed), in.GetName(), len(dims)-1)
 	}
 	out := make([]int64, len(dims)-1)
 	for i, d := range dims[1:] {
 		v := d.GetDimValue()
 		switch {
 		case fixed != nil && fixed[i] <= 0:
-			return nil, fmt.Errorf("Options.InputShape %v: dimension %d is not positive", fixed, i+1)
+			return nil, fmt.Errorf("the image size in Options.InputShape, %v: dimension %d is not positive", fixed, i+1)
 		case fixed != nil && v > 0 && v != fixed[i]:
-			return nil, fmt.Errorf("Options.InputShape %v: dimension %d is %d, but input %q declares %d", fixed, i+1, fixed[i], in.GetName(), v)
+			return nil, fmt.Errorf("the image size in Options.InputShape, %v: dimension %d is %d, but input %q declares %d", fixed, i+1, fixed[i], in.GetName(), v)
 		case fixed != nil:
 			out[i] = fixed[i]
 		case v > 0:
@@ -151,7 +151,7 @@ func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
 		case c:
 			return v, nil
 		}
-		return nil, fmt.Errorf("Options.%s has %d values; want 1 or one per channel (%d)", what, len(v), c)
+		return nil, fmt.Errorf("%d values in Options.%s; want 1 or one per channel (%d)", len(v), what, c)
 	}
 	mean, err := fill("Mean", mean, 0)
 	if err != nil {
