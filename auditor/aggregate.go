@@ -261,8 +261,8 @@ func index(records []Record, pgd []PGDResult) (*recordIndex, error) {
 	seen := make(map[recordKey]bool, len(records))
 	for i := range records {
 		r := &records[i]
-		if err := r.validate(); err != nil {
-			return nil, fmt.Errorf("auditor: record %d (%s %s image %d %s): %s: %w", i, r.Checkpoint, r.Split, r.Index, r.Norm, Header[err.(*fieldError).column], err)
+		if fe := r.validate(); fe != nil {
+			return nil, fmt.Errorf("auditor: record %d (%s %s image %d %s): %s: %w", i, r.Checkpoint, r.Split, r.Index, r.Norm, Header[fe.column], fe)
 		}
 		if seen[r.key()] {
 			return nil, fmt.Errorf("auditor: two records for %s %s image %d norm %s", r.Checkpoint, r.Split, r.Index, r.Norm)

@@ -93,8 +93,8 @@ func (w *Writer) WriteHeader() error {
 // shortest form that parses back to the same float64 (strconv 'g', -1); a
 // record without a refined margin has an empty margin_refined field.
 func (w *Writer) Write(r *Record) error {
-	if err := r.validate(); err != nil {
-		return fmt.Errorf("auditor: record %s %s #%d %s: %w", r.Checkpoint, r.Split, r.Index, r.Norm, err)
+	if fe := r.validate(); fe != nil {
+		return fmt.Errorf("auditor: record %s %s image %d %s: %s: %w", r.Checkpoint, r.Split, r.Index, r.Norm, Header[fe.column], fe)
 	}
 	if err := w.WriteHeader(); err != nil {
 		return err
@@ -280,9 +280,7 @@ func parseRow(row []string) (Record, int, error) {
 	if err != nil {
 		return r, col, err
 	}
-	if err := r.validate(); err != nil {
-		var fe *fieldError
-		errors.As(err, &fe)
+	if fe := r.validate(); fe != nil {
 		return r, fe.column, fe
 	}
 	return r, 0, nil

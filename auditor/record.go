@@ -109,10 +109,10 @@ type fieldError struct {
 
 func (e *fieldError) Error() string { return e.msg }
 
-// validate checks the invariants of a record documented on Record. The
-// returned error is a *fieldError naming the first bad column.
-func (r *Record) validate() error {
-	bad := func(col int, format string, args ...any) error {
+// validate checks the invariants of a record documented on Record and
+// names the first bad column.
+func (r *Record) validate() *fieldError {
+	bad := func(col int, format string, args ...any) *fieldError {
 		return &fieldError{col, fmt.Sprintf(format, args...)}
 	}
 	if err := checkName(r.Checkpoint); err != nil {

@@ -495,3 +495,22 @@ func TestStoreKillResume(t *testing.T) {
 		assertNoTemp(t, dir)
 	}
 }
+
+func TestStoreConcurrentCommit(t *testing.T) {
+	st, err := OpenStore(t.TempDir(), testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := make([]*Part, 8)
+	errs := make(chan error, len(parts))
+	for i := range parts {
+		parts[i] = makePart(i, 20)
+		go func() { errs <- st.Commit(parts[i]) }()
+	}
+	for range parts {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkStore(t, st, parts...)
+}
