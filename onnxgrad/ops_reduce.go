@@ -84,16 +84,30 @@ func gradReduce(inputFrom int64, mean bool) func(c *gradCtx) error {
 			g = c.op("Unsqueeze", []string{g, c.gr.ints(ins...)})
 		}
 		if mean {
-			count := 1.0
-			for _, a := range axes {
-				if !x[a].Known() {
-					return c.errorf("ReduceMean over axis %d of symbolic size %s", a, x[a])
-				}
-				count *= float64(x[a].Value)
-			}
-			g = c.op("Div", []string{g, c.scalar(count)})
+			g = c.op("Div", []string{g, c.reducedCount(x, axes)})
 		}
 		c.setGrad(0, c.op("Expand", []string{g, c.op("Shape", []string{c.input(0)})}))
 		return nil
 	}
+}
+
+// reducedCount is the number of elements each output of a reduction over
+// axes of x sums: a constant when those dims are static, else computed from
+// the runtime shape (a mean over a symbolic batch axis).
+func (c *gradCtx) reducedCount(x Shape, axes []int) string {
+	count := 1.0
+	var dynamic []int64
+	for _, a := range axes {
+		if x[a].Known() {
+			count *= float64(x[a].Value)
+		} else {
+			dynamic = append(dynamic, int64(a))
+		}
+	}
+	if len(dynamic) == 0 {
+		return c.scalar(count)
+	}
+	dims := c.op("Gather", []string{c.op("Shape", []string{c.input(0)}), c.gr.ints(dynamic...)}, attrInt("axis", 0))
+	n := c.op("Cast", []string{c.op("ReduceProd", []string{dims}, attrInt("keepdims", 0))}, attrInt("to", int64(c.gradElem())))
+	return c.op("Mul", []string{n, c.scalar(count)})
 }

@@ -20,6 +20,8 @@ type caseInput struct {
 	fixed bool
 	// values, when set, replaces the random values of a float input.
 	values []float64
+	// symbolicBatch declares the first dimension as the symbol "N".
+	symbolicBatch bool
 }
 
 // ruleCase is a one-node model whose gradient rule is checked against
@@ -134,6 +136,7 @@ var ruleCases = []ruleCase{
 	{name: "ReduceMean", op: "ReduceMean", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{2, 3})}, inputs: []caseInput{f(2, 3, 4, 5)}},
 	{name: "ReduceMean no keepdims", op: "ReduceMean", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{-1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}},
 	{name: "ReduceMean opset 18", op: "ReduceMean", opset: 18, inputs: []caseInput{f(2, 3, 4), ints(1)}},
+	{name: "ReduceMean over the batch", op: "ReduceMean", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{0, 2})}, inputs: []caseInput{{shape: []int64{3, 2, 4}, symbolicBatch: true}}, mixesBatch: true},
 	// Models older than opset 13 are upgraded before differentiation.
 	{name: "Unsqueeze opset 11", op: "Unsqueeze", opset: 11, attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{0, 3})}, inputs: []caseInput{f(2, 4)}, mixesBatch: true},
 	{name: "Squeeze opset 11", op: "Squeeze", opset: 11, attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 1, 4)}},
@@ -170,7 +173,11 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 		case in.fixed:
 			g.Initializer = append(g.Initializer, newTensorFloat(name, elem, caseShape(in), caseValues(c, in, i)))
 		default:
-			g.Input = append(g.Input, tensorValueInfo(name, elem, shapeOf(caseShape(in))))
+			shape := shapeOf(caseShape(in))
+			if in.symbolicBatch {
+				shape[0] = Dim{Param: "N"}
+			}
+			g.Input = append(g.Input, tensorValueInfo(name, elem, shape))
 			diff = append(diff, name)
 		}
 	}
