@@ -1,0 +1,151 @@
+package auditor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/marginaudit/marginaudit/internal/npy"
+	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+)
+
+// runFixture copies the MLP fixture into dir under the given checkpoint
+// names and returns the audit config for its four images.
+func runFixture(t *testing.T, names ...string) Config {
+	t.Helper()
+	orttest.Require(t)
+	dir := t.TempDir()
+	model, err := os.ReadFile("../testdata/models/mlp.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n), model, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x, err := npy.ReadFile("../testdata/models/mlp.x.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := &Images{X: x.Data, Labels: []int{3, 1, 4, 1}, Index: []int{10, 11, 12, 13}, Shape: []int64{1, 28, 28}}
+	return Config{
+		Checkpoints: []string{dir},
+		Out:         filepath.Join(t.TempDir(), "audit"),
+		Settings: Settings{Data: "fixture", Splits: []Split{Test}, N: 4, Sample: "first", Seed: 1,
+			Norms: []Norm{L2, LInf}, Overshoot: 0.02, MaxIter: 50, Retries: 2, Refine: true,
+			PGD: PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.01}, Steps: 5}},
+		Data:    map[Split]*Images{Test: im},
+		Threads: 1,
+	}
+}
+
+type recordingProgress struct {
+	skipped, audited []string
+	failed           map[string]error
+	done             int
+}
+
+func (p *recordingProgress) Checkpoint(Checkpoint, int, int, int) {}
+func (p *recordingProgress) Done(n int)                           { p.done += n }
+func (p *recordingProgress) Finished(c Checkpoint, skipped bool, err error, _ time.Duration) {
+	switch {
+	case skipped:
+		p.skipped = append(p.skipped, c.Name)
+	case err != nil:
+		if p.failed == nil {
+			p.failed = map[string]error{}
+		}
+		p.failed[c.Name] = err
+	default:
+		p.audited = append(p.audited, c.Name)
+	}
+}
+
+func TestRunAuditsResumesAndSkips(t *testing.T) {
+	cfg := runFixture(t, "epoch-000.onnx", "epoch-001.onnx")
+	p := &recordingProgress{}
+	sum, err := Run(context.Background(), cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.audited) != 2 || p.done != 2*4*3 {
+		t.Errorf("audited %v with %d attack runs, want 2 checkpoints and 24 runs", p.audited, p.done)
+	}
+	recs, err := readRecordsFile(t, filepath.Join(cfg.Out, MarginsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2*4*2 {
+		t.Fatalf("margins.csv has %d rows, want 16", len(recs))
+	}
+	for _, r := range recs {
+		if !r.Success || !(r.Margin > 0) || !(r.MarginRefined <= r.Margin) || r.Index < 10 {
+			t.Errorf("implausible record %+v", r)
+		}
+	}
+	if len(sum.PGD) != 2 {
+		t.Errorf("summary has %d PGD results, want 2", len(sum.PGD))
+	}
+
+	// A rerun skips both; a third checkpoint is audited alone.
+	if err := os.WriteFile(filepath.Join(cfg.Checkpoints[0], "epoch-002.onnx"), mustRead(t, "../testdata/models/mlp.onnx"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = &recordingProgress{}
+	if _, err := Run(context.Background(), cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.skipped) != 2 || len(p.audited) != 1 {
+		t.Errorf("rerun skipped %v and audited %v, want 2 skipped and epoch-002 audited", p.skipped, p.audited)
+	}
+	recs, _ = readRecordsFile(t, filepath.Join(cfg.Out, MarginsFile))
+	if len(recs) != 3*4*2 {
+		t.Errorf("margins.csv has %d rows after the rerun, want 24", len(recs))
+	}
+
+	// Other settings are refused.
+	cfg.Settings.MaxIter = 10
+	if _, err := Run(context.Background(), cfg, nil); err == nil {
+		t.Error("an audit with other settings was mixed into the store")
+	}
+}
+
+func TestRunGoesOnPastABadCheckpoint(t *testing.T) {
+	cfg := runFixture(t, "epoch-000.onnx", "epoch-002.onnx")
+	if err := os.WriteFile(filepath.Join(cfg.Checkpoints[0], "epoch-001.onnx"), []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &recordingProgress{}
+	_, err := Run(context.Background(), cfg, p)
+	var ce *CheckpointError
+	if !errors.As(err, &ce) || ce.Checkpoint != "epoch-001.onnx" {
+		t.Fatalf("got %v, want a CheckpointError for epoch-001.onnx", err)
+	}
+	if len(p.audited) != 2 {
+		t.Errorf("audited %v, want the two good checkpoints", p.audited)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// readRecordsFile reads a margins.csv file.
+func readRecordsFile(t *testing.T, path string) ([]Record, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadRecords(f, path)
+}
