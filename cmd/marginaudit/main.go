@@ -88,6 +88,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			inspectCommand(),
 			gradCommand(),
 			jacobianCommand(),
+			trainCommand(),
+			auditCommand(),
 			demoCommand(),
 		},
 		// Errors are printed by run; keep cli from printing or exiting.

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/internal/npy"
+	"github.com/marginaudit/marginaudit/trainer/dataset"
+)
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "audit",
+		Usage:     "measure DeepFool margins and PGD robustness of checkpoints",
+		UsageText: progName + " audit CHECKPOINT_DIR_OR_FILE... --out DIR (--data NAME | --images X.npy --labels Y.npy) [flags]",
+		Description: wrapText("For every checkpoint (directories are scanned for *.onnx, ordered by the epoch in " +
+			"the model's metadata or file name) and every image, DeepFool finds the nearest point of another " +
+			"class; its distance is the image's margin (an upper bound of the distance to the decision " +
+			"boundary). Results go to DIR/margins.csv, DIR/summary.json and DIR/transitions.csv. Each " +
+			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
+			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
+			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +
+			"normalisation is applied inside the graph, so margins are in pixel units."),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "write the audit to `DIR`"},
+			&cli.StringFlag{Name: "data", Usage: "data set: mnist, fashion-mnist or cifar10"},
+			&cli.StringFlag{Name: "data-dir", Usage: "read the data set from `DIR`"},
+			&cli.StringFlag{Name: "images", Usage: "images as a float32 .npy `FILE` [N, C, H, W] (instead of --data; split \"test\")"},
+			&cli.StringFlag{Name: "labels", Usage: "labels as a .npy `FILE` [N] of integral values"},
+			&cli.StringFlag{Name: "split", Usage: "splits to audit", Value: "test"},
+			&cli.IntFlag{Name: "n", Usage: "images per split", Value: 1000},
+			&cli.StringFlag{Name: "sample", Usage: "which images: first or random", Value: "first"},
+			&cli.Int64Flag{Name: "seed", Usage: "seed of the random subset and of the attacks' noise", Value: 1},
+			&cli.StringFlag{Name: "range", Usage: "pixel range `LO,HI` (default: metadata, else 0,1)"},
+			&cli.StringFlag{Name: "mean", Usage: "per-channel normalisation mean, e.g. `0.4914,0.4822,0.4465`"},
+			&cli.StringFlag{Name: "std", Usage: "per-channel normalisation standard deviation"},
+			&cli.StringFlag{Name: "norm", Usage: "margin norms: l2, linf or both", Value: "l2,linf"},
+			&cli.IntFlag{Name: "candidates", Usage: "DeepFool candidate classes: the top `K` (0: all)"},
+			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: 50},
+			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: 0.02},
+			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: 10},
+			&cli.BoolFlag{Name: "refine", Usage: "tighten each margin by bisection (margin_refined column)"},
+			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, e.g. `0.05,0.1` (none by default)"},
+			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms", Value: "linf"},
+			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps", Value: 20},
+			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size (default 2.5·ε/steps)"},
+			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: 64},
+		},
+		Action: runAudit,
+	}
+}
+
+func runAudit(c *cli.Context) error {
+	if !c.Args().Present() {
+		return usagef("audit", "no checkpoints given")
+	}
+	if c.String("out") == "" {
+		return usagef("audit", "--out is required")
+	}
+	s, err := auditSettings(c)
+	if err != nil {
+		return err
+	}
+	data, err := loadAuditData(c, &s)
+	if err != nil {
+		return err
+	}
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	p := &auditProgress{bar: bar}
+	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s, Data: data,
+		Threads: c.Int("threads"), BatchSize: c.Int("batch")}
+	sum, err := auditor.Run(c.Context, cfg, p)
+	if sum != nil {
+		printAuditSummary(c, sum)
+	}
+	return err
+}
+
+// auditSettings turns the flags into the settings that determine results.
+func auditSettings(c *cli.Context) (auditor.Settings, error) {
+	s := auditor.Settings{N: c.Int("n"), Sample: c.String("sample"), Seed: c.Int64("seed"),
+		Overshoot: c.Float64("overshoot"), MaxIter: c.Int("max-iter"), Candidates: c.Int("candidates"),
+		Retries: c.Int("retries"), Refine: c.Bool("refine")}
+	switch {
+	case c.String("data") != "" && c.String("images") != "":
+		return s, usagef("audit", "give --data or --images, not both")
+	case c.String("data") != "":
+		s.Data = c.String("data")
+	case c.String("images") != "" && c.String("labels") != "":
+		s.Data = c.String("images") + "," + c.String("labels")
+	default:
+		return s, usagef("audit", "give --data NAME, or --images X.npy with --labels Y.npy")
+	}
+	if s.N <= 0 {
+		return s, usagef("audit", "--n %d: want a positive number of images", s.N)
+	}
+	if s.Sample != "first" && s.Sample != "random" {
+		return s, usagef("audit", "--sample %q: want first or random", s.Sample)
+	}
+	for _, f := range strings.Split(c.String("split"), ",") {
+		sp, err := auditor.ParseSplit(strings.TrimSpace(f))
+		if err != nil {
+			return s, usagef("audit", "--split: %v", err)
+		}
+		s.Splits = append(s.Splits, sp)
+	}
+	var err error
+	if s.Norms, err = parseNorms(c.String("norm")); err != nil {
+		return s, usagef("audit", "--norm: %v", err)
+	}
+	if r := c.String("range"); r != "" {
+		v, err := parseFloatList(r)
+		if err != nil || len(v) != 2 || !(v[0] < v[1]) {
+			return s, usagef("audit", "--range %q: want LO,HI with LO < HI", r)
+		}
+		s.Range = [2]float64{v[0], v[1]}
+	}
+	if s.Mean, err = parseFloatList(c.String("mean")); err != nil {
+		return s, usagef("audit", "--mean: %v", err)
+	}
+	if s.Std, err = parseFloatList(c.String("std")); err != nil {
+		return s, usagef("audit", "--std: %v", err)
+	}
+	if (s.Mean == nil) != (s.Std == nil) {
+		return s, usagef("audit", "give --mean and --std together")
+	}
+	if eps := c.String("pgd-eps"); eps != "" {
+		if s.PGD.Eps, err = parseFloatList(eps); err != nil {
+			return s, usagef("audit", "--pgd-eps: %v", err)
+		}
+		if s.PGD.Norms, err = parseNorms(c.String("pgd-norm")); err != nil {
+			return s, usagef("audit", "--pgd-norm: %v", err)
+		}
+		s.PGD.Steps, s.PGD.StepSize, s.PGD.RandomStart = c.Int("pgd-steps"), c.Float64("pgd-step"), true
+	}
+	return s, nil
+}
+
+func parseNorms(s string) ([]auditor.Norm, error) {
+	var out []auditor.Norm
+	for _, f := range strings.Split(s, ",") {
+		n, err := auditor.ParseNorm(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseFloatList parses "a,b,c" ("" gives nil).
+func parseFloatList(s string) ([]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// loadAuditData reads the images of every split and picks the subset.
+func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*auditor.Images, error) {
+	data := map[auditor.Split]*auditor.Images{}
+	for _, split := range s.Splits {
+		var d *dataset.Dataset
+		if c.String("data") != "" {
+			var err error
+			if d, err = dataset.Load(c.String("data"), string(split), c.String("data-dir")); err != nil {
+				return nil, err
+			}
+		} else {
+			if split != auditor.Test {
+				return nil, usagef("audit", "--images gives one split; use --split test")
+			}
+			var err error
+			if d, err = readNpyDataset(c.String("images"), c.String("labels")); err != nil {
+				return nil, err
+			}
+		}
+		data[split] = pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
+	}
+	return data, nil
+}
+
+// readNpyDataset reads images [N, C, H, W] and integral labels [N].
+func readNpyDataset(images, labels string) (*dataset.Dataset, error) {
+	x, err := npy.ReadFile(images)
+	if err != nil {
+		return nil, err
+	}
+	y, err := npy.ReadFile(labels)
+	if err != nil {
+		return nil, err
+	}
+	if len(x.Shape) < 2 {
+		return nil, fmt.Errorf("%s: images must be [N, ...], got shape %v", images, x.Shape)
+	}
+	if len(y.Shape) != 1 || y.Shape[0] != x.Shape[0] {
+		return nil, fmt.Errorf("%s: labels must be [%d] to match %s, got shape %v", labels, x.Shape[0], images, y.Shape)
+	}
+	d := &dataset.Dataset{Name: filepath.Base(images), Split: "test", Images: x.Data, N: x.Shape[0], Labels: make([]int, len(y.Data))}
+	for i, v := range y.Data {
+		if v != float32(math.Trunc(float64(v))) || v < 0 {
+			return nil, fmt.Errorf("%s: label %d is %g, not a class index", labels, i, v)
+		}
+		d.Labels[i] = int(v)
+	}
+	return d, nil
+}
+
+// pickImages takes the first n images of d, or n drawn at random.
+func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Images {
+	n = min(n, d.N)
+	idx := make([]int, d.N)
+	for i := range idx {
+		idx[i] = i
+	}
+	if random {
+		rand.New(rand.NewPCG(seed, 0x5eed)).Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		idx = idx[:n]
+		slices.Sort(idx)
+	}
+	idx = idx[:n]
+	size := len(d.Images) / d.N
+	im := &auditor.Images{Index: idx, Labels: make([]int, n), X: make([]float32, 0, n*size)}
+	for k, i := range idx {
+		im.Labels[k] = d.Labels[i]
+		im.X = append(im.X, d.Images[i*size:(i+1)*size]...)
+	}
+	return im
+}
+
+// auditProgress renders auditor.Run's reports.
+type auditProgress struct {
+	bar *progressBar
+}
+
+func (p *auditProgress) Checkpoint(c auditor.Checkpoint, i, n, work int) {
+	p.bar.begin(fmt.Sprintf("[%d/%d] %s", i+1, n, c.Name), work, "attacks")
+}
+
+func (p *auditProgress) Done(n int) { p.bar.add(n, "") }
+
+func (p *auditProgress) Finished(c auditor.Checkpoint, skipped bool, err error, elapsed time.Duration) {
+	switch {
+	case skipped:
+		p.bar.println(false, "%s: already audited, skipped", c.Name)
+	case err != nil:
+		p.bar.println(true, "%s: %s: failed: %v", progName, c.Name, err)
+	default:
+		p.bar.println(false, "%s: epoch %d audited in %s", c.Name, c.Epoch, elapsed.Round(time.Millisecond))
+	}
+}
+
+// printAuditSummary prints the mean margins per epoch, split and norm.
+func printAuditSummary(c *cli.Context, sum *auditor.Summary) {
+	t := newTable()
+	t.row("epoch\tsplit\tnorm\tn\taccuracy\tmean margin\tse\tcorrect\tincorrect\tfailures")
+	acc := map[string]auditor.Float{}
+	for _, ck := range sum.Checkpoints {
+		for _, a := range ck.Accuracy {
+			acc[fmt.Sprint(ck.Epoch, a.Split)] = a.Accuracy
+		}
+	}
+	type key struct {
+		epoch int
+		split auditor.Split
+		norm  auditor.Norm
+	}
+	byGroup := map[key]map[auditor.GroupKind]auditor.Group{}
+	var keys []key
+	for _, g := range sum.Groups {
+		k := key{g.Epoch, g.Split, g.Norm}
+		if byGroup[k] == nil {
+			byGroup[k] = map[auditor.GroupKind]auditor.Group{}
+			keys = append(keys, k)
+		}
+		byGroup[k][g.Group] = g
+	}
+	for _, k := range keys {
+		g := byGroup[k]
+		all := g[auditor.All]
+		t.row("%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d", k.epoch, k.split, k.norm, all.Images, fmtFloat(acc[fmt.Sprint(k.epoch, k.split)]),
+			fmtFloat(all.Margin.Mean), fmtFloat(all.Margin.SE), fmtFloat(g[auditor.Correct].Margin.Mean), fmtFloat(g[auditor.Incorrect].Margin.Mean), all.Failures)
+	}
+	if err := t.writeTo(c.App.Writer); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "%s: %v\n", progName, err)
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s\n", filepath.Join(c.String("out"), auditor.MarginsFile))
+}
+
+func fmtFloat(f auditor.Float) string {
+	if math.IsNaN(float64(f)) {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(f), 'g', 4, 64)
+}
