@@ -251,7 +251,7 @@ type auditProgress struct {
 }
 
 func (p *auditProgress) Checkpoint(c auditor.Checkpoint, i, n, work int) {
-	p.bar.begin(fmt.Sprintf("[%d/%d] %s", i+1, n, c.Name), work, "attacks")
+	p.bar.begin(fmt.Sprintf("[%d/%d] %s", i+1, n, c.Name), work, "images")
 }
 
 func (p *auditProgress) Done(n int) { p.bar.add(n, "") }
