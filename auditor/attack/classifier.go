@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/marginaudit/marginaudit/internal/ort"
@@ -54,10 +55,33 @@ type Options struct {
 	// [Classifier.Predict] feed onnxruntime per run; 0 means 256, and
 	// [Classifier.Jacobian] uses at most 64.
 	BatchSize int
+	// Bound lists graph inputs besides the image that the classifier feeds
+	// on every run from slices the caller owns, without copying them: the
+	// weights of a model being trained, declared as graph inputs rather
+	// than initializers, so that attacks see the weights as they are when
+	// called (see [BoundInput]).
+	Bound []BoundInput
+}
+
+// BoundInput is a graph input, other than the image, that a [Classifier]
+// reads from a caller-owned slice on every onnxruntime run, in each of its
+// graphs (forward, Jacobian, input gradient). Nothing is copied: changing
+// the values of Data between calls changes what the next call computes,
+// without a new session. The caller must not change them while a method of
+// the classifier runs, nor replace or resize the slice; it is not
+// differentiated.
+type BoundInput struct {
+	// Name is the graph input's name.
+	Name string
+	// Shape is its full shape; it must agree with the sizes the model
+	// declares, and Data must hold exactly its number of values.
+	Shape []int64
+	Data  []float32
 }
 
 // Classifier is a differentiable image classifier run by onnxruntime. Its
-// methods are safe for concurrent use; Close releases it.
+// methods are safe for concurrent use (as long as nobody writes to the data
+// of its bound inputs meanwhile); Close releases it.
 //
 // Inputs are images in row-major order, n of them back to back, each with
 // [Classifier.SampleSize] float32 pixels; scores are [n, K] row-major.
@@ -73,6 +97,7 @@ type Classifier struct {
 	norm    bool
 	threads int
 	batch   int
+	bound   []BoundInput
 
 	mu     sync.Mutex
 	closed bool
@@ -90,12 +115,20 @@ type graphSession struct {
 	scores    int // positions in the outputs; grad is -1 for the forward graph
 	grad      int
 	what      string
+	// bound holds the bound inputs at their positions, the image and the
+	// seed left zero: the template of every run's inputs.
+	bound []ort.Value
 }
 
-// NewClassifier prepares m for attacks: it keeps one input and one output,
-// fixes the image size, inserts the normalisation, and loads the forward
-// graph into onnxruntime, checking on a few random images that the output is
-// finite class scores [N, K]. m itself is not modified.
+// inputs returns a fresh copy of the session's inputs with the bound ones
+// filled in, for one run.
+func (gs *graphSession) inputs() []ort.Value { return slices.Clone(gs.bound) }
+
+// NewClassifier prepares m for attacks: it keeps one image input (besides
+// the inputs bound by opt.Bound) and one output, fixes the image size,
+// inserts the normalisation, and loads the forward graph into onnxruntime,
+// checking on a few random images that the output is finite class scores
+// [N, K]. m itself is not modified.
 func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 	name := opt.Name
 	if name == "" {
@@ -126,6 +159,7 @@ func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 		return nil, err
 	}
 	c.model, c.input, c.output, c.sample, c.norm = p.model, p.input, p.output, p.sample, p.normalised
+	c.bound = slices.Clone(opt.Bound)
 	c.d = 1
 	for _, s := range c.sample {
 		c.d *= int(s)
@@ -152,8 +186,9 @@ func (c *Classifier) probe(kind ScoreKind) error {
 	for i := range x {
 		x[i] = c.lo + (c.hi-c.lo)*rng.Float32()
 	}
-	out := make([]ort.Value, s.nOut)
-	if err := s.s.Run([]ort.Value{ort.NewValue(x, c.shape(n)...)}, out); err != nil {
+	in, out := s.inputs(), make([]ort.Value, s.nOut)
+	in[s.in] = ort.NewValue(x, c.shape(n)...)
+	if err := s.s.Run(in, out); err != nil {
 		return fmt.Errorf("attack: %s: running the model on random images: %w", c.name, err)
 	}
 	v := out[s.scores]
@@ -279,10 +314,11 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 	m, seed, grad, what := c.model, "", "", "forward graph"
 	switch kind {
 	case jacobianGraph, gradientGraph:
-		opt := onnxgrad.Options{Mode: onnxgrad.VJP, File: c.name}
+		wrt := []string{c.input} // not the bound inputs
+		opt := onnxgrad.Options{Mode: onnxgrad.VJP, WRT: wrt, File: c.name}
 		what = "input-gradient graph"
 		if kind == jacobianGraph {
-			opt = onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, File: c.name}
+			opt = onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, WRT: wrt, File: c.name}
 			what = "Jacobian graph"
 		}
 		res, err := onnxgrad.Build(c.model, opt)
@@ -300,12 +336,19 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 		return nil, fmt.Errorf("attack: %s: loading the %s: %w", c.name, what, err)
 	}
 	gs := &graphSession{s: s, nIn: len(s.Inputs()), nOut: len(s.Outputs()), in: -1, seed: -1, scores: -1, grad: -1, what: what}
+	gs.bound = make([]ort.Value, gs.nIn)
+	nBound := 0
 	for i, t := range s.Inputs() {
 		switch t.Name {
 		case c.input:
 			gs.in = i
 		case seed:
 			gs.seed = i
+		default:
+			if j := slices.IndexFunc(c.bound, func(b BoundInput) bool { return b.Name == t.Name }); j >= 0 {
+				gs.bound[i] = ort.NewValue(c.bound[j].Data, c.bound[j].Shape...)
+				nBound++
+			}
 		}
 	}
 	for i, t := range s.Outputs() {
@@ -316,9 +359,9 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 			gs.grad = i
 		}
 	}
-	if gs.in < 0 || gs.scores < 0 || gs.nIn != 1+btoi(seed != "") || (grad != "" && gs.grad < 0) {
+	if gs.in < 0 || gs.scores < 0 || nBound != len(c.bound) || gs.nIn != 1+btoi(seed != "")+nBound || (grad != "" && gs.grad < 0) {
 		s.Close()
-		return nil, fmt.Errorf("attack: %s: the %s loaded into onnxruntime has inputs %v and outputs %v; want %q (and the seed) and %q", c.name, what, s.Inputs(), s.Outputs(), c.input, c.output)
+		return nil, fmt.Errorf("attack: %s: the %s loaded into onnxruntime has inputs %v and outputs %v; want %q (and the seed and %d bound inputs) and %q", c.name, what, s.Inputs(), s.Outputs(), c.input, len(c.bound), c.output)
 	}
 	return gs, nil
 }
@@ -425,10 +468,11 @@ func (c *Classifier) forward(scores, x []float32, n, first int) error {
 	if err != nil {
 		return err
 	}
-	var in, out [1]ort.Value
-	in[0] = ort.NewValue(x, c.shape(n)...)
+	var out [1]ort.Value
+	in := s.inputs()
+	in[s.in] = ort.NewValue(x, c.shape(n)...)
 	out[s.scores] = ort.NewValue(scores, int64(n), int64(c.k))
-	if err := s.s.Run(in[:], out[:s.nOut]); err != nil {
+	if err := s.s.Run(in, out[:s.nOut]); err != nil {
 		return fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
 	}
 	return c.checkFinite("scores", scores, c.k, first)
@@ -492,12 +536,13 @@ func (c *Classifier) seededJacobian(scores, jac, x []float32, n int, seeds []flo
 	if err != nil {
 		return err
 	}
-	var in, out [2]ort.Value
+	var out [2]ort.Value
+	in := s.inputs()
 	in[s.in] = ort.NewValue(x, c.shape(n)...)
 	in[s.seed] = ort.NewValue(seeds, int64(n), int64(l), int64(c.k))
 	out[s.scores] = ort.NewValue(scores, int64(n), int64(c.k))
 	out[s.grad] = ort.NewValue(jac, append([]int64{int64(n), int64(l)}, c.sample...)...)
-	if err := s.s.Run(in[:], out[:]); err != nil {
+	if err := s.s.Run(in, out[:]); err != nil {
 		return fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
 	}
 	if err := c.checkFinite("scores", scores, c.k, first); err != nil {
@@ -570,12 +615,13 @@ func (c *Classifier) lossGradient(sc *lossScratch, grad, x []float32, labels []i
 	if err != nil {
 		return 0, err
 	}
-	var in, out [2]ort.Value
+	var out [2]ort.Value
+	in := s.inputs()
 	in[s.in] = ort.NewValue(x, c.shape(n)...)
 	in[s.seed] = ort.NewValue(sc.cot, int64(n), int64(c.k))
 	out[s.scores] = ort.NewValue(sc.scores2, int64(n), int64(c.k))
 	out[s.grad] = ort.NewValue(grad, c.shape(n)...)
-	if err := s.s.Run(in[:], out[:]); err != nil {
+	if err := s.s.Run(in, out[:]); err != nil {
 		return 0, fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
 	}
 	return loss, c.checkFinite("gradient", grad, c.d, first)

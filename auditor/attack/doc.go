@@ -22,6 +22,12 @@
 // [Classifier.Probabilities]; DeepFool works on the scores either way, and
 // the cross-entropy gradient then uses −log p_y.
 //
+// A model may take more inputs than the image when [Options.Bound] binds
+// them to the caller's slices, such as the weights of a model in training
+// declared as graph inputs: every run of every graph reads them in place, so
+// an optimizer that updates the slices between calls is attacked with its
+// current weights, without new sessions. They are not differentiated.
+//
 // # DeepFool
 //
 // [DeepFool] follows the step semantics of Foolbox 3 (foolbox.attacks.deepfool,

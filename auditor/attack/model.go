@@ -19,9 +19,10 @@ type prepared struct {
 	normalised    bool
 }
 
-// prepare returns a copy of m with one float32 input [N, sample...] (the
-// batch symbolic, the image size fixed), one output (opt.Output), and the
-// normalisation (x − mean)/std in front of the original graph.
+// prepare returns a copy of m with one float32 image input [N, sample...]
+// (the batch symbolic, the image size fixed), the bound inputs of opt.Bound
+// with their shapes fixed, one output (opt.Output), and the normalisation
+// (x − mean)/std in front of the original graph.
 func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) {
 	if err := onnxgrad.Validate(m, name); err != nil {
 		return nil, fmt.Errorf("attack: %w", err)
@@ -36,13 +37,39 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 	for _, t := range g.GetInitializer() {
 		inits[t.GetName()] = true
 	}
+	bound := map[string]int{}
+	for i, b := range opt.Bound {
+		if _, dup := bound[b.Name]; dup {
+			return nil, fmt.Errorf("attack: %s: Options.Bound names input %q twice", name, b.Name)
+		}
+		bound[b.Name] = i
+	}
 	var inputs []*onnxpb.ValueInfoProto
 	for _, vi := range g.GetInput() {
-		if !inits[vi.GetName()] {
+		i, isBound := bound[vi.GetName()]
+		switch {
+		case isBound && inits[vi.GetName()]:
+			return nil, fmt.Errorf("attack: %s: bound input %q is an initializer of the model", name, vi.GetName())
+		case isBound:
+			if err := bindShape(vi, opt.Bound[i]); err != nil {
+				return nil, shapeErr("bound input %q: %v", vi.GetName(), err)
+			}
+			delete(bound, vi.GetName())
+		case !inits[vi.GetName()]:
 			inputs = append(inputs, vi)
 		}
 	}
+	for _, b := range opt.Bound {
+		if _, missing := bound[b.Name]; missing && inits[b.Name] {
+			return nil, fmt.Errorf("attack: %s: bound input %q is an initializer of the model", name, b.Name)
+		} else if missing {
+			return nil, fmt.Errorf("attack: %s: the model has no input %q to bind", name, b.Name)
+		}
+	}
 	if len(inputs) != 1 {
+		if len(opt.Bound) > 0 {
+			return nil, shapeErr("the model has %d inputs besides the bound ones; an image classifier has one", len(inputs))
+		}
 		return nil, shapeErr("the model has %d inputs; an image classifier has one", len(inputs))
 	}
 	in := inputs[0]
@@ -93,6 +120,42 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 		p.normalised = true
 	}
 	return p, nil
+}
+
+// bindShape checks that the graph input vi can take b (a float32 tensor of
+// b.Shape, whose known sizes agree with those vi declares, holding
+// len(b.Data) values) and fixes vi's declared shape to b.Shape.
+func bindShape(vi *onnxpb.ValueInfoProto, b BoundInput) error {
+	tt := vi.GetType().GetTensorType()
+	if tt == nil || tt.GetElemType() != int32(onnxpb.TensorProto_FLOAT) {
+		return fmt.Errorf("not a float32 tensor")
+	}
+	size := 1
+	for _, d := range b.Shape {
+		if d < 0 {
+			return fmt.Errorf("shape %v has a negative size", b.Shape)
+		}
+		size *= int(d)
+	}
+	if size != len(b.Data) {
+		return fmt.Errorf("%d values for shape %v", len(b.Data), b.Shape)
+	}
+	if declared := tt.GetShape(); declared != nil {
+		if len(declared.GetDim()) != len(b.Shape) {
+			return fmt.Errorf("shape %v, but the model declares rank %d", b.Shape, len(declared.GetDim()))
+		}
+		for i, d := range declared.GetDim() {
+			if v := d.GetDimValue(); v > 0 && v != b.Shape[i] {
+				return fmt.Errorf("shape %v, but the model declares size %d in dimension %d", b.Shape, v, i)
+			}
+		}
+	}
+	dims := make([]*onnxpb.TensorShapeProto_Dimension, len(b.Shape))
+	for i, d := range b.Shape {
+		dims[i] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
+	}
+	tt.Shape = &onnxpb.TensorShapeProto{Dim: dims}
+	return nil
 }
 
 // imageShape returns the input's dimensions after the batch dimension, from

@@ -23,7 +23,8 @@ type PGDOptions struct {
 	// (clipped to the range) instead of the clean image.
 	RandomStart bool
 	// Seed seeds the random starts. A PGD value draws from one generator
-	// for its whole life, so successive calls get fresh starts.
+	// for its whole life, so successive calls get fresh starts, unless
+	// [PGD.Reseed] restarts it.
 	Seed uint64
 	// BatchSize is how many images one onnxruntime run takes; 0 means all
 	// the images of the call.
@@ -43,6 +44,7 @@ type PGDOptions struct {
 type PGD struct {
 	c   *Classifier
 	opt PGDOptions
+	src *rand.PCG
 	rng *rand.Rand
 	sc  lossScratch
 	// grad is the loss gradient of a batch; done marks frozen images.
@@ -70,8 +72,19 @@ func NewPGD(c *Classifier, opt PGDOptions) (*PGD, error) {
 	case opt.BatchSize < 0:
 		return bad("batch size %d; want ≥ 0", opt.BatchSize)
 	}
-	return &PGD{c: c, opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x9d))}, nil
+	src := rand.NewPCG(opt.Seed, pgdStream)
+	return &PGD{c: c, opt: opt, src: src, rng: rand.New(src)}, nil
 }
+
+// pgdStream is the PCG stream of the random starts.
+const pgdStream = 0x9d
+
+// Reseed restarts the generator of the random starts from seed: the next
+// Attack draws the starts that the first Attack of a new PGD with
+// PGDOptions.Seed = seed would. Adversarial training reseeds for every
+// mini-batch from (seed, epoch, batch), so that a resumed run repeats the
+// starts of an uninterrupted one.
+func (p *PGD) Reseed(seed uint64) { p.src.Seed(seed, pgdStream) }
 
 // Attack writes to adv the adversarial images of the n images in x (pixels
 // in the classifier's range) with the given labels, and, if success is not
@@ -101,7 +114,7 @@ func (p *PGD) Attack(ctx context.Context, adv, x []float32, labels []int, succes
 	}
 	for s := 0; s < n; s += b {
 		e := min(n, s+b)
-		if err := p.batch(ctx, adv[s*c.d:e*c.d], x[s*c.d:e*c.d], labels[s:e], e-s, s); err != nil {
+		if err := p.batch(ctx, adv[s*c.d:e*c.d], x[s*c.d:e*c.d], labels[s:e], e-s, s, success != nil); err != nil {
 			return err
 		}
 		for j := range e - s {
@@ -115,8 +128,9 @@ func (p *PGD) Attack(ctx context.Context, adv, x []float32, labels []int, succes
 }
 
 // batch attacks m images; first is the index of the first in the caller's
-// batch. On return p.sc.scores holds the scores at the adversarial images.
-func (p *PGD) batch(ctx context.Context, adv, x0 []float32, labels []int, m, first int) error {
+// batch. With scores, p.sc.scores holds the scores at the adversarial images
+// on return (one more forward run).
+func (p *PGD) batch(ctx context.Context, adv, x0 []float32, labels []int, m, first int, scores bool) error {
 	c, d := p.c, p.c.d
 	p.grad = grow(p.grad, m*d)
 	if cap(p.done) < m {
@@ -149,6 +163,9 @@ func (p *PGD) batch(ctx context.Context, adv, x0 []float32, labels []int, m, fir
 		if active == 0 {
 			break
 		}
+	}
+	if !scores {
+		return nil
 	}
 	p.sc.scores = grow(p.sc.scores, m*c.k)
 	return c.forward(p.sc.scores, adv, m, first)
