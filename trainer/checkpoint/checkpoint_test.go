@@ -35,6 +35,14 @@ func sampleMetadata() []*Metadata {
 			Adversarial: Adversarial{Method: "pgd", Norm: "linf", Eps: 0.1, Step: 0.01, Steps: 20, Frac: 0.5, RandomStart: true},
 			TrainLoss:   math.NaN(), TrainAccuracy: 0.1, TestLoss: math.Inf(1),
 		},
+		{
+			Dataset: "cifar10", Classes: 10, InputShape: []int{3, 32, 32}, InputRange: [2]float64{0, 1}, Normalization: "none",
+			Arch:  model.Arch{Kind: model.CNN}.WithDefaults(),
+			Epoch: 2, Epochs: 10, Seed: 7, BatchSize: 128, TrainImages: 50000, TestImages: 10000,
+			Optim:       optim.Config{Name: optim.Adam, LR: 1e-3}.WithDefaults(),
+			Adversarial: Adversarial{Method: "pgd", Norm: "linf", Eps: 8.0 / 255, Step: 2.0 / 255, Steps: 10, Frac: 0.5, RandomStart: true},
+			EpochLR:     1e-3, TrainLoss: 1.5, TrainAccuracy: 0.45, AdvLoss: 2.0625, AdvAccuracy: 0.3125, TestLoss: 1.25, TestAccuracy: 0.5, Seconds: 600.5,
+		},
 	}
 }
 
@@ -194,5 +202,22 @@ func TestWriteCSV(t *testing.T) {
 		"1,0.001,0.5,0.875,0.25,0.9375,1.235\n"
 	if string(got) != want {
 		t.Errorf("train.csv:\n%s\nwant\n%s", got, want)
+	}
+
+	// Adversarial training adds two columns, empty at epoch 0.
+	pgd := Adversarial{Method: "pgd", Norm: "linf", Eps: 0.1, Step: 0.01, Steps: 20, Frac: 0.5, RandomStart: true}
+	for _, r := range rows {
+		r.Adversarial = pgd
+	}
+	rows[1].AdvLoss, rows[1].AdvAccuracy = 1.75, 0.5
+	if err := WriteCSV(path, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(path)
+	want = "epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,train_adv_loss,train_adv_accuracy\n" +
+		"0,0,2.5,0.1,2.25,0.125,0.000,,\n" +
+		"1,0.001,0.5,0.875,0.25,0.9375,1.235,1.75,0.5\n"
+	if string(got) != want {
+		t.Errorf("train.csv of adversarial training:\n%s\nwant\n%s", got, want)
 	}
 }

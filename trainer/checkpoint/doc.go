@@ -8,7 +8,8 @@
 //	epoch-000.state   the initial optimizer state
 //	epoch-001.onnx    the weights after epoch 1, …
 //	epoch-001.state
-//	train.csv         one row per epoch, rewritten after each
+//	train.csv         one row per epoch, rewritten after each (columns
+//	                  CSVHeader, then CSVAdvHeader for adversarial training)
 //
 // Each .onnx file is a plain inference graph (see package model) with the
 // weights as initializers, readable by any ONNX runtime; its metadata_props

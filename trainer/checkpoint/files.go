@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
@@ -142,14 +143,31 @@ func Latest(dir string) (int, error) {
 // CSVHeader lists the columns of train.csv.
 var CSVHeader = []string{"epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"}
 
+// CSVAdvHeader lists the columns that train.csv has after those of
+// CSVHeader when a record is of adversarial training: Metadata.AdvLoss and
+// AdvAccuracy, left empty where not measured (epoch 0).
+var CSVAdvHeader = []string{"train_adv_loss", "train_adv_accuracy"}
+
 // WriteCSV writes the run summary, one row per record, atomically.
 func WriteCSV(path string, rows []*Metadata) error {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write(CSVHeader)
+	adv := slices.ContainsFunc(rows, func(r *Metadata) bool { return r.Adversarial.Method != "" })
+	if adv {
+		w.Write(slices.Concat(CSVHeader, CSVAdvHeader))
+	} else {
+		w.Write(CSVHeader)
+	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, r := range rows {
-		w.Write([]string{strconv.Itoa(r.Epoch), f(r.EpochLR), f(r.TrainLoss), f(r.TrainAccuracy), f(r.TestLoss), f(r.TestAccuracy), strconv.FormatFloat(r.Seconds, 'f', 3, 64)})
+		row := []string{strconv.Itoa(r.Epoch), f(r.EpochLR), f(r.TrainLoss), f(r.TrainAccuracy), f(r.TestLoss), f(r.TestAccuracy), strconv.FormatFloat(r.Seconds, 'f', 3, 64)}
+		switch {
+		case r.hasAdvRecord():
+			row = append(row, f(r.AdvLoss), f(r.AdvAccuracy))
+		case adv:
+			row = append(row, "", "")
+		}
+		w.Write(row)
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

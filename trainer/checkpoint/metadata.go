@@ -35,36 +35,38 @@ const (
 	KeyKernel       = "kernel"       // cnn kernel size, e.g. "3"
 
 	// Training settings.
-	KeyEpoch       = "epoch"          // this checkpoint's epoch; 0 = initialisation
-	KeyEpochs      = "epochs"         // epochs planned for the run
-	KeySeed        = "seed"           // seed of initialisation and shuffling
-	KeyBatchSize   = "batch_size"     // mini-batch size
-	KeyTrainImages = "train_images"   // training images used
-	KeyTestImages  = "test_images"    // test images evaluated
-	KeyOptimizer   = "optimizer"      // "sgd" or "adam"
-	KeyLR          = "lr"             // base learning rate
-	KeyEpochLR     = "epoch_lr"       // learning rate used during this epoch (scheduled)
-	KeyMomentum    = "momentum"       // sgd only
-	KeyBeta1       = "beta1"          // adam only
-	KeyBeta2       = "beta2"          // adam only
-	KeyEps         = "eps"            // adam only
-	KeyWeightDecay = "weight_decay"   // L2 coefficient
-	KeySchedule    = "lr_schedule"    // "constant", "step" or "cosine"
-	KeyStepSize    = "lr_step_size"   // step schedule only
-	KeyGamma       = "lr_gamma"       // step schedule only
-	KeyMinLR       = "lr_min"         // cosine schedule only
-	KeyAdversarial = "adversarial"    // "none" or "pgd"
-	KeyAdvNorm     = "adv_norm"       // pgd: "linf"
-	KeyAdvEps      = "adv_eps"        // pgd: radius ε
-	KeyAdvStep     = "adv_step"       // pgd: step size
-	KeyAdvSteps    = "adv_steps"      // pgd: iterations
-	KeyAdvFrac     = "adv_frac"       // pgd: fraction of each batch replaced
-	KeyAdvRandom   = "adv_random"     // pgd: random start, "true" or "false"
-	KeyTrainLoss   = "train_loss"     // mean training loss (see Metadata.TrainLoss)
-	KeyTrainAcc    = "train_accuracy" // training accuracy in [0, 1]
-	KeyTestLoss    = "test_loss"      // mean test loss
-	KeyTestAcc     = "test_accuracy"  // test accuracy in [0, 1]
-	KeySeconds     = "train_seconds"  // wall-clock seconds of the epoch's training steps
+	KeyEpoch       = "epoch"              // this checkpoint's epoch; 0 = initialisation
+	KeyEpochs      = "epochs"             // epochs planned for the run
+	KeySeed        = "seed"               // seed of initialisation and shuffling
+	KeyBatchSize   = "batch_size"         // mini-batch size
+	KeyTrainImages = "train_images"       // training images used
+	KeyTestImages  = "test_images"        // test images evaluated
+	KeyOptimizer   = "optimizer"          // "sgd" or "adam"
+	KeyLR          = "lr"                 // base learning rate
+	KeyEpochLR     = "epoch_lr"           // learning rate used during this epoch (scheduled)
+	KeyMomentum    = "momentum"           // sgd only
+	KeyBeta1       = "beta1"              // adam only
+	KeyBeta2       = "beta2"              // adam only
+	KeyEps         = "eps"                // adam only
+	KeyWeightDecay = "weight_decay"       // L2 coefficient
+	KeySchedule    = "lr_schedule"        // "constant", "step" or "cosine"
+	KeyStepSize    = "lr_step_size"       // step schedule only
+	KeyGamma       = "lr_gamma"           // step schedule only
+	KeyMinLR       = "lr_min"             // cosine schedule only
+	KeyAdversarial = "adversarial"        // "none" or "pgd"
+	KeyAdvNorm     = "adv_norm"           // pgd: "linf"
+	KeyAdvEps      = "adv_eps"            // pgd: radius ε
+	KeyAdvStep     = "adv_step"           // pgd: step size
+	KeyAdvSteps    = "adv_steps"          // pgd: iterations
+	KeyAdvFrac     = "adv_frac"           // pgd: fraction of each batch replaced
+	KeyAdvRandom   = "adv_random"         // pgd: random start, "true" or "false"
+	KeyTrainLoss   = "train_loss"         // mean training loss (see Metadata.TrainLoss)
+	KeyTrainAcc    = "train_accuracy"     // training accuracy in [0, 1]
+	KeyAdvLoss     = "train_adv_loss"     // pgd, epochs ≥ 1: mean loss of the adversarial images (see Metadata.AdvLoss)
+	KeyAdvAcc      = "train_adv_accuracy" // pgd, epochs ≥ 1: accuracy on the adversarial images
+	KeyTestLoss    = "test_loss"          // mean test loss
+	KeyTestAcc     = "test_accuracy"      // test accuracy in [0, 1]
+	KeySeconds     = "train_seconds"      // wall-clock seconds of the epoch's training steps
 )
 
 // FormatVersion is the value of KeyFormat that this package writes.
@@ -107,6 +109,11 @@ type Metadata struct {
 	// means over the epoch's mini-batches (as the study reports them): each
 	// batch measured with the weights before its update.
 	TrainLoss, TrainAccuracy float64
+	// AdvLoss and AdvAccuracy are, with adversarial training and for
+	// epochs ≥ 1, the running means over the adversarial images of the
+	// epoch's mini-batches alone (measured as TrainLoss, which covers the
+	// whole mixed batches); zero otherwise, and not written then.
+	AdvLoss, AdvAccuracy float64
 	// TestLoss and TestAccuracy are measured on the test set with the
 	// checkpoint's weights.
 	TestLoss, TestAccuracy float64
@@ -178,11 +185,19 @@ func (m *Metadata) Props() []*onnxpb.StringStringEntryProto {
 	}
 	add(KeyTrainLoss, f(m.TrainLoss))
 	add(KeyTrainAcc, f(m.TrainAccuracy))
+	if m.hasAdvRecord() {
+		add(KeyAdvLoss, f(m.AdvLoss))
+		add(KeyAdvAcc, f(m.AdvAccuracy))
+	}
 	add(KeyTestLoss, f(m.TestLoss))
 	add(KeyTestAcc, f(m.TestAccuracy))
 	add(KeySeconds, f(m.Seconds))
 	return out
 }
+
+// hasAdvRecord reports whether m carries AdvLoss and AdvAccuracy: adversarial
+// training, an epoch after the initialisation.
+func (m *Metadata) hasAdvRecord() bool { return m.Adversarial.Method != "" && m.Epoch > 0 }
 
 // ParseMetadata reads metadata written by Props. Keys it does not know are
 // ignored; missing keys leave their fields zero, except that a missing
@@ -238,6 +253,8 @@ func ParseMetadata(props []*onnxpb.StringStringEntryProto) (*Metadata, error) {
 		EpochLR:       p.float(KeyEpochLR),
 		TrainLoss:     p.float(KeyTrainLoss),
 		TrainAccuracy: p.float(KeyTrainAcc),
+		AdvLoss:       p.float(KeyAdvLoss),
+		AdvAccuracy:   p.float(KeyAdvAcc),
 		TestLoss:      p.float(KeyTestLoss),
 		TestAccuracy:  p.float(KeyTestAcc),
 		Seconds:       p.float(KeySeconds),

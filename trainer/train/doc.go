@@ -20,11 +20,26 @@
 // place. Test accuracy comes from a second, forward-only session on the
 // inference graph, also fed the same slices.
 //
+// # Adversarial training
+//
+// With Config.Adv (DefaultAdversarial gives the settings per dataset), the
+// first half (Adversarial.Frac) of every shuffled mini-batch is replaced by
+// L∞ PGD adversarial examples before the step, as in the study (Madry et
+// al. 2018): projected gradient ascent on the cross-entropy from a random
+// point of the ε-ball, clipped to [0, 1], run by package attack against a
+// classifier whose weights are graph inputs bound to the same Go slices, so
+// that each batch is attacked with the weights of that moment and no session
+// is rebuilt. The step's loss and gradient are those of the mixed batch.
+// Checkpoints record the settings (adversarial = pgd and the adv_* keys)
+// and the loss and accuracy on the adversarial images alone; train.csv has
+// two more columns for them.
+//
 // # Determinism and resuming
 //
-// The initial weights are a function of the seed (model.Model.Init), and the
+// The initial weights are a function of the seed (model.Model.Init), the
 // order of the training images in epoch e a function of (seed, e) alone
-// (Shuffle). Each epoch's checkpoint stores the weights exactly and the
+// (Shuffle), and the random starts of PGD in batch b a function of (seed, e,
+// b). Each epoch's checkpoint stores the weights exactly and the
 // optimizer state beside it (package checkpoint), so Config.Resume continues
 // from the last complete epoch and reaches the same weights as a run that
 // was never interrupted, given the same settings and thread count

@@ -37,10 +37,14 @@ type Step struct {
 	Batches int
 	Images  int // images trained on so far in this epoch
 	// Loss and Accuracy are the running means over this epoch's batches so
-	// far, each measured before the batch's update.
+	// far, each measured before the batch's update; with adversarial
+	// training, over the mixed batches.
 	Loss, Accuracy float64
-	LR             float64
-	Elapsed        time.Duration // since the epoch's first batch
+	// AdvLoss and AdvAccuracy are the same over the adversarial images
+	// alone (zero without adversarial training).
+	AdvLoss, AdvAccuracy float64
+	LR                   float64
+	Elapsed              time.Duration // since the epoch's first batch
 }
 
 // Epoch reports a checkpoint written.
@@ -48,8 +52,10 @@ type Epoch struct {
 	Path     string // the .onnx file
 	Metadata *checkpoint.Metadata
 	// Train is the time spent in training steps, Eval the time of the
-	// evaluation that followed.
+	// evaluation that followed. Adversarial is the part of Train spent
+	// making adversarial examples.
 	Train, Eval time.Duration
+	Adversarial time.Duration
 }
 
 // nop is the Progress used when Run is given nil.

@@ -68,6 +68,12 @@ func Run(ctx context.Context, cfg Config, p Progress) error {
 		return err
 	}
 	defer r.net.Close()
+	if cfg.Adv != nil {
+		if r.adv, err = newAdversary(m, *cfg.Adv, cfg.Threads); err != nil {
+			return err
+		}
+		defer r.adv.Close()
+	}
 	r.alloc()
 
 	batches := (trainSet.N + cfg.BatchSize - 1) / cfg.BatchSize
@@ -84,7 +90,7 @@ func Run(ctx context.Context, cfg Config, p Progress) error {
 		if md.TestLoss, md.TestAccuracy, err = r.evaluate(ctx, testSet); err != nil {
 			return err
 		}
-		if err := r.save(md, 0, time.Since(start)); err != nil { // all evaluation
+		if err := r.save(md, Epoch{Eval: time.Since(start)}); err != nil { // all evaluation
 			return err
 		}
 	}
@@ -102,11 +108,13 @@ type run struct {
 	m           *model.Model
 	opt         *optim.Optimizer
 	net         *net
+	adv         *adversary // nil for standard training
 	train, test *dataset.Dataset
 	p           Progress
 	history     []*checkpoint.Metadata // one record per epoch written, for train.csv
 
 	x, target, logits []float32 // batch buffers (evaluation reads images in place)
+	labels            []int
 	params            [][]float32
 }
 
@@ -114,6 +122,7 @@ type run struct {
 func (r *run) alloc() {
 	r.x = make([]float32, r.cfg.BatchSize*r.train.ImageSize())
 	r.target = make([]float32, r.cfg.BatchSize*r.m.Classes)
+	r.labels = make([]int, r.cfg.BatchSize)
 	r.logits = make([]float32, max(r.cfg.BatchSize, r.cfg.EvalBatchSize)*r.m.Classes)
 	for _, q := range r.m.Params {
 		r.params = append(r.params, q.Data)
@@ -126,8 +135,9 @@ func (r *run) epoch(ctx context.Context, e int) error {
 	order := Shuffle(cfg.Seed, e, r.train.N)
 	lr := r.opt.LR(e, cfg.Epochs)
 	batches := (r.train.N + cfg.BatchSize - 1) / cfg.BatchSize
-	var lossSum float64
-	var correct, seen int
+	var lossSum, advLossSum float64
+	var correct, seen, advCorrect, advSeen int
+	var advTime time.Duration
 	start := time.Now()
 	for b := range batches {
 		if err := ctx.Err(); err != nil {
@@ -139,6 +149,19 @@ func (r *run) epoch(ctx context.Context, e int) error {
 		for i, j := range idx {
 			copy(r.x[i*size:(i+1)*size], r.train.Image(j))
 			r.target[i*k+r.train.Labels[j]] = 1
+			r.labels[i] = r.train.Labels[j]
+		}
+		nAdv := 0
+		if r.adv != nil {
+			nAdv = r.adv.count(n)
+			t := time.Now()
+			if err := r.adv.replace(ctx, r.x, r.labels, nAdv, size, cfg.Seed, e, b); err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("train: epoch %d stopped: %w", e, ctx.Err())
+				}
+				return fmt.Errorf("train: epoch %d, batch %d: %w", e, b+1, err)
+			}
+			advTime += time.Since(t)
 		}
 		loss, err := r.net.step(r.x, r.target, r.logits, n)
 		if err != nil {
@@ -149,25 +172,41 @@ func (r *run) epoch(ctx context.Context, e int) error {
 		}
 		r.opt.Step(lr, r.params, r.net.grads)
 		lossSum += loss * float64(n)
-		for i, j := range idx {
-			if argmax(r.logits[i*k:(i+1)*k]) == r.train.Labels[j] {
+		for i, y := range r.labels[:n] {
+			row := r.logits[i*k : (i+1)*k]
+			ok := argmax(row) == y
+			if ok {
 				correct++
+			}
+			if i < nAdv {
+				advLossSum += logSumExp(row) - float64(row[y])
+				if ok {
+					advCorrect++
+				}
 			}
 		}
 		seen += n
-		r.p.Step(Step{Epoch: e, Batch: b + 1, Batches: batches, Images: seen,
-			Loss: lossSum / float64(seen), Accuracy: float64(correct) / float64(seen), LR: lr, Elapsed: time.Since(start)})
+		advSeen += nAdv
+		st := Step{Epoch: e, Batch: b + 1, Batches: batches, Images: seen,
+			Loss: lossSum / float64(seen), Accuracy: float64(correct) / float64(seen), LR: lr, Elapsed: time.Since(start)}
+		if advSeen > 0 {
+			st.AdvLoss, st.AdvAccuracy = advLossSum/float64(advSeen), float64(advCorrect)/float64(advSeen)
+		}
+		r.p.Step(st)
 	}
 	trainTime := time.Since(start)
 	md := r.metadata(e, lr)
 	md.TrainLoss, md.TrainAccuracy = lossSum/float64(seen), float64(correct)/float64(seen)
+	if advSeen > 0 {
+		md.AdvLoss, md.AdvAccuracy = advLossSum/float64(advSeen), float64(advCorrect)/float64(advSeen)
+	}
 	md.Seconds = trainTime.Seconds()
 	evalStart := time.Now()
 	var err error
 	if md.TestLoss, md.TestAccuracy, err = r.evaluate(ctx, r.test); err != nil {
 		return err
 	}
-	return r.save(md, trainTime, time.Since(evalStart))
+	return r.save(md, Epoch{Train: trainTime, Adversarial: advTime, Eval: time.Since(evalStart)})
 }
 
 // evaluate returns the mean cross-entropy and the accuracy of the model on d.
@@ -203,12 +242,14 @@ func (r *run) metadata(e int, lr float64) *checkpoint.Metadata {
 		InputRange: [2]float64{0, 1}, Normalization: "none", Arch: r.m.Arch,
 		Epoch: e, Epochs: cfg.Epochs, Seed: cfg.Seed, BatchSize: cfg.BatchSize,
 		TrainImages: r.train.N, TestImages: r.test.N, Optim: r.opt.Config(), EpochLR: lr,
+		Adversarial: cfg.Adv.record(),
 	}
 }
 
 // save writes epoch md.Epoch: optimizer state first, then the model (whose
-// presence marks the epoch complete), then train.csv.
-func (r *run) save(md *checkpoint.Metadata, trainTime, evalTime time.Duration) error {
+// presence marks the epoch complete), then train.csv; then it reports ep
+// with the path and md filled in.
+func (r *run) save(md *checkpoint.Metadata, ep Epoch) error {
 	dir, e := r.cfg.Out, md.Epoch
 	if err := checkpoint.WriteState(checkpoint.StatePath(dir, e), r.opt.State()); err != nil {
 		return err
@@ -221,7 +262,8 @@ func (r *run) save(md *checkpoint.Metadata, trainTime, evalTime time.Duration) e
 	if err := checkpoint.WriteCSV(filepath.Join(dir, checkpoint.CSVName), r.history); err != nil {
 		return err
 	}
-	r.p.Epoch(Epoch{Path: path, Metadata: md, Train: trainTime, Eval: evalTime})
+	ep.Path, ep.Metadata = path, md
+	r.p.Epoch(ep)
 	return nil
 }
 
@@ -282,13 +324,21 @@ func (r *run) compatible(md *checkpoint.Metadata) error {
 		{"batch size", md.BatchSize, cfg.BatchSize},
 		{"training images", md.TrainImages, r.train.N},
 		{"optimizer", fmt.Sprintf("%+v", md.Optim), fmt.Sprintf("%+v", r.opt.Config())},
-		{"adversarial training", md.Adversarial.Method, ""},
+		{"adversarial training", fmtAdv(md.Adversarial), fmtAdv(cfg.Adv.record())},
 	} {
 		if d.have != d.want {
 			return fmt.Errorf("%s %v, this run %v", d.what, d.have, d.want)
 		}
 	}
 	return nil
+}
+
+// fmtAdv formats adversarial settings for ErrResumeMismatch.
+func fmtAdv(a checkpoint.Adversarial) string {
+	if a.Method == "" {
+		return "none"
+	}
+	return fmt.Sprintf("%s %s ε=%v step=%v steps=%d frac=%v random-start=%v", a.Method, a.Norm, a.Eps, a.Step, a.Steps, a.Frac, a.RandomStart)
 }
 
 func argmax(v []float32) int {
