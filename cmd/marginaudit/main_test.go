@@ -80,6 +80,8 @@ func TestGolden(t *testing.T) {
 		{"usage_demo_argument", []string{"demo", "cnn"}, 2},
 		{"help_train", []string{"help", "train"}, 0},
 		{"help_audit", []string{"audit", "--help"}, 0},
+		{"usage_train_adv_eps_alone", []string{"train", "--data", "mnist", "--arch", "mlp", "--out", "x", "--adv-eps", "0.1"}, 2},
+		{"usage_train_bad_adv", []string{"train", "--data", "mnist", "--arch", "mlp", "--out", "x", "--adv", "fgsm"}, 2},
 		{"usage_train_no_out", []string{"train", "--data", "mnist", "--arch", "mlp"}, 2},
 		{"usage_train_bad_hidden", []string{"train", "--data", "mnist", "--arch", "mlp", "--out", "x", "--hidden", "256,-1"}, 2},
 		{"usage_audit_no_checkpoints", []string{"audit", "--out", "x", "--data", "mnist"}, 2},

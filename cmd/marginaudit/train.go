@@ -16,7 +16,7 @@ func trainCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "train",
 		Usage:     "train a classifier, writing one ONNX checkpoint per epoch",
-		UsageText: progName + " train --data mnist|fashion-mnist|cifar10 --arch mlp|cnn --out DIR [flags]",
+		UsageText: progName + " train --data mnist|fashion-mnist|cifar10 --arch mlp|cnn --out DIR [--adv pgd] [flags]",
 		Description: wrapText("Trains in onnxruntime (forward and backward through onnxgrad) with the weights " +
 			"in Go, and writes DIR/epoch-000.onnx (the initialisation) to DIR/epoch-NNN.onnx, each a plain " +
 			"inference graph whose metadata records the dataset, input shape and range, architecture, seed, " +
@@ -40,6 +40,11 @@ func trainCommand() *cli.Command {
 			&cli.IntFlag{Name: "test-limit", Usage: "evaluate on the first `N` test images only"},
 			&cli.StringFlag{Name: "out", Usage: "write the checkpoints to `DIR`"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from the last complete checkpoint in DIR"},
+			&cli.StringFlag{Name: "adv", Usage: "adversarial training: pgd replaces a share of every batch by L∞ PGD examples (default: none)"},
+			&cli.Float64Flag{Name: "adv-eps", Usage: "PGD radius ε (default per data set: mnist 0.3, fashion-mnist 0.1, cifar10 8/255)"},
+			&cli.Float64Flag{Name: "adv-step", Usage: "PGD step size (default: mnist and fashion-mnist 0.01, cifar10 2/255)"},
+			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps (default: mnist 40, fashion-mnist 20, cifar10 10)"},
+			&cli.Float64Flag{Name: "adv-frac", Usage: "share of each batch replaced by PGD examples", Value: 0.5},
 		},
 		Action: runTrain,
 	}
@@ -70,6 +75,9 @@ func runTrain(c *cli.Context) error {
 			WeightDecay: c.Float64("weight-decay"), Schedule: optim.Schedule{Kind: c.String("schedule")}},
 		Out: c.String("out"), Resume: c.Bool("resume"), Threads: c.Int("threads"),
 	}
+	if cfg.Adv, err = adversarialFlags(c); err != nil {
+		return err
+	}
 	p := &trainProgress{bar: newProgressBar(c.App.ErrWriter, c.Bool("quiet"))}
 	if err := train.Run(c.Context, cfg, p); err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -77,6 +85,41 @@ func runTrain(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "wrote %s: epochs %d–%d, test accuracy %.4f after epoch %d\n",
 		filepath.Join(cfg.Out, "epoch-*.onnx"), p.first-1, p.lastEpoch, p.testAcc, p.lastEpoch)
 	return nil
+}
+
+// adversarialFlags reads --adv and its parameters over the data set's
+// defaults.
+func adversarialFlags(c *cli.Context) (*train.Adversarial, error) {
+	switch c.String("adv") {
+	case "", "none":
+		for _, f := range []string{"adv-eps", "adv-step", "adv-steps"} {
+			if c.IsSet(f) {
+				return nil, usagef("train", "--%s needs --adv pgd", f)
+			}
+		}
+		return nil, nil
+	case "pgd":
+	default:
+		return nil, usagef("train", "--adv %q: want pgd or none", c.String("adv"))
+	}
+	adv, err := train.DefaultAdversarial(c.String("data"))
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if c.IsSet("adv-eps") {
+		adv.Eps = c.Float64("adv-eps")
+	}
+	if c.IsSet("adv-step") {
+		adv.Step = c.Float64("adv-step")
+	}
+	if c.IsSet("adv-steps") {
+		adv.Steps = c.Int("adv-steps")
+	}
+	adv.Frac = c.Float64("adv-frac")
+	if !(adv.Eps > 0) || !(adv.Step > 0) || adv.Steps <= 0 || !(adv.Frac > 0 && adv.Frac <= 1) {
+		return nil, usagef("train", "adversarial settings ε=%g, step %g, %d steps, frac %g: want positive values and 0 < frac ≤ 1", adv.Eps, adv.Step, adv.Steps, adv.Frac)
+	}
+	return adv, nil
 }
 
 // trainProgress renders train.Run's reports.
