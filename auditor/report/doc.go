@@ -1,0 +1,115 @@
+// Package report turns audit directories (as written by auditor.Store) into
+// a report: figures as PNG and SVG, one static index.html, and a
+// summary.json that states the study's observations as measured statistics.
+// [Write] does it all; [Observations.Text] is the short statement the CLI
+// prints.
+//
+// # Inputs
+//
+// Each [Audit] is a folder with settings.json and margins.csv, and
+// optionally summary.json (its PGD robust accuracies are shown) and
+// confidence.csv (see below). Margin statistics are recomputed from
+// margins.csv with auditor.Summarize, so they describe exactly the records
+// drawn. Audits carry a label ("standard", "adversarial", …); the audit
+// labelled Options.Standard is the denominator of observation (2).
+//
+// # Observations
+//
+//  1. Trend after epoch 1, per audit, split and norm: Spearman's rank
+//     correlation ρ of the mean margin of all images with the epoch, over
+//     the epochs ≥ 1 (ties get average ranks), its two-sided p-value ([Spearman]:
+//     exact permutation test up to [ExactSpearmanMax] epochs, t
+//     approximation with n − 2 degrees of freedom above), and the relative
+//     change of the mean margin from the first epoch ≥ 1 to the last. A
+//     trend is called increasing or decreasing when p < Alpha. With few
+//     epochs no trend can be significant: the exact p is at least 2/n!
+//     (0.083 for 4 epochs), and the text says so.
+//  2. Adversarial over standard training, per epoch, split and norm: the
+//     ratio of mean margins of each other audit to the standard one, with a
+//     delta-method standard error.
+//  3. Misclassified over correctly classified images, per audit, epoch,
+//     split and norm: the ratio of their mean margins and a Mann–Whitney U
+//     test of the two samples ([MannWhitney]: two-sided, normal
+//     approximation with tie and continuity correction, as scipy's
+//     mannwhitneyu(method="asymptotic")). P-values are not corrected for the
+//     number of epochs tested; the sample sizes stand beside each of them.
+//  4. The margin as a detector of misclassification, per audit, epoch, split
+//     and norm: the AUROC of −margin for the misclassified images ([AUROC],
+//     rank formula, ties counting ½), and the same for the max-softmax
+//     baseline −max_softmax on the same images when the audit has
+//     confidence.csv; otherwise the baseline is null and a note says why.
+//
+// Failed attacks (no margin) are left out of every statistic and counted in
+// summary.json (audits[].failures) and in the captions.
+//
+// # confidence.csv
+//
+// The optional per-image confidence of an audit, beside margins.csv, one row
+// per (checkpoint, split, index), whatever the number of norms:
+//
+//	checkpoint,epoch,split,index,max_softmax
+//	epoch-001.onnx,1,test,0,0.9731
+//
+// max_softmax is the largest softmax probability of the clean image (for a
+// model with probability outputs, its largest output). [WriteConfidence]
+// and [ReadConfidence] write and read it; the audit command may write it
+// from the logits it computes anyway.
+//
+// # Report directory
+//
+//	index.html           the page: audits, observations, figures with captions; no scripts, no network
+//	summary.json         the Observations, below
+//	figures/NAME.png     every figure at 96 dpi (10 in wide: 960 px)
+//	figures/NAME.svg     the same as SVG
+//
+// The figures, per audit (LABEL is the label reduced to [a-z0-9_-]):
+//
+//	margin-LABEL-NORM        mean margin ± SE per epoch, train and test; accuracy (and PGD robust accuracy) beside it
+//	compare-NORM             all audits overlaid, one panel per split (two audits or more)
+//	groups-LABEL-NORM        mean margin ± SE of correct vs misclassified images per epoch, one panel per split
+//	hist-LABEL-SPLIT-NORM    density histograms of correct vs misclassified margins at Options.Epochs
+//	sankey-LABEL-SPLIT       correct/misclassified transitions between consecutive epochs
+//
+// Every file is written atomically (temporary file, then rename), and
+// index.html last.
+//
+// # summary.json
+//
+// The schema (format "marginaudit-report", version 1) is stable: fields may
+// be added, never renamed or given another meaning without a new version.
+// Undefined statistics (a ratio to an empty group, the p-value of an empty
+// sample) are null. Lists are sorted as the audits were given, then by
+// epoch, split (train, test) and norm (l2, linf).
+//
+//	{
+//	  "format": "marginaudit-report", "version": 1,
+//	  "margin": "margin",                 // or "margin_refined" (Options.Refined)
+//	  "alpha": 0.05,                      // significance level of the sentences
+//	  "audits": [{"label": "standard", "dir": "runs/std", "data": "mnist",
+//	      "epochs": [0, 1, …], "splits": ["train", "test"], "norms": ["l2", "linf"],
+//	      "images": [{"split": "train", "images": 1000}, …],
+//	      "failures": [{"norm": "l2", "failures": 3, "attacks": 22000}, …],
+//	      "confidence": true,             // confidence.csv was present
+//	      "settings": {…}}],              // the audit's settings.json
+//	  "trend": [{"audit": "standard", "split": "test", "norm": "l2",
+//	      "epochs": [1, …, 10], "first_epoch": 1, "last_epoch": 10,
+//	      "mean_first": 0.82, "mean_last": 1.41, "relative_change": 0.72,
+//	      "spearman_rho": 0.976, "p_value": 2.1e-05, "p_method": "exact",  // or "t"
+//	      "direction": "increasing"}],    // "decreasing" or "none"
+//	  "adversarial_ratio": [{"audit": "adversarial", "standard": "standard",
+//	      "epoch": 10, "split": "test", "norm": "linf",
+//	      "mean": 0.21, "se": 0.002, "standard_mean": 0.097, "standard_se": 0.001,
+//	      "ratio": 2.16, "ratio_se": 0.04}],
+//	  "incorrect_ratio": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
+//	      "n_correct": 959, "n_incorrect": 37, "mean_correct": 1.42, "mean_incorrect": 0.54,
+//	      "ratio": 0.38, "mann_whitney_u": 2120, "z": -8.9, "p_value": 4e-19,
+//	      "p_method": "normal"}],         // U of the misclassified sample
+//	  "detection": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
+//	      "n_correct": 959, "n_incorrect": 37,
+//	      "auroc_margin": 0.957, "auroc_max_softmax": 0.864}],  // null without confidence.csv
+//	  "figures": [{"kind": "margin", "png": "figures/margin-standard-l2.png",
+//	      "svg": "figures/margin-standard-l2.svg", "title": "…", "caption": "…",
+//	      "audit": "standard", "norm": "l2"}],   // "split" too where a figure has one
+//	  "notes": ["audit adversarial has no confidence.csv: …"]
+//	}
+package report

@@ -1,0 +1,646 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"image/color"
+	"math"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/marginaudit/marginaudit/auditor"
+)
+
+// drawFigures draws every figure of the report into outDir/figures, in the
+// order the page shows them: margins per epoch, audits compared, correct vs
+// incorrect per epoch, histograms, transitions.
+func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Options) ([]Figure, []string, error) {
+	var figs []Figure
+	var notes []string
+	emit := func(fig Figure, f *figure, name string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		base := filepath.Join(outDir, FiguresDir, name)
+		if err := f.save(base); err != nil {
+			return err
+		}
+		fig.PNG = FiguresDir + "/" + name + ".png"
+		fig.SVG = FiguresDir + "/" + name + ".svg"
+		fig.Title = f.title
+		figs = append(figs, fig)
+		return nil
+	}
+	for _, a := range audits {
+		for _, n := range a.norms {
+			f, fig := marginFigure(a, n, opts)
+			if err := emit(fig, f, fmt.Sprintf("margin-%s-%s", a.slug, n)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if len(audits) > 1 {
+		for _, n := range []auditor.Norm{auditor.L2, auditor.LInf} {
+			var with []*audit
+			for _, a := range audits {
+				if a.hasNorm(n) {
+					with = append(with, a)
+				}
+			}
+			if len(with) < 2 {
+				continue
+			}
+			f, fig := compareFigure(with, n, opts)
+			if err := emit(fig, f, fmt.Sprintf("compare-%s", n)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, a := range audits {
+		for _, n := range a.norms {
+			f, fig := groupsFigure(a, n, opts)
+			if err := emit(fig, f, fmt.Sprintf("groups-%s-%s", a.slug, n)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, a := range audits {
+		epochs, n := histEpochs(a, opts.Epochs)
+		notes = append(notes, n...)
+		if len(epochs) == 0 {
+			continue
+		}
+		for _, s := range a.splits {
+			for _, n := range a.norms {
+				f, fig := histogramFigure(a, s, n, epochs, opts)
+				if err := emit(fig, f, fmt.Sprintf("hist-%s-%s-%s", a.slug, s, n)); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	for _, a := range audits {
+		for _, s := range a.splits {
+			f, fig, err := sankeyFigure(a, s)
+			if err != nil {
+				return nil, nil, figErr(fmt.Sprintf("sankey-%s-%s", a.slug, s), err)
+			}
+			if f == nil {
+				notes = append(notes, fmt.Sprintf("audit %s, %s split: fewer than two epochs, no transitions to draw", a.Label, s))
+				continue
+			}
+			if err := emit(fig, f, fmt.Sprintf("sankey-%s-%s", a.slug, s)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return figs, notes, nil
+}
+
+// normName is the printed name of a norm.
+func normName(n auditor.Norm) string {
+	switch n {
+	case auditor.L2:
+		return "L2"
+	case auditor.LInf:
+		return "L∞"
+	}
+	return string(n)
+}
+
+// marginAxis is the axis label of margins, with their unit.
+func marginAxis(prefix string, n auditor.Norm, s *auditor.Settings) string {
+	unit := "pixel space"
+	if r := s.Range; r[0] != r[1] {
+		unit = fmt.Sprintf("pixel space, range [%s, %s]", fmtG(r[0]), fmtG(r[1]))
+	}
+	return fmt.Sprintf("%s%s margin (%s)", prefix, normName(n), unit)
+}
+
+func fmtG(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+
+func splitsText(a *audit, splits []auditor.Split) string {
+	var parts []string
+	for _, s := range splits {
+		parts = append(parts, fmt.Sprintf("%s split (n = %d images)", s, a.images(s)))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// attackText describes how the margins were measured.
+func attackText(a *audit, n auditor.Norm, opts *Options) string {
+	s := a.settings
+	cand := "all classes as candidates"
+	if s.Candidates > 0 {
+		cand = fmt.Sprintf("the top %d classes as candidates", s.Candidates)
+	}
+	margin := "DeepFool margins (upper bounds of the distance to the decision boundary)"
+	if opts.Refined {
+		margin = "DeepFool margins refined by bisection to the boundary crossing"
+	}
+	t := fmt.Sprintf("%s, %s norm; DeepFool with overshoot %s, at most %d iterations, %s, up to %d noisy restarts",
+		margin, normName(n), fmtG(s.Overshoot), s.MaxIter, cand, s.Retries)
+	if f := a.failures(n); f > 0 {
+		t += fmt.Sprintf("; %d attacks failed after all restarts and are left out", f)
+	}
+	return t
+}
+
+func dataName(a *audit) string {
+	if a.settings.Data == "" {
+		return "unnamed data"
+	}
+	return a.settings.Data
+}
+
+// values extracts per-epoch statistics of one group.
+func groupSeries(a *audit, s auditor.Split, n auditor.Norm, kind auditor.GroupKind) (x, mean, se []float64) {
+	for _, e := range a.epochs {
+		g := a.group(e, s, n, kind)
+		if g == nil {
+			continue
+		}
+		x = append(x, float64(e))
+		mean = append(mean, float64(g.Margin.Mean))
+		se = append(se, float64(g.Margin.SE))
+	}
+	return
+}
+
+func splitColor(s auditor.Split) (color.Color, draw.GlyphDrawer) {
+	if s == auditor.Train {
+		return blue, draw.CircleGlyph{}
+	}
+	return orange, draw.TriangleGlyph{}
+}
+
+// marginFigure: mean margin ± SE per epoch, train and test, with the clean
+// (and PGD robust) accuracy in a companion panel.
+func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
+	left := newPanel("mean margin ± standard error", "epoch", marginAxis("mean ", n, a.settings))
+	right := newPanel("accuracy ± standard error", "epoch", "accuracy (% of audited images)")
+	epochAxis(left, a.epochs)
+	epochAxis(right, a.epochs)
+	var legend []legendItem
+	for i, s := range a.splits {
+		c, shape := splitColor(s)
+		x, mean, se := groupSeries(a, s, n, auditor.All)
+		thumbs := series{x: x, y: mean, se: se, color: c, shape: shape, dx: dodge(i, len(a.splits))}.add(left)
+		var ax, acc, accSE []float64
+		for _, e := range a.epochs {
+			if v, ok := a.accuracy(e, s); ok && v.Images > 0 {
+				p := float64(v.Accuracy)
+				ax = append(ax, float64(e))
+				acc = append(acc, 100*p)
+				accSE = append(accSE, 100*math.Sqrt(p*(1-p)/float64(v.Images)))
+			}
+		}
+		series{x: ax, y: acc, se: accSE, color: c, shape: shape, dx: dodge(i, len(a.splits))}.add(right)
+		legend = append(legend, legendItem{fmt.Sprintf("%s (n = %d)", s, a.images(s)), thumbs})
+	}
+	// PGD robust accuracy in the same norm.
+	type pk struct {
+		split auditor.Split
+		eps   float64
+	}
+	pgd := map[pk][]auditor.PGDAccuracy{}
+	var keys []pk
+	for _, r := range a.summary.PGD {
+		if r.Norm != n {
+			continue
+		}
+		k := pk{r.Split, r.Eps}
+		if _, ok := pgd[k]; !ok {
+			keys = append(keys, k)
+		}
+		pgd[k] = append(pgd[k], r)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].split != keys[j].split {
+			return keys[i].split == auditor.Train
+		}
+		return keys[i].eps < keys[j].eps
+	})
+	dashes := [][]vg.Length{{vg.Points(5), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(3), vg.Points(2), vg.Points(3)}}
+	for i, k := range keys {
+		c, _ := splitColor(k.split)
+		var x, y []float64
+		for _, r := range pgd[k] {
+			x = append(x, float64(r.Epoch))
+			y = append(y, 100*float64(r.RobustAccuracy))
+		}
+		thumbs := series{x: x, y: y, color: c, shape: draw.CrossGlyph{}, dashes: dashes[i%len(dashes)]}.add(right)
+		legend = append(legend, legendItem{fmt.Sprintf("%s, PGD %s ε = %s (robust)", k.split, normName(n), fmtG(k.eps)), thumbs})
+	}
+	left.Y.Min = 0
+	f := &figure{
+		title:  fmt.Sprintf("%s: mean %s margin and accuracy per epoch (%s)", a.Label, normName(n), dataName(a)),
+		legend: legend,
+		panels: [][]*plot.Plot{{left, right}},
+		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
+	}
+	caption := fmt.Sprintf("Audit %s on %s, %s. Left: mean %s margin of all audited images per epoch (epoch 0 is the initialisation), bars ± one standard error of the mean. Right: clean accuracy on the same images, bars ± one binomial standard error",
+		a.Label, dataName(a), splitsText(a, a.splits), normName(n))
+	if len(keys) > 0 {
+		caption += fmt.Sprintf(", and accuracy under PGD %s attacks (dashed)", normName(n))
+	}
+	caption += ". Margins: " + attackText(a, n, opts) + "."
+	return f, Figure{Kind: FigMargin, Caption: caption, Audit: a.Label, Norm: n}
+}
+
+// compareFigure: the audits' mean margins overlaid, one panel per split.
+func compareFigure(audits []*audit, n auditor.Norm, opts *Options) (*figure, Figure) {
+	var splits []auditor.Split
+	var epochs []int
+	var labels []string
+	for _, a := range audits {
+		labels = append(labels, a.Label)
+		for _, s := range a.splits {
+			if !slices.Contains(splits, s) {
+				splits = append(splits, s)
+			}
+		}
+		for _, e := range a.epochs {
+			if !slices.Contains(epochs, e) {
+				epochs = append(epochs, e)
+			}
+		}
+	}
+	slices.SortFunc(splits, func(x, y auditor.Split) int { return splitOrder(x) - splitOrder(y) })
+	slices.Sort(epochs)
+	var row []*plot.Plot
+	var legend []legendItem
+	for _, s := range splits {
+		p := newPanel(fmt.Sprintf("%s split", s), "epoch", marginAxis("mean ", n, audits[0].settings))
+		epochAxis(p, epochs)
+		p.Y.Min = 0
+		for i, a := range audits {
+			if !a.hasSplit(s) {
+				continue
+			}
+			x, mean, se := groupSeries(a, s, n, auditor.All)
+			thumbs := series{x: x, y: mean, se: se, color: auditColors[i%len(auditColors)], shape: auditShapes[i%len(auditShapes)], dx: dodge(i, len(audits))}.add(p)
+			if len(row) == 0 {
+				legend = append(legend, legendItem{a.Label, thumbs})
+			}
+		}
+		row = append(row, p)
+	}
+	f := &figure{
+		title:  fmt.Sprintf("mean %s margin per epoch: %s", normName(n), strings.Join(labels, " vs ")),
+		legend: legend,
+		panels: [][]*plot.Plot{row},
+		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
+	}
+	var parts []string
+	for _, a := range audits {
+		parts = append(parts, fmt.Sprintf("%s (%s, %s)", a.Label, dataName(a), splitsText(a, a.splits)))
+	}
+	caption := fmt.Sprintf("Mean %s margin of all audited images per epoch, ± one standard error, of the audits %s. Margins: %s.",
+		normName(n), strings.Join(parts, "; "), attackText(audits[0], n, opts))
+	return f, Figure{Kind: FigCompare, Caption: caption, Norm: n}
+}
+
+func splitOrder(s auditor.Split) int {
+	if s == auditor.Train {
+		return 0
+	}
+	return 1
+}
+
+// groupsFigure: mean margin of correct vs incorrect images per epoch.
+func groupsFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
+	var row []*plot.Plot
+	var legend []legendItem
+	kinds := []struct {
+		kind  auditor.GroupKind
+		name  string
+		color color.Color
+		shape draw.GlyphDrawer
+	}{
+		{auditor.Correct, "correctly classified", bluishGreen, draw.CircleGlyph{}},
+		{auditor.Incorrect, "misclassified", vermillion, draw.TriangleGlyph{}},
+	}
+	for _, s := range a.splits {
+		p := newPanel(fmt.Sprintf("%s split", s), "epoch", marginAxis("mean ", n, a.settings))
+		epochAxis(p, a.epochs)
+		p.Y.Min = 0
+		for i, k := range kinds {
+			x, mean, se := groupSeries(a, s, n, k.kind)
+			thumbs := series{x: x, y: mean, se: se, color: k.color, shape: k.shape, dx: dodge(i, len(kinds))}.add(p)
+			if len(row) == 0 {
+				legend = append(legend, legendItem{k.name, thumbs})
+			}
+		}
+		row = append(row, p)
+	}
+	f := &figure{
+		title:  fmt.Sprintf("%s: mean %s margin of correctly classified vs misclassified images (%s)", a.Label, normName(n), dataName(a)),
+		legend: legend,
+		panels: [][]*plot.Plot{row},
+		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
+	}
+	caption := fmt.Sprintf("Audit %s on %s, %s. Mean %s margin per epoch of the images the checkpoint classifies correctly and of those it misclassifies (measured to the boundary of the predicted class), ± one standard error; a point is missing where a group is empty, a bar where it has one image. Margins: %s.",
+		a.Label, dataName(a), splitsText(a, a.splits), normName(n), attackText(a, n, opts))
+	return f, Figure{Kind: FigGroups, Caption: caption, Audit: a.Label, Norm: n}
+}
+
+// histEpochs returns the epochs of the histograms of a: the wanted ones
+// that were audited, or by default the first, second, middle and last.
+func histEpochs(a *audit, want []int) ([]int, []string) {
+	var notes []string
+	var out []int
+	if len(want) == 0 {
+		e := a.epochs
+		for _, i := range []int{0, 1, len(e) / 2, len(e) - 1} {
+			if i < len(e) && !slices.Contains(out, e[i]) {
+				out = append(out, e[i])
+			}
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	var missing []string
+	for _, e := range want {
+		switch {
+		case slices.Contains(out, e):
+		case slices.Contains(a.epochs, e):
+			out = append(out, e)
+		default:
+			missing = append(missing, strconv.Itoa(e))
+		}
+	}
+	if len(missing) > 0 {
+		notes = append(notes, fmt.Sprintf("audit %s has no epoch %s: no histogram of it", a.Label, strings.Join(missing, ", ")))
+	}
+	slices.Sort(out)
+	return out, notes
+}
+
+// histogramFigure: density histograms of the margins of correct and
+// incorrect images, one panel per epoch, on common bins.
+func histogramFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int, opts *Options) (*figure, Figure) {
+	cols := len(epochs)
+	if cols == 4 {
+		cols = 2
+	}
+	var panels [][]*plot.Plot
+	fillC, fillI := withAlpha(bluishGreen, 120), withAlpha(vermillion, 120)
+	lineC := draw.LineStyle{Color: bluishGreen, Width: vg.Points(1)}
+	lineI := draw.LineStyle{Color: vermillion, Width: vg.Points(1)}
+	var cuts []string
+	for i, e := range epochs {
+		if i%cols == 0 {
+			panels = append(panels, nil)
+		}
+		c := a.cells[cellKey{e, s, n}]
+		if c == nil {
+			c = new(cell)
+		}
+		// Each panel has its own scale: margins at initialisation are
+		// orders of magnitude smaller than after training.
+		pooled := append(slices.Clone(c.correct), c.incorrect...)
+		hi, cut := histRange(pooled)
+		if cut > 0 {
+			cuts = append(cuts, fmt.Sprintf("%d at epoch %d (axis ends at %s)", cut, e, fmtG(hi)))
+		}
+		bins := histBins(len(pooled))
+		title := fmt.Sprintf("epoch %d: %d correct, %d misclassified", e, len(c.correct), len(c.incorrect))
+		p := newPanel(title, marginAxis("", n, a.settings), "density (1 / margin unit)")
+		for _, g := range []struct {
+			x    []float64
+			fill color.Color
+			line draw.LineStyle
+		}{{c.correct, fillC, lineC}, {c.incorrect, fillI, lineI}} {
+			if len(g.x) == 0 {
+				continue
+			}
+			p.Add(&plotter.Histogram{Bins: densityBins(g.x, hi, bins), Width: hi / float64(bins), FillColor: g.fill, LineStyle: g.line})
+		}
+		p.X.Min, p.X.Max = 0, hi
+		p.Y.Min = 0
+		panels[len(panels)-1] = append(panels[len(panels)-1], p)
+	}
+	legend := []legendItem{
+		{"correctly classified", []plot.Thumbnailer{swatch{fillC}}},
+		{"misclassified", []plot.Thumbnailer{swatch{fillI}}},
+	}
+	h := 4.2 * vg.Inch
+	if len(panels) > 1 {
+		h = 7.4 * vg.Inch
+	}
+	var es []string
+	for _, e := range epochs {
+		es = append(es, strconv.Itoa(e))
+	}
+	f := &figure{
+		title:  fmt.Sprintf("%s: %s margins of correctly classified vs misclassified %s images (%s)", a.Label, normName(n), s, dataName(a)),
+		legend: legend,
+		panels: panels,
+		w:      10 * vg.Inch, h: h,
+	}
+	caption := fmt.Sprintf("Audit %s on %s, %s, epochs %s. Histograms of the %s margins of the correctly classified and of the misclassified images, overlaid on common bins within each panel and each normalised to unit area (density), so that groups of different sizes compare; each panel has its own scale.",
+		a.Label, dataName(a), splitsText(a, []auditor.Split{s}), strings.Join(es, ", "), normName(n))
+	if len(cuts) > 0 {
+		caption += " Where the largest margin lies beyond 1.25 times the 99.5th percentile, the axis ends at that percentile; the margins beyond it count in the densities but are not drawn: " + strings.Join(cuts, ", ") + "."
+	}
+	caption += " Margins: " + attackText(a, n, opts) + "."
+	return f, Figure{Kind: FigHistogram, Caption: caption, Audit: a.Label, Split: s, Norm: n}
+}
+
+// histBins returns the number of bins for n values: √n between 8 and 30.
+func histBins(n int) int {
+	return min(30, max(8, int(math.Sqrt(float64(n)))))
+}
+
+// histRange returns the upper end of the histograms' axis: the largest
+// margin, or the 99.5th percentile when the largest is far beyond it (more
+// than 1.25 times), with the number of margins beyond the end.
+func histRange(x []float64) (hi float64, cut int) {
+	if len(x) == 0 {
+		return 1, 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	hi = s[len(s)-1]
+	q := s[int(math.Ceil(0.995*float64(len(s))))-1]
+	if hi > 1.25*q && q > 0 {
+		hi = q
+		for _, v := range s {
+			if v > hi {
+				cut++
+			}
+		}
+	}
+	if hi <= 0 {
+		hi = 1
+	}
+	return hi, cut
+}
+
+// densityBins bins x on [0, hi] into n bins whose weights are densities:
+// count/(len(x)·width), so that the histogram has unit area, and returns
+// the non-empty ones. Values beyond hi count in the densities but are not
+// drawn.
+func densityBins(x []float64, hi float64, n int) []plotter.HistogramBin {
+	w := hi / float64(n)
+	bins := make([]plotter.HistogramBin, n)
+	for i := range bins {
+		bins[i].Min, bins[i].Max = float64(i)*w, float64(i+1)*w
+	}
+	for _, v := range x {
+		i := int(v / w)
+		if i >= n {
+			if v > hi {
+				continue
+			}
+			i = n - 1
+		}
+		bins[i].Weight++
+	}
+	// Empty bins are left out, so that no outline runs along the axis
+	// where a group has no margins.
+	out := bins[:0]
+	for _, b := range bins {
+		if b.Weight > 0 {
+			b.Weight /= float64(len(x)) * w
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// The flows of the transitions diagram.
+const (
+	stayCorrect       = "stays correct"
+	becomesIncorrect  = "becomes misclassified"
+	becomesCorrect    = "becomes correct"
+	stayIncorrect     = "stays misclassified"
+	stockCorrect      = "correct"
+	stockIncorrect    = "misclassified"
+	sankeyFlowOpacity = 150
+)
+
+// sankeyFigure: correct/incorrect transitions between consecutive epochs;
+// nil when the split has fewer than two epochs.
+func sankeyFigure(a *audit, s auditor.Split) (*figure, Figure, error) {
+	var ts []auditor.Transition
+	for _, t := range a.summary.Transitions {
+		if t.Split == s {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 {
+		return nil, Figure{}, nil
+	}
+	epochs := []int{ts[0].FromEpoch}
+	var flows []plotter.Flow
+	for i, t := range ts {
+		epochs = append(epochs, t.ToEpoch)
+		for _, f := range []struct {
+			from, to, group string
+			v               int
+		}{
+			{stockCorrect, stockCorrect, stayCorrect, t.CorrectCorrect},
+			{stockCorrect, stockIncorrect, becomesIncorrect, t.CorrectIncorrect},
+			{stockIncorrect, stockCorrect, becomesCorrect, t.IncorrectCorrect},
+			{stockIncorrect, stockIncorrect, stayIncorrect, t.IncorrectIncorrect},
+		} {
+			flows = append(flows, plotter.Flow{
+				SourceLabel: f.from, SourceCategory: i,
+				ReceptorLabel: f.to, ReceptorCategory: i + 1,
+				Value: float64(f.v), Group: f.group,
+			})
+		}
+	}
+	sk, err := plotter.NewSankey(flows...)
+	if err != nil {
+		return nil, Figure{}, err
+	}
+	flowColor := map[string]color.Color{
+		stayCorrect:      withAlpha(bluishGreen, 70),
+		stayIncorrect:    withAlpha(vermillion, 70),
+		becomesCorrect:   withAlpha(blue, sankeyFlowOpacity+60),
+		becomesIncorrect: withAlpha(reddishPurple, sankeyFlowOpacity+60),
+	}
+	noLine := draw.LineStyle{}
+	sk.FlowStyle = func(group string) (color.Color, draw.LineStyle) { return flowColor[group], noLine }
+	sk.StockStyle = func(label string, _ int) (string, text.Style, vg.Length, vg.Length, color.Color, draw.LineStyle) {
+		c := color.Color(bluishGreen)
+		if label == stockIncorrect {
+			c = vermillion
+		}
+		return "", sk.TextStyle, 0, 0, c, draw.LineStyle{Color: color.White, Width: vg.Points(0.5)}
+	}
+	sk.StockBarWidth = vg.Points(10)
+
+	p := newBarePanel("", "epoch", fmt.Sprintf("images of the %s split", s))
+	p.Add(sk)
+	names := make([]string, len(epochs))
+	for i, e := range epochs {
+		names[i] = strconv.Itoa(e)
+	}
+	p.NominalX(names...)
+	p.X.Tick.Label.Font.Size = 10
+	p.X.Label.TextStyle.Font.Size = 11
+	// The flows that change groups are thin where accuracy is high: their
+	// counts are written above each pair of epochs, in their colours.
+	total := 0.0
+	for _, t := range ts {
+		total = math.Max(total, float64(t.CorrectCorrect+t.CorrectIncorrect+t.IncorrectCorrect+t.IncorrectIncorrect))
+	}
+	var xys plotter.XYs
+	var strs []string
+	var styles []text.Style
+	for i, t := range ts {
+		for j, v := range []struct {
+			n int
+			c color.Color
+			s string
+		}{{t.IncorrectCorrect, blue, "+"}, {t.CorrectIncorrect, darkPurple, "−"}} {
+			xys = append(xys, plotter.XY{X: float64(i) + 0.5, Y: total * (1.035 + 0.065*float64(j))})
+			strs = append(strs, fmt.Sprintf("%s%d", v.s, v.n))
+			st := textStyle(10)
+			st.Color, st.XAlign, st.YAlign = v.c, draw.XCenter, draw.YBottom
+			styles = append(styles, st)
+		}
+	}
+	if lbls, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: strs}); err == nil {
+		lbls.TextStyle = styles
+		p.Add(lbls)
+	}
+	p.Y.Min, p.Y.Max = 0, total*1.16
+	legend := []legendItem{
+		{"correct (bar)", []plot.Thumbnailer{swatch{bluishGreen}}},
+		{"misclassified (bar)", []plot.Thumbnailer{swatch{vermillion}}},
+		{stayCorrect, []plot.Thumbnailer{swatch{flowColor[stayCorrect]}}},
+		{becomesCorrect + " (+n)", []plot.Thumbnailer{swatch{flowColor[becomesCorrect]}}},
+		{becomesIncorrect + " (−n)", []plot.Thumbnailer{swatch{flowColor[becomesIncorrect]}}},
+		{stayIncorrect, []plot.Thumbnailer{swatch{flowColor[stayIncorrect]}}},
+	}
+	f := &figure{
+		title:  fmt.Sprintf("%s: correct/misclassified transitions between consecutive epochs, %s split (%s)", a.Label, s, dataName(a)),
+		legend: legend,
+		panels: [][]*plot.Plot{{p}},
+		w:      10 * vg.Inch, h: 4.6 * vg.Inch,
+	}
+	only := 0
+	for _, t := range ts {
+		only += t.OnlyFrom + t.OnlyTo
+	}
+	caption := fmt.Sprintf("Audit %s on %s, %s. At each audited epoch the images are split into correctly classified (green bar) and misclassified (red-orange bar); the bands between consecutive epochs carry the images that stay or change, with widths proportional to their numbers. Above each pair of epochs, +n counts the images that become correct and −n those that become misclassified; the table below gives all counts.",
+		a.Label, dataName(a), splitsText(a, []auditor.Split{s}))
+	if only > 0 {
+		caption += fmt.Sprintf(" %d image-epoch pairs audited at only one of two consecutive epochs are not drawn.", only)
+	}
+	return f, Figure{Kind: FigSankey, Caption: caption, Audit: a.Label, Split: s}, nil
+}

@@ -1,0 +1,158 @@
+package report_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/report"
+)
+
+// synth describes a synthetic but realistic audit: accuracy rising from
+// chance to a plateau, mean margins growing then flattening, misclassified
+// images with smaller margins, a few failed attacks.
+type synth struct {
+	seed       uint64
+	epochs     int     // checkpoints epoch-000 … epoch-(epochs-1)
+	n          int     // images per split
+	classes    int     // 10
+	scale      float64 // margin scale (adversarial training: larger)
+	linfScale  float64 // L∞ margin / L2 margin
+	accDrop    float64 // accuracy lost against the standard model
+	failRate   float64 // fraction of failed attacks
+	confidence bool    // write confidence.csv
+	pgd        bool    // PGD L∞ results at ε = 0.1
+	refine     bool    // refined margins: 0.97 times the DeepFool margins
+}
+
+// accuracy is the fraction of images a checkpoint gets right.
+func (s synth) accuracy(split auditor.Split, epoch int) float64 {
+	if epoch == 0 {
+		return 0.1
+	}
+	a := 0.88 + 0.1*(1-math.Exp(-float64(epoch)/2.5)) - s.accDrop
+	if split == auditor.Test {
+		a -= 0.015 * (1 - math.Exp(-float64(epoch)/4))
+	}
+	return a
+}
+
+// meanMargin is the mean L2 margin of correct images: small at
+// initialisation, then growing and flattening.
+func (s synth) meanMargin(epoch int) float64 {
+	if epoch == 0 {
+		return 0.05 * s.scale
+	}
+	return s.scale * (0.55 + 0.9*(1-math.Exp(-float64(epoch)/2.2)))
+}
+
+// write writes the audit into dir with auditor.Store, as an audit does.
+func (s synth) write(t testing.TB, dir string) {
+	t.Helper()
+	settings := &auditor.Settings{
+		Data: "mnist", Splits: []auditor.Split{auditor.Train, auditor.Test}, N: s.n, Sample: "first", Seed: 1,
+		Range: [2]float64{0, 1}, Norms: []auditor.Norm{auditor.L2, auditor.LInf},
+		Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine,
+	}
+	if s.pgd {
+		settings.PGD = auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{0.1}, Steps: 20, StepSize: 0.25, RandomStart: true}
+	}
+	store, err := auditor.OpenStore(dir, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := splitmix64(s.seed)
+	// Each image has a fixed difficulty; a checkpoint gets it right when
+	// the difficulty is below its accuracy, with a little noise, so that
+	// most transitions are correct→correct and a few go back and forth.
+	difficulty := map[auditor.Split][]float64{}
+	labels := map[auditor.Split][]int{}
+	for _, sp := range settings.Splits {
+		for range s.n {
+			difficulty[sp] = append(difficulty[sp], rng.float())
+			labels[sp] = append(labels[sp], int(rng.next()%uint64(s.classes)))
+		}
+	}
+	var conf []report.Confidence
+	for e := range s.epochs {
+		name := fmt.Sprintf("epoch-%03d.onnx", e)
+		part := &auditor.Part{Checkpoint: name, Epoch: e}
+		for _, sp := range settings.Splits {
+			acc := s.accuracy(sp, e)
+			robust := 0
+			for i := range s.n {
+				label := labels[sp][i]
+				correct := difficulty[sp][i]+0.03*rng.norm() < acc
+				pred := label
+				if !correct {
+					pred = (label + 1 + int(rng.next()%uint64(s.classes-1))) % s.classes
+				}
+				// Lognormal margins; misclassified images lie closer to the
+				// boundary of their predicted class.
+				z := rng.norm()
+				m := s.meanMargin(e) * math.Exp(0.35*z-0.35*0.35/2)
+				if !correct {
+					m *= 0.25 + 0.2*rng.float()
+				}
+				if correct && m*s.linfScale > 0.1 {
+					robust++
+				}
+				if s.confidence {
+					// Confident where the margin is large; noisy.
+					c := 1 / (1 + math.Exp(-(3*m/s.meanMargin(max(e, 1)) + 0.8*rng.norm())))
+					conf = append(conf, report.Confidence{Checkpoint: name, Epoch: e, Split: sp, Index: i, MaxSoftmax: math.Max(0.1, c)})
+				}
+				for _, norm := range settings.Norms {
+					mm := m
+					if norm == auditor.LInf {
+						mm = m * s.linfScale * math.Exp(0.1*rng.norm())
+					}
+					r := auditor.Record{
+						Checkpoint: name, Epoch: e, Split: sp, Index: i, Label: label, Pred: pred, Correct: correct,
+						Norm: norm, Margin: mm, MarginRefined: math.NaN(), Iterations: 2 + int(rng.next()%5), Success: true,
+					}
+					if s.refine {
+						r.MarginRefined = 0.97 * mm
+					}
+					if rng.float() < s.failRate {
+						r.Success, r.Margin, r.Retries = false, math.NaN(), settings.Retries
+					}
+					part.Records = append(part.Records, r)
+				}
+			}
+			if s.pgd && sp == auditor.Test {
+				part.PGD = append(part.PGD, auditor.PGDResult{Checkpoint: name, Epoch: e, Split: sp, Norm: auditor.LInf, Eps: 0.1, Images: s.n, Robust: robust})
+			}
+		}
+		if err := store.Commit(part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.WriteReport(); err != nil {
+		t.Fatal(err)
+	}
+	if s.confidence {
+		f, err := os.Create(filepath.Join(dir, report.ConfidenceFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := report.WriteConfidence(f, conf); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// standard and adversarial are the two synthetic trainings of the tests.
+func standardSynth(epochs, n int) synth {
+	return synth{seed: 1, epochs: epochs, n: n, classes: 10, scale: 1, linfScale: 0.07, failRate: 0.002, confidence: true, pgd: true}
+}
+
+func adversarialSynth(epochs, n int) synth {
+	return synth{seed: 2, epochs: epochs, n: n, classes: 10, scale: 1.5, linfScale: 0.1, accDrop: 0.02, failRate: 0.002, pgd: true}
+}
