@@ -136,8 +136,8 @@ func splitsText(a *audit, splits []auditor.Split) string {
 	return strings.Join(parts, " and ")
 }
 
-// attackText describes how the margins were measured.
-func attackText(a *audit, n auditor.Norm, opts *Options) string {
+// attackSettings describes how the margins were measured.
+func attackSettings(a *audit, n auditor.Norm, opts *Options) string {
 	s := a.settings
 	cand := "all classes as candidates"
 	if s.Candidates > 0 {
@@ -147,8 +147,13 @@ func attackText(a *audit, n auditor.Norm, opts *Options) string {
 	if opts.Refined {
 		margin = "DeepFool margins refined by bisection to the boundary crossing"
 	}
-	t := fmt.Sprintf("%s, %s norm; DeepFool with overshoot %s, at most %d iterations, %s, up to %d noisy restarts",
+	return fmt.Sprintf("%s, %s norm; DeepFool with overshoot %s, at most %d iterations, %s, up to %d noisy restarts",
 		margin, normName(n), fmtG(s.Overshoot), s.MaxIter, cand, s.Retries)
+}
+
+// attackText is attackSettings with the number of failed attacks.
+func attackText(a *audit, n auditor.Norm, opts *Options) string {
+	t := attackSettings(a, n, opts)
 	if f := a.failures(n); f > 0 {
 		t += fmt.Sprintf("; %d attacks failed after all restarts and are left out", f)
 	}
@@ -301,12 +306,17 @@ func compareFigure(audits []*audit, n auditor.Norm, opts *Options) (*figure, Fig
 		panels: [][]*plot.Plot{row},
 		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
 	}
-	var parts []string
+	var parts, failed []string
 	for _, a := range audits {
-		parts = append(parts, fmt.Sprintf("%s (%s, %s)", a.Label, dataName(a), splitsText(a, a.splits)))
+		var sp []string
+		for _, s := range a.splits {
+			sp = append(sp, fmt.Sprintf("%s n = %d", s, a.images(s)))
+		}
+		parts = append(parts, fmt.Sprintf("%s on %s (%s)", a.Label, dataName(a), strings.Join(sp, ", ")))
+		failed = append(failed, fmt.Sprintf("%s %d", a.Label, a.failures(n)))
 	}
-	caption := fmt.Sprintf("Mean %s margin of all audited images per epoch, ± one standard error, of the audits %s. Margins: %s.",
-		normName(n), strings.Join(parts, "; "), attackText(audits[0], n, opts))
+	caption := fmt.Sprintf("Mean %s margin of all audited images per epoch, ± one standard error, of the audits %s. Margins: %s; attacks that failed after all restarts are left out (%s).",
+		normName(n), strings.Join(parts, "; "), attackSettings(audits[0], n, opts), strings.Join(failed, ", "))
 	return f, Figure{Kind: FigCompare, Caption: caption, Norm: n}
 }
 
