@@ -175,22 +175,27 @@ func parseFloatList(s string) ([]float64, error) {
 
 // loadAuditData reads the images of every split and picks the subset.
 func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*auditor.Images, error) {
+	if c.String("data") != "" {
+		return loadDataset(c.String("data"), c.String("data-dir"), s)
+	}
+	if len(s.Splits) != 1 || s.Splits[0] != auditor.Test {
+		return nil, usagef("audit", "--images gives one split; use --split test")
+	}
+	d, err := readNpyDataset(c.String("images"), c.String("labels"))
+	if err != nil {
+		return nil, err
+	}
+	return map[auditor.Split]*auditor.Images{auditor.Test: pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))}, nil
+}
+
+// loadDataset reads the splits of s from a named data set and picks the
+// subset.
+func loadDataset(name, dir string, s *auditor.Settings) (map[auditor.Split]*auditor.Images, error) {
 	data := map[auditor.Split]*auditor.Images{}
 	for _, split := range s.Splits {
-		var d *dataset.Dataset
-		if c.String("data") != "" {
-			var err error
-			if d, err = dataset.Load(c.String("data"), string(split), c.String("data-dir")); err != nil {
-				return nil, err
-			}
-		} else {
-			if split != auditor.Test {
-				return nil, usagef("audit", "--images gives one split; use --split test")
-			}
-			var err error
-			if d, err = readNpyDataset(c.String("images"), c.String("labels")); err != nil {
-				return nil, err
-			}
+		d, err := dataset.Load(name, string(split), dir)
+		if err != nil {
+			return nil, err
 		}
 		data[split] = pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
 	}

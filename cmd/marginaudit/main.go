@@ -90,6 +90,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			jacobianCommand(),
 			trainCommand(),
 			auditCommand(),
+			reportCommand(),
+			studyCommand(),
 			demoCommand(),
 		},
 		// Errors are printed by run; keep cli from printing or exiting.

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/report"
+	"github.com/marginaudit/marginaudit/trainer/dataset"
+	"github.com/marginaudit/marginaudit/trainer/model"
+	"github.com/marginaudit/marginaudit/trainer/optim"
+	"github.com/marginaudit/marginaudit/trainer/train"
+)
+
+func studyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "study",
+		Usage:     "rerun the study: train standard and adversarial models, audit every epoch, report",
+		UsageText: progName + " study --data mnist|fashion-mnist|cifar10 --out DIR [--arch mlp|cnn] [--epochs E] [flags]",
+		Description: wrapText("Trains a standard and a PGD adversarially trained model (DIR/standard/ckpts, " +
+			"DIR/adversarial/ckpts), audits every checkpoint on train and test images with DeepFool L2 and L∞ " +
+			"and PGD at the training radius (DIR/*/audit), and writes the report (DIR/report/index.html). " +
+			"Every stage resumes: rerun the same command after an interruption. Defaults follow the study: " +
+			"a dense network on MNIST, a CNN on Fashion-MNIST and CIFAR-10, PGD radius 0.3, 0.1 and 8/255."),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data", Usage: "data set: mnist, fashion-mnist or cifar10"},
+			&cli.StringFlag{Name: "data-dir", Usage: "read the data set from `DIR`"},
+			&cli.StringFlag{Name: "out", Usage: "write everything under `DIR`"},
+			&cli.StringFlag{Name: "arch", Usage: "architecture: mlp or cnn (default: mlp for mnist, cnn otherwise)"},
+			&cli.StringFlag{Name: "hidden", Usage: "dense hidden sizes, e.g. `256,256`"},
+			&cli.StringFlag{Name: "channels", Usage: "cnn conv channels, e.g. `32,64`"},
+			&cli.IntFlag{Name: "epochs", Usage: "epochs to train", Value: 5},
+			&cli.IntFlag{Name: "batch", Usage: "mini-batch size", Value: 128},
+			&cli.Float64Flag{Name: "lr", Usage: "Adam learning rate", Value: 1e-3},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of training, image subsets and attacks", Value: 1},
+			&cli.IntFlag{Name: "train-limit", Usage: "train on the first `N` training images only"},
+			&cli.IntFlag{Name: "test-limit", Usage: "evaluate training on the first `N` test images only"},
+			&cli.IntFlag{Name: "n", Usage: "images audited per split (a seeded random subset)", Value: 500},
+			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps of adversarial training (default per data set)"},
+			&cli.BoolFlag{Name: "no-adv", Usage: "skip adversarial training"},
+		},
+		Action: runStudy,
+	}
+}
+
+func runStudy(c *cli.Context) error {
+	if c.Args().Present() {
+		return usagef("study", "unexpected argument %q", c.Args().First())
+	}
+	for _, f := range []string{"data", "out"} {
+		if c.String(f) == "" {
+			return usagef("study", "--%s is required", f)
+		}
+	}
+	info, err := dataset.Lookup(c.String("data"))
+	if err != nil {
+		return usagef("study", "--data: %v", err)
+	}
+	arch := model.Arch{Kind: c.String("arch")}
+	if arch.Kind == "" {
+		arch.Kind = "cnn"
+		if info.Name == "mnist" {
+			arch.Kind = "mlp"
+		}
+	}
+	if arch.Hidden, err = parseIntList("study", "hidden", c.String("hidden")); err != nil {
+		return err
+	}
+	if arch.Channels, err = parseIntList("study", "channels", c.String("channels")); err != nil {
+		return err
+	}
+	adv, err := train.DefaultAdversarial(info.Name)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("adv-steps") {
+		adv.Steps = c.Int("adv-steps")
+	}
+	out := c.String("out")
+	base := train.Config{Dataset: info.Name, DataDir: c.String("data-dir"), TrainLimit: c.Int("train-limit"),
+		TestLimit: c.Int("test-limit"), Arch: arch, Epochs: c.Int("epochs"), BatchSize: c.Int("batch"),
+		Seed: c.Uint64("seed"), Optim: optim.Config{Name: optim.Adam, LR: c.Float64("lr")}, Resume: true,
+		Threads: c.Int("threads")}
+	variants := []struct {
+		label string
+		adv   *train.Adversarial
+	}{{"standard", nil}, {"adversarial", adv}}
+	if c.Bool("no-adv") {
+		variants = variants[:1]
+	}
+	settings := auditor.Settings{Data: info.Name, Splits: []auditor.Split{auditor.Train, auditor.Test}, N: c.Int("n"),
+		Sample: "random", Seed: int64(c.Uint64("seed")), Norms: []auditor.Norm{auditor.L2, auditor.LInf},
+		Overshoot: 0.02, MaxIter: 50, Retries: 10,
+		PGD: auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{adv.Eps}, Steps: 20, RandomStart: true}}
+	data, err := loadDataset(info.Name, c.String("data-dir"), &settings)
+	if err != nil {
+		return err
+	}
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	var audits []report.Audit
+	var failures []error
+	for _, v := range variants {
+		cfg := base
+		cfg.Adv, cfg.Out = v.adv, filepath.Join(out, v.label, "ckpts")
+		bar.println(false, "== %s training → %s", v.label, cfg.Out)
+		if err := train.Run(c.Context, cfg, &trainProgress{bar: bar}); err != nil {
+			return fmt.Errorf("study: %s training: %w", v.label, err)
+		}
+		auditDir := filepath.Join(out, v.label, "audit")
+		bar.println(false, "== %s audit → %s", v.label, auditDir)
+		acfg := auditor.Config{Checkpoints: []string{cfg.Out}, Out: auditDir, Settings: settings, Data: data, Threads: c.Int("threads")}
+		if _, err := auditor.Run(c.Context, acfg, &auditProgress{bar: bar}); err != nil {
+			if c.Context.Err() != nil {
+				return err
+			}
+			failures = append(failures, fmt.Errorf("study: %s audit: %w", v.label, err))
+		}
+		audits = append(audits, report.Audit{Label: v.label, Dir: auditDir})
+	}
+	if len(failures) > 0 {
+		return failures[0]
+	}
+	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard"})
+}
