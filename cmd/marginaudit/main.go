@@ -7,11 +7,14 @@
 //
 // Commands:
 //
-//	inspect   describe a model and say whether onnxgrad can differentiate it
-//	grad      write a model that also computes gradients
-//	jacobian  compute the per-sample Jacobian of a model on a .npy batch
-//	demo      check Jacobians against the PyTorch fixtures (a stand-in until
-//	          the auditor exists)
+//	inspect    describe a model and say whether onnxgrad can differentiate it
+//	grad       write a model that also computes gradients
+//	jacobian   compute the per-sample Jacobian of a model on a .npy batch
+//	train      train a classifier, one ONNX checkpoint per epoch
+//	audit      measure DeepFool margins and PGD robustness of checkpoints
+//	report     figures, index.html and the study's observations from audits
+//	study      train standard and adversarial models, audit, report
+//	selfcheck  check onnxgrad's Jacobians against PyTorch's on the fixtures
 //
 // Run `marginaudit help COMMAND` for a command's flags. Flags may follow the
 // arguments. The exit status is 0 on success, 1 on a runtime error and 2 on a
@@ -92,7 +95,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			auditCommand(),
 			reportCommand(),
 			studyCommand(),
-			demoCommand(),
+			selfcheckCommand(),
 		},
 		// Errors are printed by run; keep cli from printing or exiting.
 		ExitErrHandler: func(*cli.Context, error) {},

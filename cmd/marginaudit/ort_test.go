@@ -274,7 +274,7 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 }
 
-func TestDemo(t *testing.T) {
+func TestSelfcheck(t *testing.T) {
 	orttest.Require(t)
 	dir := t.TempDir()
 	for _, name := range []string{"cnn", "mlp"} {
@@ -284,7 +284,7 @@ func TestDemo(t *testing.T) {
 	}
 	copyFile(t, models+"/unsupported.onnx", filepath.Join(dir, "unsupported.onnx")) // no inputs: skipped
 
-	stdout, stderr, code := runCLI(t, "demo", "--fixtures", dir, "--threads", "1")
+	stdout, stderr, code := runCLI(t, "selfcheck", "--fixtures", dir, "--threads", "1")
 	if code != 0 {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr)
 	}
@@ -302,14 +302,14 @@ func TestDemo(t *testing.T) {
 	for _, ext := range []string{".x.npy", ".jac.npy", ".logits.npy"} {
 		copyFile(t, models+"/mlp"+ext, filepath.Join(dir, "bad"+ext))
 	}
-	stdout, stderr, code = runCLI(t, "-q", "demo", "--fixtures", dir)
+	stdout, stderr, code = runCLI(t, "-q", "selfcheck", "--fixtures", dir)
 	if code != 1 {
 		t.Errorf("exit status %d with a bad fixture, want 1", code)
 	}
 	if !strings.Contains(stdout, "bad ") || !strings.Contains(stdout, "failed") || !strings.Contains(stdout, "\nmlp ") {
 		t.Errorf("stdout:\n%s\nwant bad failed and mlp measured", stdout)
 	}
-	if !strings.Contains(stderr, "demo: bad: onnxruntime differs from torch") || !strings.Contains(stderr, "marginaudit: demo: 1 of 3 fixtures failed") {
+	if !strings.Contains(stderr, "selfcheck: bad: onnxruntime differs from torch") || !strings.Contains(stderr, "marginaudit: selfcheck: 1 of 3 fixtures failed") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 }

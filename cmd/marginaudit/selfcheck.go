@@ -16,43 +16,43 @@ import (
 	"github.com/marginaudit/marginaudit/internal/ort"
 )
 
-// demoTolerance bounds max |J_onnxruntime − J_torch| / max |J_torch| and the
+// selfcheckTolerance bounds max |J_onnxruntime − J_torch| / max |J_torch| and the
 // same for the class scores. The fixtures' Jacobians were computed by
 // torch.autograd in float64 and the ONNX graphs reproduce torch's scores to
 // about 3e-7 relative (testdata/models/README.md); 1e-4 leaves room for
 // float32 accumulation in onnxruntime.
-const demoTolerance = 1e-4
+const selfcheckTolerance = 1e-4
 
-// demoMinTime is how long each fixture's Jacobian is timed for.
-const demoMinTime = 200 * time.Millisecond
+// selfcheckMinTime is how long each fixture's Jacobian is timed for.
+const selfcheckMinTime = 200 * time.Millisecond
 
-func demoCommand() *cli.Command {
+func selfcheckCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "demo",
-		Usage:     "check Jacobians against PyTorch on the fixtures (a stand-in until the auditor exists)",
-		UsageText: progName + " demo [--fixtures DIR] [--threads N]",
-		Description: wrapText("A stand-in until the auditor exists: end-to-end work that is possible today. For every fixture " +
-			"NAME.onnx in testdata/models (or --fixtures DIR) that has inputs NAME.x.npy, the demo builds the model's " +
+		Name:      "selfcheck",
+		Usage:     "check onnxgrad's Jacobians against PyTorch's on the fixtures",
+		UsageText: progName + " selfcheck [--fixtures DIR] [--threads N]",
+		Description: wrapText("Checks this installation (onnxgrad and onnxruntime) against PyTorch. For every fixture " +
+			"NAME.onnx in testdata/models (or --fixtures DIR) that has inputs NAME.x.npy, selfcheck builds the model's " +
 			"Jacobian graph with onnxgrad, runs it with onnxruntime on the inputs, and compares the Jacobian and the " +
 			"class scores with PyTorch's (NAME.jac.npy, NAME.logits.npy; the tolerance is 1e-4 of the largest " +
 			"magnitude). Then it estimates, for each input, the first-order (linearised) L2 distance to the " +
 			"decision boundary from the Jacobian and the scores f: the minimum over classes k other than the " +
 			"predicted class p of |f_k − f_p| / ‖∇f_k − ∇f_p‖₂. This is one DeepFool step's estimate, not the " +
-			"margin the auditor will measure.\n\n" +
+			"margin the audit measures.\n\n" +
 			"It prints a table: fixture, number of inputs N, classes K, the maximum Jacobian and score errors " +
 			"relative to the largest torch value, the mean linearised margin, and the throughput of the Jacobian " +
 			"computation in onnxruntime (images/s, timed over repeated runs for at least 200 ms). " +
-			"A fixture that fails is reported on stderr and the demo goes on; the exit status is then 1. " +
+			"A fixture that fails is reported on stderr and the check goes on; the exit status is then 1. " +
 			"Without --fixtures, testdata/models is looked for in the current folder and the folders above it."),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "fixtures", Usage: "read the fixtures from `DIR`"},
 		},
-		Action: runDemo,
+		Action: runSelfcheck,
 	}
 }
 
-func runDemo(c *cli.Context) error {
-	const cmd = "demo"
+func runSelfcheck(c *cli.Context) error {
+	const cmd = "selfcheck"
 	if c.NArg() != 0 {
 		return usagef(cmd, "unexpected argument %q", c.Args().First())
 	}
@@ -85,21 +85,21 @@ func runDemo(c *cli.Context) error {
 		base := strings.TrimSuffix(model, ".onnx")
 		if _, err := os.Stat(base + ".x.npy"); err != nil {
 			if !quiet {
-				fmt.Fprintf(stderr, "demo: skipping %s: no %s.x.npy\n", name, name)
+				fmt.Fprintf(stderr, "selfcheck: skipping %s: no %s.x.npy\n", name, name)
 			}
 			continue
 		}
 		tried++
 		if !quiet {
-			fmt.Fprintf(stderr, "demo: %s\n", name)
+			fmt.Fprintf(stderr, "selfcheck: %s\n", name)
 		}
-		r, err := demoFixture(c, base, c.Int("threads"))
+		r, err := checkFixture(c, base, c.Int("threads"))
 		if cerr := c.Context.Err(); cerr != nil {
 			return cerr // interrupted: the other fixtures would fail the same way
 		}
 		if err != nil {
 			failed++
-			fmt.Fprintf(stderr, "demo: %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "selfcheck: %s: %v\n", name, err)
 			if firstErr == nil {
 				firstErr = fmt.Errorf("%s: %w", name, err)
 			}
@@ -115,7 +115,7 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	if firstErr != nil {
-		return fmt.Errorf("demo: %d of %d fixtures failed, the first: %w", failed, tried, firstErr)
+		return fmt.Errorf("selfcheck: %d of %d fixtures failed, the first: %w", failed, tried, firstErr)
 	}
 	return nil
 }
@@ -141,17 +141,17 @@ func findFixtures() (string, error) {
 	}
 }
 
-// demoResult is one row of the demo's table.
-type demoResult struct {
+// fixtureResult is one row of the selfcheck table.
+type fixtureResult struct {
 	n, k         int
 	relJ, relF   float64
 	meanMargin   float64
 	imagesPerSec float64
 }
 
-// demoFixture checks the fixture whose files start with base (a path
+// checkFixture checks the fixture whose files start with base (a path
 // without .onnx).
-func demoFixture(c *cli.Context, base string, threads int) (*demoResult, error) {
+func checkFixture(c *cli.Context, base string, threads int) (*fixtureResult, error) {
 	x, err := npy.ReadFile(base + ".x.npy")
 	if err != nil {
 		return nil, err
@@ -172,15 +172,15 @@ func demoFixture(c *cli.Context, base string, threads int) (*demoResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	r := &demoResult{n: n, k: jm.k}
+	r := &fixtureResult{n: n, k: jm.k}
 	if r.relJ, err = relError(base+".jac.npy", res.j); err != nil {
 		return nil, err
 	}
 	if r.relF, err = relError(base+".logits.npy", res.scores); err != nil {
 		return nil, err
 	}
-	if r.relJ > demoTolerance || r.relF > demoTolerance {
-		return nil, fmt.Errorf("onnxruntime differs from torch: max |ΔJ|/max |J| = %.2g, max |Δf|/max |f| = %.2g, tolerance %g", r.relJ, r.relF, demoTolerance)
+	if r.relJ > selfcheckTolerance || r.relF > selfcheckTolerance {
+		return nil, fmt.Errorf("onnxruntime differs from torch: max |ΔJ|/max |J| = %.2g, max |Δf|/max |f| = %.2g, tolerance %g", r.relJ, r.relF, selfcheckTolerance)
 	}
 	margins := linearMargins(res.scores, res.j)
 	for _, m := range margins {
@@ -190,7 +190,7 @@ func demoFixture(c *cli.Context, base string, threads int) (*demoResult, error) 
 	// The first run above warmed the session up; time further runs.
 	var elapsed time.Duration
 	runs := 0
-	for elapsed < demoMinTime {
+	for elapsed < selfcheckMinTime {
 		again, err := jm.compute(c.Context, x, n, nil)
 		if err != nil {
 			return nil, err
