@@ -17,6 +17,13 @@
 // The reader checks every field and reports a [*ParseError] with the file,
 // line and column.
 //
+// confidence.csv ([WriteConfidence], [ReadConfidence]) holds the clean
+// max-softmax probability of every audited image, one row per
+// (checkpoint, split, image), the baseline of the report's detection
+// AUROC:
+//
+//	checkpoint,epoch,split,index,max_softmax
+//
 // # Statistics
 //
 // [Summarize] groups the records by (epoch, split, norm, group), where the

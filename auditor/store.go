@@ -22,6 +22,7 @@ const (
 	MarginsFile     = "margins.csv"     // all finished checkpoints' records, by epoch
 	SummaryFile     = "summary.json"    // see Summary
 	TransitionsFile = "transitions.csv" // see WriteTransitions
+	ConfidenceFile  = "confidence.csv"  // every audited image's max-softmax, by epoch (see Confidence)
 	PartsDir        = "parts"           // one margins part per finished checkpoint
 	PGDPartsDir     = "parts/pgd"       // one PGD part per finished checkpoint
 )

@@ -51,9 +51,9 @@
 //	epoch-001.onnx,1,test,0,0.9731
 //
 // max_softmax is the largest softmax probability of the clean image (for a
-// model with probability outputs, its largest output). [WriteConfidence]
-// and [ReadConfidence] write and read it; the audit command may write it
-// from the logits it computes anyway.
+// model with probability outputs, its largest output). The format belongs
+// to package auditor: [auditor.Confidence], [auditor.WriteConfidence] and
+// [auditor.ReadConfidence].
 //
 // # Report directory
 //

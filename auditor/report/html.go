@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/marginaudit/marginaudit/auditor"
 )
 
 // The page: one static HTML file, no scripts, no network; images are
@@ -137,7 +139,7 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
 		pa.Failures = strings.Join(fs, ", ")
 		pa.Confidence = "none"
 		if a.conf != nil {
-			pa.Confidence = ConfidenceFile
+			pa.Confidence = auditor.ConfidenceFile
 		}
 		p.Audits = append(p.Audits, pa)
 	}

@@ -133,17 +133,17 @@ func load(a Audit, refined bool) (*audit, []string, error) {
 		return nil, nil, fmt.Errorf("report: %s: %w", filepath.Join(a.Dir, auditor.MarginsFile), err)
 	}
 
-	path = filepath.Join(a.Dir, ConfidenceFile)
+	path = filepath.Join(a.Dir, auditor.ConfidenceFile)
 	f, err = os.Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, nil, fmt.Errorf("report: audit %q: %w", a.Label, err)
 	default:
-		rows, err := ReadConfidence(f, path)
+		rows, err := auditor.ReadConfidence(f, path)
 		f.Close()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("report: %w", err)
 		}
 		out.conf = make(map[imageKey]float64, len(rows))
 		for _, c := range rows {

@@ -206,7 +206,7 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 		}
 		o.Audits = append(o.Audits, info)
 		if a.conf == nil {
-			notes = append(notes, fmt.Sprintf("audit %s has no %s: the max-softmax baseline of the detection AUROC is skipped", a.Label, ConfidenceFile))
+			notes = append(notes, fmt.Sprintf("audit %s has no %s: the max-softmax baseline of the detection AUROC is skipped", a.Label, auditor.ConfidenceFile))
 		}
 	}
 
@@ -288,7 +288,7 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 	}
 	for _, a := range audits {
 		if missingConf[a.Label] {
-			notes = append(notes, fmt.Sprintf("audit %s: %s lacks some audited images; the max-softmax baseline is skipped where it does", a.Label, ConfidenceFile))
+			notes = append(notes, fmt.Sprintf("audit %s: %s lacks some audited images; the max-softmax baseline is skipped where it does", a.Label, auditor.ConfidenceFile))
 		}
 	}
 	return o, notes

@@ -364,20 +364,20 @@ func TestWriteErrors(t *testing.T) {
 func TestConfidencePartial(t *testing.T) {
 	t.Parallel()
 	audits := writeAudits(t, map[string]synth{"standard": standardSynth(3, 20)}, "standard")
-	path := filepath.Join(audits[0].Dir, report.ConfidenceFile)
+	path := filepath.Join(audits[0].Dir, auditor.ConfidenceFile)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := report.ReadConfidence(f, path)
+	rows, err := auditor.ReadConfidence(f, path)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Drop the epoch-2 rows.
-	rows = slices.DeleteFunc(rows, func(c report.Confidence) bool { return c.Epoch == 2 })
+	rows = slices.DeleteFunc(rows, func(c auditor.Confidence) bool { return c.Epoch == 2 })
 	var buf bytes.Buffer
-	if err := report.WriteConfidence(&buf, rows); err != nil {
+	if err := auditor.WriteConfidence(&buf, rows); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
@@ -394,41 +394,6 @@ func TestConfidencePartial(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(obs.Notes, "\n"), "lacks some audited images") {
 		t.Errorf("notes do not say that confidence.csv is partial: %q", obs.Notes)
-	}
-}
-
-func TestConfidenceRead(t *testing.T) {
-	for _, tc := range []struct {
-		name, in, err string
-	}{
-		{"ok", "checkpoint,epoch,split,index,max_softmax\nepoch-001.onnx,1,test,0,0.75\n", ""},
-		{"empty", "", "empty file"},
-		{"header", "checkpoint,epoch,split,index,confidence\n", "header"},
-		{"probability", "checkpoint,epoch,split,index,max_softmax\nepoch-001.onnx,1,test,0,1.5\n", "conf.csv:2: max_softmax 1.5 is not a probability"},
-		{"nan", "checkpoint,epoch,split,index,max_softmax\nepoch-001.onnx,1,test,0,NaN\n", "not a probability"},
-		{"split", "checkpoint,epoch,split,index,max_softmax\nepoch-001.onnx,1,val,0,0.5\n", "conf.csv:2:"},
-		{"duplicate", "checkpoint,epoch,split,index,max_softmax\ne1.onnx,1,test,0,0.5\ne1.onnx,1,test,0,0.6\n", "conf.csv:3: e1.onnx test image 0 already on line 2"},
-		{"fields", "checkpoint,epoch,split,index,max_softmax\ne1.onnx,1,test\n", "conf.csv"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rows, err := report.ReadConfidence(strings.NewReader(tc.in), "conf.csv")
-			if tc.err == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				var buf bytes.Buffer
-				if err := report.WriteConfidence(&buf, rows); err != nil {
-					t.Fatal(err)
-				}
-				if buf.String() != tc.in {
-					t.Errorf("round trip: got %q, want %q", buf.String(), tc.in)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("got error %v, want one containing %q", err, tc.err)
-			}
-		})
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor"
-	"github.com/marginaudit/marginaudit/auditor/report"
 )
 
 // synth describes a synthetic but realistic audit: accuracy rising from
@@ -76,7 +75,7 @@ func (s synth) write(t testing.TB, dir string) {
 			labels[sp] = append(labels[sp], int(rng.next()%uint64(s.classes)))
 		}
 	}
-	var conf []report.Confidence
+	var conf []auditor.Confidence
 	for e := range s.epochs {
 		name := fmt.Sprintf("epoch-%03d.onnx", e)
 		part := &auditor.Part{Checkpoint: name, Epoch: e}
@@ -103,7 +102,7 @@ func (s synth) write(t testing.TB, dir string) {
 				if s.confidence {
 					// Confident where the margin is large; noisy.
 					c := 1 / (1 + math.Exp(-(3*m/s.meanMargin(max(e, 1)) + 0.8*rng.norm())))
-					conf = append(conf, report.Confidence{Checkpoint: name, Epoch: e, Split: sp, Index: i, MaxSoftmax: math.Max(0.1, c)})
+					conf = append(conf, auditor.Confidence{Checkpoint: name, Epoch: e, Split: sp, Index: i, MaxSoftmax: math.Max(0.1, c)})
 				}
 				for _, norm := range settings.Norms {
 					mm := m
@@ -135,11 +134,11 @@ func (s synth) write(t testing.TB, dir string) {
 		t.Fatal(err)
 	}
 	if s.confidence {
-		f, err := os.Create(filepath.Join(dir, report.ConfidenceFile))
+		f, err := os.Create(filepath.Join(dir, auditor.ConfidenceFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := report.WriteConfidence(f, conf); err != nil {
+		if err := auditor.WriteConfidence(f, conf); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.Close(); err != nil {

@@ -173,7 +173,7 @@ func (o *Observations) sections() []section {
 		line := fmt.Sprintf("%s: %s at epoch %d", where(k.audit, k.split, k.norm), fmtR(last.AUROCMargin), last.Epoch)
 		switch {
 		case !conf[k.audit]:
-			line += fmt.Sprintf("; max-softmax baseline not measured (no %s)", ConfidenceFile)
+			line += fmt.Sprintf("; max-softmax baseline not measured (no %s)", auditor.ConfidenceFile)
 		case math.IsNaN(float64(last.AUROCMaxSoftmax)):
 			line += "; max-softmax baseline undefined"
 		default:

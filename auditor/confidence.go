@@ -1,0 +1,169 @@
+package auditor
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// ConfidenceHeader is the header row of confidence.csv, the columns of a
+// Confidence. The names and their order are stable.
+var ConfidenceHeader = []string{"checkpoint", "epoch", "split", "index", "max_softmax"}
+
+// Columns of confidence.csv, indices into ConfidenceHeader.
+const (
+	confCheckpoint = iota
+	confEpoch
+	confSplit
+	confIndex
+	confMaxSoftmax
+	numConfColumns
+)
+
+// Confidence is one row of confidence.csv: the largest softmax probability
+// that a checkpoint gives the clean image Index of a split (the probability
+// of its predicted class), the baseline against which the report rates the
+// margin as a detector of misclassified images. A model whose outputs are
+// already probabilities gives its largest output. One row per (checkpoint,
+// split, index), whatever the number of norms.
+type Confidence struct {
+	Checkpoint string // file name of the checkpoint, as in margins.csv
+	Epoch      int    // the checkpoint's epoch (≥ 0)
+	Split      Split  // train or test
+	Index      int    // index of the image in its data set, as in margins.csv
+	MaxSoftmax float64
+}
+
+// confidenceKey identifies a row: two rows with the same key may not
+// coexist.
+type confidenceKey struct {
+	checkpoint string
+	split      Split
+	index      int
+}
+
+func (c *Confidence) key() confidenceKey { return confidenceKey{c.Checkpoint, c.Split, c.Index} }
+
+// validate checks the invariants documented on Confidence and names the
+// first bad column.
+func (c *Confidence) validate() *fieldError {
+	bad := func(col int, format string, args ...any) *fieldError {
+		return &fieldError{col, fmt.Sprintf(format, args...)}
+	}
+	if err := checkName(c.Checkpoint); err != nil {
+		return bad(confCheckpoint, "%v", err)
+	}
+	if c.Epoch < 0 {
+		return bad(confEpoch, "negative epoch %d", c.Epoch)
+	}
+	if _, err := ParseSplit(string(c.Split)); err != nil {
+		return bad(confSplit, "unknown split %q (want train or test)", c.Split)
+	}
+	if c.Index < 0 {
+		return bad(confIndex, "negative index %d", c.Index)
+	}
+	if !(c.MaxSoftmax >= 0 && c.MaxSoftmax <= 1) {
+		return bad(confMaxSoftmax, "max_softmax %v is not a probability", c.MaxSoftmax)
+	}
+	return nil
+}
+
+// WriteConfidence writes the header and the rows as confidence.csv, floats
+// in the shortest form that reads back to the same float64. It checks each
+// row as ReadConfidence does, except for duplicates.
+func WriteConfidence(w io.Writer, rows []Confidence) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(ConfidenceHeader); err != nil {
+		return fmt.Errorf("auditor: writing confidence: %w", err)
+	}
+	row := make([]string, numConfColumns)
+	for i := range rows {
+		c := &rows[i]
+		if fe := c.validate(); fe != nil {
+			return fmt.Errorf("auditor: confidence %d (%s %s image %d): %s: %w", i, c.Checkpoint, c.Split, c.Index, ConfidenceHeader[fe.column], fe)
+		}
+		row[confCheckpoint] = c.Checkpoint
+		row[confEpoch] = strconv.Itoa(c.Epoch)
+		row[confSplit] = string(c.Split)
+		row[confIndex] = strconv.Itoa(c.Index)
+		row[confMaxSoftmax] = formatFloat(c.MaxSoftmax)
+		if err := cw.Write(row); err != nil {
+			return fmt.Errorf("auditor: writing confidence: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("auditor: writing confidence: %w", err)
+	}
+	return nil
+}
+
+// ReadConfidence reads confidence.csv from r; name (usually the file name)
+// appears in errors. It checks the header, every field, and that no two
+// rows share a (checkpoint, split, index) nor one checkpoint two epochs.
+// Errors are *ParseError values naming the line and column.
+func ReadConfidence(r io.Reader, name string) ([]Confidence, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // the header is checked below
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err == io.EOF {
+		return nil, &ParseError{File: name, Err: fmt.Errorf("empty file: %w", ErrHeader)}
+	}
+	if err != nil {
+		return nil, csvError(name, err)
+	}
+	if len(head) != len(ConfidenceHeader) {
+		return nil, &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %d", ErrHeader, len(head), len(ConfidenceHeader))}
+	}
+	cr.FieldsPerRecord = len(ConfidenceHeader)
+	for i, h := range head {
+		if h != ConfidenceHeader[i] {
+			return nil, &ParseError{File: name, Line: 1, Column: i + 1, Field: ConfidenceHeader[i],
+				Err: fmt.Errorf("%w: column is %q, want %q", ErrHeader, h, ConfidenceHeader[i])}
+		}
+	}
+	var (
+		out    []Confidence
+		lines  = map[confidenceKey]int{}
+		epochs = map[string]int{}
+	)
+	for {
+		row, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, csvError(name, err)
+		}
+		bad := func(col int, err error) error {
+			line, _ := cr.FieldPos(col)
+			return &ParseError{File: name, Line: line, Column: col + 1, Field: ConfidenceHeader[col], Err: err}
+		}
+		c := Confidence{Checkpoint: row[confCheckpoint], Split: Split(row[confSplit])}
+		if c.Epoch, err = strconv.Atoi(row[confEpoch]); err != nil {
+			return nil, bad(confEpoch, fmt.Errorf("invalid integer %q", row[confEpoch]))
+		}
+		if c.Index, err = strconv.Atoi(row[confIndex]); err != nil {
+			return nil, bad(confIndex, fmt.Errorf("invalid integer %q", row[confIndex]))
+		}
+		if c.MaxSoftmax, err = strconv.ParseFloat(row[confMaxSoftmax], 64); err != nil {
+			return nil, bad(confMaxSoftmax, fmt.Errorf("invalid number %q", row[confMaxSoftmax]))
+		}
+		if fe := c.validate(); fe != nil {
+			return nil, bad(fe.column, fe)
+		}
+		line, _ := cr.FieldPos(0)
+		if prev, ok := lines[c.key()]; ok {
+			return nil, &ParseError{File: name, Line: line, Err: fmt.Errorf(
+				"duplicate row for %s %s image %d (first on line %d)", c.Checkpoint, c.Split, c.Index, prev)}
+		}
+		lines[c.key()] = line
+		if e, ok := epochs[c.Checkpoint]; ok && e != c.Epoch {
+			return nil, bad(confEpoch, fmt.Errorf("checkpoint %s has epoch %d here and %d above", c.Checkpoint, c.Epoch, e))
+		}
+		epochs[c.Checkpoint] = c.Epoch
+		out = append(out, c)
+	}
+}

@@ -1,0 +1,135 @@
+package auditor
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestConfidenceRoundTrip(t *testing.T) {
+	rows := []Confidence{
+		{Checkpoint: "epoch-000.onnx", Epoch: 0, Split: Train, Index: 7, MaxSoftmax: 0.1},
+		{Checkpoint: "epoch-000.onnx", Epoch: 0, Split: Test, Index: 7, MaxSoftmax: 1},
+		{Checkpoint: `a,"b".onnx`, Epoch: 3, Split: Test, Index: 0, MaxSoftmax: math.Nextafter(1, 0)},
+		{Checkpoint: `a,"b".onnx`, Epoch: 3, Split: Test, Index: 1, MaxSoftmax: 5e-324},
+	}
+	var b bytes.Buffer
+	if err := WriteConfidence(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadConfidence(bytes.NewReader(b.Bytes()), ConfidenceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(rows) {
+		t.Fatalf("%d rows, want %d", len(got), len(rows))
+	}
+	for i := range rows {
+		if got[i] != rows[i] {
+			t.Errorf("row %d: %+v, want %+v", i, got[i], rows[i])
+		}
+	}
+	want := "checkpoint,epoch,split,index,max_softmax\n" +
+		"epoch-000.onnx,0,train,7,0.1\n"
+	if !strings.HasPrefix(b.String(), want) {
+		t.Errorf("file starts\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestWriteConfidenceRejectsInvalid(t *testing.T) {
+	for _, c := range []Confidence{
+		{Checkpoint: "", Split: Test, MaxSoftmax: 0.5},
+		{Checkpoint: "a.onnx", Epoch: -1, Split: Test, MaxSoftmax: 0.5},
+		{Checkpoint: "a.onnx", Split: "val", MaxSoftmax: 0.5},
+		{Checkpoint: "a.onnx", Split: Test, Index: -2, MaxSoftmax: 0.5},
+		{Checkpoint: "a.onnx", Split: Test, MaxSoftmax: math.NaN()},
+		{Checkpoint: "a.onnx", Split: Test, MaxSoftmax: 1.0000001},
+	} {
+		if err := WriteConfidence(new(bytes.Buffer), []Confidence{c}); err == nil {
+			t.Errorf("%+v was written", c)
+		}
+	}
+}
+
+func TestReadConfidenceErrors(t *testing.T) {
+	head := strings.Join(ConfidenceHeader, ",") + "\n"
+	good := "e1.onnx,1,test,0,0.5\n"
+	for _, tc := range []struct {
+		name, in  string
+		line, col int
+		msg       string
+	}{
+		{"empty", "", 0, 0, "empty file"},
+		{"header", "checkpoint,epoch,split,index,confidence\n", 1, 5, `column is "confidence", want "max_softmax"`},
+		{"header columns", "checkpoint,epoch\n", 1, 0, "2 columns, want 5"},
+		{"fields", head + "e1.onnx,1,test\n", 2, 0, "wrong number of fields"},
+		{"epoch", head + strings.Replace(good, ",1,", ",x,", 1), 2, 2, `invalid integer "x"`},
+		{"negative epoch", head + strings.Replace(good, ",1,", ",-1,", 1), 2, 2, "negative epoch"},
+		{"split", head + strings.Replace(good, "test", "val", 1), 2, 3, `unknown split "val"`},
+		{"index", head + strings.Replace(good, ",0,", ",-3,", 1), 2, 4, "negative index"},
+		{"number", head + strings.Replace(good, "0.5", "high", 1), 2, 5, `invalid number "high"`},
+		{"probability", head + strings.Replace(good, "0.5", "1.5", 1), 2, 5, "max_softmax 1.5 is not a probability"},
+		{"nan", head + strings.Replace(good, "0.5", "NaN", 1), 2, 5, "max_softmax NaN is not a probability"},
+		{"checkpoint", head + strings.Replace(good, "e1.onnx", "runs/e1.onnx", 1), 2, 1, "not a plain file name"},
+		{"duplicate", head + good + strings.Replace(good, "0.5", "0.6", 1), 3, 0, "duplicate row for e1.onnx test image 0 (first on line 2)"},
+		{"two epochs", head + good + strings.Replace(good, ",1,test,0,", ",2,test,1,", 1), 3, 2, "epoch 2 here and 1 above"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadConfidence(strings.NewReader(tc.in), "c.csv")
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a *ParseError", err)
+			}
+			if pe.File != "c.csv" || pe.Line != tc.line || pe.Column != tc.col {
+				t.Errorf("at %s:%d column %d, want c.csv:%d column %d (%v)", pe.File, pe.Line, pe.Column, tc.line, tc.col, err)
+			}
+			if tc.col > 0 && pe.Field != ConfidenceHeader[tc.col-1] {
+				t.Errorf("field %q, want %q", pe.Field, ConfidenceHeader[tc.col-1])
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not say %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// FuzzReadConfidence checks that ReadConfidence never panics and that
+// whatever it accepts writes back to rows it reads again unchanged.
+func FuzzReadConfidence(f *testing.F) {
+	head := strings.Join(ConfidenceHeader, ",") + "\n"
+	f.Add([]byte(head))
+	f.Add([]byte(head + "a.onnx,1,test,0,0.5\na.onnx,1,train,0,1\n"))
+	f.Add([]byte(head + "\"a,\"\"b\"\".onnx\",0,train,12,0x1p-3\r\n"))
+	f.Add([]byte(head + "a.onnx,1,test,0,4.9e-324"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			t.Skip("large inputs test nothing new")
+		}
+		rows, err := ReadConfidence(bytes.NewReader(data), "fuzz.csv")
+		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is not a *ParseError", err)
+			}
+			return
+		}
+		var b bytes.Buffer
+		if err := WriteConfidence(&b, rows); err != nil {
+			t.Fatalf("accepted rows do not write: %v", err)
+		}
+		again, err := ReadConfidence(&b, "again.csv")
+		if err != nil {
+			t.Fatalf("written rows do not read: %v\n%s", err, b.String())
+		}
+		if len(again) != len(rows) {
+			t.Fatalf("%d rows, then %d", len(rows), len(again))
+		}
+		for i := range rows {
+			if again[i] != rows[i] {
+				t.Fatalf("row %d: %+v, then %+v", i, rows[i], again[i])
+			}
+		}
+	})
+}
