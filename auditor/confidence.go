@@ -167,3 +167,60 @@ func ReadConfidence(r io.Reader, name string) ([]Confidence, error) {
 		out = append(out, c)
 	}
 }
+
+// checkConfidence checks rows as ReadConfidence does: each valid, no
+// (checkpoint, split, index) twice, one epoch per checkpoint.
+func checkConfidence(rows []Confidence) error {
+	seen := make(map[confidenceKey]bool, len(rows))
+	epochs := map[string]int{}
+	for i := range rows {
+		c := &rows[i]
+		if fe := c.validate(); fe != nil {
+			return fmt.Errorf("auditor: confidence %d (%s %s image %d): %s: %w", i, c.Checkpoint, c.Split, c.Index, ConfidenceHeader[fe.column], fe)
+		}
+		if seen[c.key()] {
+			return fmt.Errorf("auditor: two confidences for %s %s image %d", c.Checkpoint, c.Split, c.Index)
+		}
+		seen[c.key()] = true
+		if e, ok := epochs[c.Checkpoint]; ok && e != c.Epoch {
+			return fmt.Errorf("auditor: checkpoint %s has epochs %d and %d", c.Checkpoint, e, c.Epoch)
+		}
+		epochs[c.Checkpoint] = c.Epoch
+	}
+	return nil
+}
+
+// confidenceCoversRecords checks that a part has a confidence for each
+// image of its records and for no other image, or no confidences at all.
+func confidenceCoversRecords(p *Part) error {
+	if len(p.Confidence) == 0 {
+		return nil
+	}
+	type image struct {
+		split Split
+		index int
+	}
+	want := map[image]bool{}
+	for i := range p.Records {
+		want[image{p.Records[i].Split, p.Records[i].Index}] = true
+	}
+	for i := range p.Confidence {
+		c := &p.Confidence[i]
+		if !want[image{c.Split, c.Index}] {
+			return fmt.Errorf("auditor: a confidence for %s image %d, which has no record", c.Split, c.Index)
+		}
+	}
+	if len(p.Confidence) < len(want) {
+		// No duplicates (checked before), so some image has none.
+		have := map[image]bool{}
+		for i := range p.Confidence {
+			have[image{p.Confidence[i].Split, p.Confidence[i].Index}] = true
+		}
+		for im := range want {
+			if !have[im] {
+				return fmt.Errorf("auditor: no confidence for %s image %d: a part has a confidence for every image or for none", im.split, im.index)
+			}
+		}
+	}
+	return nil
+}

@@ -93,12 +93,14 @@
 //
 // A [Store] is the output directory of an audit:
 //
-//	settings.json        the audit's Settings, written first
-//	parts/NAME.csv       records of the finished checkpoint NAME
-//	parts/pgd/NAME.csv   its PGD results
-//	margins.csv          all parts' records, by epoch
-//	summary.json         see above ([Store.WriteReport])
-//	transitions.csv      see above ([Store.WriteReport])
+//	settings.json               the audit's Settings, written first
+//	parts/NAME.csv              records of the finished checkpoint NAME
+//	parts/pgd/NAME.csv          its PGD results
+//	parts/confidence/NAME.csv   its images' max-softmax
+//	margins.csv                 all parts' records, by epoch
+//	confidence.csv              all parts' max-softmax, by epoch
+//	summary.json                see above ([Store.WriteReport])
+//	transitions.csv             see above ([Store.WriteReport])
 //
 // Each file is replaced atomically (temporary file, sync, rename), and a
 // checkpoint counts as finished exactly when its margins part exists, so an

@@ -18,17 +18,66 @@ import (
 
 // Files of an audit directory.
 const (
-	SettingsFile    = "settings.json"   // the audit's Settings, written first
-	MarginsFile     = "margins.csv"     // all finished checkpoints' records, by epoch
-	SummaryFile     = "summary.json"    // see Summary
-	TransitionsFile = "transitions.csv" // see WriteTransitions
-	ConfidenceFile  = "confidence.csv"  // every audited image's max-softmax, by epoch (see Confidence)
-	PartsDir        = "parts"           // one margins part per finished checkpoint
-	PGDPartsDir     = "parts/pgd"       // one PGD part per finished checkpoint
+	SettingsFile       = "settings.json"    // the audit's Settings, written first
+	MarginsFile        = "margins.csv"      // all finished checkpoints' records, by epoch
+	SummaryFile        = "summary.json"     // see Summary
+	TransitionsFile    = "transitions.csv"  // see WriteTransitions
+	ConfidenceFile     = "confidence.csv"   // every audited image's max-softmax, by epoch (see Confidence)
+	PartsDir           = "parts"            // one margins part per finished checkpoint
+	PGDPartsDir        = "parts/pgd"        // one PGD part per finished checkpoint
+	ConfidencePartsDir = "parts/confidence" // one confidence part per finished checkpoint
 )
 
 // PGDHeader is the header row of a PGD part file.
 var PGDHeader = []string{"checkpoint", "epoch", "split", "norm", "eps", "images", "robust"}
+
+// An extraKind is a kind of part file besides the margins part: one file
+// per finished checkpoint in its own folder, written by Commit before the
+// margins part, removed by OpenStore when the margins part never came (an
+// interrupted commit), and absent from stores written before the kind
+// existed, which then have no rows of it.
+type extraKind struct {
+	dir  string // folder of the part files, relative to the store
+	what string // one row, in errors
+	// file, when set, is the store's file that concatenates the parts'
+	// rows by epoch, under header. It is rebuilt with margins.csv, and only
+	// when some finished checkpoint has a row of this kind.
+	file   string
+	header []string
+
+	rows  func(p *Part) int                                   // p's rows of this kind
+	owner func(p *Part, i int) (checkpoint string, epoch int) // of row i
+	check func(p *Part) error                                 // the rows: valid, no duplicates
+	write func(w io.Writer, p *Part) error                    // the header and p's rows
+	read  func(r io.Reader, path string, p *Part) error       // p's rows from a part file
+}
+
+// The extra part kinds, in the order Commit writes them.
+var (
+	pgdKind = extraKind{
+		dir: PGDPartsDir, what: "PGD result",
+		rows:  func(p *Part) int { return len(p.PGD) },
+		owner: func(p *Part, i int) (string, int) { return p.PGD[i].Checkpoint, p.PGD[i].Epoch },
+		check: func(p *Part) error { _, err := index(nil, p.PGD); return err },
+		write: func(w io.Writer, p *Part) error { return writePGD(w, p.PGD) },
+		read: func(r io.Reader, path string, p *Part) (err error) {
+			p.PGD, err = readPGD(r, path)
+			return err
+		},
+	}
+	confidenceKind = extraKind{
+		dir: ConfidencePartsDir, what: "confidence", file: ConfidenceFile, header: ConfidenceHeader,
+		rows:  func(p *Part) int { return len(p.Confidence) },
+		owner: func(p *Part, i int) (string, int) { return p.Confidence[i].Checkpoint, p.Confidence[i].Epoch },
+		check: func(p *Part) error { return checkConfidence(p.Confidence) },
+		write: func(w io.Writer, p *Part) error { return WriteConfidence(w, p.Confidence) },
+		read: func(r io.Reader, path string, p *Part) (err error) {
+			p.Confidence, err = ReadConfidence(r, path)
+			return err
+		},
+	}
+	extraKinds = []*extraKind{&pgdKind, &confidenceKind}
+)
 
 // Store is a resumable audit directory. The results of each checkpoint are
 // committed atomically when the checkpoint is finished, so an audit that is
@@ -38,18 +87,26 @@ var PGDHeader = []string{"checkpoint", "epoch", "split", "norm", "eps", "images"
 //	settings.json             the Settings, written when the store is created
 //	parts/NAME.csv            records of checkpoint NAME, margins.csv format
 //	parts/pgd/NAME.csv        its PGD results (header PGDHeader)
+//	parts/confidence/NAME.csv its images' max-softmax, confidence.csv format
 //	margins.csv               all parts' records, by epoch then name
+//	confidence.csv            all confidence parts' rows, by epoch then name
 //	summary.json              written by WriteReport
 //	transitions.csv           written by WriteReport
 //
 // Every file is written to a hidden temporary file in its folder, synced,
 // and renamed over its final name, so no reader ever sees half a file. A
 // checkpoint is finished exactly when parts/NAME.csv exists: Commit writes
-// the PGD part first and the margins part last, and removes the old
-// margins part first when it replaces a finished checkpoint. OpenStore
-// removes temporary files and PGD parts without their margins part (the
-// leftovers of an interrupted commit) and rebuilds margins.csv from the
-// parts, so a crash between a commit and the rebuild loses nothing.
+// the PGD and confidence parts first and the margins part last, and
+// removes the old margins part first when it replaces a finished
+// checkpoint. OpenStore removes temporary files and PGD and confidence
+// parts without their margins part (the leftovers of an interrupted commit)
+// and rebuilds margins.csv and confidence.csv from the parts, so a crash
+// between a commit and the rebuild loses nothing.
+//
+// A store written before PGD or confidence parts existed opens all the
+// same; its checkpoints have no PGD results or confidences. confidence.csv
+// is written only when some finished checkpoint has confidences: a store
+// without any has no confidence.csv (one already there is left alone).
 //
 // A Store is safe for concurrent use by the goroutines of one process; two
 // processes must not use one directory at the same time.
@@ -101,10 +158,15 @@ func OpenStore(dir string, settings *Settings) (*Store, error) {
 			return nil, &SettingsError{Path: settingsPath, Diffs: diffs}
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, PGDPartsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("auditor: audit directory: %w", err)
+	dirs := []string{dir, filepath.Join(dir, PartsDir)}
+	for _, k := range extraKinds {
+		d := filepath.Join(dir, k.dir)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("auditor: audit directory: %w", err)
+		}
+		dirs = append(dirs, d)
 	}
-	for _, d := range []string{dir, filepath.Join(dir, PartsDir), filepath.Join(dir, PGDPartsDir)} {
+	for _, d := range dirs {
 		if err := removeTemp(d); err != nil {
 			return nil, err
 		}
@@ -119,23 +181,9 @@ func OpenStore(dir string, settings *Settings) (*Store, error) {
 	}
 
 	for _, name := range parts {
-		recs, err := s.readPart(name)
+		epoch, err := s.readEpoch(name)
 		if err != nil {
 			return nil, err
-		}
-		pgd, err := s.readPGDPart(name)
-		if err != nil {
-			return nil, err
-		}
-		epoch := -1
-		for _, r := range recs {
-			epoch = r.Epoch
-		}
-		for _, p := range pgd {
-			if epoch >= 0 && p.Epoch != epoch {
-				return nil, fmt.Errorf("auditor: %s: epoch %d, but %d in %s", s.pgdPath(name), p.Epoch, epoch, s.partPath(name))
-			}
-			epoch = p.Epoch
 		}
 		for other, e := range s.parts {
 			if e >= 0 && e == epoch {
@@ -144,16 +192,18 @@ func OpenStore(dir string, settings *Settings) (*Store, error) {
 		}
 		s.parts[name] = epoch
 	}
-	// PGD parts without a margins part are left over from a commit that
+	// Extra parts without a margins part are left over from a commit that
 	// did not finish.
-	pgdParts, err := s.partNames(PGDPartsDir)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range pgdParts {
-		if _, ok := s.parts[name]; !ok {
-			if err := os.Remove(s.pgdPath(name)); err != nil {
-				return nil, fmt.Errorf("auditor: removing an unfinished part: %w", err)
+	for _, k := range extraKinds {
+		names, err := s.partNames(k.dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			if _, ok := s.parts[name]; !ok {
+				if err := os.Remove(s.extraPath(k, name)); err != nil {
+					return nil, fmt.Errorf("auditor: removing an unfinished part: %w", err)
+				}
 			}
 		}
 	}
@@ -200,6 +250,10 @@ type Part struct {
 	Epoch      int         // its epoch
 	Records    []Record    // margins; each with the Checkpoint and Epoch above
 	PGD        []PGDResult // robust accuracies; each with the Checkpoint and Epoch above
+	// Confidence holds the clean max-softmax of every image of Records,
+	// one per (split, index), each with the Checkpoint and Epoch above; or
+	// nothing, when the confidences were not measured.
+	Confidence []Confidence
 }
 
 // Commit stores the results of a finished checkpoint atomically and
@@ -220,12 +274,22 @@ func (s *Store) Commit(p *Part) error {
 			return fmt.Errorf("auditor: commit %s (epoch %d): record %d is of %s (epoch %d)", p.Checkpoint, p.Epoch, i, r.Checkpoint, r.Epoch)
 		}
 	}
-	for i := range p.PGD {
-		if r := &p.PGD[i]; r.Checkpoint != p.Checkpoint || r.Epoch != p.Epoch {
-			return fmt.Errorf("auditor: commit %s (epoch %d): PGD result %d is of %s (epoch %d)", p.Checkpoint, p.Epoch, i, r.Checkpoint, r.Epoch)
+	for _, k := range extraKinds {
+		for i := range k.rows(p) {
+			if name, epoch := k.owner(p, i); name != p.Checkpoint || epoch != p.Epoch {
+				return fmt.Errorf("auditor: commit %s (epoch %d): %s %d is of %s (epoch %d)", p.Checkpoint, p.Epoch, k.what, i, name, epoch)
+			}
 		}
 	}
-	if _, err := index(p.Records, p.PGD); err != nil {
+	if _, err := index(p.Records, nil); err != nil {
+		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+	}
+	for _, k := range extraKinds {
+		if err := k.check(p); err != nil {
+			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+		}
+	}
+	if err := confidenceCoversRecords(p); err != nil {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
 
@@ -237,15 +301,17 @@ func (s *Store) Commit(p *Part) error {
 		}
 	}
 	if _, ok := s.parts[p.Checkpoint]; ok {
-		// Un-finish first, so that a crash below never pairs the new PGD
-		// part with the old margins.
+		// Un-finish first, so that a crash below never pairs the new extra
+		// parts with the old margins.
 		if err := os.Remove(s.partPath(p.Checkpoint)); err != nil {
 			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 		}
 		delete(s.parts, p.Checkpoint)
 	}
-	if err := writeFileAtomic(s.pgdPath(p.Checkpoint), func(w io.Writer) error { return writePGD(w, p.PGD) }); err != nil {
-		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+	for _, k := range extraKinds {
+		if err := writeFileAtomic(s.extraPath(k, p.Checkpoint), func(w io.Writer) error { return k.write(w, p) }); err != nil {
+			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+		}
 	}
 	if err := writeFileAtomic(s.partPath(p.Checkpoint), func(w io.Writer) error { return WriteRecords(w, p.Records) }); err != nil {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
@@ -275,17 +341,33 @@ func (s *Store) Records() ([]Record, error) {
 
 // PGD returns the PGD results of all finished checkpoints, by epoch.
 func (s *Store) PGD() ([]PGDResult, error) {
+	var out []PGDResult
+	err := s.eachExtra(&pgdKind, func(p *Part) { out = append(out, p.PGD...) })
+	return out, err
+}
+
+// Confidence returns the confidences of all finished checkpoints, in the
+// order of confidence.csv. Checkpoints committed without confidences, or
+// before the store kept them, have none.
+func (s *Store) Confidence() ([]Confidence, error) {
+	var out []Confidence
+	err := s.eachExtra(&confidenceKind, func(p *Part) { out = append(out, p.Confidence...) })
+	return out, err
+}
+
+// eachExtra calls f with the rows of kind k of every finished checkpoint,
+// by epoch.
+func (s *Store) eachExtra(k *extraKind, f func(p *Part)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []PGDResult
 	for _, name := range s.order() {
-		res, err := s.readPGDPart(name)
-		if err != nil {
-			return nil, err
+		p := &Part{Checkpoint: name}
+		if err := s.readExtra(k, name, p); err != nil {
+			return err
 		}
-		out = append(out, res...)
+		f(p)
 	}
-	return out, nil
+	return nil
 }
 
 // WriteReport summarises the finished checkpoints and writes summary.json
@@ -313,7 +395,9 @@ func (s *Store) WriteReport() (*Summary, error) {
 }
 
 func (s *Store) partPath(name string) string { return filepath.Join(s.dir, PartsDir, name+".csv") }
-func (s *Store) pgdPath(name string) string  { return filepath.Join(s.dir, PGDPartsDir, name+".csv") }
+func (s *Store) extraPath(k *extraKind, name string) string {
+	return filepath.Join(s.dir, k.dir, name+".csv")
+}
 
 // partNames lists the checkpoint names of the part files in sub.
 func (s *Store) partNames(sub string) ([]string, error) {
@@ -355,42 +439,96 @@ func (s *Store) readPart(name string) ([]Record, error) {
 	return recs, nil
 }
 
-// readPGDPart reads and checks the PGD part of checkpoint name; a missing
-// file (a store written before PGD parts) has no results.
-func (s *Store) readPGDPart(name string) ([]PGDResult, error) {
-	path := s.pgdPath(name)
+// readExtra reads and checks the part of kind k of checkpoint name into
+// p; a missing file (a store written before the kind existed) has no rows.
+func (s *Store) readExtra(k *extraKind, name string, p *Part) error {
+	path := s.extraPath(k, name)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auditor: %w", err)
+		return fmt.Errorf("auditor: %w", err)
 	}
 	defer f.Close()
-	res, err := readPGD(bufio.NewReader(f), path)
-	if err != nil {
-		return nil, err
+	if err := k.read(bufio.NewReader(f), path, p); err != nil {
+		return err
 	}
-	for i := range res {
-		if res[i].Checkpoint != name {
-			return nil, fmt.Errorf("auditor: %s: a PGD result of checkpoint %s", path, res[i].Checkpoint)
+	for i := range k.rows(p) {
+		if owner, _ := k.owner(p, i); owner != name {
+			return fmt.Errorf("auditor: %s: a %s of checkpoint %s", path, k.what, owner)
 		}
 	}
-	if _, err := index(nil, res); err != nil {
-		return nil, fmt.Errorf("auditor: %s: %w", path, err)
+	if err := k.check(p); err != nil {
+		return fmt.Errorf("auditor: %s: %w", path, err)
 	}
-	return res, nil
+	return nil
 }
 
-// rebuild rewrites margins.csv as the concatenation of the parts' rows
-// (the parts were checked when they were read or written). s.mu is held.
+// readEpoch reads and checks every part of the finished checkpoint name
+// and returns its epoch, -1 when its parts have no rows.
+func (s *Store) readEpoch(name string) (int, error) {
+	p := &Part{Checkpoint: name, Epoch: -1}
+	var err error
+	if p.Records, err = s.readPart(name); err != nil {
+		return 0, err
+	}
+	from := s.partPath(name)
+	if len(p.Records) > 0 {
+		p.Epoch = p.Records[0].Epoch // ReadRecords checked that they agree
+	}
+	for _, k := range extraKinds {
+		if err := s.readExtra(k, name, p); err != nil {
+			return 0, err
+		}
+		for i := range k.rows(p) {
+			_, epoch := k.owner(p, i)
+			if p.Epoch < 0 {
+				p.Epoch, from = epoch, s.extraPath(k, name)
+			}
+			if epoch != p.Epoch {
+				return 0, fmt.Errorf("auditor: %s: epoch %d, but %d in %s", s.extraPath(k, name), epoch, p.Epoch, from)
+			}
+		}
+	}
+	return p.Epoch, nil
+}
+
+// rebuild rewrites margins.csv, and confidence.csv and any other file of an
+// extra kind, as the concatenation of the parts' rows (the parts were
+// checked when they were read or written). s.mu is held.
 func (s *Store) rebuild() error {
-	return writeFileAtomic(filepath.Join(s.dir, MarginsFile), func(w io.Writer) error {
-		if _, err := io.WriteString(w, strings.Join(Header, ",")+"\n"); err != nil {
+	if err := s.concat(MarginsFile, Header, PartsDir, false); err != nil {
+		return err
+	}
+	for _, k := range extraKinds {
+		if k.file == "" {
+			continue
+		}
+		if err := s.concat(k.file, k.header, k.dir, true); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// errNoRows stops the write of a file that would have no rows.
+var errNoRows = errors.New("no rows")
+
+// concat writes the store's file as header followed by the rows of the
+// parts in dir of the finished checkpoints, in order. When optional is
+// set, a missing part adds nothing and a file without rows is not written.
+func (s *Store) concat(file string, header []string, dir string, optional bool) error {
+	err := writeFileAtomic(filepath.Join(s.dir, file), func(w io.Writer) error {
+		if _, err := io.WriteString(w, strings.Join(header, ",")+"\n"); err != nil {
+			return err
+		}
+		rows := false
 		for _, name := range s.order() {
-			data, err := os.ReadFile(s.partPath(name))
+			data, err := os.ReadFile(filepath.Join(s.dir, dir, name+".csv"))
+			if optional && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -402,9 +540,17 @@ func (s *Store) rebuild() error {
 			if _, err := w.Write(body); err != nil {
 				return err
 			}
+			rows = rows || len(body) > 0
+		}
+		if optional && !rows {
+			return errNoRows
 		}
 		return nil
 	})
+	if errors.Is(err, errNoRows) {
+		return nil
+	}
+	return err
 }
 
 // tempPattern is the name of a temporary file for the file name base.

@@ -17,7 +17,7 @@ import (
 
 // makePart returns checkpoint i's results: epoch i, n test images in two
 // norms with margins whose float64 bits are not round, every 17th attack
-// failed, and two PGD results.
+// failed, two PGD results, and the images' confidences.
 func makePart(i, n int) *Part {
 	name := fmt.Sprintf("epoch-%03d.onnx", i)
 	p := &Part{Checkpoint: name, Epoch: i}
@@ -26,6 +26,8 @@ func makePart(i, n int) *Part {
 		if idx%3 == 0 {
 			pred = label
 		}
+		p.Confidence = append(p.Confidence, Confidence{Checkpoint: name, Epoch: i, Split: Test, Index: idx,
+			MaxSoftmax: 1 / (1 + math.Sqrt(float64(i*n+idx)))})
 		for _, norm := range []Norm{L2, LInf} {
 			r := rec(name, i, Test, idx, label, pred, norm, math.Sqrt(float64(i*n+idx+1))/7, true)
 			if norm == LInf {
@@ -61,8 +63,25 @@ func marginsCSV(t *testing.T, parts ...*Part) []byte {
 	return b.Bytes()
 }
 
+// confidenceCSV returns what confidence.csv must hold for the given parts,
+// in epoch order.
+func confidenceCSV(t *testing.T, parts ...*Part) []byte {
+	t.Helper()
+	slices.SortFunc(parts, func(a, b *Part) int { return a.Epoch - b.Epoch })
+	var all []Confidence
+	for _, p := range parts {
+		all = append(all, p.Confidence...)
+	}
+	var b bytes.Buffer
+	if err := WriteConfidence(&b, all); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 // checkStore checks that exactly the given parts are finished, with their
-// records intact, and that margins.csv holds them once each, in order.
+// records, PGD results and confidences intact, and that margins.csv and
+// confidence.csv hold them once each, in order.
 func checkStore(t *testing.T, st *Store, parts ...*Part) {
 	t.Helper()
 	var names []string
@@ -91,6 +110,25 @@ func checkStore(t *testing.T, st *Store, parts ...*Part) {
 	if len(pgd) != 2*len(parts) {
 		t.Errorf("%d PGD results, want %d", len(pgd), 2*len(parts))
 	}
+	got, err = os.ReadFile(filepath.Join(st.Dir(), ConfidenceFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := confidenceCSV(t, parts...); !bytes.Equal(got, want) {
+		t.Fatalf("confidence.csv has %d bytes, want %d", len(got), len(want))
+	}
+	conf, err := st.Confidence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ReadConfidence rejects duplicate rows.
+	read, err := ReadConfidence(bytes.NewReader(got), ConfidenceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(conf, read) {
+		t.Errorf("Store.Confidence has %d rows, confidence.csv %d, or they differ", len(conf), len(read))
+	}
 }
 
 func TestStoreResume(t *testing.T) {
@@ -118,16 +156,25 @@ func TestStoreResume(t *testing.T) {
 	b.Reset()
 	writePGD(&b, parts[2].PGD)
 	os.WriteFile(filepath.Join(dir, PGDPartsDir, "epoch-002.onnx.csv"), b.Bytes(), 0o644)
-	// Crash after committing checkpoint 3 but before margins.csv was
-	// rebuilt: its parts are in place, margins.csv is stale.
+	b.Reset()
+	WriteConfidence(&b, parts[2].Confidence)
+	os.WriteFile(filepath.Join(dir, ConfidencePartsDir, "epoch-002.onnx.csv"), b.Bytes(), 0o644)
+	// Crash after committing checkpoint 3 but before margins.csv and
+	// confidence.csv were rebuilt: its parts are in place, the combined
+	// files are stale.
 	b.Reset()
 	writePGD(&b, parts[3].PGD)
 	os.WriteFile(filepath.Join(dir, PGDPartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
 	b.Reset()
+	WriteConfidence(&b, parts[3].Confidence)
+	os.WriteFile(filepath.Join(dir, ConfidencePartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
+	b.Reset()
 	WriteRecords(&b, parts[3].Records)
 	os.WriteFile(filepath.Join(dir, PartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
-	// And a temporary margins.csv.
+	// And temporary files of the combined files and of a confidence part.
 	os.WriteFile(filepath.Join(dir, ".margins.csv.tmp-9"), half, 0o644)
+	os.WriteFile(filepath.Join(dir, ".confidence.csv.tmp-9"), half, 0o644)
+	os.WriteFile(filepath.Join(dir, ConfidencePartsDir, ".epoch-002.onnx.csv.tmp-5"), half, 0o644)
 
 	st, err = OpenStore(dir, testSettings())
 	if err != nil {
@@ -139,7 +186,9 @@ func TestStoreResume(t *testing.T) {
 		}
 	}
 	checkStore(t, st, parts[0], parts[1], parts[3])
-	for _, p := range []string{tmp, filepath.Join(dir, ".margins.csv.tmp-9"), filepath.Join(dir, PGDPartsDir, "epoch-002.onnx.csv")} {
+	for _, p := range []string{tmp, filepath.Join(dir, ".margins.csv.tmp-9"), filepath.Join(dir, ".confidence.csv.tmp-9"),
+		filepath.Join(dir, PGDPartsDir, "epoch-002.onnx.csv"), filepath.Join(dir, ConfidencePartsDir, "epoch-002.onnx.csv"),
+		filepath.Join(dir, ConfidencePartsDir, ".epoch-002.onnx.csv.tmp-5")} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind: %v", p, err)
 		}
@@ -188,6 +237,86 @@ func TestStoreRecommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkStore(t, st, a2, b)
+}
+
+// A store written before confidence parts opens, has no confidences and
+// no confidence.csv, and keeps the confidences of checkpoints committed
+// later.
+func TestStoreWithoutConfidence(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []*Part{makePart(0, 10), makePart(1, 10)}
+	for _, p := range old {
+		if err := st.Commit(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Make it an old store.
+	if err := os.RemoveAll(filepath.Join(dir, ConfidencePartsDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, ConfidenceFile)); err != nil {
+		t.Fatal(err)
+	}
+	noConfidence := func(st *Store) {
+		t.Helper()
+		if _, err := os.Stat(filepath.Join(dir, ConfidenceFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a store without confidences has %s: %v", ConfidenceFile, err)
+		}
+		if conf, err := st.Confidence(); err != nil || len(conf) != 0 {
+			t.Errorf("Confidence() = %d rows, %v; want none", len(conf), err)
+		}
+	}
+
+	st, err = OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Done(old[0].Checkpoint) || !st.Done(old[1].Checkpoint) {
+		t.Fatalf("finished %v after reopening", st.Finished())
+	}
+	noConfidence(st)
+	if recs, err := st.Records(); err != nil || len(recs) != 2*20 {
+		t.Errorf("%d records, %v; want 40", len(recs), err)
+	}
+
+	// A part committed without confidences adds none.
+	bare := makePart(2, 10)
+	bare.Confidence = nil
+	if err := st.Commit(bare); err != nil {
+		t.Fatal(err)
+	}
+	noConfidence(st)
+
+	// A new part with confidences: confidence.csv holds its rows alone,
+	// and the report finds the old images missing.
+	p := makePart(3, 10)
+	if err := st.Commit(p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, ConfidenceFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := confidenceCSV(t, p); !bytes.Equal(got, want) {
+		t.Errorf("confidence.csv:\n%s\nwant\n%s", got, want)
+	}
+
+	// A confidence.csv of a store without confidence parts is left alone.
+	dir = t.TempDir()
+	st, _ = OpenStore(dir, testSettings())
+	st.Commit(bare)
+	mine := []byte("checkpoint,epoch,split,index,max_softmax\nepoch-002.onnx,2,test,0,0.5\n")
+	os.WriteFile(filepath.Join(dir, ConfidenceFile), mine, 0o644)
+	if _, err := OpenStore(dir, testSettings()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, ConfidenceFile)); !bytes.Equal(got, mine) {
+		t.Errorf("reopening changed confidence.csv to %q", got)
+	}
 }
 
 func TestStoreSettingsMismatch(t *testing.T) {
@@ -274,6 +403,23 @@ func TestStoreOpenErrors(t *testing.T) {
 		t.Errorf("err = %v, want a shared epoch error", err)
 	}
 
+	// Confidence parts: corrupt, of another checkpoint, of another epoch.
+	dir = t.TempDir()
+	st, _ = OpenStore(dir, testSettings())
+	st.Commit(makePart(0, 3))
+	conf := filepath.Join(dir, ConfidencePartsDir, "epoch-000.onnx.csv")
+	data, _ = os.ReadFile(conf)
+	for _, tc := range []struct{ old, new, msg string }{
+		{",test,", ",tset,", conf + ":2: column 3 (split)"},
+		{"epoch-000.onnx,", "other.onnx,", conf + ": a confidence of checkpoint other.onnx"},
+		{"epoch-000.onnx,0,", "epoch-000.onnx,5,", conf + ": epoch 5, but 0 in " + filepath.Join(dir, PartsDir, "epoch-000.onnx.csv")},
+	} {
+		os.WriteFile(conf, bytes.ReplaceAll(data, []byte(tc.old), []byte(tc.new)), 0o644)
+		if _, err := OpenStore(dir, testSettings()); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("err = %v, want %q", err, tc.msg)
+		}
+	}
+
 	// settings.json that is not JSON.
 	dir = t.TempDir()
 	os.WriteFile(filepath.Join(dir, SettingsFile), []byte("{"), 0o644)
@@ -303,17 +449,22 @@ func TestStoreCommitErrors(t *testing.T) {
 			for i := range p.Records {
 				p.Records[i].Checkpoint = p.Checkpoint
 			}
-			p.PGD = nil
+			p.PGD, p.Confidence = nil, nil
 		}, "not a plain file name"},
 		{"epoch taken", func(p *Part) {
 			p.Epoch = 1
 			for i := range p.Records {
 				p.Records[i].Epoch = 1
 			}
-			p.PGD = nil
+			p.PGD, p.Confidence = nil, nil
 		}, "epoch 1 belongs to the finished checkpoint epoch-001.onnx"},
 		{"duplicate", func(p *Part) { p.Records = append(p.Records, p.Records[0]) }, "two records for epoch-002.onnx"},
 		{"invalid", func(p *Part) { p.Records[2].Iterations = -1 }, "negative iterations"},
+		{"foreign confidence", func(p *Part) { p.Confidence[3].Epoch = 1 }, "confidence 3 is of epoch-002.onnx (epoch 1)"},
+		{"confidence twice", func(p *Part) { p.Confidence[1].Index = 0 }, "two confidences for epoch-002.onnx test image 0"},
+		{"confidence invalid", func(p *Part) { p.Confidence[0].MaxSoftmax = 1.5 }, "max_softmax 1.5 is not a probability"},
+		{"confidence missing", func(p *Part) { p.Confidence = p.Confidence[1:] }, "no confidence for test image 0"},
+		{"confidence extra", func(p *Part) { p.Confidence[2].Split = Train }, "a confidence for train image 2, which has no record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := makePart(2, 4)
@@ -327,7 +478,7 @@ func TestStoreCommitErrors(t *testing.T) {
 			}
 			ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
 			for _, e := range ents {
-				if e.Name() != "epoch-001.onnx.csv" && e.Name() != "pgd" {
+				if e.Name() != "epoch-001.onnx.csv" && e.Name() != "pgd" && e.Name() != "confidence" {
 					t.Errorf("a refused commit left %s", e.Name())
 				}
 			}
@@ -458,6 +609,7 @@ func TestStoreKillResume(t *testing.T) {
 			return nil
 		})
 		pgdParts, _ := os.ReadDir(filepath.Join(dir, PGDPartsDir))
+		confParts, _ := os.ReadDir(filepath.Join(dir, ConfidencePartsDir))
 		margins := 0
 		ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
 		for _, e := range ents {
@@ -479,8 +631,8 @@ func TestStoreKillResume(t *testing.T) {
 		if len(done) < waitFor {
 			t.Fatalf("round %d: %d checkpoints finished after the kill, saw %d before", round, len(done), waitFor)
 		}
-		t.Logf("round %d: killed with %d of %d checkpoints finished, %d temporary files, %d PGD parts for %d margins parts",
-			round, len(done), killParts, leftovers, len(pgdParts), margins)
+		t.Logf("round %d: killed with %d of %d checkpoints finished, %d temporary files, %d PGD and %d confidence parts for %d margins parts",
+			round, len(done), killParts, leftovers, len(pgdParts), len(confParts), margins)
 		checkStore(t, st, done...) // finished parts intact, margins.csv exact
 		all := make([]*Part, killParts)
 		for i := range killParts {

@@ -3,8 +3,6 @@ package report_test
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor"
@@ -22,7 +20,7 @@ type synth struct {
 	linfScale  float64 // L∞ margin / L2 margin
 	accDrop    float64 // accuracy lost against the standard model
 	failRate   float64 // fraction of failed attacks
-	confidence bool    // write confidence.csv
+	confidence bool    // measure confidences (confidence.csv)
 	pgd        bool    // PGD L∞ results at ε = 0.1
 	refine     bool    // refined margins: 0.97 times the DeepFool margins
 }
@@ -75,7 +73,6 @@ func (s synth) write(t testing.TB, dir string) {
 			labels[sp] = append(labels[sp], int(rng.next()%uint64(s.classes)))
 		}
 	}
-	var conf []auditor.Confidence
 	for e := range s.epochs {
 		name := fmt.Sprintf("epoch-%03d.onnx", e)
 		part := &auditor.Part{Checkpoint: name, Epoch: e}
@@ -102,7 +99,7 @@ func (s synth) write(t testing.TB, dir string) {
 				if s.confidence {
 					// Confident where the margin is large; noisy.
 					c := 1 / (1 + math.Exp(-(3*m/s.meanMargin(max(e, 1)) + 0.8*rng.norm())))
-					conf = append(conf, auditor.Confidence{Checkpoint: name, Epoch: e, Split: sp, Index: i, MaxSoftmax: math.Max(0.1, c)})
+					part.Confidence = append(part.Confidence, auditor.Confidence{Checkpoint: name, Epoch: e, Split: sp, Index: i, MaxSoftmax: math.Max(0.1, c)})
 				}
 				for _, norm := range settings.Norms {
 					mm := m
@@ -132,18 +129,6 @@ func (s synth) write(t testing.TB, dir string) {
 	}
 	if _, err := store.WriteReport(); err != nil {
 		t.Fatal(err)
-	}
-	if s.confidence {
-		f, err := os.Create(filepath.Join(dir, auditor.ConfidenceFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := auditor.WriteConfidence(f, conf); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
