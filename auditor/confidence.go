@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -223,4 +224,30 @@ func confidenceCoversRecords(p *Part) error {
 		}
 	}
 	return nil
+}
+
+// maxSoftmax returns the largest softmax probability of one image's class
+// scores: 1/Σ_j exp(z_j − max z), computed in float64 after subtracting
+// the largest score, so that no exponential overflows and the result lies
+// in [1/K, 1]. When probs is set the scores are already probabilities and
+// their largest value is returned, clamped to [0, 1] against rounding in
+// the model. It returns NaN when a score is NaN.
+func maxSoftmax(scores []float32, probs bool) float64 {
+	top := math.Inf(-1)
+	for _, z := range scores {
+		if z := float64(z); z > top || math.IsNaN(z) {
+			top = z
+		}
+	}
+	if math.IsNaN(top) {
+		return top
+	}
+	if probs {
+		return min(max(top, 0), 1)
+	}
+	sum := 0.0
+	for _, z := range scores {
+		sum += math.Exp(float64(z) - top)
+	}
+	return 1 / sum
 }

@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/npy"
+	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/onnxgrad"
 )
 
 func TestConfidenceRoundTrip(t *testing.T) {
@@ -132,4 +138,112 @@ func FuzzReadConfidence(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMaxSoftmax(t *testing.T) {
+	third := float32(1) / 3
+	for _, tc := range []struct {
+		name   string
+		scores []float32
+		probs  bool
+		want   float64
+		tol    float64
+	}{
+		{"tie", []float32{0, 0}, false, 0.5, 0},
+		{"three ties", []float32{-7, -7, -7}, false, 1.0 / 3, 1e-16},
+		// exp(log 3)/(exp(log 3)+1) = 3/4; log 3 rounded to float32.
+		{"log 3", []float32{float32(math.Log(3)), 0}, false, 0.75, 1e-7},
+		// Naive exp(1000) overflows; shifted by the maximum it does not.
+		{"large", []float32{1000, 0}, false, 1, 0},
+		{"large ties", []float32{1000, 1000, -1000}, false, 0.5, 0},
+		{"very negative", []float32{-1000, -1001}, false, 1 / (1 + math.Exp(-1)), 1e-16},
+		{"probabilities", []float32{0.2, 0.7, 0.1}, true, float64(float32(0.7)), 0},
+		{"uniform probabilities", []float32{third, third, third}, true, float64(third), 0},
+		// Probabilities summing to 1 within float32 rounding may exceed 1.
+		{"rounding", []float32{1.0000001, 0}, true, 1, 0},
+		{"nan", []float32{0, float32(math.NaN())}, false, math.NaN(), 0},
+	} {
+		got := maxSoftmax(tc.scores, tc.probs)
+		if math.IsNaN(tc.want) {
+			if !math.IsNaN(got) {
+				t.Errorf("%s: %v, want NaN", tc.name, got)
+			}
+			continue
+		}
+		if math.Abs(got-tc.want) > tc.tol {
+			t.Errorf("%s: %v, want %v ± %g", tc.name, got, tc.want, tc.tol)
+		}
+	}
+}
+
+// TestMaxSoftmaxesFixtures compares the confidences of the classifiers of
+// three fixture models with those of the PyTorch outputs saved beside them:
+// logits (mlp), probabilities (misc_softmax: the largest output itself)
+// and log-probabilities (misc_logsoftmax, taken as logits). onnxruntime
+// and PyTorch agree to 2.4e-7 of the largest output (fixtures.json,
+// onnx_vs_torch_f32), and the largest softmax probability moves by at most
+// ½·max|Δz| when the logits move by Δz, hence the tolerance of 1e-6.
+func TestMaxSoftmaxesFixtures(t *testing.T) {
+	orttest.Require(t)
+	for _, tc := range []struct {
+		name  string
+		probs bool
+		want  func(row []float32) float64
+	}{
+		{"mlp", false, softmaxMax},
+		{"misc_softmax", true, func(row []float32) float64 { return float64(slices.Max(row)) }},
+		{"misc_logsoftmax", false, func(row []float32) float64 { return math.Exp(float64(slices.Max(row))) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := onnxgrad.Load("../testdata/models/" + tc.name + ".onnx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			clf, err := attack.NewClassifier(m, attack.Options{Name: tc.name, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer clf.Close()
+			if clf.Probabilities() != tc.probs {
+				t.Fatalf("Probabilities() = %t, want %t", clf.Probabilities(), tc.probs)
+			}
+			x := mustNpy(t, "../testdata/models/"+tc.name+".x.npy")
+			ref := mustNpy(t, "../testdata/models/"+tc.name+".logits.npy")
+			n := int(x.Shape[0])
+			im := &Images{X: x.Data, Labels: make([]int, n), Index: make([]int, n)}
+			got, err := maxSoftmaxes(clf, im)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := len(ref.Data) / n
+			for i := range n {
+				want := tc.want(ref.Data[i*k : (i+1)*k])
+				if math.Abs(got[i]-want) > 1e-6 {
+					t.Errorf("image %d: max-softmax %v, PyTorch's %v", i, got[i], want)
+				}
+			}
+		})
+	}
+}
+
+// softmaxMax is the largest softmax probability of a row of logits, by
+// the textbook formula max_k exp(z_k)/Σ_j exp(z_j) in float64 (fine for
+// the fixtures' small logits).
+func softmaxMax(row []float32) float64 {
+	var sum, top float64
+	for _, z := range row {
+		e := math.Exp(float64(z))
+		sum += e
+		top = max(top, e)
+	}
+	return top / sum
+}
+
+func mustNpy(t *testing.T, path string) *npy.Array {
+	t.Helper()
+	a, err := npy.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -71,7 +71,10 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 
 // Run audits every checkpoint of cfg not already in the store, committing
 // each one's results when it finishes, then writes summary.json and
-// transitions.csv. A checkpoint that fails is reported to p and skipped; Run
+// transitions.csv. A checkpoint's results are the DeepFool margins and the
+// PGD robust accuracies of every split, and each image's clean max-softmax
+// probability from the same classifier (confidence.csv; for a model that
+// outputs probabilities, its largest output). A checkpoint that fails is reported to p and skipped; Run
 // goes on with the others and returns the failures joined (each a
 // *CheckpointError) after writing the report of what succeeded.
 func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
@@ -136,7 +139,8 @@ func (cfg *Config) work() int {
 	return n
 }
 
-// auditCheckpoint measures one checkpoint's margins and robust accuracies.
+// auditCheckpoint measures one checkpoint's margins, robust accuracies and
+// clean max-softmax confidences.
 func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) (*Part, error) {
 	m, err := onnxgrad.Load(c.Path)
 	if err != nil {
@@ -157,6 +161,13 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 	progress := attack.ProgressFunc(p.Done)
 	for _, split := range s.Splits {
 		im := cfg.Data[split]
+		conf, err := maxSoftmaxes(clf, im)
+		if err != nil {
+			return nil, fmt.Errorf("clean scores on %s: %w", split, err)
+		}
+		for i, m := range conf {
+			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
+		}
 		for _, norm := range s.Norms {
 			df := attack.DefaultDeepFoolOptions(attackNorm(norm))
 			df.Overshoot, df.MaxIter, df.Candidates, df.Retries, df.Refine = s.Overshoot, s.MaxIter, s.Candidates, s.Retries, s.Refine
@@ -195,6 +206,22 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		}
 	}
 	return part, nil
+}
+
+// maxSoftmaxes returns the max-softmax of each clean image of im under clf
+// (see maxSoftmax): the confidence that the report's detection AUROC
+// compares the margin with.
+func maxSoftmaxes(clf *attack.Classifier, im *Images) ([]float64, error) {
+	scores, err := clf.Logits(im.X, im.Len())
+	if err != nil {
+		return nil, err
+	}
+	k, probs := clf.NumClasses(), clf.Probabilities()
+	out := make([]float64, im.Len())
+	for i := range out {
+		out[i] = maxSoftmax(scores[i*k:(i+1)*k], probs)
+	}
+	return out, nil
 }
 
 func attackNorm(n Norm) attack.Norm {

@@ -3,6 +3,7 @@ package auditor
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,6 +91,7 @@ func TestRunAuditsResumesAndSkips(t *testing.T) {
 	if len(sum.PGD) != 2 {
 		t.Errorf("summary has %d PGD results, want 2", len(sum.PGD))
 	}
+	checkConfidenceFile(t, cfg, "epoch-000.onnx", "epoch-001.onnx")
 
 	// A rerun skips both; a third checkpoint is audited alone.
 	if err := os.WriteFile(filepath.Join(cfg.Checkpoints[0], "epoch-002.onnx"), mustRead(t, "../testdata/models/mlp.onnx"), 0o644); err != nil {
@@ -106,6 +108,7 @@ func TestRunAuditsResumesAndSkips(t *testing.T) {
 	if len(recs) != 3*4*2 {
 		t.Errorf("margins.csv has %d rows after the rerun, want 24", len(recs))
 	}
+	checkConfidenceFile(t, cfg, "epoch-000.onnx", "epoch-001.onnx", "epoch-002.onnx")
 
 	// Other settings are refused.
 	cfg.Settings.MaxIter = 10
@@ -127,6 +130,40 @@ func TestRunGoesOnPastABadCheckpoint(t *testing.T) {
 	}
 	if len(p.audited) != 2 {
 		t.Errorf("audited %v, want the two good checkpoints", p.audited)
+	}
+}
+
+// checkConfidenceFile checks that confidence.csv holds one row per
+// checkpoint and image of the fixture, in epoch order, each the largest
+// softmax probability of the PyTorch logits saved with the fixture: the
+// checkpoints are all the same MLP. The tolerance is that of
+// TestMaxSoftmaxesFixtures.
+func checkConfidenceFile(t *testing.T, cfg Config, checkpoints ...string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(cfg.Out, ConfidenceFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := ReadConfidence(f, ConfidenceFile) // rejects duplicates
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := cfg.Data[Test]
+	if len(rows) != len(checkpoints)*im.Len() {
+		t.Fatalf("confidence.csv has %d rows, want %d", len(rows), len(checkpoints)*im.Len())
+	}
+	logits := mustNpy(t, "../testdata/models/mlp.logits.npy")
+	k := len(logits.Data) / im.Len()
+	for i, c := range rows {
+		ck, img := i/im.Len(), i%im.Len()
+		want := softmaxMax(logits.Data[img*k : (img+1)*k])
+		if c.Checkpoint != checkpoints[ck] || c.Epoch != ck || c.Split != Test || c.Index != im.Index[img] {
+			t.Errorf("row %d is %+v, want %s epoch %d test image %d", i, c, checkpoints[ck], ck, im.Index[img])
+		}
+		if !(c.MaxSoftmax > 0 && c.MaxSoftmax <= 1) || math.Abs(c.MaxSoftmax-want) > 1e-6 {
+			t.Errorf("row %d: max_softmax %v, want %v from the PyTorch logits", i, c.MaxSoftmax, want)
+		}
 	}
 }
 

@@ -7,10 +7,10 @@
 // # Inputs
 //
 // Each [Audit] is a folder with settings.json and margins.csv, and
-// optionally summary.json (its PGD robust accuracies are shown) and
-// confidence.csv (see below). Margin statistics are recomputed from
-// margins.csv with auditor.Summarize, so they describe exactly the records
-// drawn. Audits carry a label ("standard", "adversarial", …); the audit
+// normally summary.json (its PGD robust accuracies are shown) and
+// confidence.csv (see below), which audits made before it was recorded
+// lack. Margin statistics are recomputed from margins.csv with
+// auditor.Summarize, so they describe exactly the records drawn. Audits carry a label ("standard", "adversarial", …); the audit
 // labelled Options.Standard is the denominator of observation (2).
 //
 // # Observations
@@ -44,8 +44,9 @@
 //
 // # confidence.csv
 //
-// The optional per-image confidence of an audit, beside margins.csv, one row
-// per (checkpoint, split, index), whatever the number of norms:
+// The per-image confidence of an audit, beside margins.csv, one row per
+// (checkpoint, split, index), whatever the number of norms, written by
+// auditor.Run from the clean scores of the same classifier:
 //
 //	checkpoint,epoch,split,index,max_softmax
 //	epoch-001.onnx,1,test,0,0.9731

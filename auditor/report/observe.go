@@ -140,7 +140,8 @@ type IncorrectRatio struct {
 // margin flags a wrong prediction) against the max-softmax baseline, the
 // AUROC of −max_softmax on the same images. Both use the rank formula (see
 // AUROC); 0.5 is chance. The baseline is NaN (null) when the audit has no
-// confidence.csv or it lacks some of the images.
+// confidence.csv (audits made before the auditor recorded it) or it lacks
+// some of the images.
 type Detection struct {
 	Audit           string        `json:"audit"`
 	Epoch           int           `json:"epoch"`
