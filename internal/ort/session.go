@@ -20,7 +20,25 @@ type SessionOptions struct {
 	// Threads is the number of threads one run may use (onnxruntime's
 	// intra-op threads); 0 lets onnxruntime choose (one per core).
 	Threads int
+	// ProfilePrefix, when not empty, turns on onnxruntime's profiler: the
+	// session records the time of every node of every run and writes them,
+	// as a Chrome trace (JSON), to a file named ProfilePrefix followed by
+	// "_" and a timestamp and ".json" when it is closed. For measuring, not
+	// for production: the trace grows with every run.
+	ProfilePrefix string
+	// NoSpinning stops idle intra-op threads from spinning while they wait
+	// for work (onnxruntime's session config entry
+	// "session.intra_op.allow_spinning" = "0"); they sleep instead. Spinning
+	// cuts the latency of handing work to the threads, but on a machine
+	// whose cores are busy with other processes a spinning thread takes
+	// time from them, and from the thread it is waiting for.
+	NoSpinning bool
 }
+
+// spinningKey is onnxruntime's session config key
+// (kOrtSessionOptionsConfigAllowIntraOpSpinning in
+// onnxruntime_session_options_config_keys.h).
+const spinningKey = "session.intra_op.allow_spinning"
 
 // TensorInfo describes an input or output of a model.
 type TensorInfo struct {
@@ -128,21 +146,46 @@ func newSession(model []byte, opts SessionOptions) (*Session, error) {
 	if len(inputs) == 0 || len(outputs) == 0 {
 		return nil, fmt.Errorf("model has %d inputs and %d outputs: need at least one of each", len(inputs), len(outputs))
 	}
-	options, err := ortgo.NewSessionOptions()
+	options, err := opts.ortOptions()
 	if err != nil {
-		return nil, fmt.Errorf("creating session options: %w", err)
+		return nil, err
 	}
 	defer options.Destroy()
-	if opts.Threads > 0 {
-		if err := options.SetIntraOpNumThreads(opts.Threads); err != nil {
-			return nil, fmt.Errorf("setting %d threads: %w", opts.Threads, err)
-		}
-	}
 	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, names(inputs), names(outputs), options)
 	if err != nil {
 		return nil, err
 	}
 	return &Session{s: s, inputs: inputs, outputs: outputs}, nil
+}
+
+// ortOptions returns onnxruntime's session options for o; the caller
+// destroys them.
+func (o SessionOptions) ortOptions() (_ *ortgo.SessionOptions, err error) {
+	options, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("creating session options: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			options.Destroy()
+		}
+	}()
+	if o.Threads > 0 {
+		if err := options.SetIntraOpNumThreads(o.Threads); err != nil {
+			return nil, fmt.Errorf("setting %d threads: %w", o.Threads, err)
+		}
+	}
+	if o.ProfilePrefix != "" {
+		if err := options.EnableProfiling(o.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("enabling profiling: %w", err)
+		}
+	}
+	if o.NoSpinning {
+		if err := options.AddSessionConfigEntry(spinningKey, "0"); err != nil {
+			return nil, fmt.Errorf("disabling thread spinning: %w", err)
+		}
+	}
+	return options, nil
 }
 
 func names(infos []TensorInfo) []string {

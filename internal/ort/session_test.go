@@ -1,6 +1,7 @@
 package ort_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -381,5 +382,85 @@ func BenchmarkRun(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestNoSpinning checks that NoSpinning sets onnxruntime's spinning entry,
+// that the default leaves it unset (onnxruntime then spins), and that a
+// session without spinning runs.
+func TestNoSpinning(t *testing.T) {
+	orttest.Require(t)
+	const key = "session.intra_op.allow_spinning"
+	for _, tc := range []struct {
+		opts ort.SessionOptions
+		want string
+		set  bool
+	}{
+		{ort.SessionOptions{Threads: 2}, "", false},
+		{ort.SessionOptions{Threads: 2, NoSpinning: true}, "0", true},
+	} {
+		got, set, err := ort.SessionConfigEntry(tc.opts, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want || set != tc.set {
+			t.Errorf("%+v: %s = %q (set %v); want %q (set %v)", tc.opts, key, got, set, tc.want, tc.set)
+		}
+	}
+	s := newSession(t, affineModel(t, onnxFloat, false, false), ort.SessionOptions{Threads: 2, NoSpinning: true})
+	x := ramp(3000, -2.5)
+	out := []ort.Value{{}}
+	if err := s.Run([]ort.Value{ort.NewValue(x, 1000, 3)}, out); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out[0].Float32s(), affine(x)) {
+		t.Error("wrong output without spinning")
+	}
+}
+
+// TestProfilePrefix checks that a session with ProfilePrefix writes a
+// Chrome trace with one event per node run when it is closed.
+func TestProfilePrefix(t *testing.T) {
+	orttest.Require(t)
+	prefix := filepath.Join(t.TempDir(), "affine")
+	s, err := ort.NewSession(affineModel(t, onnxFloat, false, false), ort.SessionOptions{Threads: 1, ProfilePrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const runs = 3
+	for range runs {
+		if err := s.Run([]ort.Value{ort.NewValue(ramp(6, 0), 2, 3)}, []ort.Value{{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(prefix + "_*.json")
+	if err != nil || len(files) != 1 {
+		t.Fatalf("profile files %v (%v); want one %s_*.json", files, err, prefix)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []struct {
+		Cat  string `json:"cat"`
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(data, &events); err != nil {
+		t.Fatalf("%s: %v", files[0], err)
+	}
+	var modelRuns, nodeRuns int
+	for _, e := range events {
+		switch {
+		case e.Cat == "Session" && e.Name == "model_run":
+			modelRuns++
+		case e.Cat == "Node" && strings.HasSuffix(e.Name, "_kernel_time"):
+			nodeRuns++
+		}
+	}
+	if modelRuns != runs || nodeRuns < runs {
+		t.Errorf("profile has %d model_run and %d node events; want %d and at least %d", modelRuns, nodeRuns, runs, runs)
 	}
 }
