@@ -17,7 +17,7 @@ TESTFLAGS ?=
 FUZZTIME ?= 30s
 # Fuzz targets of `make fuzz`, as space-separated PACKAGE:FuzzName entries,
 # e.g. ./onnxgrad:FuzzDecode.
-FUZZ_TARGETS ?= ./onnxgrad:FuzzDecode ./internal/npy:FuzzRead ./trainer/dataset:FuzzReadIDXImages ./trainer/dataset:FuzzReadIDXLabels ./trainer/dataset:FuzzReadCIFAR ./trainer/optim:FuzzUnmarshalState ./auditor:FuzzReadRecords
+FUZZ_TARGETS ?= ./onnxgrad:FuzzDecode ./internal/npy:FuzzRead ./trainer/dataset:FuzzReadIDXImages ./trainer/dataset:FuzzReadIDXLabels ./trainer/dataset:FuzzReadCIFAR ./trainer/optim:FuzzUnmarshalState ./auditor:FuzzReadRecords ./auditor:FuzzReadConfidence
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # The onnxruntime library that `make ort` installs and the tests load, unless

@@ -25,7 +25,8 @@ func auditCommand() *cli.Command {
 		Description: wrapText("For every checkpoint (directories are scanned for *.onnx, ordered by the epoch in " +
 			"the model's metadata or file name) and every image, DeepFool finds the nearest point of another " +
 			"class; its distance is the image's margin (an upper bound of the distance to the decision " +
-			"boundary). Results go to DIR/margins.csv, DIR/summary.json and DIR/transitions.csv. Each " +
+			"boundary). Results go to DIR/margins.csv, DIR/summary.json, DIR/transitions.csv and " +
+			"DIR/confidence.csv (each image's clean max-softmax). Each " +
 			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
 			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
 			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +

@@ -46,7 +46,7 @@ func TestTrainAuditPipeline(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("audit exited %d: %s", code, stderr)
 	}
-	for _, f := range []string{auditor.MarginsFile, auditor.SummaryFile, auditor.TransitionsFile, auditor.SettingsFile} {
+	for _, f := range []string{auditor.MarginsFile, auditor.SummaryFile, auditor.TransitionsFile, auditor.SettingsFile, auditor.ConfidenceFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("audit wrote no %s: %v", f, err)
 		}
@@ -131,7 +131,7 @@ func TestAuditKilledAndResumed(t *testing.T) {
 	if _, stderr, code := runCLI(t, audit(killed)...); code != 0 {
 		t.Fatalf("resumed audit exited %d: %s", code, stderr)
 	}
-	for _, f := range []string{auditor.MarginsFile, auditor.TransitionsFile} {
+	for _, f := range []string{auditor.MarginsFile, auditor.TransitionsFile, auditor.ConfidenceFile} {
 		a, _ := os.ReadFile(filepath.Join(whole, f))
 		b, _ := os.ReadFile(filepath.Join(killed, f))
 		if len(a) == 0 || string(a) != string(b) {
