@@ -1,6 +1,9 @@
 package onnxgrad
 
 import (
+	"flag"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -14,6 +17,10 @@ import (
 // issue asks for 64 images).
 const benchBatch = 64
 
+// noSpinning runs the benchmarks' sessions with ort.SessionOptions.NoSpinning,
+// to compare against the default (spinning) with benchstat.
+var noSpinning = flag.Bool("nospinning", false, "benchmarks: run onnxruntime sessions without intra-op thread spinning")
+
 // benchSession opens an onnxruntime session on m with 2 intra-op threads,
 // the CI machine's core count.
 func benchSession(b *testing.B, m *onnxpb.ModelProto) *ort.Session {
@@ -23,12 +30,31 @@ func benchSession(b *testing.B, m *onnxpb.ModelProto) *ort.Session {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := ort.NewSession(data, ort.SessionOptions{Threads: 2})
+	s, err := ort.NewSession(data, ort.SessionOptions{Threads: 2, NoSpinning: *noSpinning})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
 	return s
+}
+
+// loop runs f b.N times with b.Loop and reports, besides the wall time, the
+// process's CPU time per op as "cpu-ns/op". On a machine shared with other
+// jobs the CPU time varies less than the wall time (it still grows when
+// they compete for caches and memory bandwidth), so it separates graph
+// variants with fewer runs; run with -nospinning for it, since spinning
+// threads burn CPU time while they wait.
+func loop(b *testing.B, f func() error) {
+	b.ReportAllocs()
+	start, ok := cpuTime()
+	for b.Loop() {
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if end, ok2 := cpuTime(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // forwardFLOPs counts the multiply-adds (×2) of the Conv, Gemm and MatMul
@@ -86,12 +112,7 @@ func BenchmarkJacobianCNN(b *testing.B) {
 	b.Run("forward", func(b *testing.B) {
 		s := benchSession(b, m)
 		out := make([]ort.Value, len(s.Outputs()))
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := s.Run([]ort.Value{in}, out); err != nil {
-				b.Fatal(err)
-			}
-		}
+		loop(b, func() error { return s.Run([]ort.Value{in}, out) })
 		report(b, 1)
 	})
 	b.Run("shared-forward", func(b *testing.B) {
@@ -101,12 +122,7 @@ func BenchmarkJacobianCNN(b *testing.B) {
 		}
 		s := benchSession(b, res.Model)
 		out := make([]ort.Value, len(s.Outputs()))
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := s.Run([]ort.Value{in}, out); err != nil {
-				b.Fatal(err)
-			}
-		}
+		loop(b, func() error { return s.Run([]ort.Value{in}, out) })
 		report(b, 1+k)
 	})
 	b.Run("vjp-per-class", func(b *testing.B) {
@@ -124,14 +140,14 @@ func BenchmarkJacobianCNN(b *testing.B) {
 			seeds[c] = ort.NewValue(v, benchBatch, k)
 		}
 		out := make([]ort.Value, len(s.Outputs()))
-		b.ReportAllocs()
-		for b.Loop() {
+		loop(b, func() error {
 			for c := range k {
 				if err := s.Run([]ort.Value{in, seeds[c]}, out); err != nil {
-					b.Fatal(err)
+					return err
 				}
 			}
-		}
+			return nil
+		})
 		report(b, 1+k)
 	})
 }
@@ -160,11 +176,175 @@ func BenchmarkGemm(b *testing.B) {
 	}
 	in := []ort.Value{ort.NewValue(a, m, kk)}
 	out := []ort.Value{ort.NewValue(make([]float32, m*n), m, n)}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Run(in, out); err != nil {
-			b.Fatal(err)
-		}
-	}
+	loop(b, func() error { return s.Run(in, out) })
 	b.ReportMetric(2*m*kk*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkConvParamsGrad measures the Params-mode gradient of one Conv
+// layer (3×3, pads 1, stride 1, bias) at the sizes of the study's
+// Fashion-MNIST CNN at training batch 128: conv1 (1→32 channels, 28×28) and
+// conv2 (32→64 channels, 14×14). Weights and bias are graph inputs, as in the
+// training graph (trainer/model.LossGraph); the input is not differentiated,
+// so the run is the forward Conv plus the weight and bias gradients.
+// "forward" times the Conv alone for scale.
+func BenchmarkConvParamsGrad(b *testing.B) {
+	const n = 128
+	for _, size := range []struct {
+		name    string
+		c, m, h int64
+	}{
+		{"1to32_28x28", 1, 32, 28},
+		{"32to64_14x14", 32, 64, 14},
+	} {
+		rng := rand.New(rand.NewPCG(5, 6))
+		vals := func(k int64) []float32 {
+			v := make([]float32, k)
+			for i := range v {
+				v[i] = rng.Float32() - 0.5
+			}
+			return v
+		}
+		xs, ws, ys := []int64{n, size.c, size.h, size.h}, []int64{size.m, size.c, 3, 3}, []int64{n, size.m, size.h, size.h}
+		g := &onnxpb.GraphProto{
+			Name: proto.String("conv"),
+			Input: []*onnxpb.ValueInfoProto{
+				tensorValueInfo("x", onnxpb.TensorProto_FLOAT, shapeOf(xs)),
+				tensorValueInfo("w", onnxpb.TensorProto_FLOAT, shapeOf(ws)),
+				tensorValueInfo("b", onnxpb.TensorProto_FLOAT, shapeOf([]int64{size.m})),
+			},
+			Output: []*onnxpb.ValueInfoProto{tensorValueInfo("y", onnxpb.TensorProto_FLOAT, shapeOf(ys))},
+			Node: []*onnxpb.NodeProto{{OpType: proto.String("Conv"), Input: []string{"x", "w", "b"}, Output: []string{"y"},
+				Attribute: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("pads", []int64{1, 1, 1, 1})}}},
+		}
+		m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}}}
+		feeds := map[string]ort.Value{
+			"x": ort.NewValue(vals(n*size.c*size.h*size.h), xs...),
+			"w": ort.NewValue(vals(size.m*size.c*9), ws...),
+			"b": ort.NewValue(vals(size.m), size.m),
+		}
+		run := func(b *testing.B, m *onnxpb.ModelProto) {
+			s := benchSession(b, m)
+			var in []ort.Value
+			for _, info := range s.Inputs() {
+				in = append(in, feeds[info.Name])
+			}
+			out := make([]ort.Value, len(s.Outputs()))
+			loop(b, func() error { return s.Run(in, out) })
+		}
+		b.Run(size.name+"/forward", func(b *testing.B) { run(b, m) })
+		b.Run(size.name+"/grad", func(b *testing.B) {
+			res, err := Build(m, Options{Mode: Params, WRT: []string{"w", "b"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			feeds[res.Seed] = ort.NewValue(vals(n*size.m*size.h*size.h), ys...)
+			run(b, res.Model)
+		})
+	}
+}
+
+// studyCNN returns the study's Fashion-MNIST CNN (trainer/model's default
+// CNN: Conv(1→32, 3×3, pads 1)-Relu-MaxPool(2), Conv(32→64)-Relu-MaxPool(2),
+// Flatten, Gemm(3136→128)-Relu, Gemm(128→10)) with seeded random weights:
+// as initializers, the form the auditor differentiates, or, with
+// weightInputs, as graph inputs after "input", the form the trainer
+// differentiates; then it also returns the weights, in input order.
+func studyCNN(weightInputs bool) (*onnxpb.ModelProto, []ort.Value) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := &onnxpb.GraphProto{
+		Name:   proto.String("study-cnn"),
+		Input:  []*onnxpb.ValueInfoProto{tensorValueInfo("input", onnxpb.TensorProto_FLOAT, Shape{{Param: "N"}, known(1), known(28), known(28)})},
+		Output: []*onnxpb.ValueInfoProto{tensorValueInfo("logits", onnxpb.TensorProto_FLOAT, Shape{{Param: "N"}, known(10)})},
+	}
+	var weights []ort.Value
+	param := func(name string, fanIn int64, dims ...int64) string {
+		n := mustElements(dims)
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * math.Sqrt(2/float64(fanIn)))
+		}
+		if weightInputs {
+			g.Input = append(g.Input, tensorValueInfo(name, onnxpb.TensorProto_FLOAT, shapeOf(dims)))
+			weights = append(weights, ort.NewValue(v, dims...))
+		} else {
+			g.Initializer = append(g.Initializer, NewTensorFloat32(name, dims, v))
+		}
+		return name
+	}
+	node := func(op string, in []string, out string, attrs ...*onnxpb.AttributeProto) string {
+		g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String(out), OpType: proto.String(op), Input: in, Output: []string{out}, Attribute: attrs})
+		return out
+	}
+	x := "input"
+	for i, ch := range [][2]int64{{1, 32}, {32, 64}} {
+		l := fmt.Sprintf("conv%d", i+1)
+		x = node("Conv", []string{x, param(l+".w", 9*ch[0], ch[1], ch[0], 3, 3), param(l+".b", 9*ch[0], ch[1])}, l,
+			attrInts("kernel_shape", []int64{3, 3}), attrInts("pads", []int64{1, 1, 1, 1}))
+		x = node("Relu", []string{x}, l+".relu")
+		x = node("MaxPool", []string{x}, l+".pool", attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2}))
+	}
+	x = node("Flatten", []string{x}, "flatten", attrInt("axis", 1))
+	x = node("Gemm", []string{x, param("fc1.w", 3136, 128, 3136), param("fc1.b", 3136, 128)}, "fc1", attrInt("transB", 1))
+	x = node("Relu", []string{x}, "fc1.relu")
+	node("Gemm", []string{x, param("fc2.w", 128, 10, 128), param("fc2.b", 128, 10)}, "logits", attrInt("transB", 1))
+	return &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}}}, weights
+}
+
+// BenchmarkParamsStudyCNN measures the training graph's work for the
+// study's CNN at batch 128: forward, then the gradients of all weights (fed
+// as inputs, as the trainer does) for a given cotangent of the logits.
+// trainer/train's BenchmarkStep adds the loss and the optimizer.
+func BenchmarkParamsStudyCNN(b *testing.B) {
+	const batch = 128
+	m, weights := studyCNN(true)
+	var wrt []string
+	for _, vi := range m.GetGraph().GetInput()[1:] {
+		wrt = append(wrt, vi.GetName())
+	}
+	res, err := Build(m, Options{Mode: Params, WRT: wrt})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, batch*28*28)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	seed := make([]float32, batch*10)
+	for i := range seed {
+		seed[i] = float32(rng.NormFloat64()) / batch
+	}
+	feeds := map[string]ort.Value{"input": ort.NewValue(x, batch, 1, 28, 28), res.Seed: ort.NewValue(seed, batch, 10)}
+	for i, w := range wrt {
+		feeds[w] = weights[i]
+	}
+	s := benchSession(b, res.Model)
+	var in []ort.Value
+	for _, info := range s.Inputs() {
+		in = append(in, feeds[info.Name])
+	}
+	out := make([]ort.Value, len(s.Outputs()))
+	loop(b, func() error { return s.Run(in, out) })
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// BenchmarkJacobianStudyCNN is BenchmarkJacobianCNN's shared-forward
+// Jacobian for the study's CNN (32 and 64 channels, see studyCNN), whose
+// Jacobian graph is dominated by the convolutions' input gradients.
+func BenchmarkJacobianStudyCNN(b *testing.B) {
+	m, _ := studyCNN(false)
+	res, err := Build(m, Options{Mode: Jacobian})
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := make([]float32, benchBatch*28*28)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	in := []ort.Value{ort.NewValue(x, benchBatch, 1, 28, 28)}
+	s := benchSession(b, res.Model)
+	out := make([]ort.Value, len(s.Outputs()))
+	loop(b, func() error { return s.Run(in, out) })
+	b.ReportMetric(float64(benchBatch*b.N)/b.Elapsed().Seconds(), "images/s")
 }

@@ -97,6 +97,13 @@ var ruleCases = []ruleCase{
 	{name: "Conv dilation group", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("dilations", []int64{2, 2}), attrInt("group", 2), attrInts("pads", []int64{2, 2, 2, 2})}, inputs: []caseInput{f(2, 4, 6, 6), f(6, 2, 3, 3), f(6)}, float32: true},
 	{name: "Conv depthwise same_upper", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInt("group", 3), attrString("auto_pad", "SAME_UPPER"), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 7, 7), f(3, 1, 3, 3)}, float32: true},
 	{name: "Conv stem k7 s2 p3", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{3, 3, 3, 3})}, inputs: []caseInput{f(1, 3, 11, 11), f(2, 3, 7, 7)}, float32: true},
+	// With 4 or more channels per group the weight gradient is one product
+	// of all the patches.
+	{name: "Conv 4 channels stride 2 asymmetric pads", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{0, 1, 2, 0})}, inputs: []caseInput{f(2, 4, 7, 6), f(3, 4, 3, 2)}, float32: true},
+	{name: "Conv 2 groups of 4 dilated", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("dilations", []int64{2, 2}), attrInt("group", 2), attrInts("pads", []int64{2, 2, 2, 2})}, inputs: []caseInput{f(2, 8, 6, 6), f(4, 4, 3, 3), f(4)}, float32: true},
+	{name: "Conv 1-D 4 channels", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 0}), attrInts("strides", []int64{2})}, inputs: []caseInput{f(2, 4, 9), f(3, 4, 3)}, float32: true},
+	{name: "Conv 1x1", op: "Conv", inputs: []caseInput{f(2, 3, 4, 5), f(4, 3, 1, 1), f(4)}, float32: true},
+	{name: "Conv 1x1 stride 2 grouped", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInt("group", 2)}, inputs: []caseInput{f(2, 4, 5, 5), f(6, 2, 1, 1)}, float32: true},
 	{name: "Conv 1-D", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 0}), attrInts("strides", []int64{2})}, inputs: []caseInput{f(2, 2, 9), f(3, 2, 3)}, float32: true},
 	{name: "MaxPool 2x2", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true},
 	{name: "MaxPool 2x2 float32 unpool", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true, float32: true},
