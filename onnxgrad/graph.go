@@ -2,6 +2,7 @@ package onnxgrad
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -92,6 +93,28 @@ func (gr *graph) infer() {
 			}
 		}
 	}
+}
+
+// isConst reports whether tensor name is a constant that onnxruntime can
+// fold: an initializer that is not also a graph input (which a run may
+// override), or the output of a Constant node.
+func (gr *graph) isConst(name string) bool {
+	for _, vi := range gr.g.GetInput() {
+		if vi.GetName() == name {
+			return false
+		}
+	}
+	for _, t := range gr.g.GetInitializer() {
+		if t.GetName() == name {
+			return true
+		}
+	}
+	for _, n := range gr.g.GetNode() {
+		if n.GetOpType() == "Constant" && canonicalDomain(n.GetDomain()) == "" && slices.Contains(n.GetOutput(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // fresh returns a tensor or node name not used anywhere in the graph: hint

@@ -97,6 +97,10 @@ var ruleCases = []ruleCase{
 	{name: "Conv dilation group", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("dilations", []int64{2, 2}), attrInt("group", 2), attrInts("pads", []int64{2, 2, 2, 2})}, inputs: []caseInput{f(2, 4, 6, 6), f(6, 2, 3, 3), f(6)}, float32: true},
 	{name: "Conv depthwise same_upper", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInt("group", 3), attrString("auto_pad", "SAME_UPPER"), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 7, 7), f(3, 1, 3, 3)}, float32: true},
 	{name: "Conv stem k7 s2 p3", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{3, 3, 3, 3})}, inputs: []caseInput{f(1, 3, 11, 11), f(2, 3, 7, 7)}, float32: true},
+	// Constant kernels with 8 or more input channels take the flipped-kernel
+	// Conv for the input gradient.
+	{name: "Conv flipped kernel", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 8, 5, 5), fixed(3, 8, 3, 3), f(3)}, float32: true},
+	{name: "Conv flipped kernel dilated asymmetric pads", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("dilations", []int64{2, 1}), attrInts("pads", []int64{2, 0, 1, 2})}, inputs: []caseInput{f(2, 9, 7, 5), fixed(2, 9, 3, 3)}, float32: true},
 	// With 4 or more channels per group the weight gradient is one product
 	// of all the patches.
 	{name: "Conv 4 channels stride 2 asymmetric pads", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{0, 1, 2, 0})}, inputs: []caseInput{f(2, 4, 7, 6), f(3, 4, 3, 2)}, float32: true},
@@ -244,4 +248,29 @@ func caseValues(c ruleCase, in caseInput, i int) []float64 {
 		}
 	}
 	return v
+}
+
+// TestIsConst checks which tensors the rules may treat as constants folded
+// by onnxruntime.
+func TestIsConst(t *testing.T) {
+	m := &onnxpb.ModelProto{Graph: &onnxpb.GraphProto{
+		Input: []*onnxpb.ValueInfoProto{
+			tensorValueInfo("x", onnxpb.TensorProto_FLOAT, nil),
+			tensorValueInfo("overridable", onnxpb.TensorProto_FLOAT, nil),
+		},
+		Initializer: []*onnxpb.TensorProto{
+			NewTensorFloat32("w", []int64{1}, []float32{1}),
+			NewTensorFloat32("overridable", []int64{1}, []float32{1}),
+		},
+		Node: []*onnxpb.NodeProto{
+			{OpType: proto.String("Constant"), Output: []string{"c"}, Attribute: []*onnxpb.AttributeProto{attrTensor("value", NewTensorFloat32("", []int64{1}, []float32{1}))}},
+			{OpType: proto.String("Relu"), Input: []string{"x"}, Output: []string{"y"}},
+		},
+	}}
+	gr := newGraph(m, "")
+	for name, want := range map[string]bool{"w": true, "c": true, "x": false, "overridable": false, "y": false} {
+		if got := gr.isConst(name); got != want {
+			t.Errorf("isConst(%q) = %v; want %v", name, got, want)
+		}
+	}
 }
