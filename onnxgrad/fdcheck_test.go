@@ -151,11 +151,11 @@ func caseFeeds(c ruleCase) map[string]*testTensor {
 	return feeds
 }
 
-// flattenOutput appends Flatten(axis=1) after the single node so that the
+// flattenOutput appends Flatten(axis=1) after the last node so that the
 // output is [N, M].
 func flattenOutput(m *onnxpb.ModelProto) {
 	g := m.GetGraph()
-	g.Node[0].Output[0] = "y_unflat"
+	g.Node[len(g.Node)-1].Output[0] = "y_unflat"
 	g.Node = append(g.Node, &onnxpb.NodeProto{Name: ptr("flatten"), OpType: ptr("Flatten"), Input: []string{"y_unflat"}, Output: []string{"y"}, Attribute: []*onnxpb.AttributeProto{attrInt("axis", 1)}})
 }
 

@@ -45,6 +45,9 @@ type ruleCase struct {
 	mixesBatch bool
 	// opset of the test model (default 13).
 	opset int64
+	// pre, when set, is a unary op applied to input 0 before the op, for
+	// rewrites that involve two nodes (Relu → MaxPool).
+	pre string
 }
 
 func f(shape ...int64) caseInput     { return caseInput{shape: shape} }
@@ -115,6 +118,9 @@ var ruleCases = []ruleCase{
 	{name: "MaxPool 3x3 float32 ceil past the end", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{3, 3}), attrInts("pads", []int64{1, 1, 0, 0}), attrInt("ceil_mode", 1)}, inputs: []caseInput{f(2, 2, 8, 7)}, kinked: true, float32: true},
 	{name: "MaxPool overlapping k3 s2 p1", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 2, 7, 7)}, kinked: true},
 	{name: "MaxPool ceil mode", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInt("ceil_mode", 1)}, inputs: []caseInput{f(2, 2, 8, 8)}, kinked: true},
+	// Build commutes Relu → MaxPool into MaxPool → Relu.
+	{name: "MaxPool after Relu", op: "MaxPool", pre: "Relu", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true, float32: true},
+	{name: "MaxPool overlapping after Relu", op: "MaxPool", pre: "Relu", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 2, 7, 7)}, kinked: true},
 	{name: "AveragePool", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, float32: true},
 	{name: "AveragePool pads exclude", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 2, 7, 6)}, float32: true},
 	{name: "AveragePool pads include", op: "AveragePool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3, 3}), attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1}), attrInt("count_include_pad", 1)}, inputs: []caseInput{f(2, 2, 7, 6)}, float32: true},
@@ -197,6 +203,10 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 		outElem = onnxpb.TensorProto_DataType(c.attrs[0].GetI())
 	}
 	g.Node = []*onnxpb.NodeProto{{Name: proto.String("node"), OpType: proto.String(c.op), Input: names, Output: []string{"y"}, Attribute: c.attrs}}
+	if c.pre != "" {
+		g.Node = append([]*onnxpb.NodeProto{{Name: proto.String("pre"), OpType: proto.String(c.pre), Input: names[:1], Output: []string{"pre"}}}, g.Node...)
+		g.Node[1].Input = append([]string{"pre"}, names[1:]...)
+	}
 	g.Output = []*onnxpb.ValueInfoProto{tensorValueInfo("y", outElem, nil)}
 	opset := c.opset
 	if opset == 0 {
