@@ -227,7 +227,9 @@ func MannWhitney(x, y []float64) MannWhitneyResult {
 		d = 0
 	}
 	z := d / math.Sqrt(variance)
-	res.P = math.Min(1, 2*distuv.UnitNormal.Survival(z))
+	// 2·Φ(−z) through erfc: gonum's Survival is 1 − CDF, which rounds to 0
+	// beyond z ≈ 8.3 (a Fashion-MNIST audit had z = 9.7, p ≈ 2e-22).
+	res.P = math.Min(1, math.Erfc(z/math.Sqrt2))
 	if res.U < mu {
 		z = -z
 	}

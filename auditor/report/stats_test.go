@@ -138,6 +138,9 @@ func TestMannWhitney(t *testing.T) {
 		{"same", []float64{1, 2, 3}, []float64{1, 2, 3}, 4.5, 1, false, 0.5},
 		{"larger", []float64{0.9, 1.2, 0.7, 1.5, 1.1}, []float64{0.1, 0.4, 0.35, 0.8}, 19, 0.037336415920662877, false, 0.95},
 		{"20 vs 25", squares, linspace(0.3, 1.4, 25), 72, 5.02662188287394e-05, true, 0.144},
+		// Fully separated, as misclassified and correct margins of a
+		// trained model can be: p far below what 1 − Φ(z) resolves.
+		{"64 vs 436 separated", linspace(0, 63, 64), linspace(100, 535, 436), 0, 3.216815147072454e-38, true, 0},
 		// All values tied: U = n_x·n_y/2 and no variance; scipy gives p = 1.
 		{"all tied", []float64{2, 2}, []float64{2, 2, 2}, 3, 1, false, 0.5},
 		{"empty", nil, []float64{1, 2}, nan, nan, false, nan},
