@@ -172,7 +172,7 @@ func OpenStore(dir string, settings *Settings) (*Store, error) {
 		}
 	}
 	if newStore {
-		if err := writeFileAtomic(settingsPath, func(w io.Writer) error {
+		if err := WriteFileAtomic(settingsPath, func(w io.Writer) error {
 			_, err := w.Write(append(want, '\n'))
 			return err
 		}); err != nil {
@@ -309,11 +309,11 @@ func (s *Store) Commit(p *Part) error {
 		delete(s.parts, p.Checkpoint)
 	}
 	for _, k := range extraKinds {
-		if err := writeFileAtomic(s.extraPath(k, p.Checkpoint), func(w io.Writer) error { return k.write(w, p) }); err != nil {
+		if err := WriteFileAtomic(s.extraPath(k, p.Checkpoint), func(w io.Writer) error { return k.write(w, p) }); err != nil {
 			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 		}
 	}
-	if err := writeFileAtomic(s.partPath(p.Checkpoint), func(w io.Writer) error { return WriteRecords(w, p.Records) }); err != nil {
+	if err := WriteFileAtomic(s.partPath(p.Checkpoint), func(w io.Writer) error { return WriteRecords(w, p.Records) }); err != nil {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
 	s.parts[p.Checkpoint] = p.Epoch
@@ -385,10 +385,10 @@ func (s *Store) WriteReport() (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, SummaryFile), func(w io.Writer) error { return WriteSummary(w, sum) }); err != nil {
+	if err := WriteFileAtomic(filepath.Join(s.dir, SummaryFile), func(w io.Writer) error { return WriteSummary(w, sum) }); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, TransitionsFile), func(w io.Writer) error { return WriteTransitions(w, sum.Transitions) }); err != nil {
+	if err := WriteFileAtomic(filepath.Join(s.dir, TransitionsFile), func(w io.Writer) error { return WriteTransitions(w, sum.Transitions) }); err != nil {
 		return nil, err
 	}
 	return sum, nil
@@ -519,7 +519,7 @@ var errNoRows = errors.New("no rows")
 // parts in dir of the finished checkpoints, in order. When optional is
 // set, a missing part adds nothing and a file without rows is not written.
 func (s *Store) concat(file string, header []string, dir string, optional bool) error {
-	err := writeFileAtomic(filepath.Join(s.dir, file), func(w io.Writer) error {
+	err := WriteFileAtomic(filepath.Join(s.dir, file), func(w io.Writer) error {
 		if _, err := io.WriteString(w, strings.Join(header, ",")+"\n"); err != nil {
 			return err
 		}
@@ -576,10 +576,10 @@ func removeTemp(dir string) error {
 	return nil
 }
 
-// writeFileAtomic writes a file through write: into a temporary file in
+// WriteFileAtomic writes a file through write: into a temporary file in
 // the same folder, synced, then renamed over path, and the folder synced.
 // On failure the temporary file is removed and path is untouched.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {

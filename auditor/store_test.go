@@ -492,7 +492,7 @@ func TestWriteFileAtomicFailure(t *testing.T) {
 	path := filepath.Join(dir, "f.csv")
 	os.WriteFile(path, []byte("old\n"), 0o644)
 	boom := errors.New("boom")
-	err := writeFileAtomic(path, func(w io.Writer) error {
+	err := WriteFileAtomic(path, func(w io.Writer) error {
 		w.Write([]byte("new, half"))
 		return boom
 	})

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/marginaudit/marginaudit/auditor"
 )
 
 // Files of a report directory.
@@ -124,12 +125,12 @@ func Write(ctx context.Context, audits []Audit, outDir string, opts Options) (*O
 	obs.Figures = figs
 	obs.Notes = append(obs.Notes, notes...)
 
-	if err := writeFileAtomic(filepath.Join(outDir, SummaryFile), func(w io.Writer) error {
+	if err := auditor.WriteFileAtomic(filepath.Join(outDir, SummaryFile), func(w io.Writer) error {
 		return writeJSON(w, obs)
 	}); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(outDir, IndexFile), func(w io.Writer) error {
+	if err := auditor.WriteFileAtomic(filepath.Join(outDir, IndexFile), func(w io.Writer) error {
 		return writeHTML(w, obs, loaded)
 	}); err != nil {
 		return nil, err
@@ -182,38 +183,4 @@ func uniqueSlug(label string, taken map[string]bool) string {
 	}
 	taken[s] = true
 	return s
-}
-
-// writeFileAtomic writes a file through write: into a temporary file in the
-// same folder, synced, then renamed over path. On failure the temporary file
-// is removed, path is untouched, and the error names path.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("report: writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("report: writing %s: %w", path, err)
-	}
-	return nil
 }
