@@ -1,11 +1,14 @@
 // Command measure trains one model with train.Run and prints one line per
-// epoch: test accuracy and seconds of training, and with -robust the robust
-// accuracy under L∞ PGD. It is how the accuracies and epoch times in the
-// trainer's issue notes were measured; it is not a test.
+// epoch: test accuracy and seconds of training (wall clock, and the
+// process's CPU time over the same batches, which a loaded machine disturbs
+// less), and with -robust the robust accuracy under L∞ PGD. It is how the
+// accuracies and epoch times in the trainer's issue notes and in
+// bench/train/README.md were measured; it is not a test.
 //
 //	go run ./trainer/train/testdata/measure -data mnist -arch mlp -epochs 5
 //	go run ./trainer/train/testdata/measure -data fashion-mnist -arch cnn -epochs 1
 //	go run ./trainer/train/testdata/measure -data fashion-mnist -arch cnn -epochs 3 -adv -robust 1000
+//	go run ./trainer/train/testdata/measure -data fashion-mnist -arch cnn -epochs 2 -limit 5120 -test-limit 1000 -threads 1
 package main
 
 import (
@@ -32,6 +35,9 @@ type printer struct {
 	pgd     attack.PGDOptions
 	threads int
 	err     error
+	// cpu0 is the process's CPU time when the epoch's training began (at
+	// the report of the previous epoch), trainCPU that of its batches.
+	cpu0, trainCPU time.Duration
 }
 
 func (p *printer) Start(s train.Start) {
@@ -40,6 +46,11 @@ func (p *printer) Start(s train.Start) {
 }
 
 func (p *printer) Step(s train.Step) {
+	if s.Batch == s.Batches {
+		if t, ok := cpuTime(); ok {
+			p.trainCPU = t - p.cpu0
+		}
+	}
 	if time.Since(p.last) > 10*time.Second {
 		p.last = time.Now()
 		adv := ""
@@ -56,11 +67,14 @@ func (p *printer) Epoch(e train.Epoch) {
 	if md.Adversarial.Method != "" && md.Epoch > 0 {
 		line += fmt.Sprintf(" (adversarial: loss %.4f acc %.4f)", md.AdvLoss, md.AdvAccuracy)
 	}
-	line += fmt.Sprintf(" | test loss %.4f acc %.4f | train %.1f s", md.TestLoss, md.TestAccuracy, e.Train.Seconds())
+	line += fmt.Sprintf(" | test loss %.4f acc %.4f | train %.2f s", md.TestLoss, md.TestAccuracy, e.Train.Seconds())
 	if e.Adversarial > 0 {
-		line += fmt.Sprintf(" (PGD %.1f s)", e.Adversarial.Seconds())
+		line += fmt.Sprintf(" (PGD %.2f s)", e.Adversarial.Seconds())
 	}
-	line += fmt.Sprintf(", eval %.1f s", e.Eval.Seconds())
+	if md.Epoch > 0 && p.trainCPU > 0 {
+		line += fmt.Sprintf(" (CPU %.2f s)", p.trainCPU.Seconds())
+	}
+	line += fmt.Sprintf(", eval %.2f s", e.Eval.Seconds())
 	if p.robust != nil && md.Epoch > 0 {
 		start := time.Now()
 		r, err := p.robustness(e.Path)
@@ -72,6 +86,7 @@ func (p *printer) Epoch(e train.Epoch) {
 		}
 	}
 	fmt.Println(line)
+	p.cpu0, _ = cpuTime()
 }
 
 // robustness measures the robust accuracy of the checkpoint at path.
@@ -97,6 +112,7 @@ func main() {
 	threads := flag.Int("threads", 0, "onnxruntime threads (0: one per core)")
 	seed := flag.Uint64("seed", 1, "seed")
 	limit := flag.Int("limit", 0, "training images (0: all)")
+	testLimit := flag.Int("test-limit", 0, "test images (0: all)")
 	out := flag.String("out", "", "output folder (default: a temporary one, removed)")
 	adv := flag.Bool("adv", false, "PGD adversarial training, with the dataset's defaults (train.DefaultAdversarial)")
 	advEps := flag.Float64("adv-eps", 0, "adversarial training ε (0: default)")
@@ -119,7 +135,7 @@ func main() {
 	}
 	cfg := train.Config{
 		Dataset: *data, Arch: model.Arch{Kind: *arch}, Epochs: *epochs, BatchSize: *batch, Seed: *seed,
-		Optim: optim.Config{Name: optim.Adam, LR: *lr}, Out: dir, Threads: *threads, TrainLimit: *limit,
+		Optim: optim.Config{Name: optim.Adam, LR: *lr}, Out: dir, Threads: *threads, TrainLimit: *limit, TestLimit: *testLimit,
 	}
 	if *adv {
 		a, err := train.DefaultAdversarial(*data)
