@@ -331,7 +331,10 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attack: %s: %s: %w", c.name, what, err)
 	}
-	s, err := ort.NewSession(data, ort.SessionOptions{Threads: c.threads})
+	// The attacks alternate between the forward and gradient sessions (and
+	// adversarial training with the training graph's): idle pool threads
+	// sleep rather than spin, so they do not take the next session's cores.
+	s, err := ort.NewSession(data, ort.SessionOptions{Threads: c.threads, NoSpinning: true})
 	if err != nil {
 		return nil, fmt.Errorf("attack: %s: loading the %s: %w", c.name, what, err)
 	}

@@ -52,7 +52,10 @@ func newNet(m *model.Model, threads int) (_ *net, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: building the training graph: %w", err)
 	}
-	opts := ort.SessionOptions{Threads: threads}
+	// A step alternates between this session and the attack's (adversarial
+	// training): spinning pool threads of one would take the cores of the
+	// next, so idle threads sleep (bench/train/README.md measures it).
+	opts := ort.SessionOptions{Threads: threads, NoSpinning: true}
 	if n.train, err = open(res.Model, opts); err != nil {
 		return nil, fmt.Errorf("train: training graph: %w", err)
 	}
