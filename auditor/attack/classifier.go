@@ -112,8 +112,10 @@ type graphSession struct {
 	s         *ort.Session
 	nIn, nOut int
 	in, seed  int // positions in the inputs; seed is -1 for the forward graph
+	labels    int // the one-hot labels' position in the gradient graph's inputs, else -1
 	scores    int // positions in the outputs; grad is -1 for the forward graph
 	grad      int
+	loss      int // the loss terms' position in the gradient graph's outputs, else -1
 	what      string
 	// bound holds the bound inputs at their positions, the image and the
 	// seed left zero: the template of every run's inputs.
@@ -311,17 +313,18 @@ func (c *Classifier) session(kind graphKind) (*graphSession, error) {
 
 // load builds the graph of the given kind and creates its session.
 func (c *Classifier) load(kind graphKind) (*graphSession, error) {
-	m, seed, grad, what := c.model, "", "", "forward graph"
+	m, seed, grad, labels, loss, what := c.model, "", "", "", "", "forward graph"
 	switch kind {
 	case jacobianGraph, gradientGraph:
 		wrt := []string{c.input} // not the bound inputs
-		opt := onnxgrad.Options{Mode: onnxgrad.VJP, WRT: wrt, File: c.name}
-		what = "input-gradient graph"
-		if kind == jacobianGraph {
-			opt = onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, WRT: wrt, File: c.name}
-			what = "Jacobian graph"
+		opt := onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, WRT: wrt, File: c.name}
+		what = "Jacobian graph"
+		if kind == gradientGraph {
+			m, labels, loss = lossModel(c.model, c.input, c.output, c.probs)
+			opt = onnxgrad.Options{Mode: onnxgrad.VJP, Output: loss, WRT: wrt, File: c.name}
+			what = "loss-gradient graph"
 		}
-		res, err := onnxgrad.Build(c.model, opt)
+		res, err := onnxgrad.Build(m, opt)
 		if err != nil {
 			return nil, fmt.Errorf("attack: %s: building the %s: %w", c.name, what, err)
 		}
@@ -338,7 +341,7 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attack: %s: loading the %s: %w", c.name, what, err)
 	}
-	gs := &graphSession{s: s, nIn: len(s.Inputs()), nOut: len(s.Outputs()), in: -1, seed: -1, scores: -1, grad: -1, what: what}
+	gs := &graphSession{s: s, nIn: len(s.Inputs()), nOut: len(s.Outputs()), in: -1, seed: -1, labels: -1, scores: -1, grad: -1, loss: -1, what: what}
 	gs.bound = make([]ort.Value, gs.nIn)
 	nBound := 0
 	for i, t := range s.Inputs() {
@@ -347,6 +350,8 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 			gs.in = i
 		case seed:
 			gs.seed = i
+		case labels:
+			gs.labels = i
 		default:
 			if j := slices.IndexFunc(c.bound, func(b BoundInput) bool { return b.Name == t.Name }); j >= 0 {
 				gs.bound[i] = ort.NewValue(c.bound[j].Data, c.bound[j].Shape...)
@@ -360,9 +365,12 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 			gs.scores = i
 		case grad:
 			gs.grad = i
+		case loss:
+			gs.loss = i
 		}
 	}
-	if gs.in < 0 || gs.scores < 0 || nBound != len(c.bound) || gs.nIn != 1+btoi(seed != "")+nBound || (grad != "" && gs.grad < 0) {
+	if gs.in < 0 || gs.scores < 0 || nBound != len(c.bound) || gs.nIn != 1+btoi(seed != "")+btoi(labels != "")+nBound ||
+		(grad != "" && gs.grad < 0) || (labels != "" && gs.labels < 0) || (loss != "" && gs.loss < 0) {
 		s.Close()
 		return nil, fmt.Errorf("attack: %s: the %s loaded into onnxruntime has inputs %v and outputs %v; want %q (and the seed and %d bound inputs) and %q", c.name, what, s.Inputs(), s.Outputs(), c.input, len(c.bound), c.output)
 	}
@@ -558,11 +566,11 @@ func (c *Classifier) seededJacobian(scores, jac, x []float32, n int, seeds []flo
 // the softmax cross-entropy of its scores against its label,
 // grad[i, …] = ∂CE(scores[i], labels[i])/∂x[i, …], and returns the mean
 // cross-entropy. For a model that outputs probabilities p the loss is
-// −log max(p_y, 1e-12). len(grad) must equal len(x).
+// −log(p_y + 1e-12). len(grad) must equal len(x).
 //
-// The gradient is one forward run, to compute softmax(scores) − onehot(y)
-// (or −onehot(y)/p_y) in float64, and one run of the input-gradient graph
-// with that cotangent.
+// It is one run of a graph that computes the scores, the loss (in float64
+// from the float32 scores, so that confidently classified images keep the
+// label's term of the gradient) and the loss's input gradient.
 func (c *Classifier) LossGradient(grad, x []float32, labels []int) (float64, error) {
 	n, err := c.checkInput(x, -1)
 	if err != nil {
@@ -594,7 +602,7 @@ func (c *Classifier) checkLabels(labels []int, n int) error {
 
 // lossScratch holds the buffers of lossGradient, reused between calls.
 type lossScratch struct {
-	scores, cot, scores2 []float32
+	scores, onehot, ones, terms []float32
 }
 
 func grow(b []float32, n int) []float32 {
@@ -607,64 +615,44 @@ func grow(b []float32, n int) []float32 {
 // lossGradient is LossGradient without argument checks, returning the sum
 // of the losses. After it, sc.scores holds the scores at x.
 func (c *Classifier) lossGradient(sc *lossScratch, grad, x []float32, labels []int, n, first int) (float64, error) {
-	sc.scores = grow(sc.scores, n*c.k)
-	sc.cot = grow(sc.cot, n*c.k)
-	sc.scores2 = grow(sc.scores2, n*c.k)
-	if err := c.forward(sc.scores, x, n, first); err != nil {
-		return 0, err
-	}
-	loss := crossEntropyCotangent(sc.cot, sc.scores, labels, c.k, c.probs)
 	s, err := c.session(gradientGraph)
 	if err != nil {
 		return 0, err
 	}
-	var out [2]ort.Value
+	nk := n * c.k
+	sc.scores, sc.terms = grow(sc.scores, nk), grow(sc.terms, nk)
+	sc.onehot = grow(sc.onehot, nk)
+	clear(sc.onehot)
+	for i, y := range labels {
+		sc.onehot[i*c.k+y] = 1
+	}
+	if len(sc.ones) < nk {
+		sc.ones = make([]float32, nk)
+		for i := range sc.ones {
+			sc.ones[i] = 1
+		}
+	}
+	var out [3]ort.Value
 	in := s.inputs()
 	in[s.in] = ort.NewValue(x, c.shape(n)...)
-	in[s.seed] = ort.NewValue(sc.cot, int64(n), int64(c.k))
-	out[s.scores] = ort.NewValue(sc.scores2, int64(n), int64(c.k))
+	in[s.labels] = ort.NewValue(sc.onehot, int64(n), int64(c.k))
+	in[s.seed] = ort.NewValue(sc.ones[:nk], int64(n), int64(c.k))
+	out[s.scores] = ort.NewValue(sc.scores, int64(n), int64(c.k))
+	out[s.loss] = ort.NewValue(sc.terms, int64(n), int64(c.k))
 	out[s.grad] = ort.NewValue(grad, c.shape(n)...)
 	if err := s.s.Run(in, out[:]); err != nil {
 		return 0, fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
 	}
+	if err := c.checkFinite("scores", sc.scores, c.k, first); err != nil {
+		return 0, err
+	}
+	var loss float64
+	for _, t := range sc.terms {
+		loss += float64(t)
+	}
 	return loss, c.checkFinite("gradient", grad, c.d, first)
 }
 
-// minProbability bounds p_y from below in −log p_y for probability outputs.
+// minProbability is added to p_y in the loss −log(p_y + minProbability) of
+// probability outputs, so that p_y = 0 gives a finite loss and gradient.
 const minProbability = 1e-12
-
-// crossEntropyCotangent writes to cot the gradient of the cross-entropy with
-// respect to the scores, row by row, and returns the summed loss. For logits
-// z it is softmax(z) − onehot(y), computed in float64 with the entry of the
-// label as −Σ_{k≠y} p_k (no cancellation when p_y ≈ 1); for probabilities p
-// it is −onehot(y)/max(p_y, 1e-12).
-func crossEntropyCotangent(cot, scores []float32, labels []int, k int, probs bool) float64 {
-	var loss float64
-	for i, y := range labels {
-		z, g := scores[i*k:(i+1)*k], cot[i*k:(i+1)*k]
-		if probs {
-			clear(g)
-			p := max(float64(z[y]), minProbability)
-			g[y] = float32(-1 / p)
-			loss -= math.Log(p)
-			continue
-		}
-		m := float64(z[argmax(z)])
-		var sum float64
-		for _, v := range z {
-			sum += math.Exp(float64(v) - m)
-		}
-		var others float64
-		for j, v := range z {
-			if j == y {
-				continue
-			}
-			p := math.Exp(float64(v)-m) / sum
-			g[j] = float32(p)
-			others += p
-		}
-		g[y] = float32(-others)
-		loss += m + math.Log(sum) - float64(z[y])
-	}
-	return loss
-}

@@ -16,46 +16,67 @@ import (
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
-// TestPureCrossEntropyCotangent checks the cotangent of the cross-entropy
-// against softmax − onehot computed naively, including rows so confident
-// that p_y rounds to 1 in float32 while 1 − p_y does not vanish.
-func TestPureCrossEntropyCotangent(t *testing.T) {
-	scores := []float32{1, 2, 3, 0, 0, 0, 40, 0, -5, -1, 0.5, 0.25}
-	labels := []int{2, 1, 0, 2}
-	cot := make([]float32, len(scores))
-	loss := crossEntropyCotangent(cot, scores, labels, 3, false)
-	var want float64
+// TestClassifierLossGradientConfident checks the cross-entropy gradient on
+// images classified so confidently that p_y rounds to 1 in float32: the
+// label's term (p_y − 1)·∇f_y must not vanish, or the gradient would point
+// along the other classes' scores alone. It also checks the loss of a
+// probability output whose p_y underflows to 0: −log(0 + 1e-12), finite.
+func TestClassifierLossGradientConfident(t *testing.T) {
+	// f(x) = W x: logit gaps of 30 at x = (1, 0) and (0, 1).
+	lin := &linear{k: 3, d: 2, w: []float64{30, 0, 0, 0, 0, 30}, b: make([]float64, 3)}
+	c := newClassifier(t, lin.model(), Options{Threads: 1, Scores: LogitScores})
+	x := []float32{1, 0, 0, 1}
+	labels := []int{0, 2}
+	grad := make([]float32, len(x))
+	loss, err := c.LossGradient(grad, x, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantLoss float64
 	for i, y := range labels {
-		z := scores[i*3 : i*3+3]
+		f := lin.logits(x[i*2 : i*2+2])
 		var sum float64
-		for _, v := range z {
-			sum += math.Exp(float64(v))
+		for k := range f {
+			sum += math.Exp(f[k] - f[y])
 		}
-		want += math.Log(sum) - float64(z[y])
-		for k, v := range z {
-			p := math.Exp(float64(v)) / sum
-			if k == y {
-				p--
+		wantLoss += math.Log(sum) / 2
+		want := make([]float64, 2) // Σ_{k≠y} p_k (w_k − w_y)
+		for k := range f {
+			if k != y {
+				p := math.Exp(f[k]-f[y]) / sum
+				for j := range want {
+					want[j] += p * (lin.w[k*2+j] - lin.w[y*2+j])
+				}
 			}
-			if got := float64(cot[i*3+k]); math.Abs(got-p) > 1e-7*math.Max(1, math.Abs(p)) && math.Abs(got-p)/math.Abs(p) > 1e-6 {
-				t.Errorf("row %d class %d: %v, want %v", i, k, got, p)
+		}
+		norm := math.Hypot(want[0], want[1])
+		for j, w := range want {
+			// float64 rounding of p_y − 1 ≈ −2e-13 costs ~1e-3 of it;
+			// without the label's term pixel 0 of image 0 would be 0.
+			if g := float64(grad[i*2+j]); math.Abs(g-w) > 1e-2*norm {
+				t.Errorf("image %d pixel %d: gradient %v, want %v", i, j, g, w)
 			}
 		}
 	}
-	if math.Abs(loss-want) > 1e-12*want {
-		t.Errorf("loss %v, want %v", loss, want)
-	}
-	if cot[6] == 0 {
-		t.Errorf("row 2: the label's cotangent vanished (p_y rounds to 1 in float32)")
+	if math.Abs(loss-wantLoss) > 1e-3*wantLoss+1e-20 {
+		t.Errorf("loss %v, want %v", loss, wantLoss)
 	}
 
-	probs := []float32{0.2, 0.5, 0.3, 0, 1, 0}
-	loss = crossEntropyCotangent(cot[:6], probs, []int{1, 0}, 3, true)
-	if w := -math.Log(0.5) - math.Log(minProbability); math.Abs(loss-w) > 1e-6 {
-		t.Errorf("probability loss %v, want %v", loss, w)
+	// softmax(4 W x) at x = (1, 0): p_1 = e^-120 = 0 in float32.
+	m := (&linear{k: 3, d: 2, w: []float64{120, 0, 0, 0, 0, 120}, b: make([]float64, 3)}).model()
+	g := m.GetGraph()
+	g.Node[0].Output[0] = "z"
+	g.Node = append(g.Node, node("Softmax", []string{"z"}, "logits", attrInt("axis", 1)))
+	cp := newClassifier(t, m, Options{Threads: 1, Scores: ProbabilityScores})
+	loss, err = cp.LossGradient(grad[:2], x[:2], []int{1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if cot[1] != -2 || cot[3] != -1/minProbability || cot[0] != 0 || cot[4] != 0 {
-		t.Errorf("probability cotangent %v", cot[:6])
+	if want := -math.Log(minProbability); math.Abs(loss-want) > 1e-6*want {
+		t.Errorf("loss of p_y = 0: %v, want %v", loss, want)
+	}
+	if grad[0] != 0 || grad[1] != 0 {
+		t.Errorf("gradient of p_y = 0: %v, want 0 (softmax saturated)", grad[:2])
 	}
 }
 

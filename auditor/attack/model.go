@@ -230,26 +230,7 @@ func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
 		}
 	}
 
-	used := map[string]bool{}
-	for _, t := range g.GetInitializer() {
-		used[t.GetName()] = true
-	}
-	for _, n := range g.GetNode() {
-		for _, o := range n.GetOutput() {
-			used[o] = true
-		}
-	}
-	for _, vi := range g.GetInput() {
-		used[vi.GetName()] = true
-	}
-	fresh := func(base string) string {
-		s := base
-		for i := 1; used[s]; i++ {
-			s = fmt.Sprintf("%s_%d", base, i)
-		}
-		used[s] = true
-		return s
-	}
+	fresh := namer(g)
 	mName, sName := fresh("attack/mean"), fresh("attack/std")
 	centred, normed := fresh("attack/centred"), fresh("attack/normalised")
 
@@ -279,4 +260,86 @@ func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
 	}
 	g.Node = append(nodes, g.GetNode()...)
 	return nil
+}
+
+// namer returns a function that gives names no tensor of g has yet: base,
+// or base_1, base_2, … when taken.
+func namer(g *onnxpb.GraphProto) func(base string) string {
+	used := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		used[t.GetName()] = true
+	}
+	for _, n := range g.GetNode() {
+		for _, o := range n.GetOutput() {
+			used[o] = true
+		}
+	}
+	for _, vi := range g.GetInput() {
+		used[vi.GetName()] = true
+	}
+	return func(base string) string {
+		s := base
+		for i := 1; used[s]; i++ {
+			s = fmt.Sprintf("%s_%d", base, i)
+		}
+		used[s] = true
+		return s
+	}
+}
+
+// lossModel returns a copy of the classifier's model m (image input, scores
+// output) with a one-hot label input [N, K] and a second output holding the
+// cross-entropy terms loss[i, k] = −onehot[i, k]·log p[i, k] (float32
+// [N, K]; a row sums to image i's cross-entropy), where log p is
+// LogSoftmax(scores) for logits and log(scores + 1e-12) for probabilities.
+// The loss is computed in float64 so that its gradient keeps the label's
+// term p_y − 1 when p_y rounds to 1 in float32 (a confidently classified
+// image): in float32 that term vanishes and the input gradient would point
+// along the other classes' scores alone.
+func lossModel(m *onnxpb.ModelProto, input, output string, probs bool) (lm *onnxpb.ModelProto, onehot, loss string) {
+	lm = proto.Clone(m).(*onnxpb.ModelProto)
+	g := lm.GetGraph()
+	fresh := namer(g)
+	onehot, loss = fresh("attack/onehot"), fresh("attack/loss")
+	var batch *onnxpb.TensorShapeProto_Dimension
+	for _, vi := range g.GetInput() {
+		if vi.GetName() == input {
+			batch = proto.Clone(vi.GetType().GetTensorType().GetShape().GetDim()[0]).(*onnxpb.TensorShapeProto_Dimension)
+		}
+	}
+	var scores *onnxpb.ValueInfoProto
+	for _, vi := range g.GetOutput() {
+		if vi.GetName() == output {
+			scores = vi
+		}
+	}
+	labels := &onnxpb.ValueInfoProto{Name: proto.String(onehot), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+		ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
+		Shape:    &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{batch, {Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "K"}}}},
+	}}}}
+	if d := scores.GetType().GetTensorType().GetShape().GetDim(); len(d) == 2 && d[1].GetDimValue() > 0 {
+		labels.Type.GetTensorType().Shape.Dim[1] = proto.Clone(d[1]).(*onnxpb.TensorShapeProto_Dimension)
+	}
+	g.Input = append(g.Input, labels)
+
+	node := func(op string, in []string, attrs ...*onnxpb.AttributeProto) string {
+		out := fresh("attack/" + op)
+		g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String(out), OpType: proto.String(op), Input: in, Output: []string{out}, Attribute: attrs})
+		return out
+	}
+	toDouble := &onnxpb.AttributeProto{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(onnxpb.TensorProto_DOUBLE))}
+	z := node("Cast", []string{output}, toDouble)
+	var logp string
+	if probs {
+		eps := fresh("attack/eps")
+		g.Initializer = append(g.Initializer, &onnxpb.TensorProto{Name: proto.String(eps), DataType: proto.Int32(int32(onnxpb.TensorProto_DOUBLE)), DoubleData: []float64{minProbability}})
+		logp = node("Log", []string{node("Add", []string{z, eps})})
+	} else {
+		logp = node("LogSoftmax", []string{z}, &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)})
+	}
+	terms := node("Neg", []string{node("Mul", []string{logp, node("Cast", []string{onehot}, toDouble)})})
+	g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String(loss), OpType: proto.String("Cast"), Input: []string{terms}, Output: []string{loss},
+		Attribute: []*onnxpb.AttributeProto{{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(onnxpb.TensorProto_FLOAT))}}})
+	g.Output = append(g.Output, &onnxpb.ValueInfoProto{Name: proto.String(loss), Type: proto.Clone(labels.GetType()).(*onnxpb.TypeProto)})
+	return lm, onehot, loss
 }
