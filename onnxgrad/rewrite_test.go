@@ -96,3 +96,61 @@ func TestCommuteReluMaxPoolOutput(t *testing.T) {
 		t.Errorf("y = %v; want %v", got.data, want.data)
 	}
 }
+
+// TestMaxPoolTiledTies checks the Indices-free gradient of tiling MaxPool
+// windows (maxPoolTiled) against the Indices-based one on windows with tied
+// maxima: both give each window's gradient to its first maximum in
+// row-major order, as onnxruntime's Indices and PyTorch do. The reference
+// asks for the Indices as a graph output, which keeps Build on MaxUnpool;
+// the models are Relu → MaxPool (commuted by Build when the Indices are not
+// read) and a MaxPool alone.
+func TestMaxPoolTiledTies(t *testing.T) {
+	rt := newTestRuntime(t)
+	x := &testTensor{shape: []int64{2, 3, 4, 4}, data: make([]float64, 96)}
+	for i := range x.data {
+		x.data[i] = float64(i%7) - 4 // windows all negative, tied, or mixed
+	}
+	for i := 32; i < 48; i++ {
+		x.data[i] = 0.5 // a channel of four windows tied four ways
+	}
+	seed := &testTensor{shape: []int64{2, 3, 2, 2}, data: make([]float64, 24)}
+	for i := range seed.data {
+		seed.data[i] = float64(i + 1)
+	}
+	poolOnly := func(outputs ...string) *onnxpb.ModelProto {
+		m := reluPoolModel(nil, outputs...)
+		g := m.GetGraph()
+		g.Node = g.Node[1:]
+		g.Node[0].Input[0] = "x"
+		g.ValueInfo = nil
+		return m
+	}
+	for _, tc := range []struct {
+		name           string
+		tiled, indices *onnxpb.ModelProto
+	}{
+		{"relu then pool", reluPoolModel(nil), reluPoolModel(nil, "idx")},
+		{"pool", poolOnly(), poolOnly("idx")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			grad := func(m *onnxpb.ModelProto, wantIndices bool) []float64 {
+				res, err := Build(m, Options{Mode: VJP, Output: "y"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				hasIndices := false
+				for _, n := range res.Model.GetGraph().GetNode() {
+					hasIndices = hasIndices || n.GetOpType() == "MaxPool" && len(n.GetOutput()) > 1 && n.GetOutput()[1] != ""
+				}
+				if hasIndices != wantIndices {
+					t.Fatalf("the gradient graph's MaxPool has Indices: %v, want %v", hasIndices, wantIndices)
+				}
+				return rt.run(t, res.Model, map[string]*testTensor{"x": x, res.Seed: seed}, res.Grads)[res.Grads[0]].data
+			}
+			got, want := grad(tc.tiled, false), grad(tc.indices, true)
+			if !slices.Equal(got, want) {
+				t.Errorf("dx = %v\nwant %v (Indices)", got, want)
+			}
+		})
+	}
+}
