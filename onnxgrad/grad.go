@@ -105,7 +105,6 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 			return nil, &FormatError{File: opt.File, Field: fmt.Sprintf("graph.input %q", inputs[0].GetName()), Msg: err.Error()}
 		}
 	}
-	gr.dropUnreadIndices()
 	gr.commuteReluMaxPool()
 	gr.infer()
 	if gr.opset < 13 {

@@ -420,12 +420,9 @@ func inferMaxPool(c *nodeCtx) error {
 	return nil
 }
 
-// gradMaxPool routes gY to each window's maximum, the first one in
-// row-major order where several are equal (as onnxruntime's Indices and
-// PyTorch do). Windows that tile the input exactly are handled without
-// Indices (maxPoolTiled); otherwise the forward MaxPool is asked for its
-// Indices output (flat indices into N·C·H·W) and gY is placed there by
-// MaxUnpool (disjoint windows) or scatter-added (overlapping windows).
+// gradMaxPool asks the forward MaxPool for its Indices output (flat indices
+// into N·C·H·W) and scatter-adds gY at those positions; scatter-add is right
+// for overlapping windows too.
 func gradMaxPool(c *gradCtx) error {
 	if c.attrInt("storage_order", 0) != 0 {
 		return c.errorf("storage_order=1 is not supported")
@@ -433,10 +430,6 @@ func gradMaxPool(c *gradCtx) error {
 	w, err := readWindow(&c.nodeCtx, nil)
 	if err != nil {
 		return err
-	}
-	if w.tiles() && c.output(1) == "" {
-		c.setGrad(0, c.maxPoolTiled(w))
-		return nil
 	}
 	idx := c.output(1)
 	if idx == "" {
@@ -464,62 +457,6 @@ func gradMaxPool(c *gradCtx) error {
 	s := c.op("ScatterElements", []string{zeros, i2, g2}, attrInt("axis", 1), attrString("reduction", "add"))
 	c.setGrad(0, c.reshapeLike(s, c.input(0)))
 	return nil
-}
-
-// tiles reports whether the windows tile the input exactly: kernel =
-// stride, no dilation, no padding, and every input element in a window.
-func (w *window) tiles() bool {
-	for i := range w.kernel {
-		if w.kernel[i] != w.strides[i] || w.dilations[i] != 1 || w.padBegin[i] != 0 || w.padEnd[i] != 0 || w.out[i]*w.kernel[i] != w.in[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// maxPoolTiled is the MaxPool gradient for windows that tile the input,
-// from the forward input X and output Y alone, so that the forward MaxPool
-// keeps onnxruntime's fast kernel (with the Indices output it runs a slow
-// generic one: 32 of the 100 ms of a CNN training step, see
-// bench/train/README.md). With X viewed as [N, C, o₁, k₁, o₂, k₂, …] and Y
-// as [N, C, o₁, 1, o₂, 1, …]:
-//
-//	P  = Where(Equal(X, Y), prio, 0)   prio: kk − (row-major offset in the window)
-//	F  = Equal(P, MaxPool(P))          the first maximum of each window
-//	dX = Where(F, gY, 0)
-//
-// F is computed from forward tensors only, once for all class rows in
-// Jacobian mode, where gY's leading axis broadcasts against it.
-func (c *gradCtx) maxPoolTiled(w *window) string {
-	r := len(w.kernel)
-	xv, yv, gv := []int64{0, 0}, []int64{0, 0}, []int64{0, 0}
-	if c.lead {
-		gv = append(gv, 0)
-	}
-	var prioDims []int64
-	kk := int64(1)
-	for i := range r {
-		xv = append(xv, w.out[i], w.kernel[i])
-		yv = append(yv, w.out[i], 1)
-		gv = append(gv, w.out[i], 1)
-		prioDims = append(prioDims, w.kernel[i], 1)
-		kk *= w.kernel[i]
-	}
-	prioDims = prioDims[:len(prioDims)-1]
-	prio := make([]float64, kk)
-	for j := range prio {
-		prio[j] = float64(kk - int64(j))
-	}
-	elem := c.gradElem()
-	zero := c.scalar(0)
-	x, y := c.input(0), c.output(0)
-	p := c.op("Where", []string{
-		c.op("Equal", []string{c.op("Reshape", []string{x, c.gr.ints(xv...)}), c.op("Reshape", []string{y, c.gr.ints(yv...)})}),
-		c.gr.constFloat(elem, prioDims, prio), zero})
-	pmax := c.op("MaxPool", []string{c.op("Reshape", []string{p, c.op("Shape", []string{x})})}, attrInts("kernel_shape", w.kernel), attrInts("strides", w.strides))
-	first := c.op("Equal", []string{p, c.op("Reshape", []string{pmax, c.gr.ints(yv...)})})
-	g := c.op("Reshape", []string{c.gy[0], c.gr.ints(gv...)})
-	return c.reshapeLike(c.op("Where", []string{first, g, zero}), x)
 }
 
 // unpoolable reports whether MaxUnpool can invert the pooling: no two

@@ -11,43 +11,6 @@ import (
 // Forward-graph rewrites that Build applies before differentiating: each
 // leaves every graph output unchanged and makes the gradient graph cheaper.
 
-// uses counts the readers (node inputs and graph outputs) of each tensor.
-// It reports false for graphs with subgraphs, whose implicit inputs it does
-// not see.
-func (gr *graph) uses() (map[string]int, bool) {
-	uses := map[string]int{}
-	for _, n := range gr.g.GetNode() {
-		for _, a := range n.GetAttribute() {
-			if a.GetG() != nil || len(a.GetGraphs()) > 0 {
-				return nil, false
-			}
-		}
-		for _, in := range n.GetInput() {
-			uses[in]++
-		}
-	}
-	for _, o := range gr.g.GetOutput() {
-		uses[o.GetName()]++
-	}
-	return uses, true
-}
-
-// dropUnreadIndices removes the Indices output of MaxPool nodes that name it
-// while nothing reads it: onnxruntime then runs its fast MaxPool kernel, and
-// the gradient of windows that tile the input needs no Indices
-// (maxPoolTiled).
-func (gr *graph) dropUnreadIndices() {
-	uses, ok := gr.uses()
-	if !ok {
-		return
-	}
-	for _, n := range gr.g.GetNode() {
-		if n.GetOpType() == "MaxPool" && canonicalDomain(n.GetDomain()) == "" && len(n.GetOutput()) > 1 && uses[n.GetOutput()[1]] == 0 {
-			n.Output = n.Output[:1]
-		}
-	}
-}
-
 // commuteReluMaxPool rewrites Relu → MaxPool into MaxPool → Relu where the
 // Relu's output feeds only the MaxPool. The two commute (Relu is monotone,
 // so the window maximum of Relu(x) is Relu of the window maximum of x), so
@@ -63,9 +26,19 @@ func (gr *graph) dropUnreadIndices() {
 // tracked.
 func (gr *graph) commuteReluMaxPool() {
 	g := gr.g
-	uses, ok := gr.uses()
-	if !ok {
-		return
+	uses := map[string]int{}
+	for _, n := range g.GetNode() {
+		for _, a := range n.GetAttribute() {
+			if a.GetG() != nil || len(a.GetGraphs()) > 0 {
+				return
+			}
+		}
+		for _, in := range n.GetInput() {
+			uses[in]++
+		}
+	}
+	for _, o := range g.GetOutput() {
+		uses[o.GetName()]++
 	}
 	producer := map[string]int{}
 	for i, n := range g.GetNode() {
