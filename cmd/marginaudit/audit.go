@@ -256,8 +256,10 @@ type auditProgress struct {
 	bar *progressBar
 }
 
+// Checkpoint counts attacks, not images: an image is attacked once per
+// DeepFool norm and once per PGD radius.
 func (p *auditProgress) Checkpoint(c auditor.Checkpoint, i, n, work int) {
-	p.bar.begin(fmt.Sprintf("[%d/%d] %s", i+1, n, c.Name), work, "images")
+	p.bar.begin(fmt.Sprintf("[%d/%d] %s", i+1, n, c.Name), work, "attacks")
 }
 
 func (p *auditProgress) Done(n int) { p.bar.add(n, "") }
