@@ -168,26 +168,7 @@ func TestAdversarialResume(t *testing.T) {
 	if err := train.Run(ctx, part, nil); err != nil {
 		t.Fatal(err)
 	}
-	for e := 0; e <= 3; e++ {
-		am, amd, err := checkpoint.Read(checkpoint.Path(full.Out, e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		bm, bmd, err := checkpoint.Read(checkpoint.Path(part.Out, e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, p := range am.Params {
-			if !slices.Equal(p.Data, bm.Params[i].Data) {
-				t.Errorf("epoch %d: %s differs between the uninterrupted and the resumed run", e, p.Name)
-			}
-		}
-		// All but the time and the planned epochs (1 in the first part).
-		amd.Seconds, bmd.Seconds, amd.Epochs, bmd.Epochs = 0, 0, 0, 0
-		if fmtMD(*amd) != fmtMD(*bmd) {
-			t.Errorf("epoch %d: records differ:\n%s\nvs\n%s", e, fmtMD(*amd), fmtMD(*bmd))
-		}
-	}
+	sameCheckpoints(t, full.Out, part.Out, 3)
 
 	// A standard run is not resumed adversarially.
 	std := baseConfig(t, smallMLP, 1)
