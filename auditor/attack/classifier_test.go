@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -21,10 +22,22 @@ import (
 // label's term (p_y − 1)·∇f_y must not vanish, or the gradient would point
 // along the other classes' scores alone. It also checks the loss of a
 // probability output whose p_y underflows to 0: −log(0 + 1e-12), finite.
+// Models of opsets 9, 13 and 18 check that the loss nodes appended to the
+// graph mean the same before and after onnxgrad's upgrade to opset 13.
 func TestClassifierLossGradientConfident(t *testing.T) {
+	for _, opset := range []int64{9, 13, 18} {
+		t.Run(fmt.Sprint("opset ", opset), func(t *testing.T) { testLossGradientConfident(t, opset) })
+	}
+}
+
+func testLossGradientConfident(t *testing.T, opset int64) {
+	withOpset := func(m *onnxpb.ModelProto) *onnxpb.ModelProto {
+		m.OpsetImport[0].Version = proto.Int64(opset)
+		return m
+	}
 	// f(x) = W x: logit gaps of 30 at x = (1, 0) and (0, 1).
 	lin := &linear{k: 3, d: 2, w: []float64{30, 0, 0, 0, 0, 30}, b: make([]float64, 3)}
-	c := newClassifier(t, lin.model(), Options{Threads: 1, Scores: LogitScores})
+	c := newClassifier(t, withOpset(lin.model()), Options{Threads: 1, Scores: LogitScores})
 	x := []float32{1, 0, 0, 1}
 	labels := []int{0, 2}
 	grad := make([]float32, len(x))
@@ -67,7 +80,7 @@ func TestClassifierLossGradientConfident(t *testing.T) {
 	g := m.GetGraph()
 	g.Node[0].Output[0] = "z"
 	g.Node = append(g.Node, node("Softmax", []string{"z"}, "logits", attrInt("axis", 1)))
-	cp := newClassifier(t, m, Options{Threads: 1, Scores: ProbabilityScores})
+	cp := newClassifier(t, withOpset(m), Options{Threads: 1, Scores: ProbabilityScores})
 	loss, err = cp.LossGradient(grad[:2], x[:2], []int{1})
 	if err != nil {
 		t.Fatal(err)
