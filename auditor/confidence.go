@@ -105,68 +105,43 @@ func WriteConfidence(w io.Writer, rows []Confidence) error {
 // rows share a (checkpoint, split, index) nor one checkpoint two epochs.
 // Errors are *ParseError values naming the line and column.
 func ReadConfidence(r io.Reader, name string) ([]Confidence, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1 // the header is checked below
-	cr.ReuseRecord = true
-	head, err := cr.Read()
-	if err == io.EOF {
-		return nil, &ParseError{File: name, Err: fmt.Errorf("empty file: %w", ErrHeader)}
-	}
-	if err != nil {
-		return nil, csvError(name, err)
-	}
-	if len(head) != len(ConfidenceHeader) {
-		return nil, &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %d", ErrHeader, len(head), len(ConfidenceHeader))}
-	}
-	cr.FieldsPerRecord = len(ConfidenceHeader)
-	for i, h := range head {
-		if h != ConfidenceHeader[i] {
-			return nil, &ParseError{File: name, Line: 1, Column: i + 1, Field: ConfidenceHeader[i],
-				Err: fmt.Errorf("%w: column is %q, want %q", ErrHeader, h, ConfidenceHeader[i])}
-		}
-	}
 	var (
 		out    []Confidence
 		lines  = map[confidenceKey]int{}
 		epochs = map[string]int{}
 	)
-	for {
-		row, err := cr.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, csvError(name, err)
-		}
-		bad := func(col int, err error) error {
-			line, _ := cr.FieldPos(col)
-			return &ParseError{File: name, Line: line, Column: col + 1, Field: ConfidenceHeader[col], Err: err}
-		}
+	err := readTable(r, name, ConfidenceHeader, func(t *csvTable, row []string) error {
+		var err error
 		c := Confidence{Checkpoint: row[confCheckpoint], Split: Split(row[confSplit])}
 		if c.Epoch, err = strconv.Atoi(row[confEpoch]); err != nil {
-			return nil, bad(confEpoch, fmt.Errorf("invalid integer %q", row[confEpoch]))
+			return t.fieldError(confEpoch, fmt.Errorf("invalid integer %q", row[confEpoch]))
 		}
 		if c.Index, err = strconv.Atoi(row[confIndex]); err != nil {
-			return nil, bad(confIndex, fmt.Errorf("invalid integer %q", row[confIndex]))
+			return t.fieldError(confIndex, fmt.Errorf("invalid integer %q", row[confIndex]))
 		}
 		if c.MaxSoftmax, err = strconv.ParseFloat(row[confMaxSoftmax], 64); err != nil {
-			return nil, bad(confMaxSoftmax, fmt.Errorf("invalid number %q", row[confMaxSoftmax]))
+			return t.fieldError(confMaxSoftmax, fmt.Errorf("invalid number %q", row[confMaxSoftmax]))
 		}
 		if fe := c.validate(); fe != nil {
-			return nil, bad(fe.column, fe)
+			return t.fieldError(fe.column, fe)
 		}
-		line, _ := cr.FieldPos(0)
+		line := t.line(0)
 		if prev, ok := lines[c.key()]; ok {
-			return nil, &ParseError{File: name, Line: line, Err: fmt.Errorf(
-				"duplicate row for %s %s image %d (first on line %d)", c.Checkpoint, c.Split, c.Index, prev)}
+			return t.rowError(fmt.Errorf(
+				"duplicate row for %s %s image %d (first on line %d)", c.Checkpoint, c.Split, c.Index, prev))
 		}
 		lines[c.key()] = line
 		if e, ok := epochs[c.Checkpoint]; ok && e != c.Epoch {
-			return nil, bad(confEpoch, fmt.Errorf("checkpoint %s has epoch %d here and %d above", c.Checkpoint, c.Epoch, e))
+			return t.fieldError(confEpoch, fmt.Errorf("checkpoint %s has epoch %d here and %d above", c.Checkpoint, c.Epoch, e))
 		}
 		epochs[c.Checkpoint] = c.Epoch
 		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // checkConfidence checks rows as ReadConfidence does: each valid, no

@@ -2,7 +2,6 @@ package auditor
 
 import (
 	"bytes"
-	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -62,15 +61,7 @@ func TestWriteConfidenceRejectsInvalid(t *testing.T) {
 func TestReadConfidenceErrors(t *testing.T) {
 	head := strings.Join(ConfidenceHeader, ",") + "\n"
 	good := "e1.onnx,1,test,0,0.5\n"
-	for _, tc := range []struct {
-		name, in  string
-		line, col int
-		msg       string
-	}{
-		{"empty", "", 0, 0, "empty file"},
-		{"header", "checkpoint,epoch,split,index,confidence\n", 1, 5, `column is "confidence", want "max_softmax"`},
-		{"header columns", "checkpoint,epoch\n", 1, 0, "2 columns, want 5"},
-		{"fields", head + "e1.onnx,1,test\n", 2, 0, "wrong number of fields"},
+	testParseErrors(t, ConfidenceHeader, ReadConfidence, []parseErrorCase{
 		{"epoch", head + strings.Replace(good, ",1,", ",x,", 1), 2, 2, `invalid integer "x"`},
 		{"negative epoch", head + strings.Replace(good, ",1,", ",-1,", 1), 2, 2, "negative epoch"},
 		{"split", head + strings.Replace(good, "test", "val", 1), 2, 3, `unknown split "val"`},
@@ -81,24 +72,7 @@ func TestReadConfidenceErrors(t *testing.T) {
 		{"checkpoint", head + strings.Replace(good, "e1.onnx", "runs/e1.onnx", 1), 2, 1, "not a plain file name"},
 		{"duplicate", head + good + strings.Replace(good, "0.5", "0.6", 1), 3, 0, "duplicate row for e1.onnx test image 0 (first on line 2)"},
 		{"two epochs", head + good + strings.Replace(good, ",1,test,0,", ",2,test,1,", 1), 3, 2, "epoch 2 here and 1 above"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ReadConfidence(strings.NewReader(tc.in), "c.csv")
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("err = %v, want a *ParseError", err)
-			}
-			if pe.File != "c.csv" || pe.Line != tc.line || pe.Column != tc.col {
-				t.Errorf("at %s:%d column %d, want c.csv:%d column %d (%v)", pe.File, pe.Line, pe.Column, tc.line, tc.col, err)
-			}
-			if tc.col > 0 && pe.Field != ConfidenceHeader[tc.col-1] {
-				t.Errorf("field %q, want %q", pe.Field, ConfidenceHeader[tc.col-1])
-			}
-			if !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error %q does not say %q", err, tc.msg)
-			}
-		})
-	}
+	})
 }
 
 // FuzzReadConfidence checks that ReadConfidence never panics and that
@@ -110,33 +84,7 @@ func FuzzReadConfidence(f *testing.F) {
 	f.Add([]byte(head + "\"a,\"\"b\"\".onnx\",0,train,12,0x1p-3\r\n"))
 	f.Add([]byte(head + "a.onnx,1,test,0,4.9e-324"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > 1<<16 {
-			t.Skip("large inputs test nothing new")
-		}
-		rows, err := ReadConfidence(bytes.NewReader(data), "fuzz.csv")
-		if err != nil {
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *ParseError", err)
-			}
-			return
-		}
-		var b bytes.Buffer
-		if err := WriteConfidence(&b, rows); err != nil {
-			t.Fatalf("accepted rows do not write: %v", err)
-		}
-		again, err := ReadConfidence(&b, "again.csv")
-		if err != nil {
-			t.Fatalf("written rows do not read: %v\n%s", err, b.String())
-		}
-		if len(again) != len(rows) {
-			t.Fatalf("%d rows, then %d", len(rows), len(again))
-		}
-		for i := range rows {
-			if again[i] != rows[i] {
-				t.Fatalf("row %d: %+v, then %+v", i, rows[i], again[i])
-			}
-		}
+		fuzzRoundTrip(t, data, ReadConfidence, WriteConfidence, func(a, b Confidence) bool { return a == b })
 	})
 }
 

@@ -153,58 +153,103 @@ func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) 
 // two rows share a (checkpoint, split, index, norm) key nor one checkpoint
 // two epochs. Errors are *ParseError values naming the line and column.
 func ReadRecords(r io.Reader, name string) ([]Record, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1 // the header is checked below
-	cr.ReuseRecord = true
-	head, err := cr.Read()
-	if err == io.EOF {
-		return nil, &ParseError{File: name, Err: fmt.Errorf("empty file: %w", ErrHeader)}
-	}
-	if err != nil {
-		return nil, csvError(name, err)
-	}
-	if len(head) != len(Header) {
-		return nil, &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %d", ErrHeader, len(head), len(Header))}
-	}
-	cr.FieldsPerRecord = len(Header)
-	for i, h := range head {
-		if h != Header[i] {
-			return nil, &ParseError{File: name, Line: 1, Column: i + 1, Field: Header[i],
-				Err: fmt.Errorf("%w: column is %q, want %q", ErrHeader, h, Header[i])}
-		}
-	}
 	var (
 		out    []Record
 		lines  = map[recordKey]int{}
 		epochs = map[string]int{}
 	)
-	for {
-		row, err := cr.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, csvError(name, err)
-		}
+	err := readTable(r, name, Header, func(t *csvTable, row []string) error {
 		rec, col, err := parseRow(row)
 		if err != nil {
-			line, _ := cr.FieldPos(col)
-			return nil, &ParseError{File: name, Line: line, Column: col + 1, Field: Header[col], Err: err}
+			return t.fieldError(col, err)
 		}
-		line, _ := cr.FieldPos(0)
+		line := t.line(0)
 		if prev, ok := lines[rec.key()]; ok {
-			return nil, &ParseError{File: name, Line: line, Err: fmt.Errorf(
-				"duplicate row for %s %s image %d norm %s (first on line %d)", rec.Checkpoint, rec.Split, rec.Index, rec.Norm, prev)}
+			return t.rowError(fmt.Errorf(
+				"duplicate row for %s %s image %d norm %s (first on line %d)", rec.Checkpoint, rec.Split, rec.Index, rec.Norm, prev))
 		}
 		lines[rec.key()] = line
 		if e, ok := epochs[rec.Checkpoint]; ok && e != rec.Epoch {
-			l, _ := cr.FieldPos(colEpoch)
-			return nil, &ParseError{File: name, Line: l, Column: colEpoch + 1, Field: Header[colEpoch],
-				Err: fmt.Errorf("checkpoint %s has epoch %d here and %d above", rec.Checkpoint, rec.Epoch, e)}
+			return t.fieldError(colEpoch, fmt.Errorf("checkpoint %s has epoch %d here and %d above", rec.Checkpoint, rec.Epoch, e))
 		}
 		epochs[rec.Checkpoint] = rec.Epoch
 		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
+}
+
+// csvTable is a CSV file being read by readTable: a fixed header, then
+// rows of as many fields. Its methods locate the errors of the row being
+// read.
+type csvTable struct {
+	name   string   // file name, as given to the reader
+	header []string // the expected header row
+	cr     *csv.Reader
+}
+
+// readTable reads a CSV file from r that must start with header, and calls
+// each with every following row in turn, until the end of the file or the
+// first error, which it returns. name (usually the file name) appears in
+// errors. The header, a row of another length and CSV syntax are checked
+// here, with errors that are *ParseError values; each should return its
+// own errors made by t's methods. The row slice is reused by the next call.
+func readTable(r io.Reader, name string, header []string, each func(t *csvTable, row []string) error) error {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // the header is checked below
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err == io.EOF {
+		return &ParseError{File: name, Err: fmt.Errorf("empty file: %w", ErrHeader)}
+	}
+	if err != nil {
+		return csvError(name, err)
+	}
+	if len(head) != len(header) {
+		return &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %d", ErrHeader, len(head), len(header))}
+	}
+	cr.FieldsPerRecord = len(header)
+	for i, h := range head {
+		if h != header[i] {
+			return &ParseError{File: name, Line: 1, Column: i + 1, Field: header[i],
+				Err: fmt.Errorf("%w: column is %q, want %q", ErrHeader, h, header[i])}
+		}
+	}
+	t := &csvTable{name: name, header: header, cr: cr}
+	for {
+		row, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return csvError(name, err)
+		}
+		if err := each(t, row); err != nil {
+			return err
+		}
+	}
+}
+
+// line returns the 1-based line on which field col (0-based) of the
+// current row starts.
+func (t *csvTable) line(col int) int {
+	line, _ := t.cr.FieldPos(col)
+	return line
+}
+
+// fieldError returns a *ParseError for field col (0-based) of the current
+// row, at the line on which the field starts.
+func (t *csvTable) fieldError(col int, err error) error {
+	return &ParseError{File: t.name, Line: t.line(col), Column: col + 1, Field: t.header[col], Err: err}
+}
+
+// rowError returns a *ParseError for the current row as a whole, at the
+// line on which it starts.
+func (t *csvTable) rowError(err error) error {
+	return &ParseError{File: t.name, Line: t.line(0), Err: err}
 }
 
 // csvError converts an encoding/csv error; its own message carries the

@@ -3,6 +3,8 @@ package auditor
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"os"
 	"strings"
@@ -70,15 +72,7 @@ func TestWriteRejectsInvalid(t *testing.T) {
 func TestReadRecordsErrors(t *testing.T) {
 	head := strings.Join(Header, ",") + "\n"
 	good := "a.onnx,1,test,0,3,3,true,l2,0.5,,4,0,true\n"
-	for _, tc := range []struct {
-		name, in  string
-		line, col int    // of the *ParseError
-		msg       string // in its message
-	}{
-		{"empty", "", 0, 0, "empty file"},
-		{"bad header", strings.Replace(head, "margin,", "dist,", 1), 1, 9, `column is "dist", want "margin"`},
-		{"short header", "checkpoint,epoch\n", 1, 0, "not a margins.csv header: 2 columns, want 13"},
-		{"short row", head + "a.onnx,1,test\n", 2, 0, "wrong number of fields"},
+	testParseErrors(t, Header, ReadRecords, []parseErrorCase{
 		{"bare quote", head + `a"b.onnx,1,test,0,3,3,true,l2,0.5,,4,0,true` + "\n", 2, 0, "bare \""},
 		{"epoch", head + strings.Replace(good, ",1,", ",one,", 1), 2, 2, `invalid integer "one"`},
 		{"negative epoch", head + strings.Replace(good, ",1,", ",-1,", 1), 2, 2, "negative epoch"},
@@ -103,24 +97,7 @@ func TestReadRecordsErrors(t *testing.T) {
 		{"duplicate", head + good + strings.Replace(good, "0.5", "0.6", 1), 3, 0, "duplicate row for a.onnx test image 0 norm l2 (first on line 2)"},
 		{"two epochs", head + good + strings.Replace(good, ",1,test,0,", ",2,test,1,", 1), 3, 2, "epoch 2 here and 1 above"},
 		{"third line", head + good + strings.Replace(good, "test,0", "test,1", 1) + strings.Replace(good, "test,0", "tset,2", 1), 4, 3, "unknown split"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ReadRecords(strings.NewReader(tc.in), "m.csv")
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("err = %v, want a *ParseError", err)
-			}
-			if pe.File != "m.csv" || pe.Line != tc.line || pe.Column != tc.col {
-				t.Errorf("at %s:%d column %d, want m.csv:%d column %d (%v)", pe.File, pe.Line, pe.Column, tc.line, tc.col, err)
-			}
-			if tc.col > 0 && pe.Field != Header[tc.col-1] {
-				t.Errorf("field %q, want %q", pe.Field, Header[tc.col-1])
-			}
-			if !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error %q does not say %q", err, tc.msg)
-			}
-		})
-	}
+	})
 }
 
 func TestParseErrorMessage(t *testing.T) {
@@ -154,32 +131,80 @@ func FuzzReadRecords(f *testing.F) {
 	f.Add([]byte(head + "\"a,\"\"b\"\".onnx\",0,train,12,1,2,false,linf,NaN,0x1p-3,50,10,false\r\n"))
 	f.Add([]byte(head + "a.onnx,1,test,0,3,3,true,l2,1e-320,4.9e-324,4,0,true"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > 1<<16 {
-			t.Skip("large inputs test nothing new")
-		}
-		recs, err := ReadRecords(bytes.NewReader(data), "fuzz.csv")
-		if err != nil {
+		fuzzRoundTrip(t, data, ReadRecords, WriteRecords, sameRecord)
+	})
+}
+
+// parseErrorCase is a malformed file and where and how a reader must fail.
+type parseErrorCase struct {
+	name, in  string
+	line, col int    // of the *ParseError
+	msg       string // in its message
+}
+
+// testParseErrors reads each case as the file "t.csv" with read, whose
+// header is header, and checks the *ParseError it returns: its file, line,
+// column, field name and message. Cases of a missing or wrong header and
+// of a short row, which readTable checks for every format, come first.
+func testParseErrors[T any](t *testing.T, header []string, read func(io.Reader, string) ([]T, error), cases []parseErrorCase) {
+	t.Helper()
+	n := len(header)
+	table := []parseErrorCase{
+		{"empty", "", 0, 0, "empty file: not a margins.csv header"},
+		{"short header", "checkpoint,epoch\n", 1, 0, fmt.Sprintf("not a margins.csv header: 2 columns, want %d", n)},
+		{"bad header", strings.Join(header[:n-1], ",") + ",x\n", 1, n, fmt.Sprintf("column is \"x\", want %q", header[n-1])},
+		{"short row", strings.Join(header, ",") + "\na.onnx,1,test\n", 2, 0, "wrong number of fields"},
+	}
+	for _, tc := range append(table, cases...) {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := read(strings.NewReader(tc.in), "t.csv")
 			var pe *ParseError
 			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *ParseError", err)
+				t.Fatalf("err = %v, want a *ParseError", err)
 			}
-			return
-		}
-		var b bytes.Buffer
-		if err := WriteRecords(&b, recs); err != nil {
-			t.Fatalf("accepted records do not write: %v", err)
-		}
-		again, err := ReadRecords(&b, "again.csv")
-		if err != nil {
-			t.Fatalf("written records do not read: %v\n%s", err, b.String())
-		}
-		if len(again) != len(recs) {
-			t.Fatalf("%d records, then %d", len(recs), len(again))
-		}
-		for i := range recs {
-			if !sameRecord(recs[i], again[i]) {
-				t.Fatalf("record %d: %+v, then %+v", i, recs[i], again[i])
+			if pe.File != "t.csv" || pe.Line != tc.line || pe.Column != tc.col {
+				t.Errorf("at %s:%d column %d, want t.csv:%d column %d (%v)", pe.File, pe.Line, pe.Column, tc.line, tc.col, err)
 			}
+			if tc.col > 0 && pe.Field != header[tc.col-1] {
+				t.Errorf("field %q, want %q", pe.Field, header[tc.col-1])
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not say %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// fuzzRoundTrip is the body of the fuzz tests of the CSV readers: read
+// never panics and fails only with a *ParseError, and whatever it accepts
+// write writes back to rows that read reads again unchanged (by same).
+func fuzzRoundTrip[T any](t *testing.T, data []byte, read func(io.Reader, string) ([]T, error), write func(io.Writer, []T) error, same func(a, b T) bool) {
+	t.Helper()
+	if len(data) > 1<<16 {
+		t.Skip("large inputs test nothing new")
+	}
+	rows, err := read(bytes.NewReader(data), "fuzz.csv")
+	if err != nil {
+		var pe *ParseError
+		if !errors.As(err, &pe) {
+			t.Fatalf("error %v is not a *ParseError", err)
 		}
-	})
+		return
+	}
+	var b bytes.Buffer
+	if err := write(&b, rows); err != nil {
+		t.Fatalf("accepted rows do not write: %v", err)
+	}
+	again, err := read(&b, "again.csv")
+	if err != nil {
+		t.Fatalf("written rows do not read: %v\n%s", err, b.String())
+	}
+	if len(again) != len(rows) {
+		t.Fatalf("%d rows, then %d", len(rows), len(again))
+	}
+	for i := range rows {
+		if !same(rows[i], again[i]) {
+			t.Fatalf("row %d: %+v, then %+v", i, rows[i], again[i])
+		}
+	}
 }

@@ -26,37 +26,12 @@ func writePGD(w io.Writer, res []PGDResult) error {
 	return cw.Error()
 }
 
-// readPGD reads the PGD part format; errors are *ParseError values.
+// readPGD reads the PGD part format; errors are *ParseError values. An
+// error in a field names the line on which its row starts.
 func readPGD(r io.Reader, name string) ([]PGDResult, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1 // the header is checked below
-	head, err := cr.Read()
-	if err == io.EOF {
-		return nil, &ParseError{File: name, Err: fmt.Errorf("empty file: %w", ErrHeader)}
-	}
-	if err != nil {
-		return nil, csvError(name, err)
-	}
-	if len(head) != len(PGDHeader) {
-		return nil, &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %d", ErrHeader, len(head), len(PGDHeader))}
-	}
-	cr.FieldsPerRecord = len(PGDHeader)
-	for i, h := range head {
-		if h != PGDHeader[i] {
-			return nil, &ParseError{File: name, Line: 1, Column: i + 1, Field: PGDHeader[i],
-				Err: fmt.Errorf("%w: column is %q, want %q", ErrHeader, h, PGDHeader[i])}
-		}
-	}
 	var out []PGDResult
-	for {
-		row, err := cr.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, csvError(name, err)
-		}
-		line, _ := cr.FieldPos(0)
+	err := readTable(r, name, PGDHeader, func(t *csvTable, row []string) error {
+		line := t.line(0)
 		bad := func(col int, err error) error {
 			return &ParseError{File: name, Line: line, Column: col + 1, Field: PGDHeader[col], Err: err}
 		}
@@ -64,18 +39,23 @@ func readPGD(r io.Reader, name string) ([]PGDResult, error) {
 		for k, col := range []int{1, 5, 6} {
 			v, err := strconv.Atoi(row[col])
 			if err != nil {
-				return nil, bad(col, fmt.Errorf("invalid integer %q", row[col]))
+				return bad(col, fmt.Errorf("invalid integer %q", row[col]))
 			}
 			ints[k] = v
 		}
 		eps, err := strconv.ParseFloat(row[4], 64)
 		if err != nil {
-			return nil, bad(4, fmt.Errorf("invalid number %q", row[4]))
+			return bad(4, fmt.Errorf("invalid number %q", row[4]))
 		}
 		p := PGDResult{Checkpoint: row[0], Epoch: ints[0], Split: Split(row[2]), Norm: Norm(row[3]), Eps: eps, Images: ints[1], Robust: ints[2]}
 		if err := p.validate(); err != nil {
-			return nil, &ParseError{File: name, Line: line, Err: err}
+			return t.rowError(err)
 		}
 		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
