@@ -540,6 +540,21 @@ const (
 	sankeyFlowOpacity = 150
 )
 
+// onTop marks the group of the flow a Sankey figure draws over the others.
+const onTop = "\x00top"
+
+// smallerCrossing returns the group of the smaller of t's two crossing
+// flows (the one drawn on top), or "" when neither is smaller.
+func smallerCrossing(t auditor.Transition) string {
+	switch {
+	case t.CorrectIncorrect < t.IncorrectCorrect:
+		return becomesIncorrect
+	case t.IncorrectCorrect < t.CorrectIncorrect:
+		return becomesCorrect
+	}
+	return ""
+}
+
 // sankeyFigure: correct/incorrect transitions between consecutive epochs;
 // nil when the split has fewer than two epochs.
 func sankeyFigure(a *audit, s auditor.Split) (*figure, Figure, error) {
@@ -565,10 +580,14 @@ func sankeyFigure(a *audit, s auditor.Split) (*figure, Figure, error) {
 			{stockIncorrect, stockCorrect, becomesCorrect, t.IncorrectCorrect},
 			{stockIncorrect, stockIncorrect, stayIncorrect, t.IncorrectIncorrect},
 		} {
+			group := f.group
+			if f.group == smallerCrossing(t) {
+				group += onTop
+			}
 			flows = append(flows, plotter.Flow{
 				SourceLabel: f.from, SourceCategory: i,
 				ReceptorLabel: f.to, ReceptorCategory: i + 1,
-				Value: float64(f.v), Group: f.group,
+				Value: float64(f.v), Group: group,
 			})
 		}
 	}
@@ -583,7 +602,26 @@ func sankeyFigure(a *audit, s auditor.Split) (*figure, Figure, error) {
 		becomesIncorrect: withAlpha(reddishPurple, sankeyFlowOpacity+60),
 	}
 	noLine := draw.LineStyle{}
-	sk.FlowStyle = func(group string) (color.Color, draw.LineStyle) { return flowColor[group], noLine }
+	// The two crossing flows of a transition overlap. The Sankey draws
+	// flows in the order that also stacks them in the bars, so the smaller
+	// crossing flow, which would disappear under the larger, is drawn by a
+	// second Sankey with the same layout, on top of the first.
+	sk.FlowStyle = func(group string) (color.Color, draw.LineStyle) {
+		if strings.HasSuffix(group, onTop) {
+			return color.Transparent, noLine
+		}
+		return flowColor[group], noLine
+	}
+	top, err := plotter.NewSankey(flows...)
+	if err != nil {
+		return nil, Figure{}, err
+	}
+	top.FlowStyle = func(group string) (color.Color, draw.LineStyle) {
+		if g, ok := strings.CutSuffix(group, onTop); ok {
+			return flowColor[g], noLine
+		}
+		return color.Transparent, noLine
+	}
 	sk.StockStyle = func(label string, _ int) (string, text.Style, vg.Length, vg.Length, color.Color, draw.LineStyle) {
 		c := color.Color(bluishGreen)
 		if label == stockIncorrect {
@@ -592,9 +630,10 @@ func sankeyFigure(a *audit, s auditor.Split) (*figure, Figure, error) {
 		return "", sk.TextStyle, 0, 0, c, draw.LineStyle{Color: color.White, Width: vg.Points(0.5)}
 	}
 	sk.StockBarWidth = vg.Points(10)
+	top.StockStyle, top.StockBarWidth = sk.StockStyle, sk.StockBarWidth
 
 	p := newBarePanel("", "epoch", fmt.Sprintf("images of the %s split", s))
-	p.Add(sk)
+	p.Add(sk, top)
 	names := make([]string, len(epochs))
 	for i, e := range epochs {
 		names[i] = strconv.Itoa(e)
