@@ -320,7 +320,7 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 		opt := onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, WRT: wrt, File: c.name}
 		what = "Jacobian graph"
 		if kind == gradientGraph {
-			m, labels, loss = lossModel(c.model, c.input, c.output, c.probs)
+			m, labels, loss = lossModel(c.model, c.output, c.k, c.probs)
 			opt = onnxgrad.Options{Mode: onnxgrad.VJP, Output: loss, WRT: wrt, File: c.name}
 			what = "loss-gradient graph"
 		}

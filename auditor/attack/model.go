@@ -288,38 +288,26 @@ func namer(g *onnxpb.GraphProto) func(base string) string {
 }
 
 // lossModel returns a copy of the classifier's model m (image input, scores
-// output) with a one-hot label input [N, K] and a second output holding the
-// cross-entropy terms loss[i, k] = −onehot[i, k]·log p[i, k] (float32
-// [N, K]; a row sums to image i's cross-entropy), where log p is
-// LogSoftmax(scores) for logits and log(scores + 1e-12) for probabilities.
-// The loss is computed in float64 so that its gradient keeps the label's
-// term p_y − 1 when p_y rounds to 1 in float32 (a confidently classified
-// image): in float32 that term vanishes and the input gradient would point
-// along the other classes' scores alone.
-func lossModel(m *onnxpb.ModelProto, input, output string, probs bool) (lm *onnxpb.ModelProto, onehot, loss string) {
+// output [N, k], N named "N" by prepare) with a one-hot label input [N, k]
+// and a second output holding the cross-entropy terms
+// loss[i, c] = −onehot[i, c]·log p[i, c] (float32 [N, k]; a row sums to
+// image i's cross-entropy), where log p is LogSoftmax(scores) for logits and
+// log(scores + 1e-12) for probabilities. The loss is computed in float64 so
+// that its gradient keeps the label's term p_y − 1 when p_y rounds to 1 in
+// float32 (a confidently classified image): in float32 that term vanishes
+// and the input gradient would point along the other classes' scores alone.
+func lossModel(m *onnxpb.ModelProto, output string, k int, probs bool) (lm *onnxpb.ModelProto, onehot, loss string) {
 	lm = proto.Clone(m).(*onnxpb.ModelProto)
 	g := lm.GetGraph()
 	fresh := namer(g)
 	onehot, loss = fresh("attack/onehot"), fresh("attack/loss")
-	var batch *onnxpb.TensorShapeProto_Dimension
-	for _, vi := range g.GetInput() {
-		if vi.GetName() == input {
-			batch = proto.Clone(vi.GetType().GetTensorType().GetShape().GetDim()[0]).(*onnxpb.TensorShapeProto_Dimension)
-		}
-	}
-	var scores *onnxpb.ValueInfoProto
-	for _, vi := range g.GetOutput() {
-		if vi.GetName() == output {
-			scores = vi
-		}
-	}
 	labels := &onnxpb.ValueInfoProto{Name: proto.String(onehot), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
 		ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
-		Shape:    &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{batch, {Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "K"}}}},
+		Shape: &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{
+			{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}},
+			{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(k)}},
+		}},
 	}}}}
-	if d := scores.GetType().GetTensorType().GetShape().GetDim(); len(d) == 2 && d[1].GetDimValue() > 0 {
-		labels.Type.GetTensorType().Shape.Dim[1] = proto.Clone(d[1]).(*onnxpb.TensorShapeProto_Dimension)
-	}
 	g.Input = append(g.Input, labels)
 
 	node := func(op string, in []string, attrs ...*onnxpb.AttributeProto) string {
