@@ -26,6 +26,17 @@ var tinyModels = []struct {
 	{model.Arch{Kind: model.CNN, Channels: []int{3}, Kernel: 5, Hidden: []int{}}, 1, 6, 6},
 }
 
+// openNet opens m's sessions on one thread, closed when the test ends.
+func openNet(t *testing.T, m *model.Model) *net {
+	t.Helper()
+	nt, err := newNet(m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nt.Close() })
+	return nt
+}
+
 // randomBatch returns a model with seeded weights (non-zero biases) and n
 // random images with random target distributions: one-hot rows and, every
 // third row, a soft distribution, which the loss graph also accepts.
@@ -85,11 +96,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		t.Run(tc.arch.WithDefaults().String(), func(t *testing.T) {
 			const n, k = 8, 3
 			m, x, target := randomBatch(t, tc.arch, tc.c, tc.h, tc.w, n, k, 21)
-			nt, err := newNet(m, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nt.Close()
+			nt := openNet(t, m)
 			logits := make([]float32, n*k)
 			loss, err := nt.step(x, target, logits, n)
 			if err != nil {
@@ -144,11 +151,7 @@ func TestCheckpointLogits(t *testing.T) {
 		t.Run(tc.arch.WithDefaults().String(), func(t *testing.T) {
 			const n, k = 7, 4
 			m, x, target := randomBatch(t, tc.arch, tc.c, tc.h, tc.w, n, k, 5)
-			nt, err := newNet(m, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nt.Close()
+			nt := openNet(t, m)
 			want := make([]float32, n*k)
 			if _, err := nt.step(x, target, want, n); err != nil {
 				t.Fatal(err)
