@@ -615,7 +615,7 @@ func inferGlobalPool(c *nodeCtx) error {
 func gradGlobalAveragePool(c *gradCtx) error {
 	x := c.shapeIn(0)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	area := 1.0
 	for _, d := range x[2:] {

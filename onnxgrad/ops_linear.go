@@ -6,7 +6,7 @@ package onnxgrad
 func inferGemm(c *nodeCtx) error {
 	a, b := c.shapeIn(0), c.shapeIn(1)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	if len(a) != 2 || len(b) != 2 {
 		return c.errorf("Gemm needs 2-D A and B, got %v and %v", a, b)
@@ -77,7 +77,7 @@ func (c *gradCtx) swapLast2(g string, rank int) string {
 func inferMatMul(c *nodeCtx) error {
 	a, b := c.shapeIn(0), c.shapeIn(1)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	if len(a) == 0 || len(b) == 0 {
 		return c.errorf("MatMul of a scalar")
@@ -110,7 +110,7 @@ func inferMatMul(c *nodeCtx) error {
 func gradMatMul(c *gradCtx) error {
 	a, b := c.shapeIn(0), c.shapeIn(1)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	if len(a) == 1 && len(b) == 1 {
 		return c.errorf("the gradient of a 1-D by 1-D MatMul (a dot product) is not supported")

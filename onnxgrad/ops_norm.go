@@ -18,7 +18,7 @@ func inferBatchNorm(c *nodeCtx) error {
 func gradBatchNorm(c *gradCtx) error {
 	x := c.shapeIn(0)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	r := len(x)
 	if r < 2 {

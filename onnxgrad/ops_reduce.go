@@ -65,11 +65,11 @@ func gradReduce(inputFrom int64, mean bool) func(c *gradCtx) error {
 	return func(c *gradCtx) error {
 		x := c.shapeIn(0)
 		if c.err != nil {
-			return nil
+			return c.err
 		}
 		axes, noop := reduceAxes(&c.nodeCtx, len(x), inputFrom)
 		if c.err != nil {
-			return nil
+			return c.err
 		}
 		g := c.gy[0]
 		if noop {

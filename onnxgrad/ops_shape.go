@@ -212,7 +212,7 @@ func inferTranspose(c *nodeCtx) error {
 func gradTranspose(c *gradCtx) error {
 	x := c.shapeIn(0)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	perm := transposePerm(&c.nodeCtx, len(x))
 	inv := make([]int64, len(perm)+c.off())
@@ -265,7 +265,7 @@ func inferConcat(c *nodeCtx) error {
 func gradConcat(c *gradCtx) error {
 	y := c.shapeOut(0)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	a, err := normAxis(c.attrInt("axis", 0), len(y))
 	if err != nil {
@@ -409,7 +409,7 @@ func inferSlice(c *nodeCtx) error {
 func gradSlice(c *gradCtx) error {
 	x := c.shapeIn(0)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	sp, err := readSlice(&c.nodeCtx, x)
 	if err != nil {
@@ -534,11 +534,11 @@ func inferPad(c *nodeCtx) error {
 func gradPad(c *gradCtx) error {
 	x := c.shapeIn(0)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	pads := readPads(&c.nodeCtx, len(x))
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	r := len(x)
 	begin := pads[:r]
@@ -593,7 +593,7 @@ func gradGather(c *gradCtx) error {
 	idx := c.intsIn(1)
 	idxShape := c.shapeIn(1)
 	if c.err != nil {
-		return nil
+		return c.err
 	}
 	a, err := normAxis(c.attrInt("axis", 0), len(x))
 	if err != nil || !x[a].Known() {
