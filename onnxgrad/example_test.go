@@ -70,5 +70,5 @@ func ExampleInspect() {
 	}
 	// Output:
 	// input [N,1,8,8] → logits [N,10]
-	// onnxgrad: unsupported.onnx: unsupported ONNX op "CumSum" in node "/CumSum": no gradient rule (see SupportedOps)
+	// onnxgrad: unsupported.onnx: unsupported op "CumSum" in node "/CumSum": no gradient rule
 }

@@ -117,11 +117,8 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		output = m.GetGraph().GetOutput()[0].GetName()
 	}
 	outInfo := gr.info[output]
-	if !slices.ContainsFunc(m.GetGraph().GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == output }) || outInfo == nil {
+	if !slices.ContainsFunc(m.GetGraph().GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == output }) {
 		return nil, &FormatError{File: opt.File, Field: "graph.output", Msg: fmt.Sprintf("no output %q", output)}
-	}
-	if !isFloatType(int32(outInfo.elem)) {
-		return nil, &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", output), Msg: fmt.Sprintf("element type %s is not floating point", outInfo.elem)}
 	}
 
 	wrt := slices.Clone(opt.WRT)
@@ -141,7 +138,19 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		}
 	}
 
+	// An op without a rule anywhere on the path is the first thing to
+	// report: it is the cause of whatever else inference could not find
+	// out downstream of it.
 	onPath, diff := differentiablePath(m.GetGraph(), gr, wrt, output)
+	if u := unsupportedOps(onPath, opt.File); len(u) > 0 {
+		return nil, u[0]
+	}
+	switch {
+	case outInfo == nil || outInfo.elem == onnxpb.TensorProto_UNDEFINED:
+		return nil, &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", output), Msg: "element type unknown: the model does not declare it and shape inference could not follow the graph to it"}
+	case !isFloatType(int32(outInfo.elem)):
+		return nil, &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", output), Msg: fmt.Sprintf("element type %s is not floating point", outInfo.elem)}
+	}
 	if !diff[output] {
 		return nil, fmt.Errorf("%w: %q does not depend on %v", ErrNotDifferentiable, output, wrt)
 	}
@@ -153,12 +162,9 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("%w: %q does not depend on %q", ErrNotDifferentiable, output, w)
 		}
 	}
-	if u := unsupportedOps(onPath, opt.File); len(u) > 0 {
-		return nil, u[0]
-	}
 	for _, n := range onPath {
 		if err := gr.inferErr[n]; err != nil {
-			return nil, err
+			return nil, gr.explain(err, n, opt.File)
 		}
 	}
 
@@ -167,6 +173,11 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 	seed, err := makeSeed(gr, opt, outInfo, res)
 	if err != nil {
 		return nil, err
+	}
+	for _, n := range gr.newNodes {
+		if err := gr.inferNode(n); err != nil && !errors.Is(err, ErrUnknownShape) {
+			return nil, fmt.Errorf("onnxgrad: the seed of the backward pass: %w", err)
+		}
 	}
 
 	acc := map[string][]string{output: {seed}}
@@ -183,11 +194,16 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 			c.need = append(c.need, in != "" && diff[in])
 		}
 		c.gx = make([]string, len(n.GetInput()))
-		if err := rules[n.GetOpType()].grad(c); err != nil {
-			return nil, err
+		emitted := len(gr.newNodes)
+		err := rules[n.GetOpType()].grad(c)
+		if err == nil {
+			err = c.err
 		}
-		if c.err != nil {
-			return nil, c.err
+		if err == nil {
+			err = c.checkGrads(emitted)
+		}
+		if err != nil {
+			return nil, gr.explain(err, n, opt.File)
 		}
 		for j, g := range c.gx {
 			if g != "" && c.need[j] {
@@ -230,6 +246,60 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 	return res, nil
 }
 
+// checkGrads is the check every gradient rule passes through: it runs shape
+// inference over the nodes the rule appended (gr.newNodes[from:]) and
+// compares each gradient the rule returned with its forward input — the
+// same element type, the same rank plus the class axis in Jacobian mode, and
+// the same size wherever both are known. A rule that emits an op inference
+// rejects, or a gradient of the wrong shape, fails here with the node
+// named, instead of as an onnxruntime error far from its cause or as a
+// silently broadcast wrong gradient.
+func (c *gradCtx) checkGrads(from int) error {
+	for _, n := range c.gr.newNodes[from:] {
+		// A node whose inputs inference could not follow stays unknown and
+		// goes unchecked; anything else it rejects is the rule's mistake.
+		if err := c.gr.inferNode(n); err != nil && !errors.Is(err, ErrUnknownShape) {
+			msg := err.Error()
+			if ne, ok := err.(*NodeError); ok {
+				msg = ne.Msg
+			}
+			return c.errorf("the gradient rule emitted a %s node that fails shape inference: %s", n.GetOpType(), msg)
+		}
+	}
+	for i, g := range c.gx {
+		if g == "" || !c.need[i] {
+			continue
+		}
+		got, want := c.gr.info[g], c.in(i)
+		if got == nil || want == nil {
+			continue
+		}
+		if got.elem != onnxpb.TensorProto_UNDEFINED && want.elem != onnxpb.TensorProto_UNDEFINED && got.elem != want.elem {
+			return c.errorf("the gradient of input %d (%q) is %s, the input %s", i, c.input(i), got.elem, want.elem)
+		}
+		if !got.hasShape || !want.hasShape {
+			continue
+		}
+		if len(got.shape) != len(want.shape)+c.off() {
+			return c.errorf("the gradient of input %d (%q) has shape %v, the input %v%s", i, c.input(i), got.shape, want.shape, c.leadNote())
+		}
+		for a, d := range want.shape {
+			if e := got.shape[a+c.off()]; d.Known() && e.Known() && d.Value != e.Value {
+				return c.errorf("the gradient of input %d (%q) has shape %v, the input %v%s", i, c.input(i), got.shape, want.shape, c.leadNote())
+			}
+		}
+	}
+	return nil
+}
+
+// leadNote explains the extra axis of gradients in Jacobian mode.
+func (c *gradCtx) leadNote() string {
+	if c.lead {
+		return " (gradients carry a leading class axis in Jacobian mode)"
+	}
+	return ""
+}
+
 // jacobianRows is the size of the Jacobian's class axis L.
 func jacobianRows(opt Options, outInfo *tensorInfo) Dim {
 	switch {
@@ -250,7 +320,7 @@ func makeSeed(gr *graph, opt Options, outInfo *tensorInfo, res *Result) (string,
 			return "", errors.New("onnxgrad: Classes and SeedInput apply to Jacobian mode only")
 		}
 		res.Seed = gr.fresh(res.Output + "_grad")
-		g.Input = append(g.Input, tensorValueInfo(res.Seed, elem, outInfo.shape))
+		gr.addInput(res.Seed, elem, outInfo.shape)
 		return res.Seed, nil
 	}
 	if !outInfo.hasShape || outInfo.rank() != 2 {
@@ -263,7 +333,7 @@ func makeSeed(gr *graph, opt Options, outInfo *tensorInfo, res *Result) (string,
 			return "", errors.New("onnxgrad: Classes and SeedInput cannot be combined")
 		}
 		res.Seed = gr.fresh(res.Output + "_seed")
-		g.Input = append(g.Input, tensorValueInfo(res.Seed, elem, Shape{outInfo.shape[0], Dim{Param: "L"}, k}))
+		gr.addInput(res.Seed, elem, Shape{outInfo.shape[0], Dim{Param: "L"}, k})
 		return gr.op("Transpose", []string{res.Seed}, attrInts("perm", []int64{1, 0, 2})), nil
 	case !k.Known():
 		return "", &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", res.Output), Msg: "Jacobian mode needs a static class count K"}
@@ -289,6 +359,39 @@ func makeSeed(gr *graph, opt Options, outInfo *tensorInfo, res *Result) (string,
 		onOff := gr.constFloat(elem, []int64{2}, []float64{0, 1})
 		return gr.op("OneHot", []string{idx, gr.constInts([]int64{k.Value}, true), onOff}, attrInt("axis", -1)), nil
 	}
+}
+
+// explain returns err, raised at node n, or — when err is a shape or value
+// that inference did not know and an op without a shape rule upstream of n
+// is why — an UnsupportedOpError for that op: the cause, not its echo.
+func (gr *graph) explain(err error, n *onnxpb.NodeProto, file string) error {
+	if !errors.Is(err, ErrUnknownShape) {
+		return err
+	}
+	producer := map[string]*onnxpb.NodeProto{}
+	for _, p := range gr.g.GetNode() {
+		for _, o := range p.GetOutput() {
+			producer[o] = p
+		}
+	}
+	seen := map[*onnxpb.NodeProto]bool{}
+	queue := []*onnxpb.NodeProto{n}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, in := range cur.GetInput() {
+			p := producer[in]
+			if p == nil || seen[p] {
+				continue
+			}
+			seen[p] = true
+			if r, ok := rules[p.GetOpType()]; !ok || r.infer == nil || canonicalDomain(p.GetDomain()) != "" {
+				return &UnsupportedOpError{File: file, Node: p.GetName(), OpType: qualifiedOp(p), ShapeOnly: true}
+			}
+			queue = append(queue, p)
+		}
+	}
+	return err
 }
 
 // unsupportedOps lists the nodes of path that have no gradient rule.

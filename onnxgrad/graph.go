@@ -26,6 +26,9 @@ type graph struct {
 	consts   map[string]string
 	// inferErr holds the shape-inference failure of each node that had one.
 	inferErr map[*onnxpb.NodeProto]error
+	// declared holds the types and shapes the model's value_info and graph
+	// outputs declare.
+	declared map[string]*tensorInfo
 	// minOpset is the smallest default-domain opset the emitted nodes need.
 	minOpset int64
 }
@@ -53,11 +56,13 @@ func newGraph(m *onnxpb.ModelProto, file string) *graph {
 // value_info declares. A node whose rule fails (often because an op without
 // a rule upstream left its input unknown) is recorded in inferErr and
 // inference goes on; the error matters only if the node is differentiated.
+// What a rule infers is merged with what the model declares (see
+// mergeDeclared): a declaration is never replaced by an unknown.
 func (gr *graph) infer() {
-	declared := map[string]*tensorInfo{}
+	gr.declared = map[string]*tensorInfo{}
 	for _, vi := range append(append([]*onnxpb.ValueInfoProto{}, gr.g.GetValueInfo()...), gr.g.GetOutput()...) {
 		if info := infoFromValueInfo(vi); info != nil {
-			declared[vi.GetName()] = info
+			gr.declared[vi.GetName()] = info
 		}
 	}
 	for _, t := range gr.g.GetInitializer() {
@@ -72,27 +77,60 @@ func (gr *graph) infer() {
 		}
 	}
 	for _, n := range gr.g.GetNode() {
-		c := &nodeCtx{gr: gr, n: n}
-		if r, ok := rules[n.GetOpType()]; ok && canonicalDomain(n.GetDomain()) == "" && r.infer != nil {
-			err := r.infer(c)
-			if err == nil {
-				err = c.err
-			}
-			if err != nil {
-				gr.inferErr[n] = err
-			}
+		if err := gr.inferNode(n); err != nil {
+			gr.inferErr[n] = err
 		}
-		for _, o := range n.GetOutput() {
-			if o == "" {
-				continue
-			}
-			if gr.info[o] == nil {
-				if d := declared[o]; d != nil {
-					gr.info[o] = d
-				}
+	}
+}
+
+// inferNode runs n's shape rule, if it has one, and records what is known of
+// its outputs, merged with their declarations. It returns the rule's error.
+func (gr *graph) inferNode(n *onnxpb.NodeProto) error {
+	var err error
+	c := &nodeCtx{gr: gr, n: n}
+	if r, ok := rules[n.GetOpType()]; ok && canonicalDomain(n.GetDomain()) == "" && r.infer != nil {
+		err = r.infer(c)
+		if err == nil {
+			err = c.err
+		}
+	}
+	for _, o := range n.GetOutput() {
+		if o != "" {
+			gr.info[o] = mergeDeclared(gr.info[o], gr.declared[o])
+		}
+	}
+	return err
+}
+
+// mergeDeclared combines what inference found of a tensor with what the
+// model declares for it: inferred facts win where they are known, the
+// declaration fills in an unknown element type, an unknown rank, and
+// dimensions inference left anonymous. A rule that gives up (often after an
+// op without a rule upstream) thus never turns a declared FLOAT [N, 10]
+// output into UNDEFINED of unknown shape.
+func mergeDeclared(inferred, declared *tensorInfo) *tensorInfo {
+	switch {
+	case declared == nil:
+		return inferred
+	case inferred == nil:
+		return declared
+	}
+	out := *inferred
+	if out.elem == onnxpb.TensorProto_UNDEFINED {
+		out.elem = declared.elem
+	}
+	switch {
+	case !out.hasShape && declared.hasShape:
+		out.shape, out.hasShape = slices.Clone(declared.shape), true
+	case out.hasShape && declared.hasShape && len(out.shape) == len(declared.shape):
+		out.shape = slices.Clone(out.shape)
+		for i, d := range out.shape {
+			if isAnonymous(d) && !isAnonymous(declared.shape[i]) {
+				out.shape[i] = declared.shape[i]
 			}
 		}
 	}
+	return &out
 }
 
 // isConst reports whether tensor name is a constant that onnxruntime can
@@ -162,6 +200,12 @@ func (gr *graph) addInitializer(hint string, t *onnxpb.TensorProto) string {
 	gr.g.Initializer = append(gr.g.Initializer, t)
 	gr.info[name] = infoFromTensor(t)
 	return name
+}
+
+// addInput appends a graph input and records what is known of it.
+func (gr *graph) addInput(name string, elem onnxpb.TensorProto_DataType, shape Shape) {
+	gr.g.Input = append(gr.g.Input, tensorValueInfo(name, elem, shape))
+	gr.info[name] = &tensorInfo{elem: elem, shape: shape, hasShape: shape != nil}
 }
 
 // constInts returns an INT64 initializer with the given values: a 1-D tensor,

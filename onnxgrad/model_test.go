@@ -119,7 +119,7 @@ func TestBuildErrors(t *testing.T) {
 		opt  Options
 		want string
 	}{
-		{"unsupported op", unsupported, Options{Mode: VJP, File: "unsupported.onnx"}, `unsupported.onnx: unsupported ONNX op "`},
+		{"unsupported op", unsupported, Options{Mode: VJP, File: "unsupported.onnx"}, `unsupported.onnx: unsupported op "`},
 		{"old opset", old, Options{File: "old.onnx"}, "opset 6 is older than 7"},
 		{"no such output", tinyModel(), Options{Output: "zz"}, `no output "zz"`},
 		{"wrt not a tensor", tinyModel(), Options{WRT: []string{"zz"}}, `"zz" is not a floating-point input or initializer`},

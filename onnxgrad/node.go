@@ -1,6 +1,7 @@
 package onnxgrad
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
@@ -23,7 +24,19 @@ type NodeError struct {
 	Node   string
 	OpType string
 	Msg    string
+	// Err, when set, classifies the problem; ErrUnknownShape marks a rule
+	// that could not decide for lack of static shapes or constant values.
+	Err error
 }
+
+// Unwrap returns e.Err.
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// ErrUnknownShape classifies a NodeError raised because a shape or an
+// integer value a rule needs is not known statically (a symbolic size, an
+// input computed at run time), as opposed to a malformed node. Fixing the
+// model input's shape (Options.InputShape) often resolves it.
+var ErrUnknownShape = errors.New("onnxgrad: shape or value not known statically")
 
 func (e *NodeError) Error() string {
 	s := "onnxgrad: "
@@ -33,12 +46,24 @@ func (e *NodeError) Error() string {
 	return s + fmt.Sprintf("node %q (%s): %s", e.Node, e.OpType, e.Msg)
 }
 
-// UnsupportedOpError reports an operator on the differentiated path that
-// onnxgrad has no gradient rule for.
+// UnsupportedOpError reports an operator that onnxgrad has no rule for: on
+// the differentiated path (no gradient rule), or upstream of it where the
+// shapes it leaves unknown are needed (no shape rule).
 type UnsupportedOpError struct {
 	File   string
 	Node   string
 	OpType string // "domain:Op" outside the default domain
+	// ShapeOnly is set when the op is not differentiated but its output
+	// shapes are needed downstream.
+	ShapeOnly bool
+}
+
+// Reason says which rule is missing.
+func (e *UnsupportedOpError) Reason() string {
+	if e.ShapeOnly {
+		return "no shape rule, so the shapes after it are unknown"
+	}
+	return "no gradient rule"
 }
 
 func (e *UnsupportedOpError) Error() string {
@@ -46,7 +71,7 @@ func (e *UnsupportedOpError) Error() string {
 	if e.File != "" {
 		s += e.File + ": "
 	}
-	return s + fmt.Sprintf("unsupported ONNX op %q in node %q: no gradient rule (see SupportedOps)", e.OpType, e.Node)
+	return s + fmt.Sprintf("unsupported op %q in node %q: %s", e.OpType, e.Node, e.Reason())
 }
 
 // nodeCtx gives a rule typed access to one node's inputs, outputs and
@@ -65,6 +90,21 @@ func (c *nodeCtx) errorf(format string, args ...any) error {
 func (c *nodeCtx) fail(format string, args ...any) {
 	if c.err == nil {
 		c.err = c.errorf(format, args...)
+	}
+}
+
+// unknownf is errorf for a rule that cannot decide because a shape or value
+// is not known statically (the error wraps ErrUnknownShape).
+func (c *nodeCtx) unknownf(format string, args ...any) error {
+	e := c.errorf(format, args...).(*NodeError)
+	e.Err = ErrUnknownShape
+	return e
+}
+
+// failUnknown records an unknownf error unless one is recorded already.
+func (c *nodeCtx) failUnknown(format string, args ...any) {
+	if c.err == nil {
+		c.err = c.unknownf(format, args...)
 	}
 }
 
@@ -102,7 +142,7 @@ func (c *nodeCtx) out(i int) *tensorInfo {
 func (c *nodeCtx) shapeIn(i int) Shape {
 	t := c.in(i)
 	if t == nil || !t.hasShape {
-		c.fail("the shape of input %d (%q) is unknown; give the model input a static shape", i, c.input(i))
+		c.failUnknown("the shape of input %d (%q) is unknown; give the model input a static shape", i, c.input(i))
 		return nil
 	}
 	return t.shape
@@ -111,7 +151,7 @@ func (c *nodeCtx) shapeIn(i int) Shape {
 func (c *nodeCtx) shapeOut(i int) Shape {
 	t := c.out(i)
 	if t == nil || !t.hasShape {
-		c.fail("the shape of output %d (%q) is unknown", i, c.output(i))
+		c.failUnknown("the shape of output %d (%q) is unknown", i, c.output(i))
 		return nil
 	}
 	return t.shape
@@ -125,7 +165,7 @@ func (c *nodeCtx) staticIn(i int) []int64 {
 	}
 	dims, ok := s.Static()
 	if !ok {
-		c.fail("needs a static shape for input %d (%q), got %v; set the input shape explicitly", i, c.input(i), s)
+		c.failUnknown("needs a static shape for input %d (%q), got %v; set the input shape explicitly", i, c.input(i), s)
 	}
 	return dims
 }
@@ -134,13 +174,13 @@ func (c *nodeCtx) staticIn(i int) []int64 {
 func (c *nodeCtx) intsIn(i int) []int64 {
 	t := c.in(i)
 	if t == nil || t.value == nil {
-		c.fail("input %d (%q) must be a constant integer tensor", i, c.input(i))
+		c.failUnknown("input %d (%q) must be a constant integer tensor", i, c.input(i))
 		return nil
 	}
 	out := make([]int64, len(t.value))
 	for j, d := range t.value {
 		if !d.Known() {
-			c.fail("input %d (%q) must be a constant integer tensor, element %d is %s", i, c.input(i), j, d)
+			c.failUnknown("input %d (%q) must be a constant integer tensor, element %d is %s", i, c.input(i), j, d)
 			return nil
 		}
 		out[j] = d.Value

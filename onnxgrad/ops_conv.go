@@ -35,7 +35,7 @@ func readWindow(c *nodeCtx, kernel []int64) (*window, error) {
 	for i := range r {
 		d := x[2+i]
 		if !d.Known() {
-			return nil, c.errorf("spatial size %s of input %q is not static; set the input shape explicitly", d, c.input(0))
+			return nil, c.unknownf("spatial size %s of input %q is not static; set the input shape explicitly", d, c.input(0))
 		}
 		w.in[i] = d.Value
 	}
@@ -620,7 +620,7 @@ func gradGlobalAveragePool(c *gradCtx) error {
 	area := 1.0
 	for _, d := range x[2:] {
 		if !d.Known() {
-			return c.errorf("spatial size %s is not static", d)
+			return c.unknownf("spatial size %s is not static", d)
 		}
 		area *= float64(d.Value)
 	}

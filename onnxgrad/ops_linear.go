@@ -11,12 +11,15 @@ func inferGemm(c *nodeCtx) error {
 	if len(a) != 2 || len(b) != 2 {
 		return c.errorf("Gemm needs 2-D A and B, got %v and %v", a, b)
 	}
-	m, n := a[0], b[1]
+	m, ka, kb, n := a[0], a[1], b[0], b[1]
 	if c.attrInt("transA", 0) != 0 {
-		m = a[1]
+		m, ka = a[1], a[0]
 	}
 	if c.attrInt("transB", 0) != 0 {
-		n = b[0]
+		kb, n = b[1], b[0]
+	}
+	if ka.Known() && kb.Known() && ka.Value != kb.Value {
+		return c.errorf("Gemm of %v and %v: inner sizes %d and %d differ", a, b, ka.Value, kb.Value)
 	}
 	c.setOut(0, &tensorInfo{elem: c.elem(), shape: Shape{m, n}, hasShape: true})
 	return nil
@@ -88,6 +91,9 @@ func inferMatMul(c *nodeCtx) error {
 	}
 	if len(b) == 1 {
 		b1 = Shape{b[0], known(1)}
+	}
+	if ka, kb := a1[len(a1)-1], b1[len(b1)-2]; ka.Known() && kb.Known() && ka.Value != kb.Value {
+		return c.errorf("MatMul of %v and %v: inner sizes %d and %d differ", a, b, ka.Value, kb.Value)
 	}
 	batch, err := broadcastShapes(a1[:len(a1)-2], b1[:len(b1)-2])
 	if err != nil {

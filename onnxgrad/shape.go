@@ -32,6 +32,10 @@ func (d Dim) String() string {
 
 func known(v int64) Dim { return Dim{Value: v} }
 
+// isAnonymous reports whether d is an unknown dimension without a name of
+// its own: "?" or the "?name:i" symbols given to undeclared sizes.
+func isAnonymous(d Dim) bool { return !d.Known() && strings.HasPrefix(d.Param, "?") }
+
 // Shape is a tensor shape. A nil Shape with ok=false in tensorInfo means the
 // rank is unknown.
 type Shape []Dim

@@ -158,7 +158,7 @@ func printError(w io.Writer, app *cli.App, err error) {
 		if file == "" {
 			file = "model"
 		}
-		fmt.Fprintf(w, "%s: %s: unsupported ONNX op %q in node %q: no gradient rule\n", progName, file, uo.OpType, uo.Node)
+		fmt.Fprintf(w, "%s: %s: unsupported op %q in node %q: %s\n", progName, file, uo.OpType, uo.Node, uo.Reason())
 		fmt.Fprintf(w, "hint: '%s inspect %s' lists every op of the model and whether onnxgrad differentiates it\n", progName, file)
 	default:
 		fmt.Fprintf(w, "%s: %v\n", progName, err)

@@ -153,7 +153,7 @@ func TestGradUnsupported(t *testing.T) {
 		t.Errorf("stdout %q, want nothing", stdout)
 	}
 	for _, want := range []string{
-		`marginaudit: ../../testdata/models/unsupported.onnx: unsupported ONNX op "CumSum" in node "/CumSum": no gradient rule` + "\n",
+		`marginaudit: ../../testdata/models/unsupported.onnx: unsupported op "CumSum" in node "/CumSum": no gradient rule` + "\n",
 		"\nhint: ",
 	} {
 		if !strings.Contains(stderr, want) {
