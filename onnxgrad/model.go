@@ -55,23 +55,52 @@ var knownDomains = map[string]bool{
 	"com.microsoft.experimental": true,
 }
 
-// Load reads and validates the ONNX model in the file at path.
+// Load reads and validates the ONNX model in the file at path. Tensors
+// stored as external data are read from the files the model names in its
+// folder (never outside it) and kept inline; nodes not in topological order
+// are sorted (see Decode).
 func Load(path string) (*onnxpb.ModelProto, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("onnxgrad: %w", err)
 	}
-	return Decode(data, filepath.Base(path))
+	name := filepath.Base(path)
+	m, err := unmarshal(data, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadExternalData(m, filepath.Dir(path), name); err != nil {
+		return nil, err
+	}
+	if err := Validate(m, name); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Decode parses and validates a serialized ONNX model. name is used in error
-// messages (usually the file name).
+// messages (usually the file name). A graph whose nodes are not in
+// topological order (as keras2onnx writes some) is sorted, keeping the
+// file's order among independent nodes, as onnxruntime does when it loads
+// such a file. A model with external data needs Load, which knows its folder.
 func Decode(data []byte, name string) (*onnxpb.ModelProto, error) {
+	m, err := unmarshal(data, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(m, name); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// unmarshal parses a serialized model and sorts its nodes.
+func unmarshal(data []byte, name string) (*onnxpb.ModelProto, error) {
 	m := new(onnxpb.ModelProto)
 	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, &FormatError{File: name, Msg: "not a valid ONNX protobuf (truncated or corrupt file?)", Err: err}
 	}
-	if err := Validate(m, name); err != nil {
+	if err := sortNodes(m.GetGraph(), name); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -50,7 +50,7 @@ func TestValidateErrors(t *testing.T) {
 		{"bad initializer", func(m *onnxpb.ModelProto) { m.Graph.Initializer[0].Dims = []int64{4, 2} }, `graph.initializer[0] "w": raw_data holds 24 bytes`},
 		{"external data", func(m *onnxpb.ModelProto) {
 			m.Graph.Initializer[0].DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
-		}, "external tensor data is not supported"},
+		}, "the data is stored outside the model (external data): load the model from its file"},
 		{"dangling output", func(m *onnxpb.ModelProto) { m.Graph.Output[0].Name = proto.String("z") }, `graph.output[0] "z"`},
 	}
 	for _, tt := range tests {

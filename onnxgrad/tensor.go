@@ -58,7 +58,7 @@ func numElements(dims []int64) (int64, error) {
 // checkTensorData verifies that a tensor's stored data matches its dims.
 func checkTensorData(t *onnxpb.TensorProto) error {
 	if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL || len(t.GetExternalData()) > 0 {
-		return errors.New("external tensor data is not supported (re-export the model with the weights embedded)")
+		return errors.New("the data is stored outside the model (external data): load the model from its file, with the data file beside it")
 	}
 	n, err := numElements(t.GetDims())
 	if err != nil {
