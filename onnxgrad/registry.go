@@ -55,6 +55,10 @@ var rules = map[string]opRule{
 	"Size":               {infer: inferSize},
 	"Constant":           {infer: inferConstant},
 	"ConstantOfShape":    {infer: inferConstantOfShape},
+	"TopK":               {infer: inferTopK},
+	"OneHot":             {infer: inferOneHot},
+	"ScatterElements":    {infer: inferScatterElements},
+	"MaxUnpool":          {infer: inferMaxUnpool},
 }
 
 func divInts(a, b int64) int64 {
