@@ -94,20 +94,19 @@ def _run_one(d):
 
 def check(test_dir=NODE_TESTS, verbose=False):
     """Runs every applicable node test; returns {op: Counter(status)} and
-    the list of (test, status, detail) that did not pass."""
+    the list of (test, status, detail) of every test run."""
     per_op = collections.defaultdict(collections.Counter)
-    bad = []
+    results = []
     for d in sorted(glob.glob(os.path.join(test_dir, "test_*"))):
         ops, status, detail = _run_one(d)
         if status == "skip":
             continue
         for o in ops:
             per_op[o][status] += 1
-        if status != "pass":
-            bad.append((os.path.basename(d), status, detail))
+        results.append((os.path.basename(d), status, detail))
         if verbose:
             print(f"{status:8s} {os.path.basename(d)} {detail}")
-    return per_op, bad
+    return per_op, results
 
 
 def main():
@@ -115,13 +114,17 @@ def main():
     ap.add_argument("-v", action="store_true", help="print every test")
     ap.add_argument("dir", nargs="?", default=NODE_TESTS)
     args = ap.parse_args()
-    per_op, bad = check(args.dir, args.v)
+    per_op, results = check(args.dir, args.v)
     for o in sorted(per_op):
         c = per_op[o]
         print(f"{o:24s} pass {c['pass']:3d}  refused {c['refused']:2d}  fail {c['fail']:2d}")
-    for t, s, d in bad:
-        print(f"{s}: {t}: {d}")
-    sys.exit(1 if any(s == "fail" for _, s, _ in bad) else 0)
+    status = collections.Counter(s for _, s, _ in results)
+    print(f"{len(results)} node tests: {status['pass']} pass, {status['refused']} refused, "
+          f"{status['fail']} fail")
+    for t, s, d in results:
+        if s != "pass":
+            print(f"{s}: {t}: {d}")
+    sys.exit(1 if status["fail"] else 0)
 
 
 if __name__ == "__main__":
