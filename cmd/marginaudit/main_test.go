@@ -91,7 +91,7 @@ func TestGolden(t *testing.T) {
 		{"usage_audit_bad_range", []string{"audit", "ckpts", "--out", "x", "--data", "mnist", "--range", "1,0"}, 2},
 		{"jacobian_bad_shape", []string{"jacobian", models + "/cnn.onnx", "--input", models + "/misc.x.npy", "--out", "j.npy"}, 1},
 		{"jacobian_bad_rank", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/f4_2d.npy", "--out", "j.npy"}, 1},
-		{"jacobian_bad_dtype", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/i8.npy", "--out", "j.npy"}, 1},
+		{"jacobian_bad_dtype", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/b1.npy", "--out", "j.npy"}, 1},
 		{"jacobian_truncated_npy", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/truncated.npy", "--out", "j.npy"}, 1},
 		{"jacobian_unsupported", []string{"jacobian", models + "/unsupported.onnx", "--input", "../../internal/npy/testdata/f4_4d.npy", "--out", "j.npy"}, 1},
 	}
