@@ -89,6 +89,17 @@
 // epoch: from the model's metadata, from the file name ([EpochFromName]),
 // or from their position.
 //
+// # Images
+//
+// Each checkpoint's model must take the audited [Images] as they are: an
+// image's Shape must be the model's input shape after the batch dimension,
+// else the checkpoint fails with an [*ImageShapeError] naming both shapes.
+// Images from a data set carry their layout (NCHW): for a model that takes
+// another layout (attack.Layout: NHWC models read their input [N, H, W, C]
+// through a Transpose to NCHW) they are transposed, and for a model that
+// takes them flat, or without their single channel, they are reshaped.
+// Sizes a model leaves symbolic are taken from the images.
+//
 // # Audit directory
 //
 // A [Store] is the output directory of an audit:

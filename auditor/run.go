@@ -14,14 +14,23 @@ import (
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
-// Images are the images of one split to audit, in pixel space, NCHW.
+// Images are the images of one split to audit, in pixel space.
 type Images struct {
 	X      []float32 // len(Index) images of Shape each, concatenated
 	Labels []int
 	// Index holds each image's index in its data set, the index column of
 	// margins.csv.
 	Index []int
-	Shape []int64 // C, H, W (or whatever follows the batch axis)
+	// Shape is the shape of an image, such as C, H, W; each checkpoint
+	// must take images of this shape (see fitImages). nil skips the check.
+	Shape []int64
+	// Layout is the layout of images from a data set (attack.NCHW for
+	// the trainer's): they are transposed or flattened for models that
+	// take another layout. The zero value, for arrays given by the user,
+	// feeds them as they are.
+	Layout attack.Layout
+	// Name names the images in errors, such as "images.npy".
+	Name string
 }
 
 // Len is the number of images.
@@ -151,7 +160,7 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	opt.Name, opt.Threads = c.Name, cfg.Threads
-	clf, err := attack.NewClassifier(m, opt)
+	clf, err := newClassifier(m, opt, cfg.someImages(), c.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +169,10 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 	s := &cfg.Settings
 	progress := attack.ProgressFunc(p.Done)
 	for _, split := range s.Splits {
-		im := cfg.Data[split]
+		im, err := fitImages(cfg.Data[split], clf.InputShape(), clf.Layout(), c.Name)
+		if err != nil {
+			return nil, err
+		}
 		conf, err := maxSoftmaxes(clf, im)
 		if err != nil {
 			return nil, fmt.Errorf("clean scores on %s: %w", split, err)
@@ -269,6 +281,10 @@ func classifierOptions(m *onnxpb.ModelProto, s *Settings) (attack.Options, error
 		}
 	}
 	opt.Mean, opt.Std = float32s(mean), float32s(std)
+	var err error
+	if opt.Layout, err = attack.ParseLayout(s.Layout); err != nil {
+		return opt, err
+	}
 	return opt, nil
 }
 

@@ -34,6 +34,11 @@ type Settings struct {
 	Range [2]float64 `json:"range"`
 	Mean  []float64  `json:"mean"`
 	Std   []float64  `json:"std"`
+	// Layout is "nchw" or "nhwc" when the models' layout is given, ""
+	// when detected (see attack.Layout). It decides the axis of a
+	// per-channel normalisation; stored only when given, so that audits
+	// made before layouts were known resume with the default.
+	Layout string `json:"layout,omitempty"`
 
 	// DeepFool.
 	Norms      []Norm  `json:"norms"`      // norms of the margins

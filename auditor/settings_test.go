@@ -34,6 +34,17 @@ func TestDiffSettings(t *testing.T) {
 		}
 	}
 
+	// The detected layout is stored as no layout, so that audits made
+	// before layouts were known resume; a given one is stored.
+	l := testSettings()
+	if d, _ := DiffSettings(a, l); d != nil {
+		t.Errorf("no layout and the default differ: %v", d)
+	}
+	l.Layout = "nhwc"
+	if d, _ := DiffSettings(a, l); len(d) != 1 || d[0] != (SettingDiff{"layout", absent, `"nhwc"`}) {
+		t.Errorf("layout nhwc: diffs %v", d)
+	}
+
 	// An empty list is no list.
 	c := testSettings()
 	c.Mean = []float64{}

@@ -81,6 +81,27 @@ type Result struct {
 	Classes string
 }
 
+// ClassesError reports a Jacobian whose class rows cannot be built as
+// asked: a number of top classes (Options.Classes) outside 0 to K, or a
+// full Jacobian (Requested 0) over too many classes.
+type ClassesError struct {
+	File      string
+	Output    string // the differentiated output
+	Requested int    // the top classes asked for; 0 for all
+	K         int64  // the output's classes
+}
+
+func (e *ClassesError) Error() string {
+	s := "onnxgrad: "
+	if e.File != "" {
+		s += e.File + ": "
+	}
+	if e.Requested == 0 {
+		return s + fmt.Sprintf("output %q has %d classes, too many for a full Jacobian; restrict it to the top classes", e.Output, e.K)
+	}
+	return s + fmt.Sprintf("the Jacobian of the top %d classes asked for, but output %q has %d", e.Requested, e.Output, e.K)
+}
+
 // ErrNotDifferentiable reports a WRT tensor the output does not depend on.
 var ErrNotDifferentiable = errors.New("onnxgrad: output does not depend on the tensor")
 
@@ -338,10 +359,10 @@ func makeSeed(gr *graph, opt Options, outInfo *tensorInfo, res *Result) (string,
 	case !k.Known():
 		return "", &FormatError{File: opt.File, Field: fmt.Sprintf("graph.output %q", res.Output), Msg: "Jacobian mode needs a static class count K"}
 	case opt.Classes < 0 || int64(opt.Classes) > k.Value:
-		return "", fmt.Errorf("onnxgrad: Classes = %d, want 0 ≤ Classes ≤ K = %d", opt.Classes, k.Value)
+		return "", &ClassesError{File: opt.File, Output: res.Output, Requested: opt.Classes, K: k.Value}
 	case opt.Classes == 0:
 		if tooLarge(k.Value, k.Value) {
-			return "", fmt.Errorf("onnxgrad: %d classes are too many for a full Jacobian; restrict it with Classes (top-k)", k.Value)
+			return "", &ClassesError{File: opt.File, Output: res.Output, K: k.Value}
 		}
 		eye := make([]float64, k.Value*k.Value)
 		for i := int64(0); i < k.Value; i++ {

@@ -124,7 +124,7 @@ func TestBuildErrors(t *testing.T) {
 		{"no such output", tinyModel(), Options{Output: "zz"}, `no output "zz"`},
 		{"wrt not a tensor", tinyModel(), Options{WRT: []string{"zz"}}, `"zz" is not a floating-point input or initializer`},
 		{"classes in VJP mode", tinyModel(), Options{Classes: 1}, "Jacobian mode only"},
-		{"too many classes", tinyModel(), Options{Mode: Jacobian, Classes: 3}, "Classes = 3"},
+		{"too many classes", tinyModel(), Options{Mode: Jacobian, Classes: 3, File: "tiny.onnx"}, "tiny.onnx: the Jacobian of the top 3 classes asked for, but output"},
 		{"bad input shape", tinyModel(), Options{InputShape: []int64{3, 1}}, "does not match the model's rank"},
 	}
 	for _, tt := range tests {
@@ -134,6 +134,10 @@ func TestBuildErrors(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+	var ce *ClassesError
+	if _, err := Build(tinyModel(), Options{Mode: Jacobian, Classes: 3}); !errors.As(err, &ce) || ce.Requested != 3 || ce.K != 2 {
+		t.Errorf("got %v, want a ClassesError for 3 of 2 classes", err)
 	}
 	var u *UnsupportedOpError
 	_, err = Build(unsupported, Options{})

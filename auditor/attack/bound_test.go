@@ -233,7 +233,7 @@ func TestClassifierBoundErrors(t *testing.T) {
 	}{
 		{"unbound weight", inputs, []BoundInput{w}, "the model has 2 inputs besides the bound ones"},
 		{"unknown", inputs, []BoundInput{w, b, {Name: "c", Shape: []int64{1}, Data: []float32{0}}}, "no input \"c\" to bind"},
-		{"twice", inputs, []BoundInput{w, b, w}, "names input \"W\" twice"},
+		{"twice", inputs, []BoundInput{w, b, w}, "input \"W\" is bound twice"},
 		{"size", inputs, []BoundInput{w, {Name: "b", Shape: []int64{3}, Data: []float32{1, 2}}}, "bound input \"b\": 2 values for shape [3]"},
 		{"declared size", inputs, []BoundInput{w, {Name: "b", Shape: []int64{2}, Data: []float32{1, 2}}}, "declares size 3 in dimension 0"},
 		{"rank", inputs, []BoundInput{{Name: "W", Shape: []int64{12}, Data: w.Data}, b}, "shape [12], but the model declares rank 2"},

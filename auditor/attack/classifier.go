@@ -43,11 +43,15 @@ type Options struct {
 	// Mean and Std, when set, are the per-channel normalisation the model
 	// expects: the classifier inserts (x − Mean)/Std into the graph in front
 	// of the model, so that its inputs, the attacks and the margins are in
-	// pixel space. Each has one value per channel (dimension 1 of the
-	// input) or a single value for all channels.
+	// pixel space. Each has one value per channel (on the channel axis of
+	// Layout) or a single value for all channels.
 	Mean, Std []float32
+	// Layout says where the channels of an image are; the zero value,
+	// LayoutAuto, detects it from the model (see [Layout]).
+	Layout Layout
 	// InputShape fixes the size of an image (the input's dimensions after
-	// the batch dimension); needed when the model leaves them symbolic.
+	// the batch dimension, in its layout); needed when the model leaves
+	// them symbolic, else it must agree with the model ([ImageSizeError]).
 	InputShape []int64
 	// Scores says whether the output holds logits or probabilities.
 	Scores ScoreKind
@@ -95,6 +99,7 @@ type Classifier struct {
 	lo, hi  float32
 	probs   bool
 	norm    bool
+	layout  Layout
 	threads int
 	batch   int
 	bound   []BoundInput
@@ -161,6 +166,7 @@ func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 		return nil, err
 	}
 	c.model, c.input, c.output, c.sample, c.norm = p.model, p.input, p.output, p.sample, p.normalised
+	c.layout = p.layout
 	c.bound = slices.Clone(opt.Bound)
 	c.d = 1
 	for _, s := range c.sample {
@@ -244,6 +250,11 @@ func (c *Classifier) NumClasses() int { return c.k }
 // InputShape returns the shape of one image (the model input's dimensions
 // after the batch dimension).
 func (c *Classifier) InputShape() []int64 { return append([]int64(nil), c.sample...) }
+
+// Layout returns where the channels of an image are: as the options said,
+// or as detected (NCHW unless the model reads its input through a
+// Transpose to NCHW).
+func (c *Classifier) Layout() Layout { return c.layout }
 
 // SampleSize returns the number of pixels of one image.
 func (c *Classifier) SampleSize() int { return c.d }

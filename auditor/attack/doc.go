@@ -11,8 +11,9 @@
 // class scores [N, K] of its only input [N, ...]. Attacks work in pixel space:
 // inputs lie in the range [lo, hi] (default [0, 1]), and an optional
 // per-channel normalisation (x − mean)/std is inserted into the graph, in
-// front of the model, as Sub and Div nodes with [1, C, 1, …] constants, so
-// that perturbations, margins and gradients are all measured on pixels. The
+// front of the model, as Sub and Div nodes with [1, C, 1, …] constants
+// ([1, …, 1, C] for NHWC models, see [Layout]), so that perturbations,
+// margins and gradients are all measured on pixels. The
 // classifier builds and owns up to three onnxruntime sessions, created on
 // first use and reused by every call: the plain forward graph, a Jacobian
 // graph (onnxgrad's Jacobian mode with a seed input, so that one run gives

@@ -17,6 +17,7 @@ type prepared struct {
 	sample        []int64 // image shape, after the batch dimension
 	k             int     // declared class count, 0 if unknown
 	normalised    bool
+	layout        Layout // NCHW or NHWC
 }
 
 // prepare returns a copy of m with one float32 image input [N, sample...]
@@ -40,7 +41,7 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 	bound := map[string]int{}
 	for i, b := range opt.Bound {
 		if _, dup := bound[b.Name]; dup {
-			return nil, fmt.Errorf("attack: %s: Options.Bound names input %q twice", name, b.Name)
+			return nil, fmt.Errorf("attack: %s: input %q is bound twice", name, b.Name)
 		}
 		bound[b.Name] = i
 	}
@@ -77,9 +78,13 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 	if tt == nil || tt.GetElemType() != int32(onnxpb.TensorProto_FLOAT) {
 		return nil, shapeErr("input %q is not a float32 tensor", in.GetName())
 	}
-	sample, err := imageShape(in, opt.InputShape)
+	layout, err := inputLayout(g, in, opt.InputShape, opt.Layout)
 	if err != nil {
-		return nil, shapeErr("%v", err)
+		return nil, fmt.Errorf("attack: %s: %w", name, err)
+	}
+	sample, err := imageShape(name, in, opt.InputShape, layout)
+	if err != nil {
+		return nil, err
 	}
 	dims := []*onnxpb.TensorShapeProto_Dimension{{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}}
 	for _, s := range sample {
@@ -101,7 +106,7 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 	if ot == nil || ot.GetElemType() != int32(onnxpb.TensorProto_FLOAT) {
 		return nil, shapeErr("output %q is not a float32 tensor", outName)
 	}
-	p := &prepared{model: m, input: in.GetName(), output: outName, sample: sample}
+	p := &prepared{model: m, input: in.GetName(), output: outName, sample: sample, layout: layout}
 	if os := ot.GetShape(); os != nil {
 		od := os.GetDim()
 		if len(od) != 2 {
@@ -114,8 +119,8 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 	}
 
 	if opt.Mean != nil || opt.Std != nil {
-		if err := normalise(g, p, opt.Mean, opt.Std); err != nil {
-			return nil, shapeErr("%v", err)
+		if err := normalise(name, g, p, opt.Mean, opt.Std); err != nil {
+			return nil, err
 		}
 		p.normalised = true
 	}
@@ -158,48 +163,56 @@ func bindShape(vi *onnxpb.ValueInfoProto, b BoundInput) error {
 	return nil
 }
 
-// imageShape returns the input's dimensions after the batch dimension, from
-// the model or, where given, from fixed (which must agree with the model's
-// known sizes).
-func imageShape(in *onnxpb.ValueInfoProto, fixed []int64) ([]int64, error) {
-	shape := in.GetType().GetTensorType().GetShape()
-	if shape == nil {
-		if len(fixed) == 0 {
-			return nil, fmt.Errorf("input %q has no declared shape; give the image size in Options.InputShape", in.GetName())
+// imageShape returns the dimensions of the input in after the batch
+// dimension, from the model or, where given, from fixed (which must agree
+// with the model's rank and known sizes). Errors are an *ImageSizeError
+// (for the model name, input in layout) or a *ShapeError.
+func imageShape(name string, in *onnxpb.ValueInfoProto, fixed []int64, layout Layout) ([]int64, error) {
+	var declared []int64
+	if shape := in.GetType().GetTensorType().GetShape(); shape != nil {
+		dims := shape.GetDim()
+		if len(dims) < 2 {
+			return nil, &ShapeError{Model: name, Msg: fmt.Sprintf("input %q has rank %d; want a batch of images [N, ...]", in.GetName(), len(dims))}
 		}
-		shape = &onnxpb.TensorShapeProto{Dim: make([]*onnxpb.TensorShapeProto_Dimension, len(fixed)+1)}
-	}
-	dims := shape.GetDim()
-	if len(dims) < 2 {
-		return nil, fmt.Errorf("input %q has rank %d; want a batch of images [N, ...]", in.GetName(), len(dims))
-	}
-	if fixed != nil && len(fixed) != len(dims)-1 {
-		return nil, fmt.Errorf("the image size in Options.InputShape, %v, has %d dimensions; input %q has %d after the batch dimension", fixed, len(fixed), in.GetName(), len(dims)-1)
-	}
-	out := make([]int64, len(dims)-1)
-	for i, d := range dims[1:] {
-		v := d.GetDimValue()
-		switch {
-		case fixed != nil && fixed[i] <= 0:
-			return nil, fmt.Errorf("the image size in Options.InputShape, %v: dimension %d is not positive", fixed, i+1)
-		case fixed != nil && v > 0 && v != fixed[i]:
-			return nil, fmt.Errorf("the image size in Options.InputShape, %v: dimension %d is %d, but input %q declares %d", fixed, i+1, fixed[i], in.GetName(), v)
-		case fixed != nil:
-			out[i] = fixed[i]
-		case v > 0:
-			out[i] = v
-		default:
-			return nil, fmt.Errorf("input %q leaves dimension %d symbolic (%q); give the image size in Options.InputShape", in.GetName(), i+1, d.GetDimParam())
+		declared = make([]int64, len(dims)-1)
+		for i, d := range dims[1:] {
+			declared[i] = max(d.GetDimValue(), 0)
 		}
 	}
-	return out, nil
+	sizeErr := &ImageSizeError{Model: name, Input: in.GetName(), Declared: declared, Layout: layout}
+	if len(fixed) == 0 {
+		if declared == nil || slices.Contains(declared, 0) {
+			return nil, sizeErr
+		}
+		return declared, nil
+	}
+	for i, v := range fixed {
+		if v <= 0 {
+			return nil, &ShapeError{Model: name, Msg: fmt.Sprintf("image size %v: dimension %d is not positive", fixed, i+1)}
+		}
+	}
+	sizeErr.Given = slices.Clone(fixed)
+	if declared != nil && len(declared) != len(fixed) {
+		return nil, sizeErr
+	}
+	for i, v := range declared {
+		if v > 0 && v != fixed[i] {
+			return nil, sizeErr
+		}
+	}
+	return slices.Clone(fixed), nil
 }
 
 // normalise inserts Sub(x, mean) and Div(·, std) between the graph input and
-// its consumers, with constants shaped [1, C, 1, …] (C the channels, from
-// dimension 1) so that they broadcast over the batch and the spatial axes.
-func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
-	c := p.sample[0]
+// its consumers, with constants shaped [1, C, 1, …] (NCHW) or [1, …, 1, C]
+// (NHWC), C the channels, so that they broadcast over the batch and the
+// spatial axes. name names the model in errors.
+func normalise(name string, g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
+	axis := p.layout.ChannelAxis(len(p.sample))
+	c := p.sample[axis]
+	fail := func(format string, args ...any) error {
+		return &NormalisationError{Model: name, Msg: fmt.Sprintf(format, args...), Channels: c, Axis: axis, Layout: p.layout}
+	}
 	fill := func(what string, v []float32, def float32) ([]float32, error) {
 		switch int64(len(v)) {
 		case 0:
@@ -214,19 +227,19 @@ func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
 		case c:
 			return v, nil
 		}
-		return nil, fmt.Errorf("%d values in Options.%s; want 1 or one per channel (%d)", len(v), what, c)
+		return nil, fail("%d %s values; want 1, or one per channel: %d on axis %d of the input %s", len(v), what, c, axis+1, describeInput(p.sample, p.layout))
 	}
-	mean, err := fill("Mean", mean, 0)
+	mean, err := fill("mean", mean, 0)
 	if err != nil {
 		return err
 	}
-	std, err = fill("Std", std, 1)
+	std, err = fill("std", std, 1)
 	if err != nil {
 		return err
 	}
 	for i := range c {
 		if isNonFinite32(mean[i]) || isNonFinite32(std[i]) || std[i] == 0 {
-			return fmt.Errorf("channel %d: mean %v, std %v; want finite values and a non-zero std", i, mean[i], std[i])
+			return fail("channel %d: mean %v, std %v; want finite values and a non-zero std", i, mean[i], std[i])
 		}
 	}
 
@@ -238,7 +251,7 @@ func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
 	for i := range cshape {
 		cshape[i] = 1
 	}
-	cshape[1] = c
+	cshape[1+axis] = c
 	g.Initializer = append(g.Initializer,
 		onnxgrad.NewTensorFloat32(mName, cshape, mean),
 		onnxgrad.NewTensorFloat32(sName, cshape, std))
@@ -251,7 +264,7 @@ func normalise(g *onnxpb.GraphProto, p *prepared, mean, std []float32) error {
 	}
 	for _, o := range g.GetOutput() {
 		if o.GetName() == p.input {
-			return fmt.Errorf("the input %q is also an output", p.input)
+			return &ShapeError{Model: name, Msg: fmt.Sprintf("the input %q is also an output", p.input)}
 		}
 	}
 	nodes := []*onnxpb.NodeProto{

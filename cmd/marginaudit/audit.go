@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/trainer/dataset"
 )
@@ -30,13 +31,19 @@ func auditCommand() *cli.Command {
 			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
 			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
 			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +
-			"normalisation is applied inside the graph, so margins are in pixel units."),
+			"normalisation is applied inside the graph, so margins are in pixel units.\n\n" +
+			"--images takes a float or integer array whose shape after N is the models' input shape; integer " +
+			"images are used as stored (for uint8 ones give --range 0,255 if the model takes that range, or " +
+			"scale them). --labels takes an integer array, or whole numbers. Images of --data are NCHW and are " +
+			"transposed for NHWC models: a model is NHWC when its first op transposes its input [N, H, W, C] " +
+			"to NCHW (x.permute(0, 3, 1, 2), as TensorFlow exports do), or with --layout nhwc. The layout also " +
+			"says which axis --mean and --std apply to."),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "write the audit to `DIR`"},
 			&cli.StringFlag{Name: "data", Usage: "data set: mnist, fashion-mnist or cifar10"},
 			&cli.StringFlag{Name: "data-dir", Usage: "read the data set from `DIR`"},
-			&cli.StringFlag{Name: "images", Usage: "images as a float32 .npy `FILE` [N, C, H, W] (instead of --data; split \"test\")"},
-			&cli.StringFlag{Name: "labels", Usage: "labels as a .npy `FILE` [N] of integral values"},
+			&cli.StringFlag{Name: "images", Usage: "images as a .npy `FILE` [N, ...model input] (instead of --data; split \"test\")"},
+			&cli.StringFlag{Name: "labels", Usage: "labels as an integer .npy `FILE` [N]"},
 			&cli.StringFlag{Name: "split", Usage: "splits to audit", Value: "test"},
 			&cli.IntFlag{Name: "n", Usage: "images per split", Value: 1000},
 			&cli.StringFlag{Name: "sample", Usage: "which images: first or random", Value: "first"},
@@ -44,6 +51,7 @@ func auditCommand() *cli.Command {
 			&cli.StringFlag{Name: "range", Usage: "pixel range `LO,HI` (default: metadata, else 0,1)"},
 			&cli.StringFlag{Name: "mean", Usage: "per-channel normalisation mean, e.g. `0.4914,0.4822,0.4465`"},
 			&cli.StringFlag{Name: "std", Usage: "per-channel normalisation standard deviation"},
+			&cli.StringFlag{Name: "layout", Usage: "the models' channel axis: auto (detect), nchw or nhwc", Value: "auto"},
 			&cli.StringFlag{Name: "norm", Usage: "margin norms: l2, linf or both", Value: "l2,linf"},
 			&cli.IntFlag{Name: "candidates", Usage: "DeepFool candidate classes: the top `K` (0: all)"},
 			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: 50},
@@ -71,7 +79,7 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	data, err := loadAuditData(c, &s)
+	data, dtype, err := loadAuditData(c, &s)
 	if err != nil {
 		return err
 	}
@@ -80,10 +88,10 @@ func runAudit(c *cli.Context) error {
 	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s, Data: data,
 		Threads: c.Int("threads"), BatchSize: c.Int("batch")}
 	sum, err := auditor.Run(c.Context, cfg, p)
-	if sum != nil {
+	if sum != nil && len(sum.Checkpoints) > 0 { // else every checkpoint failed
 		printAuditSummary(c, sum)
 	}
-	return err
+	return withHint(err, auditHint(err, dtype, c.IsSet("range")))
 }
 
 // auditSettings turns the flags into the settings that determine results.
@@ -134,6 +142,13 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	if (s.Mean == nil) != (s.Std == nil) {
 		return s, usagef("audit", "give --mean and --std together")
 	}
+	layout, err := attack.ParseLayout(c.String("layout"))
+	if err != nil {
+		return s, usagef("audit", "--layout: %v", err)
+	}
+	if layout != attack.LayoutAuto {
+		s.Layout = strings.ToLower(layout.String())
+	}
 	if eps := c.String("pgd-eps"); eps != "" {
 		if s.PGD.Eps, err = parseFloatList(eps); err != nil {
 			return s, usagef("audit", "--pgd-eps: %v", err)
@@ -174,19 +189,26 @@ func parseFloatList(s string) ([]float64, error) {
 	return out, nil
 }
 
-// loadAuditData reads the images of every split and picks the subset.
-func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*auditor.Images, error) {
+// loadAuditData reads the images of every split and picks the subset. It
+// also returns the element type of an --images array ("" for --data).
+func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*auditor.Images, string, error) {
 	if c.String("data") != "" {
-		return loadDataset(c.String("data"), c.String("data-dir"), s)
+		data, err := loadDataset(c.String("data"), c.String("data-dir"), s)
+		return data, "", err
 	}
 	if len(s.Splits) != 1 || s.Splits[0] != auditor.Test {
-		return nil, usagef("audit", "--images gives one split; use --split test")
+		return nil, "", usagef("audit", "--images gives one split; use --split test")
 	}
-	d, err := readNpyDataset(c.String("images"), c.String("labels"))
+	d, x, err := readNpyDataset(c.String("images"), c.String("labels"))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return map[auditor.Split]*auditor.Images{auditor.Test: pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))}, nil
+	im := pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
+	im.Name = c.String("images")
+	for _, n := range x.Shape[1:] {
+		im.Shape = append(im.Shape, int64(n))
+	}
+	return map[auditor.Split]*auditor.Images{auditor.Test: im}, x.DType, nil
 }
 
 // loadDataset reads the splits of s from a named data set and picks the
@@ -198,35 +220,37 @@ func loadDataset(name, dir string, s *auditor.Settings) (map[auditor.Split]*audi
 		if err != nil {
 			return nil, err
 		}
-		data[split] = pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
+		im := pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
+		im.Shape, im.Layout, im.Name = []int64{int64(d.C), int64(d.H), int64(d.W)}, attack.NCHW, name+" "+string(split)
+		data[split] = im
 	}
 	return data, nil
 }
 
-// readNpyDataset reads images [N, C, H, W] and integral labels [N].
-func readNpyDataset(images, labels string) (*dataset.Dataset, error) {
+// readNpyDataset reads images [N, ...] (any float or integer type, values
+// as stored) and integer labels [N], and returns them as a data set, with
+// the images' array for its shape and element type.
+func readNpyDataset(images, labels string) (*dataset.Dataset, *npy.Array, error) {
 	x, err := npy.ReadFile(images)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	y, err := npy.ReadFile(labels)
+	y, err := npy.ReadIntsFile(labels)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(x.Shape) < 2 {
-		return nil, fmt.Errorf("%s: images must be [N, ...], got shape %v", images, x.Shape)
+	if len(x.Shape) < 2 || x.Shape[0] == 0 {
+		return nil, nil, fmt.Errorf("%s: images must be [N, ...] with N > 0, got shape %s", images, formatInts(x.Shape))
 	}
 	if len(y.Shape) != 1 || y.Shape[0] != x.Shape[0] {
-		return nil, fmt.Errorf("%s: labels must be [%d] to match %s, got shape %v", labels, x.Shape[0], images, y.Shape)
+		return nil, nil, fmt.Errorf("%s: labels must be [%d] to match %s, got shape %s", labels, x.Shape[0], images, formatInts(y.Shape))
 	}
-	d := &dataset.Dataset{Name: filepath.Base(images), Split: "test", Images: x.Data, N: x.Shape[0], Labels: make([]int, len(y.Data))}
 	for i, v := range y.Data {
-		if v != float32(math.Trunc(float64(v))) || v < 0 {
-			return nil, fmt.Errorf("%s: label %d is %g, not a class index", labels, i, v)
+		if v < 0 {
+			return nil, nil, fmt.Errorf("%s: label [%d] is %d, not a class index", labels, i, v)
 		}
-		d.Labels[i] = int(v)
 	}
-	return d, nil
+	return &dataset.Dataset{Name: filepath.Base(images), Split: "test", Images: x.Data, N: x.Shape[0], Labels: y.Data}, x, nil
 }
 
 // pickImages takes the first n images of d, or n drawn at random.

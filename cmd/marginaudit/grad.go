@@ -85,7 +85,7 @@ func runGrad(c *cli.Context) error {
 	}
 	res, err := onnxgrad.Build(m, opt)
 	if err != nil {
-		return err
+		return withHint(err, buildHint(err, m, opt.InputShape != nil))
 	}
 	if err := onnxgrad.Save(out, res.Model); err != nil {
 		return err

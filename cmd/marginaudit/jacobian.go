@@ -25,7 +25,7 @@ func jacobianCommand() *cli.Command {
 		Usage: "compute the per-sample Jacobian of a model on a .npy batch",
 		UsageText: progName + " jacobian MODEL.onnx --input X.npy --out J.npy [--classes K] [--batch 64] [--input-shape C,H,W]\n" +
 			"   [--threads N]",
-		Description: wrapText("Reads X.npy, a float32 (or float64) array [N, ...] of N inputs of the model, and writes J.npy, " +
+		Description: wrapText("Reads X.npy, a float32 (or float64, or integer) array [N, ...] of N inputs of the model, and writes J.npy, " +
 			"the float32 array [N, K, ...] with J[n, k, ...] = ∂output[n, k]/∂X[n, ...] for the model's first output " +
 			"(class scores [N, K]) with respect to its only input. The Jacobian graph is built in memory with " +
 			"onnxgrad and run by onnxruntime, --batch samples per run, in one session.\n\n" +
@@ -170,7 +170,7 @@ func buildJacobian(file string, xShape []int, opt jacobianOptions) (*jacobianMod
 	}
 	res, err := onnxgrad.Build(m, onnxgrad.Options{Mode: onnxgrad.Jacobian, Classes: opt.Classes, InputShape: opt.InputShape, File: file})
 	if err != nil {
-		return nil, err
+		return nil, withHint(err, buildHint(err, m, opt.InputShape != nil))
 	}
 	jm := &jacobianModel{file: file, res: res, iScores: -1, iJac: -1, iClasses: -1}
 	gin, gout := graphIO(res.Model)

@@ -162,6 +162,10 @@ func printError(w io.Writer, app *cli.App, err error) {
 		fmt.Fprintf(w, "hint: '%s inspect %s' lists every op of the model and whether onnxgrad differentiates it\n", progName, file)
 	default:
 		fmt.Fprintf(w, "%s: %v\n", progName, err)
+		var he *hintedError
+		if errors.As(err, &he) {
+			fmt.Fprintf(w, "hint: %s\n", he.hint)
+		}
 	}
 }
 

@@ -8,12 +8,19 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// models is the folder of the repository's ONNX fixtures.
-const models = "../../testdata/models"
+// models is the folder of the repository's ONNX fixtures, arrays that of
+// the arrays written by testdata/arrays/make_arrays.py.
+const (
+	models = "../../testdata/models"
+	arrays = "testdata/arrays"
+)
 
 // runCLI runs the program with args (without the program name) and returns
 // its stdout, stderr and exit status.
@@ -89,9 +96,14 @@ func TestGolden(t *testing.T) {
 		{"usage_audit_both_data", []string{"audit", "ckpts", "--out", "x", "--data", "mnist", "--images", "x.npy", "--labels", "y.npy"}, 2},
 		{"usage_audit_bad_norm", []string{"audit", "ckpts", "--out", "x", "--data", "mnist", "--norm", "l3"}, 2},
 		{"usage_audit_bad_range", []string{"audit", "ckpts", "--out", "x", "--data", "mnist", "--range", "1,0"}, 2},
+		{"usage_audit_bad_layout", []string{"audit", "ckpts", "--out", "x", "--data", "mnist", "--layout", "chw"}, 2},
+		{"audit_negative_label", []string{"audit", models + "/cnn.onnx", "--out", "x", "--images", arrays + "/x_nhwc.npy", "--labels", arrays + "/y_negative.npy"}, 1},
+		{"audit_fraction_label", []string{"audit", models + "/cnn.onnx", "--out", "x", "--images", arrays + "/x_nhwc.npy", "--labels", arrays + "/y_fraction.npy"}, 1},
+		{"audit_bool_labels", []string{"audit", models + "/cnn.onnx", "--out", "x", "--images", arrays + "/x_nhwc.npy", "--labels", "../../internal/npy/testdata/b1.npy"}, 1},
+		{"jacobian_too_many_classes", []string{"jacobian", models + "/cnn.onnx", "--input", models + "/cnn.x.npy", "--out", "j.npy", "--classes", "11"}, 1},
 		{"jacobian_bad_shape", []string{"jacobian", models + "/cnn.onnx", "--input", models + "/misc.x.npy", "--out", "j.npy"}, 1},
 		{"jacobian_bad_rank", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/f4_2d.npy", "--out", "j.npy"}, 1},
-		{"jacobian_bad_dtype", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/i8.npy", "--out", "j.npy"}, 1},
+		{"jacobian_bad_dtype", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/b1.npy", "--out", "j.npy"}, 1},
 		{"jacobian_truncated_npy", []string{"jacobian", models + "/cnn.onnx", "--input", "../../internal/npy/testdata/truncated.npy", "--out", "j.npy"}, 1},
 		{"jacobian_unsupported", []string{"jacobian", models + "/unsupported.onnx", "--input", "../../internal/npy/testdata/f4_4d.npy", "--out", "j.npy"}, 1},
 	}
@@ -107,7 +119,7 @@ func TestGolden(t *testing.T) {
 			}
 			checkGolden(t, tt.name+".stdout", stdout)
 			checkGolden(t, tt.name+".stderr", stderr)
-			for _, f := range []string{"x.onnx", "j.npy"} {
+			for _, f := range []string{"x.onnx", "j.npy", "x"} {
 				if _, err := os.Stat(f); err == nil {
 					os.Remove(f)
 					t.Errorf("the failed run wrote %s", f)
@@ -209,5 +221,35 @@ func TestWrapText(t *testing.T) {
 	}
 	if !strings.HasSuffix(s, "word\n\nnext paragraph") {
 		t.Errorf("paragraphs not kept: %q", s)
+	}
+}
+
+// grad and jacobian name --input-shape when the model's symbolic sizes
+// keep onnxgrad from building the graph.
+func TestInputShapeHint(t *testing.T) {
+	m, err := onnxgrad.Load(models + "/cnn.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dims := m.GetGraph().GetInput()[0].GetType().GetTensorType().GetShape().GetDim()
+	dims[2].Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "H"}
+	dims[3].Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "W"}
+	dir := t.TempDir()
+	sym := filepath.Join(dir, "sym.onnx")
+	if err := onnxgrad.Save(sym, m); err != nil {
+		t.Fatal(err)
+	}
+	const hint = "\nhint: input \"input\" [N, 1, H, W] leaves sizes symbolic: fix them with --input-shape 1,H,W\n"
+	for _, args := range [][]string{
+		{"grad", sym, "--out", filepath.Join(dir, "g.onnx"), "--jacobian"},
+		{"jacobian", sym, "--input", "../../internal/npy/testdata/f4_2d.npy", "--out", filepath.Join(dir, "j.npy")},
+	} {
+		_, stderr, code := runCLI(t, args...)
+		if code != 1 || !strings.HasSuffix(stderr, hint) {
+			t.Errorf("%s: exit status %d, stderr %q; want 1 and the hint %q", args[0], code, stderr, hint)
+		}
+	}
+	if _, stderr, code := runCLI(t, "grad", sym, "--out", filepath.Join(dir, "g.onnx"), "--jacobian", "--input-shape", "1,28,28"); code != 0 {
+		t.Errorf("grad with --input-shape: exit status %d: %s", code, stderr)
 	}
 }

@@ -28,9 +28,17 @@ func Example() {
 	}
 	fmt.Println(y.Shape, y.Data)
 
-	_, err = npy.ReadFile(filepath.Join("testdata", "i8.npy"))
+	// Integer arrays, such as labels, keep their values exactly.
+	labels, err := npy.ReadIntsFile(filepath.Join("testdata", "i8.npy"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(labels.DType, labels.Data)
+
+	_, err = npy.ReadIntsFile(filepath.Join("testdata", "f4_labels.npy"))
 	fmt.Println(err)
 	// Output:
 	// [2 3] [1 2 3 4 5 6]
-	// npy: testdata/i8.npy: element type "<i8" is not supported: want float32 ('<f4') or float64 ('<f8'), little-endian
+	// int64 [0 1 2 3]
+	// npy: testdata/f4_labels.npy: float32 value 1.5 at index [1, 0] is not an integer that fits an int
 }

@@ -24,6 +24,10 @@ import (
 type Array struct {
 	Shape []int
 	Data  []float32
+	// DType is the element type stored in the file the array was read
+	// from, as NumPy names it ("float32", "float64", "uint8"); "" for an
+	// array made in memory. Write ignores it: it always writes float32.
+	DType string
 }
 
 // Len returns the number of elements that a's shape describes: the product
@@ -88,8 +92,10 @@ func (e *FormatError) Error() string {
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // UnsupportedError reports a valid .npy file that this package cannot read
-// as float32: another element type, big-endian data, Fortran order, format
-// version 3, or float64 values outside the float32 range.
+// as asked: another element type, big-endian data, Fortran order, format
+// version 3, or a value that the result cannot hold (a float64 outside the
+// float32 range, an integer that float32 does not hold exactly, a label
+// that is not a whole number).
 type UnsupportedError struct {
 	File string // the file name, "" when reading from an io.Reader
 	Msg  string
@@ -251,69 +257,224 @@ func truncated(what string, err error) error {
 	return &FormatError{Msg: "truncated " + what, Err: err}
 }
 
-// Read reads a .npy file holding a little-endian float32 or float64 array in
-// C order, converting float64 to float32. It reads exactly the header and the
-// data that the shape calls for and nothing after them. Errors are
-// [*FormatError] for malformed files and [*UnsupportedError] for other
-// element types or orders.
-func Read(r io.Reader) (*Array, error) {
+// dtype is an element type this package decodes: a little-endian integer
+// or floating-point number.
+type dtype struct {
+	kind byte // 'f' floating point, 'i' signed or 'u' unsigned integer
+	size int  // bytes per element
+}
+
+// String returns NumPy's name of the type, such as "float32" or "uint8".
+func (d dtype) String() string {
+	name := map[byte]string{'f': "float", 'i': "int", 'u': "uint"}[d.kind]
+	return name + strconv.Itoa(8*d.size)
+}
+
+// parseDescr returns the element type of a header's descr, such as "<f4"
+// or "|u1"; want describes the types the caller reads, for the error.
+func parseDescr(descr, want string) (dtype, error) {
+	unsupported := func(why string) error {
+		return &UnsupportedError{Msg: fmt.Sprintf("element type %q %s: want %s", descr, why, want)}
+	}
+	if len(descr) < 3 {
+		return dtype{}, unsupported("is not supported")
+	}
+	order, kind := descr[0], descr[1]
+	size, err := strconv.Atoi(descr[2:])
+	if err != nil {
+		return dtype{}, unsupported("is not supported")
+	}
+	d := dtype{kind: kind, size: size}
+	switch {
+	case kind == 'f' && (size == 4 || size == 8), (kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8):
+	case kind == 'b' && size == 1:
+		return dtype{}, unsupported("(bool) is not supported")
+	default:
+		return dtype{}, unsupported("is not supported")
+	}
+	switch {
+	case order == '<', size == 1: // single bytes have no byte order ('|')
+	case order == '>':
+		return dtype{}, unsupported("is big-endian, which is not supported; save x.astype(x.dtype.newbyteorder('<'))")
+	default:
+		return dtype{}, unsupported("is not supported")
+	}
+	return d, nil
+}
+
+// readData reads the header and the data of a .npy file from r, exactly as
+// much as the shape calls for, and checks that the element type is one
+// this package decodes and the order is C. want describes the types the
+// caller reads, for the error about other types.
+func readData(r io.Reader, want string) (*Header, dtype, []byte, error) {
 	h, err := ReadHeader(r)
 	if err != nil {
-		return nil, err
+		return nil, dtype{}, nil, err
 	}
-	var size int
-	switch h.Descr {
-	case "<f4":
-		size = 4
-	case "<f8":
-		size = 8
-	default:
-		return nil, &UnsupportedError{Msg: fmt.Sprintf("element type %q is not supported: want float32 ('<f4') or float64 ('<f8'), little-endian", h.Descr)}
+	dt, err := parseDescr(h.Descr, want)
+	if err != nil {
+		return nil, dtype{}, nil, err
 	}
 	if h.Fortran && len(h.Shape) > 1 {
-		return nil, &UnsupportedError{Msg: "Fortran-order (column-major) arrays are not supported: save np.ascontiguousarray(x)"}
+		return nil, dtype{}, nil, &UnsupportedError{Msg: "Fortran-order (column-major) arrays are not supported: save np.ascontiguousarray(x)"}
+	}
+	if h.Shape == nil {
+		h.Shape = []int{}
 	}
 	n, _ := numElements(h.Shape) // checked by ReadHeader
-	if n > math.MaxInt64/size {
-		return nil, &FormatError{Msg: fmt.Sprintf("shape %s is too large", pyShape(h.Shape))}
+	if n > math.MaxInt64/dt.size {
+		return nil, dtype{}, nil, &FormatError{Msg: fmt.Sprintf("shape %s is too large", pyShape(h.Shape))}
 	}
-	want := int64(n) * int64(size)
+	want64 := int64(n) * int64(dt.size)
 	// io.ReadAll grows its buffer as data arrives, so a header claiming a
 	// huge shape costs no more memory than the data actually present.
-	data, err := io.ReadAll(io.LimitReader(r, want))
+	data, err := io.ReadAll(io.LimitReader(r, want64))
+	if err != nil {
+		return nil, dtype{}, nil, err
+	}
+	if int64(len(data)) < want64 {
+		return nil, dtype{}, nil, &FormatError{Msg: fmt.Sprintf("shape %s of %s needs %d bytes of data, found only %d", pyShape(h.Shape), h.Descr, want64, len(data))}
+	}
+	return h, dt, data, nil
+}
+
+// float returns element i of data, of type d, as a float64; d is a
+// floating-point type.
+func (d dtype) float(data []byte, i int) float64 {
+	if d.size == 4 {
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:])))
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(data[8*i:]))
+}
+
+// integer returns element i of data, of type d, as an int64; d is an
+// integer type. ok is false for a uint64 above math.MaxInt64.
+func (d dtype) integer(data []byte, i int) (v int64, ok bool) {
+	switch d.size {
+	case 1:
+		v = int64(data[i])
+		if d.kind == 'i' {
+			v = int64(int8(data[i]))
+		}
+	case 2:
+		u := binary.LittleEndian.Uint16(data[2*i:])
+		v = int64(u)
+		if d.kind == 'i' {
+			v = int64(int16(u))
+		}
+	case 4:
+		u := binary.LittleEndian.Uint32(data[4*i:])
+		v = int64(u)
+		if d.kind == 'i' {
+			v = int64(int32(u))
+		}
+	default:
+		u := binary.LittleEndian.Uint64(data[8*i:])
+		if d.kind == 'u' && u > math.MaxInt64 {
+			return 0, false
+		}
+		v = int64(u)
+	}
+	return v, true
+}
+
+// formatElement formats element i of data for an error.
+func (d dtype) formatElement(data []byte, i int) string {
+	if d.kind == 'f' {
+		return strconv.FormatFloat(d.float(data, i), 'g', -1, 64)
+	}
+	if v, ok := d.integer(data, i); ok {
+		return strconv.FormatInt(v, 10)
+	}
+	return strconv.FormatUint(binary.LittleEndian.Uint64(data[8*i:]), 10)
+}
+
+// valueError reports element i of data, which the caller cannot hold.
+func (d dtype) valueError(data []byte, i int, shape []int, why string) error {
+	return &UnsupportedError{Msg: fmt.Sprintf("%s value %s at index %s %s", d, d.formatElement(data, i), pyIndex(shape, i), why)}
+}
+
+// maxExactFloat32 is the largest integer below which float32 holds every
+// integer exactly: 2^24.
+const maxExactFloat32 = 1 << 24
+
+// Read reads a .npy file holding a little-endian array in C order of
+// float32, float64 (converted to float32) or integers of up to 64 bits
+// (converted to float32 when they are exact there: up to 2^24 in
+// magnitude). The array's DType records the stored type. It reads exactly
+// the header and the data that the shape calls for and nothing after them.
+// Errors are [*FormatError] for malformed files and [*UnsupportedError]
+// for other element types or orders, and for values that float32 cannot
+// hold.
+func Read(r io.Reader) (*Array, error) {
+	h, dt, data, err := readData(r, "a float or integer type, little-endian, such as '<f4'")
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(data)) < want {
-		return nil, &FormatError{Msg: fmt.Sprintf("shape %s of %s needs %d bytes of data, found only %d", pyShape(h.Shape), h.Descr, want, len(data))}
+	a := &Array{Shape: h.Shape, Data: make([]float32, len(data)/dt.size), DType: dt.String()}
+	switch {
+	case dt.kind == 'f' && dt.size == 4:
+		for i := range a.Data {
+			a.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+	case dt.kind == 'f':
+		for i := range a.Data {
+			v := dt.float(data, i)
+			a.Data[i] = float32(v)
+			if math.IsInf(float64(a.Data[i]), 0) && !math.IsInf(v, 0) {
+				return nil, dt.valueError(data, i, h.Shape, "is outside the float32 range")
+			}
+		}
+	default:
+		for i := range a.Data {
+			v, ok := dt.integer(data, i)
+			if !ok || v > maxExactFloat32 || v < -maxExactFloat32 {
+				return nil, dt.valueError(data, i, h.Shape, "is not exact in float32 (beyond ±2^24)")
+			}
+			a.Data[i] = float32(v)
+		}
 	}
+	return a, nil
+}
 
-	nr, err := npyio.NewReader(io.MultiReader(bytes.NewReader(h.raw), bytes.NewReader(data)))
+// IntArray is an n-dimensional array of integers in row-major (C) order,
+// such as class labels; see [Array] for the layout.
+type IntArray struct {
+	Shape []int
+	Data  []int
+	// DType is the element type stored in the file, as NumPy names it
+	// ("int64", "uint8", "float32").
+	DType string
+}
+
+// ReadInts reads a .npy file holding a little-endian array in C order of
+// integers of up to 64 bits, or of float32 or float64 values that are
+// whole numbers, such as class labels. The array's DType records the
+// stored type. Like [Read] it reads exactly the header and the data.
+// Errors are [*FormatError] for malformed files and [*UnsupportedError]
+// for other element types or orders, and for values that are not whole
+// numbers or do not fit an int; the error names the element.
+func ReadInts(r io.Reader) (*IntArray, error) {
+	h, dt, data, err := readData(r, "an integer type (or whole numbers in a float type), little-endian, such as '<i8'")
 	if err != nil {
-		return nil, &FormatError{Msg: "invalid header", Err: err} // parsed fine by ReadHeader
+		return nil, err
 	}
-	a := &Array{Shape: h.Shape, Data: make([]float32, n)}
-	if a.Shape == nil {
-		a.Shape = []int{}
-	}
-	if n == 0 {
-		return a, nil
-	}
-	if size == 4 {
-		if err := nr.Read(&a.Data); err != nil {
-			return nil, &FormatError{Msg: "reading data", Err: err}
+	a := &IntArray{Shape: h.Shape, Data: make([]int, len(data)/dt.size), DType: dt.String()}
+	for i := range a.Data {
+		if dt.kind == 'f' {
+			v := dt.float(data, i)
+			// The bounds are powers of two, exact in float64; MaxInt is not.
+			if v != math.Trunc(v) || v < math.MinInt || v >= -float64(math.MinInt) {
+				return nil, dt.valueError(data, i, h.Shape, "is not an integer that fits an int")
+			}
+			a.Data[i] = int(v)
+			continue
 		}
-		return a, nil
-	}
-	f64 := make([]float64, n)
-	if err := nr.Read(&f64); err != nil {
-		return nil, &FormatError{Msg: "reading data", Err: err}
-	}
-	for i, v := range f64 {
-		a.Data[i] = float32(v)
-		if math.IsInf(float64(a.Data[i]), 0) && !math.IsInf(v, 0) {
-			return nil, &UnsupportedError{Msg: fmt.Sprintf("float64 value %g at flat index %d is outside the float32 range", v, i)}
+		v, ok := dt.integer(data, i)
+		if !ok || v > math.MaxInt || v < math.MinInt {
+			return nil, dt.valueError(data, i, h.Shape, "does not fit an int")
 		}
+		a.Data[i] = int(v)
 	}
 	return a, nil
 }
@@ -321,24 +482,56 @@ func Read(r io.Reader) (*Array, error) {
 // ReadFile reads the .npy file at path like [Read], and also checks that
 // the file ends where the data does. Errors name the file.
 func ReadFile(path string) (*Array, error) {
-	f, err := os.Open(path)
+	var a *Array
+	err := readFile(path, func(r io.Reader) (shape []int, err error) {
+		if a, err = Read(r); err != nil {
+			return nil, err
+		}
+		return a.Shape, nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	return a, nil
+}
+
+// ReadIntsFile reads the .npy file at path like [ReadInts], and also checks
+// that the file ends where the data does. Errors name the file.
+func ReadIntsFile(path string) (*IntArray, error) {
+	var a *IntArray
+	err := readFile(path, func(r io.Reader) (shape []int, err error) {
+		if a, err = ReadInts(r); err != nil {
+			return nil, err
+		}
+		return a.Shape, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// readFile opens path, reads it with read (which returns the shape it
+// read), and checks that nothing follows the data.
+func readFile(path string, read func(io.Reader) ([]int, error)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<16)
-	a, err := Read(br)
+	shape, err := read(br)
 	if err != nil {
-		return nil, withFile(err, path)
+		return withFile(err, path)
 	}
 	extra, err := io.Copy(io.Discard, br)
 	if err != nil {
-		return nil, fmt.Errorf("npy: %s: %w", path, err)
+		return fmt.Errorf("npy: %s: %w", path, err)
 	}
 	if extra > 0 {
-		return nil, &FormatError{File: path, Msg: fmt.Sprintf("%d bytes after the data of shape %s", extra, pyShape(a.Shape))}
+		return &FormatError{File: path, Msg: fmt.Sprintf("%d bytes after the data of shape %s", extra, pyShape(shape))}
 	}
-	return a, nil
+	return nil
 }
 
 // withFile sets the file name in this package's errors and adds it to others.
@@ -371,6 +564,18 @@ func pyShape(shape []int) string {
 	}
 	b.WriteByte(')')
 	return b.String()
+}
+
+// pyIndex formats the flat index i of an array of the given shape as the
+// index NumPy takes: [i] for a 1-d array, [i0, i1, …] otherwise.
+func pyIndex(shape []int, i int) string {
+	idx := make([]string, len(shape))
+	for k := len(shape) - 1; k >= 0; k-- {
+		d := max(shape[k], 1)
+		idx[k] = strconv.Itoa(i % d)
+		i /= d
+	}
+	return "[" + strings.Join(idx, ", ") + "]"
 }
 
 // headerAlign is the size the header is padded to a multiple of, as NumPy

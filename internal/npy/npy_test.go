@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,51 +24,101 @@ func seq(n int, f func(i int) float32) []float32 {
 }
 
 // The files in testdata were written by NumPy (testdata/make_seeds.py); the
-// expected values are the formulas in its comments.
+// expected values are the formulas in its comments. Each file is read with
+// Read (float32) and with ReadInts (labels).
 func TestReadNumPyFiles(t *testing.T) {
-	tests := []struct {
-		file    string
-		shape   []int
-		data    []float32
-		wantErr any    // *FormatError or *UnsupportedError
+	type want struct {
+		data    any    // []float32 for Read, []int for ReadInts; nil when an error is wanted
+		errType any    // *FormatError or *UnsupportedError
 		errText string // part of the message
+	}
+	notInt := func(text string) want { return want{errType: &UnsupportedError{}, errText: text} }
+	malformed := func(text string) want { return want{errType: &FormatError{}, errText: text} }
+	tests := []struct {
+		file        string
+		shape       []int
+		dtype       string
+		float, ints want
 	}{
-		{file: "f4_2d.npy", shape: []int{2, 3}, data: []float32{-0.5, -0.25, 0, 0.25, 0.5, 0.75}},
-		{file: "f4_1d.npy", shape: []int{5}, data: []float32{0, 1.5, 3, 4.5, 6}},
-		{file: "f4_0d.npy", shape: []int{}, data: []float32{2.5}},
-		{file: "f4_empty.npy", shape: []int{0, 3}, data: []float32{}},
-		{file: "f4_4d.npy", shape: []int{2, 1, 3, 4}, data: seq(24, func(i int) float32 { return float32(i) / 8 })},
-		{file: "f4_v2.npy", shape: []int{2, 2}, data: []float32{0, 1, 2, 3}},
-		{file: "f8_3d.npy", shape: []int{2, 2, 2}, data: seq(8, func(i int) float32 { return float32(i)/2 - 1 })},
-		{file: "fortran.npy", wantErr: &UnsupportedError{}, errText: "fortran.npy: Fortran-order"},
-		{file: "i8.npy", wantErr: &UnsupportedError{}, errText: `i8.npy: element type "<i8" is not supported`},
-		{file: "f4_bigendian.npy", wantErr: &UnsupportedError{}, errText: `element type ">f4"`},
-		{file: "truncated.npy", wantErr: &FormatError{}, errText: "truncated.npy: shape (2, 3) of <f4 needs 24 bytes of data, found only 19"},
-		{file: "trailing.npy", wantErr: &FormatError{}, errText: "trailing.npy: 4 bytes after the data of shape (2, 3)"},
-		{file: "make_seeds.py", wantErr: &FormatError{}, errText: "make_seeds.py: not a .npy file"},
+		{file: "f4_2d.npy", shape: []int{2, 3}, dtype: "float32", float: want{data: []float32{-0.5, -0.25, 0, 0.25, 0.5, 0.75}},
+			ints: notInt("f4_2d.npy: float32 value -0.5 at index [0, 0] is not an integer that fits an int")},
+		{file: "f4_1d.npy", shape: []int{5}, dtype: "float32", float: want{data: []float32{0, 1.5, 3, 4.5, 6}},
+			ints: notInt("float32 value 1.5 at index [1] is not an integer")},
+		{file: "f4_0d.npy", shape: []int{}, dtype: "float32", float: want{data: []float32{2.5}}, ints: notInt("float32 value 2.5 at index []")},
+		{file: "f4_empty.npy", shape: []int{0, 3}, dtype: "float32", float: want{data: []float32{}}, ints: want{data: []int{}}},
+		{file: "f4_4d.npy", shape: []int{2, 1, 3, 4}, dtype: "float32", float: want{data: seq(24, func(i int) float32 { return float32(i) / 8 })},
+			ints: notInt("float32 value 0.125 at index [0, 0, 0, 1]")},
+		{file: "f4_v2.npy", shape: []int{2, 2}, dtype: "float32", float: want{data: []float32{0, 1, 2, 3}}, ints: want{data: []int{0, 1, 2, 3}}},
+		{file: "f8_3d.npy", shape: []int{2, 2, 2}, dtype: "float64", float: want{data: seq(8, func(i int) float32 { return float32(i)/2 - 1 })},
+			ints: notInt("float64 value -0.5 at index [0, 0, 1]")},
+		{file: "f4_labels.npy", shape: []int{2, 2}, dtype: "float32", float: want{data: []float32{0, 2, 1.5, 3}},
+			ints: notInt("f4_labels.npy: float32 value 1.5 at index [1, 0] is not an integer that fits an int")},
+		{file: "f8_labels.npy", shape: []int{3}, dtype: "float64", float: want{data: []float32{0, 9, 2}}, ints: want{data: []int{0, 9, 2}}},
+		{file: "i8.npy", shape: []int{4}, dtype: "int64", float: want{data: []float32{0, 1, 2, 3}}, ints: want{data: []int{0, 1, 2, 3}}},
+		{file: "i4_labels.npy", shape: []int{5}, dtype: "int32", float: want{data: []float32{3, 1, 4, 1, 5}}, ints: want{data: []int{3, 1, 4, 1, 5}}},
+		{file: "i2_labels.npy", shape: []int{4}, dtype: "int16", float: want{data: []float32{2, 7, 1, 8}}, ints: want{data: []int{2, 7, 1, 8}}},
+		{file: "u2_labels.npy", shape: []int{3}, dtype: "uint16", float: want{data: []float32{9, 0, 65535}}, ints: want{data: []int{9, 0, 65535}}},
+		{file: "i1_labels.npy", shape: []int{4}, dtype: "int8", float: want{data: []float32{-1, 0, 127, -128}}, ints: want{data: []int{-1, 0, 127, -128}}},
+		{file: "u4_labels.npy", shape: []int{1}, dtype: "uint32", float: notInt("uint32 value 4000000000 at index [0] is not exact in float32"),
+			ints: want{data: []int{4000000000}}},
+		{file: "u1_images.npy", shape: []int{1, 2, 3}, dtype: "uint8", float: want{data: []float32{0, 128, 255, 1, 2, 3}}, ints: want{data: []int{0, 128, 255, 1, 2, 3}}},
+		{file: "i8_beyond_f4.npy", dtype: "int64", float: notInt("i8_beyond_f4.npy: int64 value 16777217 at index [1] is not exact in float32 (beyond ±2^24)"),
+			ints: want{data: []int{0, 1<<24 + 1}}, shape: []int{2}},
+		{file: "u8_beyond_int.npy", float: notInt("uint64 value 9223372036854775809 at index [1] is not exact in float32"),
+			ints: notInt("u8_beyond_int.npy: uint64 value 9223372036854775809 at index [1] does not fit an int")},
+		{file: "b1.npy", float: notInt(`b1.npy: element type "|b1" (bool) is not supported: want a float or integer type`),
+			ints: notInt(`element type "|b1" (bool) is not supported: want an integer type`)},
+		{file: "f2.npy", float: notInt(`element type "<f2" is not supported`), ints: notInt(`element type "<f2" is not supported`)},
+		{file: "fortran.npy", float: notInt("fortran.npy: Fortran-order"), ints: notInt("fortran.npy: Fortran-order")},
+		{file: "f4_bigendian.npy", float: notInt(`element type ">f4" is big-endian`), ints: notInt(`element type ">f4" is big-endian`)},
+		{file: "i8_bigendian.npy", float: notInt(`element type ">i8" is big-endian`), ints: notInt(`element type ">i8" is big-endian`)},
+		{file: "truncated.npy", float: malformed("truncated.npy: shape (2, 3) of <f4 needs 24 bytes of data, found only 19"),
+			ints: malformed("truncated.npy: shape (2, 3) of <f4 needs 24 bytes")},
+		{file: "trailing.npy", float: malformed("trailing.npy: 4 bytes after the data of shape (2, 3)"),
+			ints: notInt("trailing.npy: float32 value -0.5")}, // the values are checked before the end of the file
+		{file: "make_seeds.py", float: malformed("make_seeds.py: not a .npy file"), ints: malformed("make_seeds.py: not a .npy file")},
+	}
+	check := func(t *testing.T, w want, shape []int, dtype string, gotShape []int, gotDType string, data any, err error) {
+		t.Helper()
+		if w.errType != nil {
+			if err == nil {
+				t.Fatalf("no error, want %T", w.errType)
+			}
+			checkErrType(t, err, w.errType)
+			if !strings.Contains(err.Error(), w.errText) {
+				t.Errorf("error %q does not contain %q", err, w.errText)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(gotShape, shape) || gotShape == nil || gotDType != dtype {
+			t.Errorf("shape %v of %s, want %v of %s", gotShape, gotDType, shape, dtype)
+		}
+		if !reflect.DeepEqual(data, w.data) {
+			t.Errorf("data %v, want %v", data, w.data)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			a, err := ReadFile(filepath.Join("testdata", tt.file))
-			if tt.wantErr != nil {
-				if err == nil {
-					t.Fatalf("ReadFile: no error, want %T", tt.wantErr)
+			path := filepath.Join("testdata", tt.file)
+			t.Run("Read", func(t *testing.T) {
+				a, err := ReadFile(path)
+				if err != nil {
+					check(t, tt.float, tt.shape, tt.dtype, nil, "", nil, err)
+					return
 				}
-				checkErrType(t, err, tt.wantErr)
-				if !strings.Contains(err.Error(), tt.errText) {
-					t.Errorf("error %q does not contain %q", err, tt.errText)
+				check(t, tt.float, tt.shape, tt.dtype, a.Shape, a.DType, a.Data, nil)
+			})
+			t.Run("ReadInts", func(t *testing.T) {
+				a, err := ReadIntsFile(path)
+				if err != nil {
+					check(t, tt.ints, tt.shape, tt.dtype, nil, "", nil, err)
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(a.Shape, tt.shape) || a.Shape == nil {
-				t.Errorf("shape %v, want %v", a.Shape, tt.shape)
-			}
-			if !slices.Equal(a.Data, tt.data) {
-				t.Errorf("data %v, want %v", a.Data, tt.data)
-			}
+				check(t, tt.ints, tt.shape, tt.dtype, a.Shape, a.DType, a.Data, nil)
+			})
 		})
 	}
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/attack/attacktest"
+	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/onnxgrad"
+)
+
+// Golden stderr of audits refused by the auditor: arrays that do not fit
+// the model (with the fix as a hint), uint8 images outside the model's
+// range, a per-channel normalisation for another layout.
+func TestAuditRefusals(t *testing.T) {
+	orttest.Require(t)
+	cnn := models + "/cnn.onnx"
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"audit_nhwc_array", []string{"--images", arrays + "/x_nhwc.npy", "--labels", arrays + "/y.npy"}},
+		{"audit_flat_array", []string{"--images", arrays + "/x_flat.npy", "--labels", arrays + "/y.npy"}},
+		{"audit_uint8_no_range", []string{"--images", arrays + "/x_u8.npy", "--labels", arrays + "/y_u8.npy"}},
+		{"audit_mean_per_channel", []string{"--images", models + "/cnn.x.npy", "--labels", arrays + "/y.npy", "--mean", "0.5,0.5,0.5", "--std", "0.2,0.2,0.2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "audit")
+			args := append([]string{"audit", cnn, "-q", "--threads", "1", "--out", out}, tt.args...)
+			stdout, stderr, code := runCLI(t, args...)
+			if code != 1 {
+				t.Errorf("exit status %d, want 1; stderr:\n%s", code, stderr)
+			}
+			checkGolden(t, tt.name+".stdout", strings.ReplaceAll(stdout, out, "OUT"))
+			checkGolden(t, tt.name+".stderr", strings.ReplaceAll(stderr, out, "OUT"))
+		})
+	}
+}
+
+// An NHWC model (cnn.onnx behind a Transpose, as TensorFlow exports it)
+// audited on the NHWC array, with int64 labels as numpy writes them, has
+// the margins of cnn.onnx on the NCHW array with uint8 labels; uint8 images
+// audit with --range 0,255.
+func TestAuditArraysAsNumPyWritesThem(t *testing.T) {
+	orttest.Require(t)
+	m, err := onnxgrad.Load(models + "/cnn.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	nhwc := filepath.Join(dir, "cnn_nhwc.onnx")
+	if err := onnxgrad.Save(nhwc, attacktest.NHWC(m)); err != nil {
+		t.Fatal(err)
+	}
+	audit := func(model, images, labels string, extra ...string) []auditor.Record {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "audit")
+		args := append([]string{"audit", model, "-q", "--threads", "1", "--out", out, "--images", images, "--labels", labels, "--refine"}, extra...)
+		if _, stderr, code := runCLI(t, args...); code != 0 {
+			t.Fatalf("%v: exit status %d: %s", args, code, stderr)
+		}
+		f, err := os.Open(filepath.Join(out, auditor.MarginsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		recs, err := auditor.ReadRecords(f, auditor.MarginsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs
+	}
+	want := audit(models+"/cnn.onnx", models+"/cnn.x.npy", arrays+"/y_u8.npy")
+	got := audit(nhwc, arrays+"/x_nhwc.npy", arrays+"/y.npy")
+	if len(got) != 8 || len(want) != 8 {
+		t.Fatalf("%d and %d records, want 8", len(got), len(want))
+	}
+	for i, r := range got {
+		w := want[i]
+		// The same numbers in another order (see attack's TestClassifierNHWC).
+		if r.Label != w.Label || r.Pred != w.Pred || !r.Success || math.Abs(r.Margin-w.Margin) > 1e-6*w.Margin ||
+			math.Abs(r.MarginRefined-w.MarginRefined) > 1e-6*w.MarginRefined {
+			t.Errorf("record %d: %+v NHWC, %+v NCHW", i, r, w)
+		}
+	}
+	if recs := audit(models+"/cnn.onnx", arrays+"/x_u8.npy", arrays+"/y_u8.npy", "--range", "0,255"); len(recs) != 8 {
+		t.Errorf("uint8 images: %d records, want 8", len(recs))
+	}
+}
