@@ -10,7 +10,8 @@ import (
 
 // inferBroadcast: the output has the inputs' type and broadcast shape. For
 // small integer tensors with tracked values (shape arithmetic such as
-// Mul(Gather(Shape(x)), 2)) the values are computed too, by fold.
+// Mul(Gather(Shape(x)), 2)) the values are computed too, by fold applied
+// from left to right over all inputs.
 func inferBroadcast(fold func(a, b int64) int64) func(c *nodeCtx) error {
 	return func(c *nodeCtx) error {
 		var shapes []Shape
@@ -27,8 +28,12 @@ func inferBroadcast(fold func(a, b int64) int64) func(c *nodeCtx) error {
 			return c.errorf("%v", err)
 		}
 		out := &tensorInfo{elem: c.elem(), shape: s, hasShape: true}
-		if a, b := c.in(0), c.in(1); fold != nil && a != nil && b != nil && a.value != nil && b.value != nil {
-			out.value = foldValues(a.value, b.value, fold)
+		if fold != nil {
+			vals := c.in(0).value
+			for i := 1; i < len(shapes) && vals != nil; i++ {
+				vals = foldValues(vals, c.in(i).value, fold)
+			}
+			out.value = fitValues(s, vals)
 		}
 		c.setOut(0, out)
 		return nil
@@ -38,20 +43,39 @@ func inferBroadcast(fold func(a, b int64) int64) func(c *nodeCtx) error {
 // foldValues applies f elementwise to tracked integer values, broadcasting a
 // single value against many; symbolic operands give unknown results.
 func foldValues(a, b []Dim, f func(a, b int64) int64) []Dim {
+	if a == nil || b == nil {
+		return nil
+	}
+	return broadcastDims(a, b, func(x, y Dim) Dim {
+		if x.Known() && y.Known() {
+			return known(f(x.Value, y.Value))
+		}
+		return unknownDim
+	})
+}
+
+// broadcastDims applies f elementwise to tracked values, broadcasting a
+// single value against many; it returns nil when the lengths do not fit.
+func broadcastDims(a, b []Dim, f func(x, y Dim) Dim) []Dim {
 	n := max(len(a), len(b))
 	if (len(a) != n && len(a) != 1) || (len(b) != n && len(b) != 1) {
 		return nil
 	}
 	out := make([]Dim, n)
 	for i := range out {
-		x, y := a[min(i, len(a)-1)], b[min(i, len(b)-1)]
-		if x.Known() && y.Known() && f != nil {
-			out[i] = known(f(x.Value, y.Value))
-		} else {
-			out[i] = unknownDim
-		}
+		out[i] = f(a[min(i, len(a)-1)], b[min(i, len(b)-1)])
 	}
 	return out
+}
+
+// fitValues returns vals if their count is that of a tensor of shape s, nil
+// otherwise: the flat folds above only describe broadcasting of a single
+// value against a vector, not between two axes ([3,1] against [1,3]).
+func fitValues(s Shape, vals []Dim) []Dim {
+	if dims, ok := s.Static(); ok && vals != nil && mustElements(dims) == int64(len(vals)) {
+		return vals
+	}
+	return nil
 }
 
 // inferSame: one output like input 0 (values carried for Identity-like ops).

@@ -653,7 +653,18 @@ func inferExpand(c *nodeCtx) error {
 	if err != nil {
 		return c.errorf("%v", err)
 	}
-	c.setOut(0, &tensorInfo{elem: c.elem(), shape: s, hasShape: true})
+	info := &tensorInfo{elem: c.elem(), shape: s, hasShape: true}
+	inDims, ok1 := x.shape.Static()
+	outDims, ok2 := s.Static()
+	if x.value != nil && ok1 && ok2 {
+		lead := len(outDims) - len(inDims)
+		info.value = mapValues(x.value, inDims, outDims, func(j, i []int64) {
+			for a := range i {
+				i[a] = min(j[a+lead], inDims[a]-1) // 0 on broadcast axes
+			}
+		})
+	}
+	c.setOut(0, info)
 	return nil
 }
 
@@ -748,5 +759,105 @@ func inferConstantOfShape(c *nodeCtx) error {
 		}
 	}
 	c.setOut(0, info)
+	return nil
+}
+
+// mulDim scales a dim by a constant; a symbol gives an unknown.
+func mulDim(d Dim, k int64) Dim {
+	switch {
+	case k == 1:
+		return d
+	case d.Known():
+		return known(d.Value * k)
+	}
+	return unknownDim
+}
+
+// tileRepeats returns a Tile node's repeats, one per axis of x.
+func tileRepeats(c *nodeCtx, x Shape) ([]int64, error) {
+	reps := c.intsIn(1)
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(reps) != len(x) {
+		return nil, c.errorf("%d repeats for rank %d", len(reps), len(x))
+	}
+	for _, r := range reps {
+		if r < 0 {
+			return nil, c.errorf("negative repeats %v", reps)
+		}
+	}
+	return reps, nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Tile.html (shape rule only); tracked
+// values are tiled too.
+func inferTile(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil || c.in(1) == nil || c.in(1).value == nil {
+		c.err = nil
+		c.setOut(0, &tensorInfo{elem: c.elem()})
+		return nil
+	}
+	reps, err := tileRepeats(c, x)
+	if err != nil {
+		return err
+	}
+	out := make(Shape, len(x))
+	for i, d := range x {
+		out[i] = mulDim(d, reps[i])
+	}
+	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
+	inDims, ok1 := x.Static()
+	outDims, ok2 := out.Static()
+	if v := c.in(0).value; v != nil && ok1 && ok2 {
+		info.value = mapValues(v, inDims, outDims, func(j, i []int64) {
+			for a := range j {
+				i[a] = j[a] % inDims[a]
+			}
+		})
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Range.html: a 1-D tensor of
+// max(⌈(limit − start)/delta⌉, 0) elements, tracked when the inputs are.
+func inferRange(c *nodeCtx) error {
+	info := &tensorInfo{elem: c.elem(), shape: Shape{unknownDim}, hasShape: true}
+	var v [3]int64
+	for i := range v {
+		t := c.in(i)
+		if t == nil || len(t.value) != 1 || !t.value[0].Known() {
+			c.setOut(0, info)
+			return nil
+		}
+		v[i] = t.value[0].Value
+	}
+	start, limit, delta := v[0], v[1], v[2]
+	if delta == 0 {
+		return c.errorf("delta is 0")
+	}
+	q := limit - start
+	n := q / delta // truncated; rounded up below when q and delta agree in sign
+	if q%delta != 0 && (q > 0) == (delta > 0) {
+		n++
+	}
+	n = max(n, 0)
+	info.shape = Shape{known(n)}
+	if n <= maxTrackedValues {
+		info.value = make([]Dim, n)
+		for i := range info.value {
+			info.value[i] = known(start + int64(i)*delta)
+		}
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__ScatterND.html (emitted by gradient
+// rules; not differentiated): the output is shaped like the data.
+func inferScatterND(c *nodeCtx) error {
+	c.setOut(0, c.sameAs(0))
 	return nil
 }

@@ -22,6 +22,12 @@ type caseInput struct {
 	values []float64
 	// symbolicBatch declares the first dimension as the symbol "N".
 	symbolicBatch bool
+	// bools, when non-nil, makes the input a BOOL constant (Where's
+	// condition).
+	bools []bool
+	// elem is the type of a fixed float input when it differs from the
+	// case's (CastLike's target).
+	elem onnxpb.TensorProto_DataType
 }
 
 // ruleCase is a one-node model whose gradient rule is checked against
@@ -48,7 +54,17 @@ type ruleCase struct {
 	// pre, when set, is a unary op applied to input 0 before the op, for
 	// rewrites that involve two nodes (Relu → MaxPool).
 	pre string
+	// outs > 0 gives the op that many outputs (Split); y concatenates those
+	// listed in join along joinAxis, so that outputs left out get no
+	// gradient.
+	outs     int
+	join     []int
+	joinAxis int64
 }
+
+// isGraphInput reports whether the input is a (differentiated) graph input
+// rather than a constant.
+func (in caseInput) isGraphInput() bool { return in.ints == nil && in.bools == nil && !in.fixed }
 
 func f(shape ...int64) caseInput     { return caseInput{shape: shape} }
 func fixed(shape ...int64) caseInput { return caseInput{shape: shape, fixed: true} }
@@ -190,6 +206,10 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 		switch {
 		case in.ints != nil:
 			g.Initializer = append(g.Initializer, newTensorInt64(name, in.shape, in.ints))
+		case in.bools != nil:
+			g.Initializer = append(g.Initializer, newTensorBool(name, in.shape, in.bools))
+		case in.fixed && in.elem != onnxpb.TensorProto_UNDEFINED:
+			g.Initializer = append(g.Initializer, newTensorFloat(name, in.elem, caseShape(in), caseValues(c, in, i)))
 		case in.fixed:
 			g.Initializer = append(g.Initializer, newTensorFloat(name, elem, caseShape(in), caseValues(c, in, i)))
 		default:
@@ -202,10 +222,24 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 		}
 	}
 	outElem := elem
-	if c.op == "Cast" {
+	switch c.op {
+	case "Cast":
 		outElem = onnxpb.TensorProto_DataType(c.attrs[0].GetI())
+	case "CastLike":
+		outElem = c.inputs[1].elem
 	}
 	g.Node = []*onnxpb.NodeProto{{Name: proto.String("node"), OpType: proto.String(c.op), Input: names, Output: []string{"y"}, Attribute: c.attrs}}
+	if c.outs > 0 {
+		var outs, joined []string
+		for i := range c.outs {
+			outs = append(outs, fmt.Sprintf("o%d", i))
+		}
+		for _, i := range c.join {
+			joined = append(joined, outs[i])
+		}
+		g.Node[0].Output = outs
+		g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String("join"), OpType: proto.String("Concat"), Input: joined, Output: []string{"y"}, Attribute: []*onnxpb.AttributeProto{attrInt("axis", c.joinAxis)}})
+	}
 	if c.pre != "" {
 		g.Node = append([]*onnxpb.NodeProto{{Name: proto.String("pre"), OpType: proto.String(c.pre), Input: names[:1], Output: []string{"pre"}}}, g.Node...)
 		g.Node[1].Input = append([]string{"pre"}, names[1:]...)
@@ -217,6 +251,25 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 	}
 	return &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g,
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(opset)}}}, diff
+}
+
+// newTensorBool returns a BOOL tensor.
+func newTensorBool(name string, dims []int64, vals []bool) *onnxpb.TensorProto {
+	t := &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(onnxpb.TensorProto_BOOL))}
+	for _, v := range vals {
+		t.Int32Data = append(t.Int32Data, int32(boolDim(v).Value))
+	}
+	return t
+}
+
+// linspace returns n values evenly spaced from lo to hi, for inputs that
+// must cover several pieces of a piecewise function (HardSwish).
+func linspace(lo, hi float64, n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = lo + (hi-lo)*float64(i)/float64(n-1)
+	}
+	return v
 }
 
 func caseShape(in caseInput) []int64 {
