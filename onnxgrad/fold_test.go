@@ -67,6 +67,9 @@ func TestFoldShapeValues(t *testing.T) {
 		{"Abs", nil, []*onnxpb.NodeProto{shape, node("Neg", []string{"s"}, "n"), node("Abs", []string{"n"}, "y")}, onnxpb.TensorProto_INT64, "[?,16,4]"},
 		{"Abs of a dimension", nil, []*onnxpb.NodeProto{shape, node("Abs", []string{"s"}, "y")}, onnxpb.TensorProto_INT64, "[N,16,4]"},
 		{"Sign", []*onnxpb.TensorProto{int64s("a", -3, 0, 2)}, []*onnxpb.NodeProto{node("Sign", []string{"a"}, "y")}, onnxpb.TensorProto_INT64, "[-1,0,1]"},
+		{"Max of three", []*onnxpb.TensorProto{int64s("a", 1, 5), int64s("b", 3, 2), int64s("c", 4)}, []*onnxpb.NodeProto{node("Max", []string{"a", "b", "c"}, "y")}, onnxpb.TensorProto_INT64, "[4,5]"},
+		{"CastLike", []*onnxpb.TensorProto{int64s("a", 3, 4), {Name: proto.String("i32"), DataType: proto.Int32(int32(onnxpb.TensorProto_INT32)), Dims: []int64{1}, Int32Data: []int32{0}}},
+			[]*onnxpb.NodeProto{node("CastLike", []string{"a", "i32"}, "y")}, onnxpb.TensorProto_INT32, "[3,4]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gr := newGraph(foldModel(Shape{{Param: "N"}, known(16), known(4)}, tc.inits, tc.nodes...), "")

@@ -1,8 +1,9 @@
 package onnxgrad
 
 // Comparison, logic and selection operators: Equal, Greater, Less,
-// GreaterOrEqual, LessOrEqual, Not, And, Or, Xor and Where (shape rules
-// only). On tracked integer values they are constant-folded, so
+// GreaterOrEqual, LessOrEqual, Not, And, Or, Xor (shape rules only: their
+// BOOL outputs carry no gradient) and Where, whose gradient flows to the two
+// selected inputs. On tracked integer values they are constant-folded, so
 // that shape chains such as PyTorch's expand(n, -1, -1)
 // (Shape → ConstantOfShape → Equal → Where → Expand) reach a static shape.
 //
@@ -208,4 +209,26 @@ func selectDims(cond, a, b []Dim) []Dim {
 		}
 	}
 	return out
+}
+
+// gradWhere (https://onnx.ai/onnx/operators/onnx__Where.html): X receives
+// gY where the condition holds, Y where it does not, each summed back over
+// its broadcast axes. The condition is not differentiated. The masks are
+// float 0/1 tensors made once per forward batch, multiplied into gY (a Mul
+// by a float mask is faster than a Where broadcast over the class axis).
+func gradWhere(c *gradCtx) error {
+	y := c.shapeOut(0)
+	if c.err != nil {
+		return c.err
+	}
+	cond := c.input(0)
+	if c.need[1] {
+		m := c.op("Cast", []string{cond}, attrInt("to", int64(c.gradElem())))
+		c.setGrad(1, c.unbroadcast(c.op("Mul", []string{c.gy[0], m}), y, 1))
+	}
+	if c.need[2] {
+		m := c.op("Cast", []string{c.op("Not", []string{cond})}, attrInt("to", int64(c.gradElem())))
+		c.setGrad(2, c.unbroadcast(c.op("Mul", []string{c.gy[0], m}), y, 2))
+	}
+	return c.err
 }

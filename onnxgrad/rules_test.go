@@ -183,6 +183,37 @@ var ruleCases = []ruleCase{
 	{name: "Pad opset 9 attributes", op: "Pad", opset: 9, attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{0, 1, 2, 0, 2, 1})}, inputs: []caseInput{f(2, 3, 4)}},
 	{name: "Slice opset 9 attributes", op: "Slice", opset: 9, attrs: []*onnxpb.AttributeProto{attrInts("starts", []int64{1}), attrInts("ends", []int64{4}), attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 6)}},
 	{name: "Dropout opset 10", op: "Dropout", opset: 10, attrs: []*onnxpb.AttributeProto{attrFloat("ratio", 0.3)}, inputs: []caseInput{f(3, 4)}},
+	// HardSwish's inputs span its three pieces, kept ≥ 0.17 from the kinks at ±3.
+	{name: "HardSwish", op: "HardSwish", opset: 14, inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-4.7, 4.7, 21)}}, float32: true},
+	{name: "Selu", op: "Selu", inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Selu attributes", op: "Selu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 1.5), attrFloat("gamma", 2)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Softsign", op: "Softsign", inputs: []caseInput{f(3, 7)}, float32: true},
+	// kinked values are ±(0.05 + 0.02k): none within 0.01 of α = 0.2.
+	{name: "ThresholdedRelu", op: "ThresholdedRelu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.2)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
+	// Random normal inputs tie with probability 0.
+	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
+	{name: "Max two", op: "Max", inputs: []caseInput{f(2, 5), f(2, 5)}},
+	{name: "Max one", op: "Max", inputs: []caseInput{f(2, 5)}},
+	{name: "Min broadcast", op: "Min", inputs: []caseInput{f(2, 3), f(3)}},
+	{name: "Mean broadcast", op: "Mean", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(2, 1, 4)}, float32: true},
+	{name: "Where broadcast", op: "Where", inputs: []caseInput{{shape: []int64{2, 1, 4}, bools: []bool{true, false, false, true, true, true, false, false}}, f(2, 3, 4), f(3, 1)}},
+	{name: "Where condition wider", op: "Where", inputs: []caseInput{{shape: []int64{2, 3}, bools: []bool{true, false, true, false, false, true}}, f(2, 1), f(3)}},
+	{name: "ReduceMax", op: "ReduceMax", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 3, 4)}, kinked: true},
+	{name: "ReduceMax opset 18 no keepdims", op: "ReduceMax", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4), ints(2, -2)}, kinked: true},
+	{name: "ReduceMin", op: "ReduceMin", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{-1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}, kinked: true},
+	{name: "ReduceMin all axes", op: "ReduceMin", inputs: []caseInput{f(2, 3, 4)}, kinked: true, mixesBatch: true},
+	{name: "ReduceSumSquare", op: "ReduceSumSquare", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1, 2})}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "ReduceL1", op: "ReduceL1", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{2}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}, kinked: true},
+	{name: "ReduceL2", op: "ReduceL2", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "ReduceL2 opset 18", op: "ReduceL2", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4), ints(1, 2)}},
+	{name: "ReduceLogSumExp", op: "ReduceLogSumExp", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{-1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "ReduceProd", op: "ReduceProd", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 3, 4)}},
+	// Groups (along axis 2) with no zero, one zero and two zeros; the
+	// product is multilinear, so central differences stay exact at zeros.
+	{name: "ReduceProd zeros", op: "ReduceProd", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{{shape: []int64{2, 3, 3}, values: []float64{
+		0.5, -1.2, 0.9, 0, 1.1, -0.7, 0, 0, 1.3,
+		1.4, 0, -0.6, 0.8, 0.3, -1.5, 0, 2, 0}}, ints(2)}},
 }
 
 // TestEveryRuleHasACase is the conformance check: a registered gradient
