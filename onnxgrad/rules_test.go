@@ -214,6 +214,21 @@ var ruleCases = []ruleCase{
 	{name: "ReduceProd zeros", op: "ReduceProd", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{{shape: []int64{2, 3, 3}, values: []float64{
 		0.5, -1.2, 0.9, 0, 1.1, -0.7, 0, 0, 1.3,
 		1.4, 0, -0.6, 0.8, 0.3, -1.5, 0, 2, 0}}, ints(2)}},
+	{name: "Split uneven", op: "Split", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 7, 3), ints(3, 3, 1)}, outs: 3, join: []int{2, 0}, joinAxis: 1},
+	{name: "Split num_outputs", op: "Split", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("axis", -1), attrInt("num_outputs", 3)}, inputs: []caseInput{f(2, 3, 7)}, outs: 3, join: []int{1, 2, 0}, joinAxis: 2},
+	{name: "Split equal", op: "Split", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 4)}, outs: 2, join: []int{1}, joinAxis: 1},
+	{name: "Split opset 11 attribute", op: "Split", opset: 11, attrs: []*onnxpb.AttributeProto{attrInt("axis", 1), attrInts("split", []int64{1, 3})}, inputs: []caseInput{f(2, 4)}, outs: 2, join: []int{1, 0}, joinAxis: 1},
+	{name: "DepthToSpace DCR", op: "DepthToSpace", attrs: []*onnxpb.AttributeProto{attrInt("blocksize", 2)}, inputs: []caseInput{f(2, 8, 3, 2)}},
+	{name: "DepthToSpace CRD", op: "DepthToSpace", attrs: []*onnxpb.AttributeProto{attrInt("blocksize", 2), attrString("mode", "CRD")}, inputs: []caseInput{f(2, 8, 3, 2)}},
+	{name: "SpaceToDepth", op: "SpaceToDepth", attrs: []*onnxpb.AttributeProto{attrInt("blocksize", 2)}, inputs: []caseInput{f(2, 3, 4, 6)}},
+	{name: "Tile", op: "Tile", inputs: []caseInput{f(2, 3, 2), ints(1, 2, 3)}},
+	{name: "Tile batch", op: "Tile", inputs: []caseInput{{shape: []int64{2, 3}, symbolicBatch: true}, ints(3, 2)}, mixesBatch: true},
+	{name: "Tile symbolic batch", op: "Tile", inputs: []caseInput{{shape: []int64{2, 3, 2}, symbolicBatch: true}, ints(1, 1, 2)}},
+	{name: "Slice flip", op: "Slice", inputs: []caseInput{f(2, 3, 5), ints(-1), ints(math.MinInt64 + 1), ints(2), ints(-1)}},
+	{name: "Slice step 2", op: "Slice", inputs: []caseInput{f(2, 9), ints(1), ints(9), ints(1), ints(2)}},
+	{name: "Slice step 3 crop", op: "Slice", inputs: []caseInput{f(2, 10), ints(0), ints(100), ints(1), ints(3)}},
+	{name: "Slice step -2", op: "Slice", inputs: []caseInput{f(2, 10, 3), ints(8, 1), ints(0, 3), ints(1, 2), ints(-2, 1)}},
+	{name: "Slice steps on two axes symbolic batch", op: "Slice", inputs: []caseInput{{shape: []int64{2, 7, 6}, symbolicBatch: true}, ints(-1, 1), ints(-100, 6), ints(1, 2), ints(-3, 2)}},
 }
 
 // TestEveryRuleHasACase is the conformance check: a registered gradient
