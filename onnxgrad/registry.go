@@ -52,6 +52,7 @@ var rules = map[string]opRule{
 	"Mod":                {infer: inferMod},
 	"Gemm":               {infer: inferGemm, grad: gradGemm},
 	"MatMul":             {infer: inferMatMul, grad: gradMatMul},
+	"Einsum":             {infer: inferEinsum, grad: gradEinsum},
 	"Conv":               {infer: inferConv, grad: gradConv},
 	"MaxPool":            {infer: inferMaxPool, grad: gradMaxPool},
 	"AveragePool":        {infer: inferAveragePool, grad: gradAveragePool},

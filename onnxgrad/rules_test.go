@@ -229,6 +229,15 @@ var ruleCases = []ruleCase{
 	{name: "Slice step 3 crop", op: "Slice", inputs: []caseInput{f(2, 10), ints(0), ints(100), ints(1), ints(3)}},
 	{name: "Slice step -2", op: "Slice", inputs: []caseInput{f(2, 10, 3), ints(8, 1), ints(0, 3), ints(1, 2), ints(-2, 1)}},
 	{name: "Slice steps on two axes symbolic batch", op: "Slice", inputs: []caseInput{{shape: []int64{2, 7, 6}, symbolicBatch: true}, ints(-1, 1), ints(-100, 6), ints(1, 2), ints(-3, 2)}},
+	{name: "Einsum batched matmul", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bij,bjk->bik")}, inputs: []caseInput{f(2, 3, 4), f(2, 4, 5)}},
+	{name: "Einsum attention", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bhqd,bhkd->bhqk")}, inputs: []caseInput{f(2, 2, 3, 4), f(2, 2, 5, 4)}},
+	{name: "Einsum ellipsis", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "...ij,...jk->...ik")}, inputs: []caseInput{f(2, 3, 4, 5), f(2, 3, 5, 2)}},
+	{name: "Einsum ellipsis broadcast", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "...ij,...jk->...ik")}, inputs: []caseInput{f(2, 1, 4, 5), f(2, 3, 5, 2)}},
+	{name: "Einsum channel contraction", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "nchw,oc->nohw")}, inputs: []caseInput{f(2, 3, 4, 2), f(5, 3)}},
+	{name: "Einsum index of one operand", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bij,bjk->bk")}, inputs: []caseInput{f(2, 3, 4), f(2, 4, 5)}},
+	{name: "Einsum implicit", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "ij,jk")}, inputs: []caseInput{f(2, 4), f(4, 3)}},
+	{name: "Einsum transpose", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "ij->ji")}, inputs: []caseInput{f(2, 3)}, mixesBatch: true},
+	{name: "Einsum sum", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bij->bi")}, inputs: []caseInput{f(2, 3, 4)}},
 }
 
 // TestEveryRuleHasACase is the conformance check: a registered gradient
