@@ -3,6 +3,7 @@ package onnxgrad
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
@@ -41,35 +42,42 @@ func TestRuleFiniteDifferences(t *testing.T) {
 				}
 			}
 			m, diff := caseModel(c, elem)
-			res, err := Build(m, Options{Mode: VJP, WRT: diff, File: c.name})
-			if err != nil {
-				t.Fatal(err)
-			}
-			feeds := caseFeeds(c)
-			y := rt.run(t, m, feeds, []string{"y"})["y"]
-			rng := rand.New(rand.NewPCG(7, uint64(len(c.name))))
-			v := &testTensor{shape: y.shape, data: randn(rng, len(y.data))}
-			feeds[res.Seed] = v
-			grads := rt.run(t, res.Model, feeds, res.Grads)
-			delete(feeds, res.Seed)
-			for probe := range 3 {
-				u := map[string][]float64{}
-				var predicted float64
-				for i, w := range res.WRT {
-					u[w] = randn(rng, len(feeds[w].data))
-					predicted += dot(grads[res.Grads[i]].data, u[w])
-				}
-				fPlus := rt.run(t, m, shifted(feeds, u, h), []string{"y"})["y"]
-				fMinus := rt.run(t, m, shifted(feeds, u, -h), []string{"y"})["y"]
-				var measured float64
-				for j := range v.data {
-					measured += v.data[j] * (fPlus.data[j] - fMinus.data[j]) / (2 * h)
-				}
-				if diff := math.Abs(measured - predicted); diff > tol*(1+math.Abs(measured)) {
-					t.Errorf("probe %d: ⟨VJP(v), u⟩ = %.9g, finite difference = %.9g (|Δ| = %.3g > tol %.3g)", probe, predicted, measured, diff, tol*(1+math.Abs(measured)))
-				}
-			}
+			checkFiniteDifferences(t, rt, m, diff, caseFeeds(c), tol, h)
 		})
+	}
+}
+
+// checkFiniteDifferences compares the VJP of m's output y with respect to
+// the graph inputs wrt, on feeds, with central differences of step h along
+// three random directions.
+func checkFiniteDifferences(t *testing.T, rt *testRuntime, m *onnxpb.ModelProto, wrt []string, feeds map[string]*testTensor, tol, h float64) {
+	t.Helper()
+	res, err := Build(m, Options{Mode: VJP, WRT: wrt, File: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := rt.run(t, m, feeds, []string{"y"})["y"]
+	rng := rand.New(rand.NewPCG(7, uint64(len(t.Name()))))
+	v := &testTensor{shape: y.shape, data: randn(rng, len(y.data))}
+	feeds[res.Seed] = v
+	grads := rt.run(t, res.Model, feeds, res.Grads)
+	delete(feeds, res.Seed)
+	for probe := range 3 {
+		u := map[string][]float64{}
+		var predicted float64
+		for i, w := range res.WRT {
+			u[w] = randn(rng, len(feeds[w].data))
+			predicted += dot(grads[res.Grads[i]].data, u[w])
+		}
+		fPlus := rt.run(t, m, shifted(feeds, u, h), []string{"y"})["y"]
+		fMinus := rt.run(t, m, shifted(feeds, u, -h), []string{"y"})["y"]
+		var measured float64
+		for j := range v.data {
+			measured += v.data[j] * (fPlus.data[j] - fMinus.data[j]) / (2 * h)
+		}
+		if diff := math.Abs(measured - predicted); diff > tol*(1+math.Abs(measured)) {
+			t.Errorf("probe %d: ⟨VJP(v), u⟩ = %.9g, finite difference = %.9g (|Δ| = %.3g > tol %.3g)", probe, predicted, measured, diff, tol*(1+math.Abs(measured)))
+		}
 	}
 }
 
@@ -92,13 +100,16 @@ func TestRuleJacobianMode(t *testing.T) {
 			m, _ := caseModel(c, elem)
 			flattenOutput(m)
 			first := c.inputs[0].shape
+			if i := slices.IndexFunc(c.inputs, caseInput.isGraphInput); i > 0 {
+				first = c.inputs[i].shape // after Where's condition
+			}
 			if len(first) == 0 || c.inputs[0].fixed {
 				t.Skip("first input is not batched")
 			}
 			// Jacobian with respect to the inputs with the batch axis.
 			var wrt []string
 			for i, in := range c.inputs {
-				if in.ints == nil && !in.fixed && len(in.shape) > 0 && in.shape[0] == first[0] {
+				if in.isGraphInput() && len(in.shape) > 0 && in.shape[0] == first[0] {
 					wrt = append(wrt, inputName(i))
 				}
 			}
@@ -144,7 +155,7 @@ func TestRuleJacobianMode(t *testing.T) {
 func caseFeeds(c ruleCase) map[string]*testTensor {
 	feeds := map[string]*testTensor{}
 	for i, in := range c.inputs {
-		if in.ints == nil && !in.fixed {
+		if in.isGraphInput() {
 			feeds[inputName(i)] = &testTensor{shape: caseShape(in), data: caseValues(c, in, i)}
 		}
 	}

@@ -10,7 +10,8 @@ import (
 
 // inferBroadcast: the output has the inputs' type and broadcast shape. For
 // small integer tensors with tracked values (shape arithmetic such as
-// Mul(Gather(Shape(x)), 2)) the values are computed too, by fold.
+// Mul(Gather(Shape(x)), 2)) the values are computed too, by fold applied
+// from left to right over all inputs.
 func inferBroadcast(fold func(a, b int64) int64) func(c *nodeCtx) error {
 	return func(c *nodeCtx) error {
 		var shapes []Shape
@@ -27,8 +28,12 @@ func inferBroadcast(fold func(a, b int64) int64) func(c *nodeCtx) error {
 			return c.errorf("%v", err)
 		}
 		out := &tensorInfo{elem: c.elem(), shape: s, hasShape: true}
-		if a, b := c.in(0), c.in(1); fold != nil && a != nil && b != nil && a.value != nil && b.value != nil {
-			out.value = foldValues(a.value, b.value, fold)
+		if fold != nil {
+			vals := c.in(0).value
+			for i := 1; i < len(shapes) && vals != nil; i++ {
+				vals = foldValues(vals, c.in(i).value, fold)
+			}
+			out.value = fitValues(s, vals)
 		}
 		c.setOut(0, out)
 		return nil
@@ -38,20 +43,39 @@ func inferBroadcast(fold func(a, b int64) int64) func(c *nodeCtx) error {
 // foldValues applies f elementwise to tracked integer values, broadcasting a
 // single value against many; symbolic operands give unknown results.
 func foldValues(a, b []Dim, f func(a, b int64) int64) []Dim {
+	if a == nil || b == nil {
+		return nil
+	}
+	return broadcastDims(a, b, func(x, y Dim) Dim {
+		if x.Known() && y.Known() {
+			return known(f(x.Value, y.Value))
+		}
+		return unknownDim
+	})
+}
+
+// broadcastDims applies f elementwise to tracked values, broadcasting a
+// single value against many; it returns nil when the lengths do not fit.
+func broadcastDims(a, b []Dim, f func(x, y Dim) Dim) []Dim {
 	n := max(len(a), len(b))
 	if (len(a) != n && len(a) != 1) || (len(b) != n && len(b) != 1) {
 		return nil
 	}
 	out := make([]Dim, n)
 	for i := range out {
-		x, y := a[min(i, len(a)-1)], b[min(i, len(b)-1)]
-		if x.Known() && y.Known() && f != nil {
-			out[i] = known(f(x.Value, y.Value))
-		} else {
-			out[i] = unknownDim
-		}
+		out[i] = f(a[min(i, len(a)-1)], b[min(i, len(b)-1)])
 	}
 	return out
+}
+
+// fitValues returns vals if their count is that of a tensor of shape s, nil
+// otherwise: the flat folds above only describe broadcasting of a single
+// value against a vector, not between two axes ([3,1] against [1,3]).
+func fitValues(s Shape, vals []Dim) []Dim {
+	if dims, ok := s.Static(); ok && vals != nil && mustElements(dims) == int64(len(vals)) {
+		return vals
+	}
+	return nil
 }
 
 // inferSame: one output like input 0 (values carried for Identity-like ops).
@@ -262,15 +286,21 @@ func gradDropout(c *gradCtx) error {
 
 // https://onnx.ai/onnx/operators/onnx__Cast.html
 func inferCast(c *nodeCtx) error {
+	c.setOut(0, castInfo(c, onnxpb.TensorProto_DataType(c.attrInt("to", 0))))
+	return nil
+}
+
+// castInfo describes input 0 cast to type to: its shape, and its tracked
+// values when to is an integer type.
+func castInfo(c *nodeCtx, to onnxpb.TensorProto_DataType) *tensorInfo {
 	out := c.sameAs(0)
 	if out != nil {
-		out.elem = onnxpb.TensorProto_DataType(c.attrInt("to", 0))
+		out.elem = to
 		if t := c.in(0); t.value != nil && !isFloatType(int32(out.elem)) {
 			out.value = t.value
 		}
 	}
-	c.setOut(0, out)
-	return nil
+	return out
 }
 
 // https://onnx.ai/onnx/operators/onnx__Clip.html: the gradient passes where
@@ -299,4 +329,97 @@ func gradClip(c *gradCtx) error {
 	m := c.op("Cast", []string{mask}, attrInt("to", int64(c.gradElem())))
 	c.setGrad(0, c.op("Mul", []string{c.gy[0], m}))
 	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__HardSwish.html: y = x·clip(x/6 + ½,
+// 0, 1), so f′ = 0 below −3, 1 above 3 and x/3 + ½ between, the inner
+// branch taking both ends as in PyTorch's hardswish_backward.
+var gradHardSwish = unaryGrad(func(c *gradCtx, x, _ string) string {
+	mid := c.op("Add", []string{c.op("Div", []string{x, c.scalar(3)}), c.scalar(0.5)})
+	upper := c.op("Where", []string{c.op("Greater", []string{x, c.scalar(3)}), c.scalar(1), mid})
+	return c.op("Where", []string{c.op("Less", []string{x, c.scalar(-3)}), c.scalar(0), upper})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Selu.html: f′ = γ for x > 0 and
+// γα·eˣ = y + γα otherwise (the left branch at 0, as PyTorch).
+var gradSelu = unaryGrad(func(c *gradCtx, x, y string) string {
+	alpha := float64(c.attrFloat("alpha", 1.67326319217681884765625))
+	gamma := float64(c.attrFloat("gamma", 1.05070102214813232421875))
+	return c.op("Where", []string{c.op("Greater", []string{x, c.scalar(0)}), c.scalar(gamma), c.op("Add", []string{y, c.scalar(gamma * alpha)})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Softsign.html: y = x/(1 + |x|),
+// f′ = 1/(1 + |x|)².
+var gradSoftsign = unaryGrad(func(c *gradCtx, x, _ string) string {
+	d := c.op("Add", []string{c.scalar(1), c.op("Abs", []string{x})})
+	return c.op("Reciprocal", []string{c.op("Mul", []string{d, d})})
+})
+
+// https://onnx.ai/onnx/operators/onnx__ThresholdedRelu.html: y = x for
+// x > α, else 0; f′ = 1 above α and 0 at or below it.
+var gradThresholdedRelu = unaryGrad(func(c *gradCtx, x, _ string) string {
+	alpha := float64(c.attrFloat("alpha", 1))
+	return c.op("Cast", []string{c.op("Greater", []string{x, c.scalar(alpha)})}, attrInt("to", int64(c.gradElem())))
+})
+
+// https://onnx.ai/onnx/operators/onnx__CastLike.html: Cast to the element
+// type of input 1 (whose values are not used, so it gets no gradient); the
+// gradient passes like Cast's.
+func inferCastLike(c *nodeCtx) error {
+	to := onnxpb.TensorProto_UNDEFINED
+	if t := c.in(1); t != nil {
+		to = t.elem
+	}
+	c.setOut(0, castInfo(c, to))
+	return nil
+}
+
+// gradExtreme is Max's and Min's gradient rule
+// (https://onnx.ai/onnx/operators/onnx__Max.html,
+// https://onnx.ai/onnx/operators/onnx__Min.html): gY goes to the inputs
+// that attain the extreme, summed back over their broadcast axes. Ties
+// share it equally (each of the k inputs equal to y gets gY/k), which is
+// PyTorch's rule for torch.maximum and torch.minimum generalised to more
+// than two inputs; the weights are made once per forward batch.
+func gradExtreme(c *gradCtx) error {
+	y := c.shapeOut(0)
+	if c.err != nil {
+		return c.err
+	}
+	ins := c.n.GetInput()
+	if len(ins) == 1 {
+		c.setGrad(0, c.gy[0])
+		return nil
+	}
+	masks := make([]string, len(ins))
+	for i, in := range ins {
+		masks[i] = c.op("Cast", []string{c.op("Equal", []string{in, c.output(0)})}, attrInt("to", int64(c.gradElem())))
+	}
+	count := c.op("Sum", masks)
+	for i := range ins {
+		if c.need[i] {
+			w := c.op("Div", []string{masks[i], count})
+			c.setGrad(i, c.unbroadcast(c.op("Mul", []string{c.gy[0], w}), y, i))
+		}
+	}
+	return c.err
+}
+
+// https://onnx.ai/onnx/operators/onnx__Mean.html: every input gets gY/n,
+// summed back over its broadcast axes.
+func gradMean(c *gradCtx) error {
+	y := c.shapeOut(0)
+	if c.err != nil {
+		return c.err
+	}
+	g := c.gy[0]
+	if n := len(c.n.GetInput()); n > 1 {
+		g = c.op("Div", []string{g, c.scalar(float64(n))})
+	}
+	for i := range c.n.GetInput() {
+		if c.need[i] {
+			c.setGrad(i, c.unbroadcast(g, y, i))
+		}
+	}
+	return c.err
 }

@@ -1,9 +1,10 @@
 package onnxgrad
 
 // Layout operators: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat,
-// Slice, Pad, Gather, Expand, and the shape arithmetic PyTorch emits around
-// them (Shape, Size, Constant, ConstantOfShape), whose integer values are
-// tracked so that Reshape targets built from Shape sub-graphs are known.
+// Slice, Pad, Gather, Expand, Split, Tile, DepthToSpace, SpaceToDepth, and
+// the shape arithmetic PyTorch emits around them (Shape, Size, Constant,
+// ConstantOfShape, Range), whose integer values are tracked so that Reshape
+// and Expand targets built from Shape sub-graphs are known.
 
 import (
 	"math"
@@ -405,7 +406,12 @@ func inferSlice(c *nodeCtx) error {
 	return nil
 }
 
-// gradSlice zero-pads gY back to the input's extent (unit steps only).
+// gradSlice puts gY back into zeros of the input's extent. An axis taken
+// with a step other than 1 is first brought to unit stride: a negative step
+// (torch.flip exports step −1) by reversing gY along the axis, a stride
+// s > 1 by interleaving s − 1 zeros after each element (dilate). One Pad
+// then places the block at its offset on every axis; unit steps need only
+// that Pad.
 func gradSlice(c *gradCtx) error {
 	x := c.shapeIn(0)
 	if c.err != nil {
@@ -415,20 +421,68 @@ func gradSlice(c *gradCtx) error {
 	if err != nil {
 		return err
 	}
-	r := len(x) + c.off()
-	pads := make([]int64, 2*r)
-	for i := range x {
-		if sp.step[i] != 1 {
-			return c.errorf("the gradient of a Slice with step %d is not supported (only step 1)", sp.step[i])
-		}
-		if sp.count[i] < 0 {
+	off := c.off()
+	g := c.gy[0]
+	// extent and first index of the block g covers, per input axis
+	extent, first := slices.Clone(sp.count), slices.Clone(sp.start)
+	for a := range x {
+		st, n := sp.step[a], sp.count[a]
+		if st == 1 || n <= 0 {
 			continue
 		}
-		pads[c.off()+i] = sp.start[i]
-		pads[r+c.off()+i] = x[i].Value - sp.start[i] - sp.count[i]
+		if st < 0 {
+			ax := int64(a + off)
+			g = c.op("Slice", []string{g, c.gr.ints(-1), c.gr.ints(math.MinInt64), c.gr.ints(ax), c.gr.ints(-1)})
+			st = -st
+			first[a] = sp.start[a] - (n-1)*st
+		}
+		if st > 1 && n > 1 {
+			if g, err = c.dilate(g, a, st, extent, x[a].Value-first[a]); err != nil {
+				return err
+			}
+		}
 	}
-	c.setGrad(0, c.op("Pad", []string{c.gy[0], c.gr.ints(pads...)}))
+	r := len(x) + off
+	pads := make([]int64, 2*r)
+	for i := range x {
+		if extent[i] < 0 {
+			continue
+		}
+		pads[off+i] = first[i]
+		pads[r+off+i] = x[i].Value - first[i] - extent[i]
+	}
+	c.setGrad(0, c.op("Pad", []string{g, c.gr.ints(pads...)}))
 	return nil
+}
+
+// dilate spreads the extent[a] elements of g along input axis a to stride
+// s: Unsqueeze a new axis after a, Pad it with s − 1 zeros and merge the
+// two, cropped to at most room elements. It updates extent[a]. The merging
+// Reshape copies the leading dims and needs the trailing extents (one may
+// be symbolic).
+func (c *gradCtx) dilate(g string, a int, s int64, extent []int64, room int64) (string, error) {
+	off := c.off()
+	n := extent[a]
+	g = c.op("Unsqueeze", []string{g, c.gr.ints(int64(a + off + 1))})
+	r := len(extent) + off + 1
+	pads := make([]int64, 2*r)
+	pads[r+a+off+1] = s - 1
+	g = c.op("Pad", []string{g, c.gr.ints(pads...)})
+	target := make([]int64, a+off, r-1)
+	target = append(target, n*s)
+	for _, e := range extent[a+1:] {
+		if e < 0 && slices.Contains(target, -1) {
+			return "", c.errorf("the gradient of a Slice with step %d needs static sizes on all but one of the axes after axis %d", s, a)
+		}
+		target = append(target, e)
+	}
+	g = c.op("Reshape", []string{g, c.gr.ints(target...)})
+	extent[a] = n * s
+	if extent[a] > room {
+		extent[a] = (n-1)*s + 1
+		g = c.op("Slice", []string{g, c.gr.ints(0), c.gr.ints(extent[a]), c.gr.ints(int64(a + off))})
+	}
+	return g, nil
 }
 
 // mapValues builds the tracked values of a tensor of shape outDims from an
@@ -653,7 +707,18 @@ func inferExpand(c *nodeCtx) error {
 	if err != nil {
 		return c.errorf("%v", err)
 	}
-	c.setOut(0, &tensorInfo{elem: c.elem(), shape: s, hasShape: true})
+	info := &tensorInfo{elem: c.elem(), shape: s, hasShape: true}
+	inDims, ok1 := x.shape.Static()
+	outDims, ok2 := s.Static()
+	if x.value != nil && ok1 && ok2 {
+		lead := len(outDims) - len(inDims)
+		info.value = mapValues(x.value, inDims, outDims, func(j, i []int64) {
+			for a := range i {
+				i[a] = min(j[a+lead], inDims[a]-1) // 0 on broadcast axes
+			}
+		})
+	}
+	c.setOut(0, info)
 	return nil
 }
 
@@ -748,5 +813,354 @@ func inferConstantOfShape(c *nodeCtx) error {
 		}
 	}
 	c.setOut(0, info)
+	return nil
+}
+
+// splitSizes returns the axis and the output sizes of a Split node over x:
+// from the split input (opset 13; an attribute before), from num_outputs
+// (opset 18: chunks of ⌈d/n⌉, the last one smaller), or equal parts, one
+// per output. Sizes are unknown where they depend on a symbolic dim.
+func splitSizes(c *nodeCtx, x Shape) (int, []Dim, error) {
+	a, err := normAxis(c.attrInt("axis", 0), len(x))
+	if err != nil {
+		return 0, nil, c.errorf("%v", err)
+	}
+	d := x[a]
+	n := len(c.n.GetOutput())
+	var split []int64
+	switch {
+	case c.gr.opset < 13 && c.has("split"):
+		split = c.attrInts("split", nil)
+	case c.gr.opset >= 13 && c.input(1) != "":
+		split = c.intsIn(1)
+	case c.has("num_outputs"):
+		if k := c.attrInt("num_outputs", 0); k != int64(n) {
+			return 0, nil, c.errorf("num_outputs %d but %d outputs", k, n)
+		}
+		if d.Known() {
+			chunk := (d.Value + int64(n) - 1) / int64(n)
+			for i := range n {
+				split = append(split, max(min(chunk, d.Value-int64(i)*chunk), 0))
+			}
+		}
+	case d.Known():
+		if d.Value%int64(n) != 0 {
+			return 0, nil, c.errorf("axis %d of size %d cannot be split into %d equal parts", a, d.Value, n)
+		}
+		for range n {
+			split = append(split, d.Value/int64(n))
+		}
+	}
+	if c.err != nil {
+		return 0, nil, c.err
+	}
+	sizes := make([]Dim, n)
+	for i := range sizes {
+		sizes[i] = unknownDim
+	}
+	if split != nil {
+		if len(split) != n {
+			return 0, nil, c.errorf("%d split sizes for %d outputs", len(split), n)
+		}
+		for i, s := range split {
+			sizes[i] = known(s)
+		}
+	}
+	return a, sizes, nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Split.html
+func inferSplit(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	a, sizes, err := splitSizes(c, x)
+	if err != nil {
+		return err
+	}
+	for i, s := range sizes {
+		out := slices.Clone(x)
+		out[a] = s
+		c.setOut(i, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
+	}
+	return nil
+}
+
+// gradSplit concatenates the outputs' gradients along the axis, with
+// zeros for outputs that have none.
+func gradSplit(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return c.err
+	}
+	a, _, err := splitSizes(&c.nodeCtx, x)
+	if err != nil {
+		return err
+	}
+	ref := c.gy[slices.IndexFunc(c.gy, func(g string) bool { return g != "" })]
+	parts := make([]string, len(c.gy))
+	for i, g := range c.gy {
+		if parts[i] = g; g == "" {
+			parts[i] = c.zerosGrad(c.output(i), ref)
+		}
+	}
+	c.setGrad(0, c.op("Concat", parts, attrInt("axis", int64(a+c.off()))))
+	return nil
+}
+
+// zerosGrad returns a zero gradient for forward tensor x; in Jacobian mode
+// its class axis is read from the gradient ref.
+func (c *gradCtx) zerosGrad(x, ref string) string {
+	s := c.op("Shape", []string{x})
+	if c.lead {
+		l := c.op("Slice", []string{c.op("Shape", []string{ref}), c.gr.ints(0), c.gr.ints(1)})
+		s = c.op("Concat", []string{l, s}, attrInt("axis", 0))
+	}
+	zero := newTensorFloat("", c.gradElem(), []int64{1}, []float64{0})
+	return c.op("ConstantOfShape", []string{s}, attrTensor("value", zero))
+}
+
+// spaceDepth describes DepthToSpace and SpaceToDepth over x = [N, C, H, W]
+// as their specifications do: Reshape to six dims, Transpose by perm,
+// Reshape to the output. It returns the six dims and perm.
+func spaceDepth(c *nodeCtx, x Shape) (Shape, []int64, error) {
+	if len(x) != 4 {
+		return nil, nil, c.errorf("input of rank %d, want 4 (N, C, H, W)", len(x))
+	}
+	b := c.attrInt("blocksize", 0)
+	if b <= 0 {
+		return nil, nil, c.errorf("blocksize %d, want a positive value", b)
+	}
+	n, ch, h, w := x[0], x[1], x[2], x[3]
+	if c.n.GetOpType() == "SpaceToDepth" {
+		return Shape{n, ch, divDim(h, b), known(b), divDim(w, b), known(b)}, []int64{0, 3, 5, 1, 2, 4}, nil
+	}
+	cb := divDim(ch, b*b)
+	switch mode := c.attrString("mode", "DCR"); mode {
+	case "DCR":
+		return Shape{n, known(b), known(b), cb, h, w}, []int64{0, 3, 4, 1, 5, 2}, nil
+	case "CRD":
+		return Shape{n, cb, known(b), known(b), h, w}, []int64{0, 1, 4, 2, 5, 3}, nil
+	default:
+		return nil, nil, c.errorf("mode %q, want DCR or CRD", mode)
+	}
+}
+
+// divDim and mulDim scale a dim by a constant; a symbol gives an unknown.
+func divDim(d Dim, k int64) Dim {
+	if d.Known() && d.Value%k == 0 {
+		return known(d.Value / k)
+	}
+	return unknownDim
+}
+
+func mulDim(d Dim, k int64) Dim {
+	switch {
+	case k == 1:
+		return d
+	case d.Known():
+		return known(d.Value * k)
+	}
+	return unknownDim
+}
+
+// https://onnx.ai/onnx/operators/onnx__DepthToSpace.html and
+// https://onnx.ai/onnx/operators/onnx__SpaceToDepth.html
+func inferSpaceDepth(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		c.err = nil
+		return nil
+	}
+	six, perm, err := spaceDepth(c, x)
+	if err != nil {
+		return err
+	}
+	t := make(Shape, 6)
+	for i, p := range perm {
+		t[i] = six[p]
+	}
+	out := Shape{t[0], product(t[1:4]), t[4], t[5]}
+	if c.n.GetOpType() == "DepthToSpace" {
+		out = Shape{t[0], t[1], product(t[2:4]), product(t[4:6])}
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
+	return nil
+}
+
+// gradSpaceDepth runs the forward chain backwards: gY reshaped to the
+// transposed six dims (the leading batch and class axes copied), the
+// inverse Transpose, and a Reshape to x's layout.
+func gradSpaceDepth(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return c.err
+	}
+	six, perm, err := spaceDepth(&c.nodeCtx, x)
+	if err != nil {
+		return err
+	}
+	off := c.off()
+	target := make([]int64, off+1, off+6)
+	inv := make([]int64, off+6)
+	for i := range off {
+		inv[i] = int64(i)
+	}
+	for i, p := range perm {
+		if i > 0 {
+			if !six[p].Known() {
+				return c.errorf("needs static C, H and W, got input shape %v; set the input shape explicitly", x)
+			}
+			target = append(target, six[p].Value)
+		}
+		inv[int(p)+off] = int64(i + off)
+	}
+	g := c.op("Reshape", []string{c.gy[0], c.gr.ints(target...)})
+	g = c.op("Transpose", []string{g}, attrInts("perm", inv))
+	c.setGrad(0, c.reshapeLike(g, c.input(0)))
+	return nil
+}
+
+// tileRepeats returns a Tile node's repeats, one per axis of x.
+func tileRepeats(c *nodeCtx, x Shape) ([]int64, error) {
+	reps := c.intsIn(1)
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(reps) != len(x) {
+		return nil, c.errorf("%d repeats for rank %d", len(reps), len(x))
+	}
+	for _, r := range reps {
+		if r < 0 {
+			return nil, c.errorf("negative repeats %v", reps)
+		}
+	}
+	return reps, nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Tile.html; tracked values are tiled
+// too.
+func inferTile(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil || c.in(1) == nil || c.in(1).value == nil {
+		c.err = nil
+		c.setOut(0, &tensorInfo{elem: c.elem()})
+		return nil
+	}
+	reps, err := tileRepeats(c, x)
+	if err != nil {
+		return err
+	}
+	out := make(Shape, len(x))
+	for i, d := range x {
+		out[i] = mulDim(d, reps[i])
+	}
+	info := &tensorInfo{elem: c.elem(), shape: out, hasShape: true}
+	inDims, ok1 := x.Static()
+	outDims, ok2 := out.Static()
+	if v := c.in(0).value; v != nil && ok1 && ok2 {
+		info.value = mapValues(v, inDims, outDims, func(j, i []int64) {
+			for a := range j {
+				i[a] = j[a] % inDims[a]
+			}
+		})
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// gradTile sums the copies: gY, whose axis a holds repeats[a] copies of
+// x's axis a one after the other, is reshaped to [r₀, d₀, r₁, d₁, …]
+// (axes not repeated stay single) and summed over the r axes. Symbolic
+// dims are read from Shape(x) at run time.
+func gradTile(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return c.err
+	}
+	reps, err := tileRepeats(&c.nodeCtx, x)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(reps, func(r int64) bool { return r != 1 }) {
+		c.setGrad(0, c.gy[0])
+		return nil
+	}
+	var parts []string
+	var run, sumAxes []int64
+	flush := func() {
+		if len(run) > 0 {
+			parts = append(parts, c.gr.ints(run...))
+			run = nil
+		}
+	}
+	pos := int64(0)
+	if c.lead {
+		run, pos = append(run, -1), 1
+	}
+	for a, d := range x {
+		if reps[a] != 1 {
+			run = append(run, reps[a])
+			sumAxes = append(sumAxes, pos)
+			pos++
+		}
+		if d.Known() {
+			run = append(run, d.Value)
+		} else {
+			flush()
+			parts = append(parts, c.op("Gather", []string{c.op("Shape", []string{c.input(0)}), c.gr.ints(int64(a))}, attrInt("axis", 0)))
+		}
+		pos++
+	}
+	flush()
+	target := parts[0]
+	if len(parts) > 1 {
+		target = c.op("Concat", parts, attrInt("axis", 0))
+	}
+	g := c.op("Reshape", []string{c.gy[0], target})
+	c.setGrad(0, c.op("ReduceSum", []string{g, c.gr.ints(sumAxes...)}, attrInt("keepdims", 0)))
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__Range.html: a 1-D tensor of
+// max(⌈(limit − start)/delta⌉, 0) elements, tracked when the inputs are.
+func inferRange(c *nodeCtx) error {
+	info := &tensorInfo{elem: c.elem(), shape: Shape{unknownDim}, hasShape: true}
+	var v [3]int64
+	for i := range v {
+		t := c.in(i)
+		if t == nil || len(t.value) != 1 || !t.value[0].Known() {
+			c.setOut(0, info)
+			return nil
+		}
+		v[i] = t.value[0].Value
+	}
+	start, limit, delta := v[0], v[1], v[2]
+	if delta == 0 {
+		return c.errorf("delta is 0")
+	}
+	q := limit - start
+	n := q / delta // truncated; rounded up below when q and delta agree in sign
+	if q%delta != 0 && (q > 0) == (delta > 0) {
+		n++
+	}
+	n = max(n, 0)
+	info.shape = Shape{known(n)}
+	if n <= maxTrackedValues {
+		info.value = make([]Dim, n)
+		for i := range info.value {
+			info.value[i] = known(start + int64(i)*delta)
+		}
+	}
+	c.setOut(0, info)
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__ScatterND.html (emitted by gradient
+// rules; not differentiated): the output is shaped like the data.
+func inferScatterND(c *nodeCtx) error {
+	c.setOut(0, c.sameAs(0))
 	return nil
 }

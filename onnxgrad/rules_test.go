@@ -22,6 +22,12 @@ type caseInput struct {
 	values []float64
 	// symbolicBatch declares the first dimension as the symbol "N".
 	symbolicBatch bool
+	// bools, when non-nil, makes the input a BOOL constant (Where's
+	// condition).
+	bools []bool
+	// elem is the type of a fixed float input when it differs from the
+	// case's (CastLike's target).
+	elem onnxpb.TensorProto_DataType
 }
 
 // ruleCase is a one-node model whose gradient rule is checked against
@@ -48,7 +54,17 @@ type ruleCase struct {
 	// pre, when set, is a unary op applied to input 0 before the op, for
 	// rewrites that involve two nodes (Relu → MaxPool).
 	pre string
+	// outs > 0 gives the op that many outputs (Split); y concatenates those
+	// listed in join along joinAxis, so that outputs left out get no
+	// gradient.
+	outs     int
+	join     []int
+	joinAxis int64
 }
+
+// isGraphInput reports whether the input is a (differentiated) graph input
+// rather than a constant.
+func (in caseInput) isGraphInput() bool { return in.ints == nil && in.bools == nil && !in.fixed }
 
 func f(shape ...int64) caseInput     { return caseInput{shape: shape} }
 func fixed(shape ...int64) caseInput { return caseInput{shape: shape, fixed: true} }
@@ -167,6 +183,61 @@ var ruleCases = []ruleCase{
 	{name: "Pad opset 9 attributes", op: "Pad", opset: 9, attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{0, 1, 2, 0, 2, 1})}, inputs: []caseInput{f(2, 3, 4)}},
 	{name: "Slice opset 9 attributes", op: "Slice", opset: 9, attrs: []*onnxpb.AttributeProto{attrInts("starts", []int64{1}), attrInts("ends", []int64{4}), attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 6)}},
 	{name: "Dropout opset 10", op: "Dropout", opset: 10, attrs: []*onnxpb.AttributeProto{attrFloat("ratio", 0.3)}, inputs: []caseInput{f(3, 4)}},
+	// HardSwish's inputs span its three pieces, kept ≥ 0.17 from the kinks at ±3.
+	{name: "HardSwish", op: "HardSwish", opset: 14, inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-4.7, 4.7, 21)}}, float32: true},
+	{name: "Selu", op: "Selu", inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Selu attributes", op: "Selu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 1.5), attrFloat("gamma", 2)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Softsign", op: "Softsign", inputs: []caseInput{f(3, 7)}, float32: true},
+	// kinked values are ±(0.05 + 0.02k): none within 0.01 of α = 0.2.
+	{name: "ThresholdedRelu", op: "ThresholdedRelu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.2)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
+	// Random normal inputs tie with probability 0.
+	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
+	{name: "Max two", op: "Max", inputs: []caseInput{f(2, 5), f(2, 5)}},
+	{name: "Max one", op: "Max", inputs: []caseInput{f(2, 5)}},
+	{name: "Min broadcast", op: "Min", inputs: []caseInput{f(2, 3), f(3)}},
+	{name: "Mean broadcast", op: "Mean", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(2, 1, 4)}, float32: true},
+	{name: "Where broadcast", op: "Where", inputs: []caseInput{{shape: []int64{2, 1, 4}, bools: []bool{true, false, false, true, true, true, false, false}}, f(2, 3, 4), f(3, 1)}},
+	{name: "Where condition wider", op: "Where", inputs: []caseInput{{shape: []int64{2, 3}, bools: []bool{true, false, true, false, false, true}}, f(2, 1), f(3)}},
+	{name: "ReduceMax", op: "ReduceMax", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 3, 4)}, kinked: true},
+	{name: "ReduceMax opset 18 no keepdims", op: "ReduceMax", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4), ints(2, -2)}, kinked: true},
+	{name: "ReduceMin", op: "ReduceMin", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{-1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}, kinked: true},
+	{name: "ReduceMin all axes", op: "ReduceMin", inputs: []caseInput{f(2, 3, 4)}, kinked: true, mixesBatch: true},
+	{name: "ReduceSumSquare", op: "ReduceSumSquare", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1, 2})}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "ReduceL1", op: "ReduceL1", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{2}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}, kinked: true},
+	{name: "ReduceL2", op: "ReduceL2", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "ReduceL2 opset 18", op: "ReduceL2", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4), ints(1, 2)}},
+	{name: "ReduceLogSumExp", op: "ReduceLogSumExp", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{-1}), attrInt("keepdims", 0)}, inputs: []caseInput{f(2, 3, 4)}},
+	{name: "ReduceProd", op: "ReduceProd", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{f(2, 3, 4)}},
+	// Groups (along axis 2) with no zero, one zero and two zeros; the
+	// product is multilinear, so central differences stay exact at zeros.
+	{name: "ReduceProd zeros", op: "ReduceProd", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("keepdims", 0)}, inputs: []caseInput{{shape: []int64{2, 3, 3}, values: []float64{
+		0.5, -1.2, 0.9, 0, 1.1, -0.7, 0, 0, 1.3,
+		1.4, 0, -0.6, 0.8, 0.3, -1.5, 0, 2, 0}}, ints(2)}},
+	{name: "Split uneven", op: "Split", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 7, 3), ints(3, 3, 1)}, outs: 3, join: []int{2, 0}, joinAxis: 1},
+	{name: "Split num_outputs", op: "Split", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("axis", -1), attrInt("num_outputs", 3)}, inputs: []caseInput{f(2, 3, 7)}, outs: 3, join: []int{1, 2, 0}, joinAxis: 2},
+	{name: "Split equal", op: "Split", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 4)}, outs: 2, join: []int{1}, joinAxis: 1},
+	{name: "Split opset 11 attribute", op: "Split", opset: 11, attrs: []*onnxpb.AttributeProto{attrInt("axis", 1), attrInts("split", []int64{1, 3})}, inputs: []caseInput{f(2, 4)}, outs: 2, join: []int{1, 0}, joinAxis: 1},
+	{name: "DepthToSpace DCR", op: "DepthToSpace", attrs: []*onnxpb.AttributeProto{attrInt("blocksize", 2)}, inputs: []caseInput{f(2, 8, 3, 2)}},
+	{name: "DepthToSpace CRD", op: "DepthToSpace", attrs: []*onnxpb.AttributeProto{attrInt("blocksize", 2), attrString("mode", "CRD")}, inputs: []caseInput{f(2, 8, 3, 2)}},
+	{name: "SpaceToDepth", op: "SpaceToDepth", attrs: []*onnxpb.AttributeProto{attrInt("blocksize", 2)}, inputs: []caseInput{f(2, 3, 4, 6)}},
+	{name: "Tile", op: "Tile", inputs: []caseInput{f(2, 3, 2), ints(1, 2, 3)}},
+	{name: "Tile batch", op: "Tile", inputs: []caseInput{{shape: []int64{2, 3}, symbolicBatch: true}, ints(3, 2)}, mixesBatch: true},
+	{name: "Tile symbolic batch", op: "Tile", inputs: []caseInput{{shape: []int64{2, 3, 2}, symbolicBatch: true}, ints(1, 1, 2)}},
+	{name: "Slice flip", op: "Slice", inputs: []caseInput{f(2, 3, 5), ints(-1), ints(math.MinInt64 + 1), ints(2), ints(-1)}},
+	{name: "Slice step 2", op: "Slice", inputs: []caseInput{f(2, 9), ints(1), ints(9), ints(1), ints(2)}},
+	{name: "Slice step 3 crop", op: "Slice", inputs: []caseInput{f(2, 10), ints(0), ints(100), ints(1), ints(3)}},
+	{name: "Slice step -2", op: "Slice", inputs: []caseInput{f(2, 10, 3), ints(8, 1), ints(0, 3), ints(1, 2), ints(-2, 1)}},
+	{name: "Slice steps on two axes symbolic batch", op: "Slice", inputs: []caseInput{{shape: []int64{2, 7, 6}, symbolicBatch: true}, ints(-1, 1), ints(-100, 6), ints(1, 2), ints(-3, 2)}},
+	{name: "Einsum batched matmul", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bij,bjk->bik")}, inputs: []caseInput{f(2, 3, 4), f(2, 4, 5)}},
+	{name: "Einsum attention", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bhqd,bhkd->bhqk")}, inputs: []caseInput{f(2, 2, 3, 4), f(2, 2, 5, 4)}},
+	{name: "Einsum ellipsis", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "...ij,...jk->...ik")}, inputs: []caseInput{f(2, 3, 4, 5), f(2, 3, 5, 2)}},
+	{name: "Einsum ellipsis broadcast", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "...ij,...jk->...ik")}, inputs: []caseInput{f(2, 1, 4, 5), f(2, 3, 5, 2)}},
+	{name: "Einsum channel contraction", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "nchw,oc->nohw")}, inputs: []caseInput{f(2, 3, 4, 2), f(5, 3)}},
+	{name: "Einsum index of one operand", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bij,bjk->bk")}, inputs: []caseInput{f(2, 3, 4), f(2, 4, 5)}},
+	{name: "Einsum implicit", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "ij,jk")}, inputs: []caseInput{f(2, 4), f(4, 3)}},
+	{name: "Einsum transpose", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "ij->ji")}, inputs: []caseInput{f(2, 3)}, mixesBatch: true},
+	{name: "Einsum sum", op: "Einsum", attrs: []*onnxpb.AttributeProto{attrString("equation", "bij->bi")}, inputs: []caseInput{f(2, 3, 4)}},
 }
 
 // TestEveryRuleHasACase is the conformance check: a registered gradient
@@ -190,6 +261,10 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 		switch {
 		case in.ints != nil:
 			g.Initializer = append(g.Initializer, newTensorInt64(name, in.shape, in.ints))
+		case in.bools != nil:
+			g.Initializer = append(g.Initializer, newTensorBool(name, in.shape, in.bools))
+		case in.fixed && in.elem != onnxpb.TensorProto_UNDEFINED:
+			g.Initializer = append(g.Initializer, newTensorFloat(name, in.elem, caseShape(in), caseValues(c, in, i)))
 		case in.fixed:
 			g.Initializer = append(g.Initializer, newTensorFloat(name, elem, caseShape(in), caseValues(c, in, i)))
 		default:
@@ -202,10 +277,24 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 		}
 	}
 	outElem := elem
-	if c.op == "Cast" {
+	switch c.op {
+	case "Cast":
 		outElem = onnxpb.TensorProto_DataType(c.attrs[0].GetI())
+	case "CastLike":
+		outElem = c.inputs[1].elem
 	}
 	g.Node = []*onnxpb.NodeProto{{Name: proto.String("node"), OpType: proto.String(c.op), Input: names, Output: []string{"y"}, Attribute: c.attrs}}
+	if c.outs > 0 {
+		var outs, joined []string
+		for i := range c.outs {
+			outs = append(outs, fmt.Sprintf("o%d", i))
+		}
+		for _, i := range c.join {
+			joined = append(joined, outs[i])
+		}
+		g.Node[0].Output = outs
+		g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String("join"), OpType: proto.String("Concat"), Input: joined, Output: []string{"y"}, Attribute: []*onnxpb.AttributeProto{attrInt("axis", c.joinAxis)}})
+	}
 	if c.pre != "" {
 		g.Node = append([]*onnxpb.NodeProto{{Name: proto.String("pre"), OpType: proto.String(c.pre), Input: names[:1], Output: []string{"pre"}}}, g.Node...)
 		g.Node[1].Input = append([]string{"pre"}, names[1:]...)
@@ -217,6 +306,25 @@ func caseModel(c ruleCase, elem onnxpb.TensorProto_DataType) (*onnxpb.ModelProto
 	}
 	return &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g,
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(opset)}}}, diff
+}
+
+// newTensorBool returns a BOOL tensor.
+func newTensorBool(name string, dims []int64, vals []bool) *onnxpb.TensorProto {
+	t := &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(onnxpb.TensorProto_BOOL))}
+	for _, v := range vals {
+		t.Int32Data = append(t.Int32Data, int32(boolDim(v).Value))
+	}
+	return t
+}
+
+// linspace returns n values evenly spaced from lo to hi, for inputs that
+// must cover several pieces of a piecewise function (HardSwish).
+func linspace(lo, hi float64, n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = lo + (hi-lo)*float64(i)/float64(n-1)
+	}
+	return v
 }
 
 func caseShape(in caseInput) []int64 {
