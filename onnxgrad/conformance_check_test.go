@@ -35,17 +35,19 @@ type shapeResult struct {
 	detail  string
 }
 
-// checkShapes runs onnxgrad's inference on p's model, with the graph inputs'
-// declared shapes and without the outputs' declarations (which inference
-// would otherwise fall back on), and compares each output with the
-// expected one's element type and dims.
+// checkShapes runs onnxgrad's inference on p's model and compares each
+// output with the expected one's element type and dims. The float inputs
+// are frozen too, as an exporter leaves everything but the data (whose
+// initializer has the declared shape): Resize's scales, OneHot's depth
+// or Range's limits decide shapes only as constants. The outputs'
+// declarations are dropped, since inference falls back on them.
 func checkShapes(t *nodeTest, p *preparedTest) (res shapeResult) {
 	defer func() {
 		if e := recover(); e != nil {
 			res = shapeResult{verdict: shapeFail, detail: panicMessage("inference", e)}
 		}
 	}()
-	m := proto.Clone(p.model).(*onnxpb.ModelProto)
+	m := freezeInputs(p.model, p, nil)
 	g := m.GetGraph()
 	g.ValueInfo = nil
 	for _, vi := range g.GetOutput() {
@@ -134,9 +136,11 @@ const (
 type gradResult struct {
 	verdict gradVerdict
 	reason  string
-	// undifferentiated lists the float inputs on the path for which the
-	// rules produce no gradient (they stay fixed in the check).
-	undifferentiated []string
+	// notChecked lists the float inputs and outputs left out of the check
+	// while others are checked: inputs no rule differentiates, and inputs
+	// or outputs Build refuses with a NodeError (an unsupported form of an
+	// op, such as LayerNormalization's Mean output or Resize's scales).
+	notChecked []string
 	// built is true when Build made a VJP graph for at least one output.
 	built bool
 }
@@ -213,143 +217,188 @@ func checkGrads(t *nodeTest, p *preparedTest, rng *rand.Rand) (res gradResult) {
 		return gradResult{reason: "no float32/float64 output: " + strings.Join(slices.Compact(other), ", ")}
 	}
 	g.Output = outs
-	vjps, res := buildVJPs(t.name, m, p.floats)
-	if res.verdict == gradFailed || len(vjps) == 0 {
+	vjps, res := buildVJPs(t.name, m, p)
+	if len(vjps) == 0 {
 		return res
 	}
 	res.built = true
-
-	fwd, err := newTestSession(m)
-	if err == nil {
-		defer fwd.close()
-	}
-	var f0 map[string]*testTensor
-	if err == nil {
-		f0, err = fwd.run(p.feeds)
-	}
-	if err != nil {
-		res.reason = "onnxruntime cannot run the model: " + firstLine(err.Error())
-		return res
-	}
-	if again, err := fwd.run(p.feeds); err != nil || !sameOutputs(f0, again) {
-		res.reason = "random output"
-		return res
-	}
-	for _, v := range f0 {
-		if !allFinite(v.data) {
-			res.reason = "non-finite output at the test point"
-			return res
-		}
-	}
 	var verdict gradResult
-	for _, r := range vjps {
-		verdict = worse(verdict, checkVJP(fwd, p, f0, r, rng))
+	for _, v := range vjps {
+		verdict = worse(verdict, checkVJP(v, p.feeds, rng))
 	}
 	res.verdict, res.reason = verdict.verdict, verdict.reason
 	return res
 }
 
+// A vjp is a VJP graph and the forward model it was built from, whose graph
+// inputs are the differentiated inputs; the other float inputs are frozen.
+type vjp struct {
+	forward *onnxpb.ModelProto
+	*Result
+}
+
 // buildVJPs builds a VJP graph for each output of m with respect to the
-// float inputs on its path that the rules differentiate (the others are
-// listed in res.undifferentiated). It returns no graph and a skip reason
-// when an op on a path has no gradient rule, and a failure when Build
-// fails.
-func buildVJPs(name string, m *onnxpb.ModelProto, floats []string) (vjps []*Result, res gradResult) {
+// float inputs on its path that the rules differentiate, each tried alone
+// first (with the other float inputs frozen, as an exporter leaves
+// everything but the data). Inputs without a gradient and inputs or outputs
+// that Build refuses with a NodeError are listed in res.notChecked as long
+// as something else is checked; with nothing left, a refusal fails the
+// test. It returns no graph and a skip reason when an op on a path has no
+// gradient rule, and a failure when Build fails otherwise.
+func buildVJPs(name string, m *onnxpb.ModelProto, p *preparedTest) (vjps []vjp, res gradResult) {
 	gr := newGraph(proto.Clone(m).(*onnxpb.ModelProto), name)
 	gr.infer()
+	if gr.opset < minUpgradableOpset {
+		return nil, gradResult{reason: fmt.Sprintf("opset older than onnxgrad reads: %d < %d", gr.opset, minUpgradableOpset)}
+	}
+	var refusal error
+	// build returns Build's VJP of output with respect to wrt, with the
+	// other float inputs frozen; a NodeError is recorded as a refusal of
+	// what (nil, nil), other errors returned.
+	build := func(output string, wrt []string, what string) (*vjp, error) {
+		fm := freezeInputs(m, p, wrt)
+		r, err := Build(fm, Options{Mode: VJP, Output: output, WRT: wrt, File: name})
+		var nerr *NodeError
+		if errors.As(err, &nerr) {
+			if refusal == nil {
+				refusal = err
+			}
+			res.notChecked = append(res.notChecked, fmt.Sprintf("%s (%s refuses: %s)", what, nerr.OpType, nerr.Msg))
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &vjp{fm, r}, nil
+	}
 	for _, vi := range m.GetGraph().GetOutput() {
-		path, diff := differentiablePath(gr.g, gr, floats, vi.GetName())
+		path, diff := differentiablePath(gr.g, gr, p.floats, vi.GetName())
 		if u := unsupportedOps(path, name); len(u) > 0 {
 			return nil, gradResult{reason: "no gradient rule: " + u[0].OpType}
 		}
-		if gr.opset < minUpgradableOpset {
-			return nil, gradResult{reason: fmt.Sprintf("opset older than onnxgrad reads: %d < %d", gr.opset, minUpgradableOpset)}
-		}
 		var wrt []string
-		for _, w := range floats {
+		for _, w := range p.floats {
 			if !diff[w] {
 				continue
 			}
-			switch ok, err := hasGradient(m, vi.GetName(), w, name); {
+			v, err := build(vi.GetName(), []string{w}, fmt.Sprintf("output %q, input %q", vi.GetName(), w))
+			switch {
+			case errors.Is(err, ErrNotDifferentiable) || v != nil && !hasGradient(v.Result):
+				res.notChecked = append(res.notChecked, fmt.Sprintf("output %q, input %q (no gradient)", vi.GetName(), w))
 			case err != nil:
 				return nil, gradResult{verdict: gradFailed, reason: "Build: " + err.Error()}
-			case ok:
+			case v != nil:
 				wrt = append(wrt, w)
-			case !slices.Contains(res.undifferentiated, w):
-				res.undifferentiated = append(res.undifferentiated, w)
 			}
 		}
 		if len(wrt) == 0 {
 			continue
 		}
-		r, err := Build(m, Options{Mode: VJP, Output: vi.GetName(), WRT: wrt, File: name})
+		v, err := build(vi.GetName(), wrt, fmt.Sprintf("output %q", vi.GetName()))
 		if err != nil {
 			return nil, gradResult{verdict: gradFailed, reason: "Build: " + err.Error()}
 		}
-		vjps = append(vjps, r)
+		if v != nil {
+			vjps = append(vjps, *v)
+		}
 	}
-	if len(vjps) == 0 {
+	switch {
+	case len(vjps) > 0:
+	case refusal != nil:
+		return nil, gradResult{verdict: gradFailed, reason: "Build: " + refusal.Error()}
+	default:
 		res.reason = "no float input is differentiated"
 	}
 	return vjps, res
 }
 
-// hasGradient reports whether Build gives output a gradient with respect
-// to w: false when Build says the output does not depend on it or when no
-// rule on the path differentiates it (Build then returns a gradient output
-// fed by no tensor).
-func hasGradient(m *onnxpb.ModelProto, output, w, file string) (bool, error) {
-	r, err := Build(m, Options{Mode: VJP, Output: output, WRT: []string{w}, File: file})
-	switch {
-	case errors.Is(err, ErrNotDifferentiable):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	for _, n := range r.Model.GetGraph().GetNode() {
-		if slices.Contains(n.GetOutput(), r.Grads[0]) {
-			return !slices.Contains(n.GetInput(), ""), nil
+// freezeInputs returns m with the float graph inputs other than keep turned
+// into initializers holding their test values.
+func freezeInputs(m *onnxpb.ModelProto, p *preparedTest, keep []string) *onnxpb.ModelProto {
+	m = proto.Clone(m).(*onnxpb.ModelProto)
+	g := m.GetGraph()
+	var kept []*onnxpb.ValueInfoProto
+	for _, vi := range g.GetInput() {
+		f := p.feeds[vi.GetName()]
+		if f == nil || slices.Contains(keep, vi.GetName()) {
+			kept = append(kept, vi)
+			continue
 		}
+		elem := onnxpb.TensorProto_DataType(vi.GetType().GetTensorType().GetElemType())
+		g.Initializer = append(g.Initializer, newTensorFloat(vi.GetName(), elem, f.shape, f.data))
 	}
-	return false, fmt.Errorf("no node computes the gradient output %q", r.Grads[0])
+	g.Input = kept
+	return m
 }
 
-// checkVJP runs the VJP graph res with a random cotangent and compares it
-// with finite differences of fwd along fdProbes random directions.
-func checkVJP(fwd *testSession, p *preparedTest, f0 map[string]*testTensor, res *Result, rng *rand.Rand) gradResult {
-	y := f0[res.Output]
-	v := &testTensor{shape: y.shape, data: randn(rng, len(y.data))}
-	feeds := maps.Clone(p.feeds)
-	feeds[res.Seed] = v
-	sess, err := newTestSession(res.Model)
+// hasGradient reports whether r's gradient output is computed: when no rule
+// on the path differentiates the WRT tensor, Build returns a gradient
+// output fed by no tensor.
+func hasGradient(r *Result) bool {
+	for _, n := range r.Model.GetGraph().GetNode() {
+		if slices.Contains(n.GetOutput(), r.Grads[0]) {
+			return !slices.Contains(n.GetInput(), "")
+		}
+	}
+	return false
+}
+
+// checkVJP runs v's forward model and its VJP graph on the test point with
+// a random cotangent, and compares the VJP with finite differences of the
+// forward model along fdProbes random directions.
+func checkVJP(v vjp, x map[string]*testTensor, rng *rand.Rand) gradResult {
+	feeds := map[string]*testTensor{}
+	for _, w := range v.WRT {
+		feeds[w] = x[w]
+	}
+	fwd, err := newTestSession(v.forward)
+	if err != nil {
+		return gradResult{reason: "onnxruntime cannot run the model: " + firstLine(err.Error())}
+	}
+	defer fwd.close()
+	f0, err := fwd.run(feeds)
+	if err != nil {
+		return gradResult{reason: "onnxruntime cannot run the model: " + firstLine(err.Error())}
+	}
+	if again, err := fwd.run(feeds); err != nil || !sameOutputs(f0, again) {
+		return gradResult{reason: "random output"}
+	}
+	y := f0[v.Output]
+	if !allFinite(y.data) {
+		return gradResult{reason: fmt.Sprintf("output %q: non-finite values at the test point", v.Output)}
+	}
+	cot := &testTensor{shape: y.shape, data: randn(rng, len(y.data))}
+	sess, err := newTestSession(v.Model)
 	if err != nil {
 		return gradResult{verdict: gradFailed, reason: "onnxruntime rejects the gradient graph: " + firstLine(err.Error())}
 	}
 	defer sess.close()
-	gout, err := sess.run(feeds)
+	withSeed := maps.Clone(feeds)
+	withSeed[v.Seed] = cot
+	gout, err := sess.run(withSeed)
 	if err != nil {
 		return gradResult{verdict: gradFailed, reason: "running the gradient graph: " + firstLine(err.Error())}
 	}
-	c := &fdCheck{fwd: fwd, x: p.feeds, out: res.Output, v: v.data, f0: y.data, wrt: res.WRT,
+	c := &fdCheck{fwd: fwd, x: feeds, out: v.Output, v: cot.data, f0: y.data, wrt: v.WRT,
 		grads: map[string][]float64{}, float32: map[string]bool{}, elem: onnxpb.TensorProto_DOUBLE}
 	// A non-finite gradient fails the probes unless f is not finite around
 	// the point either (Pow at x = 0): not differentiable there.
-	for i, w := range res.WRT {
-		c.grads[w] = gout[res.Grads[i]].data
+	for i, w := range v.WRT {
+		c.grads[w] = gout[v.Grads[i]].data
 	}
 	// Float32 rounding anywhere (the output, a perturbed input) sets the
 	// step and tolerance.
 	isFloat32 := func(vi *onnxpb.ValueInfoProto) bool {
 		return vi.GetType().GetTensorType().GetElemType() == int32(onnxpb.TensorProto_FLOAT)
 	}
-	g := res.Model.GetGraph()
+	g := v.Model.GetGraph()
 	for _, vi := range g.GetInput() {
 		if c.float32[vi.GetName()] = isFloat32(vi); c.float32[vi.GetName()] && slices.Contains(c.wrt, vi.GetName()) {
 			c.elem = onnxpb.TensorProto_FLOAT
 		}
 	}
 	for _, vi := range g.GetOutput() {
-		if vi.GetName() == res.Output && isFloat32(vi) {
+		if vi.GetName() == v.Output && isFloat32(vi) {
 			c.elem = onnxpb.TensorProto_FLOAT
 		}
 	}
@@ -362,7 +411,7 @@ func checkVJP(fwd *testSession, p *preparedTest, f0 map[string]*testTensor, res 
 		verdict = worse(verdict, r)
 	}
 	if verdict.reason != "" {
-		verdict.reason = fmt.Sprintf("output %q: %s", res.Output, verdict.reason)
+		verdict.reason = fmt.Sprintf("output %q: %s", v.Output, verdict.reason)
 	}
 	return verdict
 }

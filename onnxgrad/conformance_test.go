@@ -83,23 +83,30 @@ var knownConformanceFailures = func() map[string]string {
 }()
 
 // TestONNXConformance runs ONNX's own backend node tests through onnxgrad.
-// For every test with a float32/float64 input (other inputs — shapes, axes,
-// indices — are frozen into initializers holding the test's values):
+// Every test with a float32/float64 input is checked; its other inputs
+// (shapes, axes, indices) are frozen into initializers holding the test's
+// values, as exporters write them:
 //
-//   - shapes: onnxgrad's inference, from the graph inputs' declared shapes,
-//     must give each output the element type and dims of the expected
-//     output;
+//   - shapes: onnxgrad's inference must give each output the element type
+//     and dims of the expected output (checkShapes). Outputs left unknown by
+//     an op without a shape rule are counted apart; a shape rule that fails
+//     or gives up fails the test.
 //   - gradients: for each float output, Build's VJP with respect to the
-//     float inputs on its path, run in onnxruntime on the test's inputs with
-//     a random cotangent v, must match central differences along random
-//     directions (each output is checked on its own, with its own
-//     cotangent). Points where the one-sided slopes differ are kinks,
-//     skipped rather than passed.
+//     float inputs on its path that the rules differentiate, run in
+//     onnxruntime on the test's inputs with a random cotangent, must match
+//     central differences along random directions (checkGrads; each output
+//     has its own cotangent). Points where the one-sided slopes differ are
+//     kinks, skipped rather than passed. Ops without a gradient rule,
+//     integer outputs and models onnxruntime cannot run are skipped. Build
+//     failing fails the test, except that a NodeError refusing some inputs
+//     or outputs while others are checked (LayerNormalization's Mean) is
+//     only listed in the report.
 //
-// It logs a table per op (go test -v -run TestONNXConformance ./onnxgrad)
-// and writes it to the file $ONNX_CONFORMANCE_REPORT names (`make
-// conformance`). Each node test is a subtest, so one can be rerun alone:
-// -run 'TestONNXConformance/test_relu$'.
+// Failures fail the test unless knownConformanceFailures lists the test. It
+// logs a table per op and the totals (go test -v -run TestONNXConformance
+// ./onnxgrad) and writes them to the file $ONNX_CONFORMANCE_REPORT names
+// (`make conformance`). Each node test is a subtest, which -run
+// 'TestONNXConformance/test_relu$' runs alone.
 func TestONNXConformance(t *testing.T) {
 	dir := onnxTestDataDir(t)
 	newTestRuntime(t)
@@ -253,152 +260,144 @@ func opLabel(tests map[string]*nodeTest, name string) string {
 		}
 	}
 	if tests[name] == nil {
-		return "(not loaded)"
+		return "(unreadable)"
 	}
 	return "(several ops)"
 }
 
-// opTally counts the outcomes of one op's tests.
+// opTally counts the outcomes of a set of tests (one op's, or all).
 type opTally struct {
 	tests, checked                                  int
+	skips                                           map[string]int // why tests were not checked
 	shape                                           [shapeFail + 1]int
+	built                                           int // Build ran: a gradient rule for every op on the path
 	gradPassed, gradFailed, gradKinked, gradSkipped int
-	skipReasons                                     map[string]int
+	gradSkips                                       map[string]int // why gradients were not checked
 }
 
-// conformanceReport renders the results as a table per op, the totals and
-// the details of failures and of shape rules that gave up.
+func (o *opTally) add(r *conformanceResult) {
+	if o.skips == nil {
+		o.skips, o.gradSkips = map[string]int{}, map[string]int{}
+	}
+	o.tests++
+	if r.skip != "" {
+		o.skips[skipClass(r.skip)]++
+		return
+	}
+	o.checked++
+	o.shape[r.shape.verdict]++
+	if r.grad.built || r.grad.verdict == gradFailed {
+		o.built++
+	}
+	switch r.grad.verdict {
+	case gradPassed:
+		o.gradPassed++
+	case gradFailed:
+		o.gradFailed++
+	case gradKinked:
+		o.gradKinked++
+	default:
+		o.gradSkipped++
+		o.gradSkips[skipClass(r.grad.reason)]++
+	}
+}
+
+// conformanceReport renders the results: a table per op, the totals, the
+// failures and whatever else a reader should see (shape rules that gave
+// up, kinks, inputs left out) test by test, and the known failures.
 func conformanceReport(dir string, results []*conformanceResult) string {
 	tally := map[string]*opTally{}
 	var total opTally
-	total.skipReasons = map[string]int{}
-	testSkips := map[string]int{}
-	built := 0
 	for _, r := range results {
-		o := tally[r.op]
-		if o == nil {
-			o = &opTally{skipReasons: map[string]int{}}
-			tally[r.op] = o
+		if tally[r.op] == nil {
+			tally[r.op] = &opTally{}
 		}
-		for _, x := range []*opTally{o, &total} {
-			x.tests++
-			if r.skip != "" {
-				continue
-			}
-			x.checked++
-			x.shape[r.shape.verdict]++
-			switch r.grad.verdict {
-			case gradPassed:
-				x.gradPassed++
-			case gradFailed:
-				x.gradFailed++
-			case gradKinked:
-				x.gradKinked++
-			default:
-				x.gradSkipped++
-				x.skipReasons[skipClass(r.grad.reason)]++
-			}
-		}
-		if r.skip != "" {
-			testSkips[skipClass(r.skip)]++
-		}
-		if r.skip == "" && (r.grad.built || r.grad.verdict == gradFailed) {
-			built++
-		}
+		tally[r.op].add(r)
+		total.add(r)
 	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "ONNX backend node tests in %s\n\n", dir)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "op\ttests\tchecked\tshape ok\tfail\tunknown\tgave up\tgrad ok\tfail\tkink\tskip\tgrad skipped because")
-	ops := make([]string, 0, len(tally))
-	for op := range tally {
-		ops = append(ops, op)
-	}
-	slices.Sort(ops)
 	row := func(name string, o *opTally) {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", name, o.tests, o.checked,
 			o.shape[shapeMatch], o.shape[shapeFail], o.shape[shapeUnknown], o.shape[shapeGaveUp],
-			o.gradPassed, o.gradFailed, o.gradKinked, o.gradSkipped, reasons(o.skipReasons))
+			o.gradPassed, o.gradFailed, o.gradKinked, o.gradSkipped, reasons(o.gradSkips))
 	}
-	for _, op := range ops {
+	for _, op := range slices.Sorted(maps.Keys(tally)) {
 		row(op, tally[op])
 	}
 	row("total", &total)
 	w.Flush()
 
-	fmt.Fprintf(&b, "\n%d tests; %d checked (a float32/float64 input), %d not: %s\n", total.tests, total.checked, total.tests-total.checked, reasons(testSkips))
+	fmt.Fprintf(&b, "\n%d tests; %d checked (a float32/float64 input), %d not: %s\n", total.tests, total.checked, total.tests-total.checked, reasons(total.skips))
 	fmt.Fprintf(&b, "shapes: %d match, %d fail (mismatch or panic), %d unknown (no shape rule), %d unknown although a shape rule exists\n",
 		total.shape[shapeMatch], total.shape[shapeFail], total.shape[shapeUnknown], total.shape[shapeGaveUp])
 	fmt.Fprintf(&b, "gradients: %d differentiable (a gradient rule for every op on the path), %d pass finite differences, %d fail, %d at a kink, %d skipped after Build\n",
-		built, total.gradPassed, total.gradFailed, total.gradKinked, built-total.gradPassed-total.gradFailed-total.gradKinked)
+		total.built, total.gradPassed, total.gradFailed, total.gradKinked, total.built-total.gradPassed-total.gradFailed-total.gradKinked)
 
-	section := func(title string, keep func(*conformanceResult) string) {
-		var lines []string
-		for _, r := range results {
-			if s := keep(r); s != "" {
-				lines = append(lines, fmt.Sprintf("  %s (%s): %s", r.test, r.op, s))
-			}
-		}
-		if len(lines) > 0 {
-			fmt.Fprintf(&b, "\n%s (%d):\n%s\n", title, len(lines), strings.Join(lines, "\n"))
-		}
-	}
-	mark := func(r *conformanceResult) string {
+	known := func(r *conformanceResult) string {
 		if _, ok := knownConformanceFailures[r.test]; ok {
 			return "[known] "
 		}
 		return ""
 	}
-	section("Shape failures", func(r *conformanceResult) string {
-		if r.skip == "" && r.shape.verdict == shapeFail {
-			return mark(r) + r.shape.detail
+	for _, sec := range []struct {
+		title string
+		line  func(*conformanceResult) string // "" leaves the test out
+	}{
+		{"Shape failures", func(r *conformanceResult) string {
+			return when(r.shape.verdict == shapeFail, known(r)+r.shape.detail)
+		}},
+		{"Gradient failures", func(r *conformanceResult) string {
+			return when(r.grad.verdict == gradFailed, known(r)+r.grad.reason)
+		}},
+		{"Shape rules that gave up on static shapes", func(r *conformanceResult) string {
+			return when(r.shape.verdict == shapeGaveUp, known(r)+r.shape.detail)
+		}},
+		{"Test points at a kink (gradient not checked)", func(r *conformanceResult) string {
+			return when(r.grad.verdict == gradKinked, r.grad.reason)
+		}},
+		{"Gradients skipped after Build", func(r *conformanceResult) string {
+			return when(r.grad.built && r.grad.verdict == gradSkipped, r.grad.reason)
+		}},
+		{"Float inputs and outputs left out of checked tests (no gradient, or Build refuses them)", func(r *conformanceResult) string {
+			return when(r.grad.built, strings.Join(r.grad.notChecked, "; "))
+		}},
+	} {
+		var lines []string
+		for _, r := range results {
+			if s := sec.line(r); r.skip == "" && s != "" {
+				lines = append(lines, fmt.Sprintf("  %s (%s): %s", r.test, r.op, s))
+			}
 		}
-		return ""
-	})
-	section("Gradient failures", func(r *conformanceResult) string {
-		if r.skip == "" && r.grad.verdict == gradFailed {
-			return mark(r) + r.grad.reason
-		}
-		return ""
-	})
-	section("Shape rules that gave up on static shapes", func(r *conformanceResult) string {
-		if r.skip == "" && r.shape.verdict == shapeGaveUp {
-			return r.shape.detail
-		}
-		return ""
-	})
-	section("Test points at a kink (gradient not checked)", func(r *conformanceResult) string {
-		if r.skip == "" && r.grad.verdict == gradKinked {
-			return r.grad.reason
-		}
-		return ""
-	})
-	section("Gradients skipped after Build", func(r *conformanceResult) string {
-		if r.skip == "" && r.grad.built && r.grad.verdict == gradSkipped {
-			return r.grad.reason
-		}
-		return ""
-	})
-	section("Float inputs the rules do not differentiate (kept fixed)", func(r *conformanceResult) string {
-		if r.skip == "" && len(r.grad.undifferentiated) > 0 {
-			return strings.Join(r.grad.undifferentiated, ", ")
-		}
-		return ""
-	})
-	known := map[string][]string{}
-	for _, r := range results {
-		if why, ok := knownConformanceFailures[r.test]; ok {
-			known[why] = append(known[why], r.test)
+		if len(lines) > 0 {
+			fmt.Fprintf(&b, "\n%s (%d):\n%s\n", sec.title, len(lines), strings.Join(lines, "\n"))
 		}
 	}
-	if len(known) > 0 {
+
+	byReason := map[string][]string{}
+	for _, r := range results {
+		if why, ok := knownConformanceFailures[r.test]; ok {
+			byReason[why] = append(byReason[why], r.test)
+		}
+	}
+	if len(byReason) > 0 {
 		fmt.Fprintf(&b, "\nKnown failures (knownConformanceFailures):\n")
-		for _, why := range slices.Sorted(maps.Keys(known)) {
-			fmt.Fprintf(&b, "  %s: %s\n", why, strings.Join(known[why], ", "))
+		for _, why := range slices.Sorted(maps.Keys(byReason)) {
+			fmt.Fprintf(&b, "  %s: %s\n", why, strings.Join(byReason[why], ", "))
 		}
 	}
 	return b.String()
+}
+
+// when returns s if cond holds, else "".
+func when(cond bool, s string) string {
+	if cond {
+		return s
+	}
+	return ""
 }
 
 // skipClass shortens a skip reason to its class, for the tallies: the part
