@@ -13,6 +13,8 @@ DEMO_OUT ?= demo-out
 DEMO_FLAGS ?=
 # Extra flags for `go test` in `make test`.
 TESTFLAGS ?=
+# Where `make conformance` writes its report.
+CONFORMANCE_REPORT ?= conformance-report.txt
 # Duration of each fuzz target in `make fuzz`.
 FUZZTIME ?= 30s
 # Fuzz targets of `make fuzz`, as space-separated PACKAGE:FuzzName entries,
@@ -28,13 +30,15 @@ ORT_CACHE_LIB := $(CACHE_HOME)/marginaudit/onnxruntime-$(ORT_VERSION)/libonnxrun
 MARGINAUDIT_ORT_LIB ?= $(ORT_CACHE_LIB)
 export MARGINAUDIT_ORT_LIB
 
-.PHONY: help ort data lint test demo bench fuzz
+.PHONY: help ort data onnx-testdata lint test conformance demo bench fuzz
 
 help:
 	@echo 'make demo   the main job: a small MNIST study (train, audit, report) into $(DEMO_OUT)'
 	@echo 'make test   lint (gofmt, go vet, staticcheck) and run all tests'
 	@echo 'make ort    install onnxruntime $(ORT_VERSION) as $(ORT_CACHE_LIB)'
 	@echo 'make data   fetch MNIST and Fashion-MNIST, linked under $(CACHE_HOME)/marginaudit/data'
+	@echo 'make onnx-testdata  install ONNX'"'"'s backend node tests (Debian'"'"'s libonnx-testdata)'
+	@echo 'make conformance    run ONNX'"'"'s node tests through onnxgrad, report per op in $(CONFORMANCE_REPORT)'
 	@echo 'make lint   gofmt check, go vet, staticcheck'
 	@echo 'make bench  run the benchmarks'
 	@echo 'make fuzz   run FUZZ_TARGETS for FUZZTIME each'
@@ -44,6 +48,9 @@ ort:
 
 data:
 	@.ci/install-data
+
+onnx-testdata:
+	@.ci/install-onnx-testdata
 
 # gofmt over all Go files except generated ones and testdata.
 lint:
@@ -56,8 +63,14 @@ lint:
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
-test: ort data lint
+test: ort data onnx-testdata lint
 	$(GO) test -timeout 30m $(TESTFLAGS) ./...
+
+# The report is written even when the test fails; make then fails too.
+conformance: ort onnx-testdata
+	@status=0; ONNX_CONFORMANCE_REPORT=$(abspath $(CONFORMANCE_REPORT)) \
+		$(GO) test -count=1 -run '^TestONNXConformance$$' ./onnxgrad || status=$$?; \
+	cat $(CONFORMANCE_REPORT); exit $$status
 
 demo: ort data
 	$(GO) run ./cmd/marginaudit study --data mnist --epochs 5 --train-limit 10000 --n 200 --out $(DEMO_OUT) $(DEMO_FLAGS)

@@ -1,6 +1,7 @@
 package onnxgrad
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/marginaudit/marginaudit/internal/ort"
@@ -29,20 +30,51 @@ func newTestRuntime(t testing.TB) *testRuntime {
 // run evaluates m on feeds and returns the named outputs.
 func (*testRuntime) run(t testing.TB, m *onnxpb.ModelProto, feeds map[string]*testTensor, want []string) map[string]*testTensor {
 	t.Helper()
-	data, err := Encode(m)
+	s, err := newTestSession(m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.close()
+	res, err := s.run(feeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if res[w] == nil {
+			t.Fatalf("model has no output %q", w)
+		}
+	}
+	return res
+}
+
+// testSession is a model loaded into onnxruntime, for tests that run it
+// many times.
+type testSession struct {
+	s *ort.Session
+}
+
+func newTestSession(m *onnxpb.ModelProto) (*testSession, error) {
+	data, err := Encode(m)
+	if err != nil {
+		return nil, err
+	}
 	s, err := ort.NewSession(data, ort.SessionOptions{Threads: 1})
 	if err != nil {
-		t.Fatalf("creating session: %v", err)
+		return nil, fmt.Errorf("creating session: %w", err)
 	}
-	defer s.Close()
+	return &testSession{s: s}, nil
+}
+
+func (s *testSession) close() { s.s.Close() }
+
+// run evaluates the model on feeds (converted to the inputs' element types)
+// and returns all its outputs in float64.
+func (s *testSession) run(feeds map[string]*testTensor) (map[string]*testTensor, error) {
 	var in []ort.Value
-	for _, info := range s.Inputs() {
+	for _, info := range s.s.Inputs() {
 		f, ok := feeds[info.Name]
 		if !ok {
-			t.Fatalf("no feed for input %q", info.Name)
+			return nil, fmt.Errorf("no feed for input %q", info.Name)
 		}
 		switch info.Type {
 		case ort.Float32:
@@ -54,15 +86,15 @@ func (*testRuntime) run(t testing.TB, m *onnxpb.ModelProto, feeds map[string]*te
 		case ort.Float64:
 			in = append(in, ort.NewValue(f.data, f.shape...))
 		default:
-			t.Fatalf("input %q has type %v", info.Name, info.Type)
+			return nil, fmt.Errorf("input %q has type %v", info.Name, info.Type)
 		}
 	}
-	out := make([]ort.Value, len(s.Outputs()))
-	if err := s.Run(in, out); err != nil {
-		t.Fatalf("run: %v", err)
+	out := make([]ort.Value, len(s.s.Outputs()))
+	if err := s.s.Run(in, out); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
 	}
 	res := map[string]*testTensor{}
-	for i, info := range s.Outputs() {
+	for i, info := range s.s.Outputs() {
 		tt := &testTensor{shape: out[i].Shape}
 		switch d := out[i].Data.(type) {
 		case []float32:
@@ -80,10 +112,5 @@ func (*testRuntime) run(t testing.TB, m *onnxpb.ModelProto, feeds map[string]*te
 		}
 		res[info.Name] = tt
 	}
-	for _, w := range want {
-		if res[w] == nil {
-			t.Fatalf("model has no output %q", w)
-		}
-	}
-	return res
+	return res, nil
 }
