@@ -78,13 +78,24 @@ func fitValues(s Shape, vals []Dim) []Dim {
 	return nil
 }
 
-// inferSame: one output like input 0 (values carried for Identity-like ops).
+// inferSame: one output like input 0.
 func inferSame(c *nodeCtx) error {
+	c.setOut(0, c.sameAs(0))
+	return nil
+}
+
+// inferIdentity: Identity and Dropout (inference) pass their input through,
+// tracked integer values included; Dropout's optional second output is its
+// BOOL mask.
+func inferIdentity(c *nodeCtx) error {
 	out := c.sameAs(0)
 	if t := c.in(0); t != nil && out != nil {
 		out.value = t.value
 	}
 	c.setOut(0, out)
+	if c.output(1) != "" && out != nil {
+		c.setOut(1, &tensorInfo{elem: onnxpb.TensorProto_BOOL, shape: out.shape, hasShape: out.hasShape})
+	}
 	return nil
 }
 
@@ -233,6 +244,9 @@ func gradPow(c *gradCtx) error {
 	a, b := c.input(0), c.input(1)
 	y := c.shapeOut(0)
 	if c.need[0] {
+		if t := c.in(1); t != nil && t.elem != c.gradElem() {
+			b = c.op("Cast", []string{b}, attrInt("to", int64(c.gradElem()))) // an integer exponent
+		}
 		d := c.op("Mul", []string{b, c.op("Pow", []string{a, c.op("Sub", []string{b, c.scalar(1)})})})
 		c.setGrad(0, c.unbroadcast(c.op("Mul", []string{c.gy[0], d}), y, 0))
 	}

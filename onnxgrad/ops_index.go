@@ -34,20 +34,22 @@ func inferTopK(c *nodeCtx) error {
 // the depth inserted at axis, of the values' type.
 func inferOneHot(c *nodeCtx) error {
 	idx := c.shapeIn(0)
-	depth := c.intsIn(1)
 	if c.err != nil {
 		return c.err
 	}
 	a, err := normAxis(c.attrInt("axis", -1), len(idx)+1)
-	if err != nil || len(depth) != 1 {
-		return c.errorf("axis %d for indices of rank %d with depth %v", c.attrInt("axis", -1), len(idx), depth)
+	if err != nil {
+		return c.errorf("axis %d for indices of rank %d", c.attrInt("axis", -1), len(idx))
 	}
-	out := slices.Insert(slices.Clone(idx), a, known(depth[0]))
+	depth := unknownDim // a float depth, or one computed at run time
+	if d := c.in(1); d != nil && len(d.value) == 1 {
+		depth = d.value[0]
+	}
 	elem := onnxpb.TensorProto_UNDEFINED
 	if v := c.in(2); v != nil {
 		elem = v.elem
 	}
-	c.setOut(0, &tensorInfo{elem: elem, shape: out, hasShape: true})
+	c.setOut(0, &tensorInfo{elem: elem, shape: slices.Insert(slices.Clone(idx), a, depth), hasShape: true})
 	return nil
 }
 
