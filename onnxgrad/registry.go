@@ -37,6 +37,8 @@ var rules = map[string]opRule{
 	"AveragePool":        {infer: inferAveragePool, grad: gradAveragePool},
 	"GlobalAveragePool":  {infer: inferGlobalPool, grad: gradGlobalAveragePool},
 	"BatchNormalization": {infer: inferBatchNorm, grad: gradBatchNorm},
+	"LayerNormalization": {infer: inferLayerNorm, grad: gradLayerNorm},
+	"GroupNormalization": {infer: inferSame, grad: gradGroupNorm},
 	"Softmax":            {infer: inferSame, grad: gradSoftmax},
 	"LogSoftmax":         {infer: inferSame, grad: gradLogSoftmax},
 	"Flatten":            {infer: inferFlatten, grad: gradReshapeBack},
@@ -55,6 +57,9 @@ var rules = map[string]opRule{
 	"Size":               {infer: inferSize},
 	"Constant":           {infer: inferConstant},
 	"ConstantOfShape":    {infer: inferConstantOfShape},
+
+	// Set apart: a longer name would realign every line above.
+	"InstanceNormalization": {infer: inferSame, grad: gradInstanceNorm},
 }
 
 func divInts(a, b int64) int64 {

@@ -133,6 +133,17 @@ var ruleCases = []ruleCase{
 	{name: "GlobalAveragePool", op: "GlobalAveragePool", inputs: []caseInput{f(2, 3, 4, 5)}, float32: true},
 	{name: "BatchNormalization", op: "BatchNormalization", attrs: []*onnxpb.AttributeProto{attrFloat("epsilon", 1e-3)}, inputs: []caseInput{f(2, 3, 4, 4), f(3), f(3), f(3), {shape: []int64{3}, values: []float64{0.5, 1.5, 2}}}},
 	{name: "BatchNormalization 2-D", op: "BatchNormalization", inputs: []caseInput{f(4, 3), fixed(3), f(3), fixed(3), {shape: []int64{3}, values: []float64{0.5, 1.5, 2}, fixed: true}}},
+	{name: "LayerNormalization last axis", op: "LayerNormalization", opset: 17, attrs: []*onnxpb.AttributeProto{attrFloat("epsilon", 1e-3)}, inputs: []caseInput{f(2, 5, 8), f(8), f(8)}},
+	{name: "LayerNormalization two axes no bias", op: "LayerNormalization", opset: 17, attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 3, 4), f(3, 4)}},
+	{name: "LayerNormalization axis -2 fixed scale", op: "LayerNormalization", opset: 17, attrs: []*onnxpb.AttributeProto{attrInt("axis", -2)}, inputs: []caseInput{f(2, 3, 4), fixed(3, 4), f(3, 4)}},
+	{name: "LayerNormalization float32", op: "LayerNormalization", opset: 17, inputs: []caseInput{f(2, 6), f(6), f(6)}, float32: true},
+	// onnxruntime runs InstanceNormalization in float32 only.
+	{name: "InstanceNormalization", op: "InstanceNormalization", attrs: []*onnxpb.AttributeProto{attrFloat("epsilon", 1e-3)}, inputs: []caseInput{f(2, 3, 4, 5), f(3), f(3)}, float32: true},
+	// PyTorch's GroupNorm export: [N, G, -1] with unit scale and zero bias.
+	{name: "InstanceNormalization PyTorch GroupNorm", op: "InstanceNormalization", inputs: []caseInput{f(2, 4, 6), {values: []float64{1, 1, 1, 1}, fixed: true}, {values: []float64{0, 0, 0, 0}, fixed: true}}, float32: true},
+	{name: "GroupNormalization opset 18 per group", op: "GroupNormalization", opset: 18, attrs: []*onnxpb.AttributeProto{attrInt("num_groups", 3), attrFloat("epsilon", 1e-3)}, inputs: []caseInput{f(2, 6, 3, 3), f(3), f(3)}},
+	// Opset 21's GroupNormalization computes in float32 (stash_type 1) whatever the input type.
+	{name: "GroupNormalization opset 21 per channel", op: "GroupNormalization", opset: 21, attrs: []*onnxpb.AttributeProto{attrInt("num_groups", 2)}, inputs: []caseInput{f(2, 6, 3, 3), f(6), f(6)}, float32: true},
 	{name: "Softmax", op: "Softmax", inputs: []caseInput{f(3, 5)}},
 	{name: "Softmax axis 1 of 3", op: "Softmax", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 4, 3)}},
 	{name: "LogSoftmax", op: "LogSoftmax", inputs: []caseInput{f(3, 5)}},
