@@ -33,6 +33,7 @@ var rules = map[string]opRule{
 	"Gemm":               {infer: inferGemm, grad: gradGemm},
 	"MatMul":             {infer: inferMatMul, grad: gradMatMul},
 	"Conv":               {infer: inferConv, grad: gradConv},
+	"ConvTranspose":      {infer: inferConvTranspose, grad: gradConvTranspose},
 	"MaxPool":            {infer: inferMaxPool, grad: gradMaxPool},
 	"AveragePool":        {infer: inferAveragePool, grad: gradAveragePool},
 	"GlobalAveragePool":  {infer: inferGlobalPool, grad: gradGlobalAveragePool},

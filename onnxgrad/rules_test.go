@@ -112,6 +112,20 @@ var ruleCases = []ruleCase{
 	{name: "Conv 1x1", op: "Conv", inputs: []caseInput{f(2, 3, 4, 5), f(4, 3, 1, 1), f(4)}, float32: true},
 	{name: "Conv 1x1 stride 2 grouped", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInt("group", 2)}, inputs: []caseInput{f(2, 4, 5, 5), f(6, 2, 1, 1)}, float32: true},
 	{name: "Conv 1-D", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 0}), attrInts("strides", []int64{2})}, inputs: []caseInput{f(2, 2, 9), f(3, 2, 3)}, float32: true},
+	// ConvTranspose: the weight gradient goes through each of Conv's methods
+	// (4 output channels per group: one product; fewer: per sample; depthwise: by Conv).
+	{name: "ConvTranspose", op: "ConvTranspose", inputs: []caseInput{f(2, 3, 4, 4), f(3, 4, 3, 3), f(4)}, float32: true},
+	{name: "ConvTranspose stride 2 pads output_padding group", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 0, 0, 1}), attrInts("output_padding", []int64{1, 0}), attrInt("group", 2)}, inputs: []caseInput{f(2, 4, 3, 3), f(4, 1, 3, 3)}, float32: true},
+	{name: "ConvTranspose dilation", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("dilations", []int64{2, 1}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 3, 3, 4), f(3, 2, 2, 3)}, float32: true},
+	{name: "ConvTranspose same_upper stride 2", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrString("auto_pad", "SAME_UPPER"), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 3, 3), f(3, 2, 3, 3)}, float32: true},
+	{name: "ConvTranspose same_lower stride 2", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrString("auto_pad", "SAME_LOWER"), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 3, 4), f(3, 2, 4, 3)}, float32: true},
+	{name: "ConvTranspose output_shape crops", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("output_shape", []int64{6, 6})}, inputs: []caseInput{f(2, 3, 3, 3), f(3, 2, 3, 3)}, float32: true},
+	{name: "ConvTranspose output_shape extends", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("output_shape", []int64{8, 7})}, inputs: []caseInput{f(2, 3, 3, 3), f(3, 2, 3, 3)}, float32: true},
+	{name: "ConvTranspose 1-D k4 s2 p1", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2}), attrInts("pads", []int64{1, 1})}, inputs: []caseInput{f(2, 3, 5), f(3, 3, 4), f(3)}, float32: true},
+	{name: "ConvTranspose 3-D grouped", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 1, 2}), attrInt("group", 3)}, inputs: []caseInput{f(2, 3, 2, 3, 2), f(3, 1, 2, 2, 2), f(3)}, float32: true},
+	// PyTorch's usual upsamplers: ConvTranspose2d(k=4, s=2, p=1) and (k=3, s=2, p=1, output_padding=1).
+	{name: "ConvTranspose k4 s2 p1", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 4, 3, 3), f(4, 3, 4, 4), f(3)}, float32: true},
+	{name: "ConvTranspose k3 s2 p1 output_padding 1", op: "ConvTranspose", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1}), attrInts("output_padding", []int64{1, 1})}, inputs: []caseInput{f(2, 3, 3, 3), f(3, 5, 3, 3), f(5)}, float32: true},
 	{name: "MaxPool 2x2", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true},
 	{name: "MaxPool 2x2 float32 unpool", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})}, inputs: []caseInput{f(2, 3, 6, 6)}, kinked: true, float32: true},
 	{name: "MaxPool 2x3 float32 unpool", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 3}), attrInts("strides", []int64{2, 3})}, inputs: []caseInput{f(2, 2, 4, 6)}, kinked: true, float32: true},
