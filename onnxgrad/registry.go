@@ -50,6 +50,8 @@ var rules = map[string]opRule{
 	"Concat":             {infer: inferConcat, grad: gradConcat},
 	"Slice":              {infer: inferSlice, grad: gradSlice},
 	"Pad":                {infer: inferPad, grad: gradPad},
+	"Resize":             {infer: inferResize, grad: gradResize},
+	"Upsample":           {infer: inferResize, grad: gradResize},
 	"Gather":             {infer: inferGather, grad: gradGather},
 	"Expand":             {infer: inferExpand, grad: gradExpand},
 	"ReduceSum":          {infer: inferReduce(13), grad: gradReduce(13, false)},
