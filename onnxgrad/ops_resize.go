@@ -265,8 +265,8 @@ func (s *resizeSpec) identity() bool {
 }
 
 // matrix returns the [out, in] interpolation matrix of axis a (row-major),
-// or nil when the axis is copied unchanged (scale 1, as onnxruntime treats
-// it in every mode).
+// or nil when the axis is copied unchanged: its scale is 1 (onnxruntime
+// then copies it in every mode) or no axis changes size.
 func (s *resizeSpec) matrix(a int) []float64 {
 	if s.scales[a] == 1 || s.identity() {
 		return nil
@@ -429,15 +429,13 @@ func gradResize(c *gradCtx) error {
 	}
 	g := c.gy[0]
 	for a := range x {
-		m := s.matrix(a)
-		if m == nil {
-			continue
-		}
 		in, out := s.in[a].Value, s.out[a].Value
-		if tooLarge(out, in) {
+		if s.scales[a] != 1 && tooLarge(out, in) {
 			return c.errorf("the interpolation matrix of axis %d (%d×%d) is too large", a, out, in)
 		}
-		g = c.contractAxis(g, a+c.off(), len(x)+c.off(), m, out, in)
+		if m := s.matrix(a); m != nil {
+			g = c.contractAxis(g, a+c.off(), len(x)+c.off(), m, out, in)
+		}
 	}
 	c.setGrad(0, g)
 	return nil
