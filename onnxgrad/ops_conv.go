@@ -1,6 +1,7 @@
 package onnxgrad
 
-// Convolution and pooling: Conv, MaxPool, AveragePool, GlobalAveragePool.
+// Convolution and pooling: Conv, ConvTranspose, MaxPool, AveragePool,
+// GlobalAveragePool.
 
 import (
 	"fmt"
@@ -21,49 +22,15 @@ type window struct {
 
 // readWindow reads kernel_shape (or takes kernel), strides, dilations, pads
 // and auto_pad for a node whose input 0 is [N, C, spatial...] with static
-// spatial sizes.
+// spatial sizes, and computes the output size of a convolution or pooling.
 func readWindow(c *nodeCtx, kernel []int64) (*window, error) {
-	x := c.shapeIn(0)
-	if c.err != nil {
-		return nil, c.err
+	w, ap, err := readSpatial(c, kernel)
+	if err != nil {
+		return nil, err
 	}
-	r := len(x) - 2
-	if r < 1 {
-		return nil, c.errorf("input must be [N, C, spatial...], got %v", x)
-	}
-	w := &window{in: make([]int64, r)}
-	for i := range r {
-		d := x[2+i]
-		if !d.Known() {
-			return nil, c.unknownf("spatial size %s of input %q is not static; set the input shape explicitly", d, c.input(0))
-		}
-		w.in[i] = d.Value
-	}
-	ones := func() []int64 {
-		v := make([]int64, r)
-		for i := range v {
-			v[i] = 1
-		}
-		return v
-	}
-	w.kernel = c.attrInts("kernel_shape", kernel)
-	w.strides = c.attrInts("strides", ones())
-	w.dilations = c.attrInts("dilations", ones())
+	r := len(w.in)
 	w.ceil = c.attrInt("ceil_mode", 0) != 0
-	if len(w.kernel) != r || len(w.strides) != r || len(w.dilations) != r {
-		return nil, c.errorf("kernel_shape %v, strides %v, dilations %v do not match %d spatial axes", w.kernel, w.strides, w.dilations, r)
-	}
-	w.padBegin, w.padEnd = make([]int64, r), make([]int64, r)
-	switch ap := c.attrString("auto_pad", "NOTSET"); ap {
-	case "NOTSET":
-		pads := c.attrInts("pads", make([]int64, 2*r))
-		if len(pads) != 2*r {
-			return nil, c.errorf("pads %v do not match %d spatial axes", pads, r)
-		}
-		copy(w.padBegin, pads[:r])
-		copy(w.padEnd, pads[r:])
-	case "VALID":
-	case "SAME_UPPER", "SAME_LOWER":
+	if ap == "SAME_UPPER" || ap == "SAME_LOWER" {
 		for i := range r {
 			out := (w.in[i] + w.strides[i] - 1) / w.strides[i]
 			total := max(0, (out-1)*w.strides[i]+w.span(i)-w.in[i])
@@ -74,8 +41,6 @@ func readWindow(c *nodeCtx, kernel []int64) (*window, error) {
 				w.padBegin[i], w.padEnd[i] = big, small
 			}
 		}
-	default:
-		return nil, c.errorf("unknown auto_pad %q", ap)
 	}
 	w.out = make([]int64, r)
 	for i := range r {
@@ -96,6 +61,60 @@ func readWindow(c *nodeCtx, kernel []int64) (*window, error) {
 		return nil, c.err
 	}
 	return w, nil
+}
+
+// readSpatial reads what convolutions, their transposes and pooling share:
+// the static spatial sizes of input 0 ([N, C, spatial...]), kernel_shape (or
+// kernel), strides and dilations (ones by default), and the explicit pads
+// when auto_pad is NOTSET (zeros otherwise). It returns auto_pad.
+func readSpatial(c *nodeCtx, kernel []int64) (*window, string, error) {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return nil, "", c.err
+	}
+	r := len(x) - 2
+	if r < 1 {
+		return nil, "", c.errorf("input must be [N, C, spatial...], got %v", x)
+	}
+	w := &window{in: make([]int64, r)}
+	for i := range r {
+		d := x[2+i]
+		if !d.Known() {
+			return nil, "", c.unknownf("spatial size %s of input %q is not static; set the input shape explicitly", d, c.input(0))
+		}
+		w.in[i] = d.Value
+	}
+	ones := func() []int64 {
+		v := make([]int64, r)
+		for i := range v {
+			v[i] = 1
+		}
+		return v
+	}
+	w.kernel = c.attrInts("kernel_shape", kernel)
+	w.strides = c.attrInts("strides", ones())
+	w.dilations = c.attrInts("dilations", ones())
+	if len(w.kernel) != r || len(w.strides) != r || len(w.dilations) != r {
+		return nil, "", c.errorf("kernel_shape %v, strides %v, dilations %v do not match %d spatial axes", w.kernel, w.strides, w.dilations, r)
+	}
+	w.padBegin, w.padEnd = make([]int64, r), make([]int64, r)
+	ap := c.attrString("auto_pad", "NOTSET")
+	switch ap {
+	case "NOTSET":
+		pads := c.attrInts("pads", make([]int64, 2*r))
+		if len(pads) != 2*r {
+			return nil, "", c.errorf("pads %v do not match %d spatial axes", pads, r)
+		}
+		copy(w.padBegin, pads[:r])
+		copy(w.padEnd, pads[r:])
+	case "VALID", "SAME_UPPER", "SAME_LOWER":
+	default:
+		return nil, "", c.errorf("unknown auto_pad %q", ap)
+	}
+	if c.err != nil {
+		return nil, "", c.err
+	}
+	return w, ap, nil
 }
 
 // span is the extent of the dilated kernel along spatial axis i.
@@ -196,14 +215,7 @@ func gradConv(c *gradCtx) error {
 		if c.lead {
 			return c.errorf("the weight gradient is not available in Jacobian mode")
 		}
-		switch c.weightGradMethod(w, group) {
-		case patchesPerSample:
-			c.setGrad(1, c.convWeightGradPerSample(w, group))
-		case patchesOneProduct:
-			c.setGrad(1, c.convWeightGradOneProduct(w, group))
-		default:
-			c.setGrad(1, c.convWeightGradByConv(w, group))
-		}
+		c.setGrad(1, c.convWeightGrad(w, group, convOperands{x: c.input(0), gy: c.gy[0], wdims: c.staticIn(1)}))
 	}
 	if c.input(2) != "" && c.need[2] {
 		c.setGrad(2, c.reduceAllBut(c.gy[0], r+2, 1))
@@ -258,7 +270,29 @@ func (c *gradCtx) convInputGradByConv(w *window) string {
 		attrInts("dilations", w.dilations), attrInts("pads", pads))
 }
 
-// How gradConv computes the weight gradient.
+// convOperands names what the weight gradient of a convolution is computed
+// from: its input x, the gradient gy of its output (without a class axis)
+// and its weight's dims [M, C/group, k...]. For Conv they are the node's
+// own; a ConvTranspose's weight gradient is that of the convolution it is
+// the transpose of.
+type convOperands struct {
+	x, gy string
+	wdims []int64
+}
+
+// convWeightGrad is the weight gradient of the convolution of o.x with
+// geometry w, by the method weightGradMethod picks.
+func (c *gradCtx) convWeightGrad(w *window, group int64, o convOperands) string {
+	switch weightGradMethod(w, group, o.wdims[1]) {
+	case patchesPerSample:
+		return c.convWeightGradPerSample(w, group, o)
+	case patchesOneProduct:
+		return c.convWeightGradOneProduct(w, group, o)
+	}
+	return c.convWeightGradByConv(w, group, o)
+}
+
+// How convWeightGrad computes the weight gradient.
 const (
 	// byConv: one convolution of the input with gY (convWeightGradByConv).
 	byConv = iota
@@ -276,9 +310,10 @@ const (
 // 1.8M, the study's CNNs far less.
 const maxPatchElems = 1 << 22
 
-// weightGradMethod chooses how to compute the weight gradient, from CPU
-// times measured on 2 threads (AVX-512, onnxruntime 1.30, in a session
-// shared with other jobs): the patch methods beat byConv by 1.3–1.8× with
+// weightGradMethod chooses how to compute the weight gradient of a
+// convolution with cg input channels per group, from CPU times measured on
+// 2 threads (AVX-512, onnxruntime 1.30, in a session shared with other
+// jobs): the patch methods beat byConv by 1.3–1.8× with
 // 3×3 kernels and 4 or more channels per group (32→64 channels at 14×14,
 // ResNet-like 64→64 at 56×56 and 128→256 stride 2, 2 groups of 32),
 // patchesOneProduct more so than patchesPerSample there; with 1–3 channels
@@ -287,8 +322,7 @@ const maxPatchElems = 1 << 22
 // byConv stays for depthwise convolutions (equal), for kernels larger than
 // 5×5 (a 7×7 stride-2 stem on 3 channels was 1.3–1.4× slower with patches),
 // and where the patches would not fit in maxPatchElems.
-func (c *gradCtx) weightGradMethod(w *window, group int64) int {
-	cg := c.staticIn(1)[1]
+func weightGradMethod(w *window, group, cg int64) int {
 	kk, area := int64(1), int64(1)
 	for i := range w.kernel {
 		kk *= w.kernel[i]
@@ -337,14 +371,14 @@ func (c *gradCtx) patchKernel(w *window, ones int) string {
 
 // convWeightGradByConv is the weight gradient as one convolution of the
 // input with gY, the roles of batch and channels swapped.
-func (c *gradCtx) convWeightGradByConv(w *window, group int64) string {
+func (c *gradCtx) convWeightGradByConv(w *window, group int64, o convOperands) string {
 	r := len(w.in)
-	cg := c.staticIn(1)[1] // C/group
+	cg := o.wdims[1] // C/group
 	xs := append([]int64{-1, group, cg}, w.in...)
-	xt := c.op("Reshape", []string{c.input(0), c.gr.ints(xs...)})
+	xt := c.op("Reshape", []string{o.x, c.gr.ints(xs...)})
 	xt = c.op("Transpose", []string{xt}, attrInts("perm", swapPerm(r+3, 0, 2)))
 	xt = c.op("Reshape", []string{xt, c.gr.ints(append([]int64{cg, -1}, w.in...)...)})
-	vt := c.op("Transpose", []string{c.gy[0]}, attrInts("perm", swapPerm(r+2, 0, 1)))
+	vt := c.op("Transpose", []string{o.gy}, attrInts("perm", swapPerm(r+2, 0, 1)))
 	gw := c.op("Conv", []string{xt, vt}, attrInt("group", group), attrInts("strides", w.dilations),
 		attrInts("dilations", w.strides), attrInts("pads", w.pads()))
 	gw = c.op("Transpose", []string{gw}, attrInts("perm", swapPerm(r+2, 0, 1)))
@@ -360,25 +394,24 @@ func (c *gradCtx) convWeightGradByConv(w *window, group int64) string {
 // as a batch of one-channel images [N·C, 1, in…], gives the patches
 // P[n, c·kk + j, p]; then dW[m, c·kk + j] = Σₙ Σₚ gY[n, m, p]·P[n, c·kk + j, p]
 // is a MatMul batched over samples and groups, summed over the samples.
-func (c *gradCtx) convWeightGradPerSample(w *window, group int64) string {
-	wdims := c.staticIn(1)
-	m, cg := wdims[0], wdims[1]
+func (c *gradCtx) convWeightGradPerSample(w *window, group int64, o convOperands) string {
+	m, cg := o.wdims[0], o.wdims[1]
 	kk, area := int64(1), int64(1)
 	for i := range w.kernel {
 		kk *= w.kernel[i]
 		area *= w.out[i]
 	}
-	p := c.input(0) // a unit window's patches are the input
+	p := o.x // a unit window's patches are the input
 	if !w.unitWindow() {
-		x := c.op("Reshape", []string{c.input(0), c.gr.ints(append([]int64{-1, 1}, w.in...)...)})
+		x := c.op("Reshape", []string{o.x, c.gr.ints(append([]int64{-1, 1}, w.in...)...)})
 		p = c.op("Conv", []string{x, c.patchKernel(w, 0)}, attrInts("kernel_shape", w.kernel), attrInts("strides", w.strides),
 			attrInts("dilations", w.dilations), attrInts("pads", w.pads()))
 	}
 	p = c.op("Reshape", []string{p, c.gr.ints(-1, group, cg*kk, area)})
-	gy := c.op("Reshape", []string{c.gy[0], c.gr.ints(-1, group, m/group, area)})
+	gy := c.op("Reshape", []string{o.gy, c.gr.ints(-1, group, m/group, area)})
 	gw := c.op("MatMul", []string{gy, c.op("Transpose", []string{p}, attrInts("perm", []int64{0, 1, 3, 2}))})
 	gw = c.op("ReduceSum", []string{gw, c.gr.ints(0)}, attrInt("keepdims", 0))
-	return c.op("Reshape", []string{gw, c.gr.ints(wdims...)})
+	return c.op("Reshape", []string{gw, c.gr.ints(o.wdims...)})
 }
 
 // convWeightGradOneProduct is the weight gradient as one product of all
@@ -386,25 +419,161 @@ func (c *gradCtx) convWeightGradPerSample(w *window, group int64) string {
 // channels, [C, 1, N, in…], a patch convolution with one more spatial axis
 // (kernel 1 along the samples) gives the patches as [C·kk, N·Ho·Wo], and
 // dW = gY [M, N·Ho·Wo] · patchesᵀ needs no sum over the samples afterwards.
-func (c *gradCtx) convWeightGradOneProduct(w *window, group int64) string {
+func (c *gradCtx) convWeightGradOneProduct(w *window, group int64, o convOperands) string {
 	r := len(w.in)
-	wdims := c.staticIn(1)
-	m, cg := wdims[0], wdims[1]
+	m, cg := o.wdims[0], o.wdims[1]
 	kk := int64(1)
 	for _, k := range w.kernel {
 		kk *= k
 	}
 	one := []int64{1}
-	x := c.op("Transpose", []string{c.input(0)}, attrInts("perm", swapPerm(r+2, 0, 1)))
+	x := c.op("Transpose", []string{o.x}, attrInts("perm", swapPerm(r+2, 0, 1)))
 	x = c.op("Unsqueeze", []string{x, c.gr.ints(1)})
 	pads := append(append(append([]int64{0}, w.padBegin...), 0), w.padEnd...)
 	p := c.op("Conv", []string{x, c.patchKernel(w, 1)}, attrInts("kernel_shape", append(one, w.kernel...)),
 		attrInts("strides", append(one, w.strides...)), attrInts("dilations", append(one, w.dilations...)), attrInts("pads", pads))
 	p = c.op("Reshape", []string{p, c.gr.ints(group, cg*kk, -1)})
-	gy := c.op("Transpose", []string{c.gy[0]}, attrInts("perm", swapPerm(r+2, 0, 1)))
+	gy := c.op("Transpose", []string{o.gy}, attrInts("perm", swapPerm(r+2, 0, 1)))
 	gy = c.op("Reshape", []string{gy, c.gr.ints(group, m/group, -1)})
 	gw := c.op("MatMul", []string{gy, c.op("Transpose", []string{p}, attrInts("perm", []int64{0, 2, 1}))})
-	return c.op("Reshape", []string{gw, c.gr.ints(wdims...)})
+	return c.op("Reshape", []string{gw, c.gr.ints(o.wdims...)})
+}
+
+// readConvTranspose reads a ConvTranspose node's geometry as the
+// specification and onnxruntime 1.30 resolve it: w.in and w.out are the
+// spatial sizes of input and output, and w.padBegin/w.padEnd the pads
+// cropped from the full transposed convolution of size (in−1)·stride +
+// output_padding + span. With output_shape given, the pads are the surplus
+// over it (none if it is larger), split evenly with the odd one at the start
+// (at the end for SAME_UPPER); with auto_pad SAME_UPPER or SAME_LOWER the
+// output size is in·stride, the pads split the same way; otherwise the pads
+// are the attribute's. The finite-difference cases check each form against
+// onnxruntime.
+func readConvTranspose(c *nodeCtx, kernel []int64) (*window, error) {
+	w, ap, err := readSpatial(c, kernel)
+	if err != nil {
+		return nil, err
+	}
+	r := len(w.in)
+	outPad := c.attrInts("output_padding", make([]int64, r))
+	outShape := c.attrInts("output_shape", nil)
+	if len(outShape) == r+2 {
+		outShape = outShape[2:]
+	}
+	if len(outPad) != r || (outShape != nil && len(outShape) != r) {
+		return nil, c.errorf("output_padding %v or output_shape %v do not match %d spatial axes", outPad, outShape, r)
+	}
+	w.out = make([]int64, r)
+	for i := range r {
+		full := (w.in[i]-1)*w.strides[i] + outPad[i] + w.span(i)
+		target := int64(-1)
+		switch {
+		case outShape != nil:
+			target = outShape[i]
+		case ap == "SAME_UPPER" || ap == "SAME_LOWER":
+			target = w.in[i] * w.strides[i]
+		}
+		if target >= 0 {
+			total := max(0, full-target)
+			w.padBegin[i], w.padEnd[i] = total-total/2, total/2
+			if ap == "SAME_UPPER" {
+				w.padBegin[i], w.padEnd[i] = w.padEnd[i], w.padBegin[i]
+			}
+		}
+		w.out[i] = full - w.padBegin[i] - w.padEnd[i]
+		if outShape != nil {
+			w.out[i] = outShape[i]
+		}
+		if w.out[i] <= 0 || w.padBegin[i] < 0 || w.padEnd[i] < 0 {
+			return nil, c.errorf("output size %d or pads %d, %d on spatial axis %d are not positive", w.out[i], w.padBegin[i], w.padEnd[i], i)
+		}
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	return w, nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__ConvTranspose.html
+func inferConvTranspose(c *nodeCtx) error {
+	k := convKernel(c)
+	if c.err != nil {
+		return nil // weight shape unknown: leave the output unknown
+	}
+	w, err := readConvTranspose(c, k)
+	if err != nil {
+		return err
+	}
+	channels := c.staticIn(1)[1] * c.attrInt("group", 1)
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: w.outShape(c.shapeIn(0)[0], known(channels)), hasShape: true})
+	return nil
+}
+
+// adjoint returns the convolution that ConvTranspose geometry w is the
+// transpose of, mapping the ConvTranspose's output back to its input size,
+// and the length of each spatial axis of the output that it reads: output
+// element o = i·stride + j·dilation − padBegin collects input element i
+// through kernel offset j, so only the first (in−1)·stride + span −
+// padBegin elements are reached. Rows beyond those (output_padding, a large
+// output_shape) are cropped; if the output is shorter, the convolution pads
+// the end.
+func (w *window) adjoint() (conv *window, reach []int64) {
+	r := len(w.in)
+	conv = &window{in: make([]int64, r), out: w.in, kernel: w.kernel, strides: w.strides, dilations: w.dilations,
+		padBegin: w.padBegin, padEnd: make([]int64, r)}
+	reach = make([]int64, r)
+	for i := range r {
+		reach[i] = (w.in[i]-1)*w.strides[i] + w.span(i) - w.padBegin[i]
+		conv.in[i] = min(reach[i], w.out[i])
+		conv.padEnd[i] = reach[i] - conv.in[i]
+	}
+	return conv, reach
+}
+
+// gradConvTranspose: a ConvTranspose is the transpose of the convolution
+// (same weight, strides, dilations, group and begin pads) that maps its
+// output back to its input size. So the input gradient is that convolution
+// applied to gY (with the class axis folded into the batch), the weight
+// gradient is that convolution's weight gradient with gY as its input and
+// X as its output's gradient, and the bias gradient sums gY over all but
+// the channel axis.
+func gradConvTranspose(c *gradCtx) error {
+	k := convKernel(&c.nodeCtx)
+	if c.err != nil {
+		return c.err
+	}
+	t, err := readConvTranspose(&c.nodeCtx, k)
+	if err != nil {
+		return err
+	}
+	group := c.attrInt("group", 1)
+	r := len(t.in)
+	w, reach := t.adjoint()
+	gy := c.foldLead(c.gy[0], c.output(0))
+	var axes, ends []int64
+	for i := range r {
+		if reach[i] < t.out[i] {
+			axes, ends = append(axes, int64(2+i)), append(ends, reach[i])
+		}
+	}
+	if len(axes) > 0 {
+		gy = c.op("Slice", []string{gy, c.gr.ints(make([]int64, len(axes))...), c.gr.ints(ends...), c.gr.ints(axes...)})
+	}
+	if c.need[0] {
+		gx := c.op("Conv", []string{gy, c.input(1)}, attrInts("kernel_shape", w.kernel), attrInts("strides", w.strides),
+			attrInts("dilations", w.dilations), attrInts("pads", w.pads()), attrInt("group", group))
+		c.setGrad(0, c.reshapeLike(gx, c.input(0)))
+	}
+	if c.need[1] {
+		if c.lead {
+			return c.errorf("the weight gradient is not available in Jacobian mode")
+		}
+		c.setGrad(1, c.convWeightGrad(w, group, convOperands{x: gy, gy: c.input(0), wdims: c.staticIn(1)}))
+	}
+	if c.input(2) != "" && c.need[2] {
+		c.setGrad(2, c.reduceAllBut(c.gy[0], r+2, 1))
+	}
+	return nil
 }
 
 // https://onnx.ai/onnx/operators/onnx__MaxPool.html

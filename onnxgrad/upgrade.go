@@ -94,7 +94,9 @@ func (c *nodeCtx) upgrade() ([]*onnxpb.NodeProto, error) {
 		dropAttr(n, "is_test")
 	case (op == "Softmax" || op == "LogSoftmax" || op == "Hardmax"):
 		return c.upgradeSoftmax()
-	case op == "Upsample" || op == "Scatter":
+	case op == "Upsample" || op == "Resize" && v < 11:
+		return c.upgradeResize()
+	case op == "Scatter":
 		return nil, c.errorf("cannot upgrade %s from opset %d to 13; re-export the model with opset 13 or newer", op, v)
 	}
 	return []*onnxpb.NodeProto{n}, nil
