@@ -216,10 +216,10 @@ func maxSoftmaxes(clf *attack.Classifier, im *Images) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, probs := clf.NumClasses(), clf.Probabilities()
+	k := clf.NumClasses()
 	out := make([]float64, im.Len())
 	for i := range out {
-		out[i] = maxSoftmax(scores[i*k:(i+1)*k], probs)
+		out[i] = maxSoftmax(scores[i*k : (i+1)*k])
 	}
 	return out, nil
 }

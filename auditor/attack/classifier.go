@@ -17,14 +17,16 @@ import (
 type ScoreKind int
 
 const (
-	// DetectScores decides from a probe run on random inputs: outputs whose
-	// rows are all non-negative and sum to 1 are probabilities.
+	// DetectScores decides from the graph and from a probe run on random
+	// inputs: a final Softmax that nothing else reads is replaced by a
+	// LogSoftmax; otherwise outputs whose rows are all non-negative and sum
+	// to 1 are probabilities, and their log is taken (see [ScoreSource]).
 	DetectScores ScoreKind = iota
-	// LogitScores: the outputs are logits (or log-probabilities); the
-	// cross-entropy applies a softmax to them.
+	// LogitScores: the outputs are logits (or log-probabilities), used as
+	// they are, even after a Softmax.
 	LogitScores
-	// ProbabilityScores: the outputs are probabilities; the cross-entropy is
-	// −log p_y.
+	// ProbabilityScores: the outputs are probabilities; a final Softmax is
+	// replaced by a LogSoftmax, else their log is taken.
 	ProbabilityScores
 )
 
@@ -93,7 +95,7 @@ type Classifier struct {
 	sample  []int64
 	d, k    int
 	lo, hi  float32
-	probs   bool
+	source  ScoreSource
 	norm    bool
 	threads int
 	batch   int
@@ -168,19 +170,30 @@ func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 	}
 	c.k = p.k // 0 when the model does not declare it; the probe tells
 
-	if err := c.probe(opt.Scores); err != nil {
+	c.source = logScores(c.model.GetGraph(), c.output, opt.Scores)
+	probs, err := c.probe()
+	if err != nil {
 		c.Close()
 		return nil, err
+	}
+	if c.source == "" {
+		c.source = ScoresLogits
+		if opt.Scores == ProbabilityScores || (opt.Scores == DetectScores && probs) {
+			appendLog(c.model, c.output)
+			c.source = ScoresLogOfProbabilities
+			c.closeSessions() // the probe's forward graph
+		}
 	}
 	return c, nil
 }
 
-// probe runs the forward graph on two random images to learn K, to check
-// that the scores are finite and [N, K], and to detect probabilities.
-func (c *Classifier) probe(kind ScoreKind) error {
+// probe runs the forward graph on two random images to learn K and to check
+// that the scores are finite and [N, K]; it reports whether they look like
+// probabilities.
+func (c *Classifier) probe() (probs bool, err error) {
 	s, err := c.session(forwardGraph)
 	if err != nil {
-		return err
+		return false, err
 	}
 	const n = 2
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -191,30 +204,24 @@ func (c *Classifier) probe(kind ScoreKind) error {
 	in, out := s.inputs(), make([]ort.Value, s.nOut)
 	in[s.in] = ort.NewValue(x, c.shape(n)...)
 	if err := s.s.Run(in, out); err != nil {
-		return fmt.Errorf("attack: %s: running the model on random images: %w", c.name, err)
+		return false, fmt.Errorf("attack: %s: running the model on random images: %w", c.name, err)
 	}
 	v := out[s.scores]
 	scores := v.Float32s()
 	if len(v.Shape) != 2 || v.Shape[0] != n || scores == nil {
-		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q is %v %v for %d images; want float32 class scores [N, K]", c.output, v.DataType(), v.Shape, n)}
+		return false, &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q is %v %v for %d images; want float32 class scores [N, K]", c.output, v.DataType(), v.Shape, n)}
 	}
 	if c.k != 0 && int(v.Shape[1]) != c.k {
-		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q declares %d classes but has %d", c.output, c.k, v.Shape[1])}
+		return false, &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q declares %d classes but has %d", c.output, c.k, v.Shape[1])}
 	}
 	c.k = int(v.Shape[1])
 	if c.k < 2 {
-		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q has %d class score; want at least 2", c.output, c.k)}
+		return false, &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q has %d class score; want at least 2", c.output, c.k)}
 	}
 	if err := c.checkFinite("scores", scores, c.k, 0); err != nil {
-		return err
+		return false, err
 	}
-	switch kind {
-	case DetectScores:
-		c.probs = looksLikeProbabilities(scores, c.k)
-	case ProbabilityScores:
-		c.probs = true
-	}
-	return nil
+	return looksLikeProbabilities(scores, c.k), nil
 }
 
 // looksLikeProbabilities reports whether every row of scores is
@@ -251,9 +258,9 @@ func (c *Classifier) SampleSize() int { return c.d }
 // Range returns the bounds of the pixel values.
 func (c *Classifier) Range() (lo, hi float32) { return c.lo, c.hi }
 
-// Probabilities reports whether the model outputs probabilities rather than
-// logits (detected, or as the options said).
-func (c *Classifier) Probabilities() bool { return c.probs }
+// ScoreSource says which scores the classifier computes and attacks: the
+// model's logits, or log-probabilities made from its probability outputs.
+func (c *Classifier) ScoreSource() ScoreSource { return c.source }
 
 // Normalised reports whether a normalisation was inserted into the graph.
 func (c *Classifier) Normalised() bool { return c.norm }
@@ -267,6 +274,12 @@ func (c *Classifier) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	return c.closeSessions()
+}
+
+// closeSessions closes the sessions loaded so far; later calls load them
+// anew. c.mu is held, or c not yet shared.
+func (c *Classifier) closeSessions() error {
 	var errs []error
 	for _, s := range []**graphSession{&c.fwd, &c.jac, &c.vjp} {
 		if *s != nil {
@@ -320,7 +333,7 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 		opt := onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, WRT: wrt, File: c.name}
 		what = "Jacobian graph"
 		if kind == gradientGraph {
-			m, labels, loss = lossModel(c.model, c.output, c.k, c.probs)
+			m, labels, loss = lossModel(c.model, c.output, c.k)
 			opt = onnxgrad.Options{Mode: onnxgrad.VJP, Output: loss, WRT: wrt, File: c.name}
 			what = "loss-gradient graph"
 		}
@@ -430,8 +443,9 @@ func (c *Classifier) checkFinite(what string, v []float32, per, first int) error
 
 func isNonFinite32(f float32) bool { return f != f || f > math.MaxFloat32 || f < -math.MaxFloat32 }
 
-// Logits returns the class scores [n, K] of the n images in x (logits, or
-// probabilities for models that output them).
+// Logits returns the class scores [n, K] of the n images in x: logits, or
+// log-probabilities for models that output probabilities (see
+// [Classifier.ScoreSource]).
 func (c *Classifier) Logits(x []float32, n int) ([]float32, error) {
 	n, err := c.checkInput(x, n)
 	if err != nil {
@@ -565,8 +579,10 @@ func (c *Classifier) seededJacobian(scores, jac, x []float32, n int, seeds []flo
 // LossGradient writes to grad the gradient with respect to each image of
 // the softmax cross-entropy of its scores against its label,
 // grad[i, …] = ∂CE(scores[i], labels[i])/∂x[i, …], and returns the mean
-// cross-entropy. For a model that outputs probabilities p the loss is
-// −log(p_y + 1e-12). len(grad) must equal len(x).
+// cross-entropy. For a model that outputs probabilities p the scores are
+// log-probabilities, whose softmax is p: the loss is −log p_y (with p_y
+// clamped to 2^-126 where the Softmax was not replaced). len(grad) must
+// equal len(x).
 //
 // It is one run of a graph that computes the scores, the loss (in float64
 // from the float32 scores, so that confidently classified images keep the
@@ -652,7 +668,3 @@ func (c *Classifier) lossGradient(sc *lossScratch, grad, x []float32, labels []i
 	}
 	return loss, c.checkFinite("gradient", grad, c.d, first)
 }
-
-// minProbability is added to p_y in the loss −log(p_y + minProbability) of
-// probability outputs, so that p_y = 0 gives a finite loss and gradient.
-const minProbability = 1e-12
