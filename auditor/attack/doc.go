@@ -27,6 +27,13 @@
 // probe run or declared by [Options.Scores], get log max(p, 2^-126)
 // appended. [Classifier.ScoreSource] reports which scores are used.
 //
+// A model exported with a fixed batch of B images (its input [B, ...], B
+// also in Reshape targets and other constants) is made to run on any number
+// of images by [SymbolicBatch] where the graph allows, checked against the
+// original on random images; otherwise the classifier feeds it exactly B
+// images per onnxruntime run, padding the last. [Classifier.Batch] reports
+// which.
+//
 // A model may take more inputs than the image when [Options.Bound] binds
 // them to the caller's slices, such as the weights of a model in training
 // declared as graph inputs: every run of every graph reads them in place, so
