@@ -65,7 +65,9 @@ const maxBatchPasses = 16
 //     or ConstantOfShape whose constant shape starts with B, or from a Tile
 //     of a [1, …] tensor whose constant repeats start with B, that B becomes
 //     the runtime batch size, Gather(Shape(input), [0]); for B = 1 any other
-//     such tensor is expanded along dimension 0 to the batch size.
+//     such tensor, and any concatenated tensor whose shape inference cannot
+//     tell (expanding a tensor whose dimension 0 is the batch already
+//     changes nothing), is expanded along dimension 0 to the batch size.
 //
 // Shape inference (with the batch as a symbol) tells which tensors carry
 // the batch, and the passes repeat until nothing changes. Declared shapes of
@@ -111,7 +113,7 @@ func SymbolicBatch(m *onnxpb.ModelProto, opt BatchOptions) (*BatchRewrite, error
 	}
 	dims[0] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: sym}}
 
-	br := &batchRewriter{gr: newGraph(m, opt.File), b: b, sym: Dim{Param: sym}, image: in.GetName(), fixed: map[string]string{}}
+	br := &batchRewriter{gr: newGraph(m, opt.File), b: b, sym: Dim{Param: sym}, image: in.GetName(), fixed: map[string]string{}, expanded: map[string]bool{}}
 	for range maxBatchPasses {
 		br.infer()
 		if !br.pass() {
@@ -136,9 +138,11 @@ type batchRewriter struct {
 	// until needed.
 	batch string
 	// fixed maps a tensor fixed in this pass to the name its consumers
-	// read instead (itself when its producer was rewritten).
-	fixed   map[string]string
-	changes []string
+	// read instead (itself when its producer was rewritten); expanded
+	// holds the outputs of the Expand nodes made to fix tensors.
+	fixed    map[string]string
+	expanded map[string]bool
+	changes  []string
 	// front are the new nodes that read only the image and constants, in
 	// the order made; before the new nodes to insert before a node.
 	front  []*onnxpb.NodeProto
@@ -284,14 +288,14 @@ func (br *batchRewriter) concat(n *onnxpb.NodeProto) {
 	if a, err := normAxis(c.attrInt("axis", 0), r); err != nil || a == 0 {
 		return
 	}
-	br.fixInputs(n, r)
+	br.fixInputs(n, r, true)
 }
 
 // broadcast fixes the operands of a broadcasting operator (for B > 1)
 // whose dimension 0 is B while another's, of the same rank, is the batch.
 func (br *batchRewriter) broadcast(n *onnxpb.NodeProto) {
 	if r := br.maxRank(n); r > 0 {
-		br.fixInputs(n, r)
+		br.fixInputs(n, r, false)
 	}
 }
 
@@ -308,7 +312,12 @@ func (br *batchRewriter) maxRank(n *onnxpb.NodeProto) int {
 
 // fixInputs fixes the inputs of n of rank r whose dimension 0 is B, if
 // another input of rank r has the batch as dimension 0.
-func (br *batchRewriter) fixInputs(n *onnxpb.NodeProto, r int) {
+//
+// With unknown set (a Concat, whose inputs all have rank r), an input whose
+// shape inference does not know is fixed too when B = 1: expanding it to
+// [N, 1, …] changes nothing if its dimension 0 is the batch already, and
+// broadcasts it if it is 1.
+func (br *batchRewriter) fixInputs(n *onnxpb.NodeProto, r int, unknown bool) {
 	batched := slices.ContainsFunc(n.GetInput(), func(in string) bool {
 		d, ri, ok := br.lead(in)
 		return ok && ri == r && br.isBatch(d)
@@ -317,7 +326,8 @@ func (br *batchRewriter) fixInputs(n *onnxpb.NodeProto, r int) {
 		return
 	}
 	for j, in := range n.GetInput() {
-		if d, ri, ok := br.lead(in); ok && ri == r && br.isFixed(d) {
+		d, ri, ok := br.lead(in)
+		if (ok && ri == r && br.isFixed(d)) || (!ok && unknown && br.b == 1 && !br.expanded[in]) {
 			if name, ok := br.fix(n, in, r); ok {
 				n.Input[j] = name
 			}
@@ -350,6 +360,7 @@ func (br *batchRewriter) fix(consumer *onnxpb.NodeProto, t string, r int) (strin
 	})
 	br.changef(consumer, "input %q expanded to %s", t, br.batchShape(ones))
 	br.fixed[t] = out
+	br.expanded[out] = true
 	return out, true
 }
 

@@ -99,6 +99,17 @@ var batchCases = []batchCase{
 		want:  []string{`node "token" (Expand): shape [1 1 4] → [N 1 4]`},
 	},
 	{
+		// CumSum, which has no shape rule, hides the token's shape.
+		name: "class token of unknown shape", b: 1, sample: []int64{3, 4},
+		nodes: []*onnxpb.NodeProto{
+			batchNode("CumSum", []string{"steps", "axis"}, "shape"),
+			batchNode("Expand", []string{"cls", "shape"}, "token"),
+			batchNode("Concat", []string{"token", "x"}, "y", attrInt("axis", 1)),
+		},
+		inits: []*onnxpb.TensorProto{ramp("cls", 1, 4), newTensorInt64("steps", []int64{3}, []int64{1, 0, 3}), newTensorInt64("axis", nil, []int64{0})},
+		want:  []string{`node "y" (Concat): input "token" expanded to [N 1 1]`},
+	},
+	{
 		name: "ConstantOfShape added", b: 2, sample: []int64{3},
 		nodes: []*onnxpb.NodeProto{
 			batchNode("ConstantOfShape", []string{"shape"}, "half", attrTensor("value", NewTensorFloat32("", []int64{1}, []float32{0.5}))),
