@@ -212,7 +212,10 @@ func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 		if opt.Scores == ProbabilityScores || (opt.Scores == DetectScores && probs) {
 			appendLog(c.model, c.output)
 			c.source = ScoresLogOfProbabilities
-			c.closeSessions() // the probe's forward graph
+			if err := c.closeSessions(); err != nil { // the probe's forward graph
+				c.Close()
+				return nil, err
+			}
 		}
 	}
 	return c, nil
@@ -571,7 +574,8 @@ func (c *Classifier) Jacobian(x []float32, n int) (scores, jac []float32, err er
 //	jac[i, l, …] = Σ_k seeds[i, l, k] · ∂scores[i, k]/∂x[i, …]
 //
 // Seeds e_k − e_j give the gradient of the score gap f_k − f_j. The caller
-// chooses n (the whole batch is one run) and owns the buffers.
+// chooses n (the whole batch is one run, or runs of B images for a model fed
+// its fixed batch, see [Classifier.Batch]) and owns the buffers.
 func (c *Classifier) SeededJacobian(scores, jac, x []float32, n int, seeds []float32, l int) error {
 	n, err := c.checkInput(x, n)
 	if err != nil {
