@@ -2,7 +2,9 @@ package attack
 
 import (
 	"context"
+	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -129,5 +131,33 @@ func TestSymbolicBatchReason(t *testing.T) {
 	}
 	if _, _, err := SymbolicBatch(m, Options{Name: "m", Threads: -1}); err == nil || !strings.Contains(err.Error(), "-1 threads") {
 		t.Errorf("bad options: %v", err)
+	}
+}
+
+// TestClassifierConcurrentFixedBatch runs a classifier that feeds its fixed
+// batch per run from several goroutines at once: each call pads its own
+// last run, so all get what one call alone gets, bit for bit.
+func TestClassifierConcurrentFixedBatch(t *testing.T) {
+	m, xa := fixture(t, "mlp")
+	c := newClassifier(t, testmodels.MergeBatch(m, 2), Options{Threads: 1})
+	x := tile(xa.Data, c.SampleSize(), 5, 0.05, 8)
+	wantScores, wantJac, err := c.Jacobian(x, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			scores, jac, err := c.Jacobian(x, 5)
+			if err == nil && (!slices.Equal(scores, wantScores) || !slices.Equal(jac, wantJac)) {
+				err = errors.New("a concurrent call got other results")
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
