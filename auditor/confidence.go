@@ -204,10 +204,10 @@ func confidenceCoversRecords(p *Part) error {
 // maxSoftmax returns the largest softmax probability of one image's class
 // scores: 1/Σ_j exp(z_j − max z), computed in float64 after subtracting
 // the largest score, so that no exponential overflows and the result lies
-// in [1/K, 1]. When probs is set the scores are already probabilities and
-// their largest value is returned, clamped to [0, 1] against rounding in
-// the model. It returns NaN when a score is NaN.
-func maxSoftmax(scores []float32, probs bool) float64 {
+// in [1/K, 1]. Scores that are log-probabilities (see attack.ScoreSource)
+// give the largest probability itself, as the softmax of log p is p. It
+// returns NaN when a score is NaN.
+func maxSoftmax(scores []float32) float64 {
 	top := math.Inf(-1)
 	for _, z := range scores {
 		if z := float64(z); z > top || math.IsNaN(z) {
@@ -216,9 +216,6 @@ func maxSoftmax(scores []float32, probs bool) float64 {
 	}
 	if math.IsNaN(top) {
 		return top
-	}
-	if probs {
-		return min(max(top, 0), 1)
 	}
 	sum := 0.0
 	for _, z := range scores {

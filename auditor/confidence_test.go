@@ -89,29 +89,28 @@ func FuzzReadConfidence(f *testing.F) {
 }
 
 func TestMaxSoftmax(t *testing.T) {
-	third := float32(1) / 3
+	third := math.Log(1.0 / 3)
 	for _, tc := range []struct {
 		name   string
 		scores []float32
-		probs  bool
 		want   float64
 		tol    float64
 	}{
-		{"tie", []float32{0, 0}, false, 0.5, 0},
-		{"three ties", []float32{-7, -7, -7}, false, 1.0 / 3, 1e-16},
+		{"tie", []float32{0, 0}, 0.5, 0},
+		{"three ties", []float32{-7, -7, -7}, 1.0 / 3, 1e-16},
 		// exp(log 3)/(exp(log 3)+1) = 3/4; log 3 rounded to float32.
-		{"log 3", []float32{float32(math.Log(3)), 0}, false, 0.75, 1e-7},
+		{"log 3", []float32{float32(math.Log(3)), 0}, 0.75, 1e-7},
 		// Naive exp(1000) overflows; shifted by the maximum it does not.
-		{"large", []float32{1000, 0}, false, 1, 0},
-		{"large ties", []float32{1000, 1000, -1000}, false, 0.5, 0},
-		{"very negative", []float32{-1000, -1001}, false, 1 / (1 + math.Exp(-1)), 1e-16},
-		{"probabilities", []float32{0.2, 0.7, 0.1}, true, float64(float32(0.7)), 0},
-		{"uniform probabilities", []float32{third, third, third}, true, float64(third), 0},
-		// Probabilities summing to 1 within float32 rounding may exceed 1.
-		{"rounding", []float32{1.0000001, 0}, true, 1, 0},
-		{"nan", []float32{0, float32(math.NaN())}, false, math.NaN(), 0},
+		{"large", []float32{1000, 0}, 1, 0},
+		{"large ties", []float32{1000, 1000, -1000}, 0.5, 0},
+		{"very negative", []float32{-1000, -1001}, 1 / (1 + math.Exp(-1)), 1e-16},
+		// Log-probabilities give the probability: softmax(log p) = p, up
+		// to the float32 rounding of log p (relative 6e-8 of |log p|).
+		{"log-probabilities", []float32{float32(math.Log(0.2)), float32(math.Log(0.7)), float32(math.Log(0.1))}, 0.7, 1e-7},
+		{"uniform log-probabilities", []float32{float32(third), float32(third), float32(third)}, 1.0 / 3, 1e-16},
+		{"nan", []float32{0, float32(math.NaN())}, math.NaN(), 0},
 	} {
-		got := maxSoftmax(tc.scores, tc.probs)
+		got := maxSoftmax(tc.scores)
 		if math.IsNaN(tc.want) {
 			if !math.IsNaN(got) {
 				t.Errorf("%s: %v, want NaN", tc.name, got)
@@ -126,21 +125,22 @@ func TestMaxSoftmax(t *testing.T) {
 
 // TestMaxSoftmaxesFixtures compares the confidences of the classifiers of
 // three fixture models with those of the PyTorch outputs saved beside them:
-// logits (mlp), probabilities (misc_softmax: the largest output itself)
-// and log-probabilities (misc_logsoftmax, taken as logits). onnxruntime
+// logits (mlp), probabilities (misc_softmax: the largest output itself;
+// the classifier's scores are log-probabilities) and log-probabilities
+// (misc_logsoftmax). onnxruntime
 // and PyTorch agree to 2.4e-7 of the largest output (fixtures.json,
 // onnx_vs_torch_f32), and the largest softmax probability moves by at most
 // ½·max|Δz| when the logits move by Δz, hence the tolerance of 1e-6.
 func TestMaxSoftmaxesFixtures(t *testing.T) {
 	orttest.Require(t)
 	for _, tc := range []struct {
-		name  string
-		probs bool
-		want  func(row []float32) float64
+		name   string
+		source attack.ScoreSource
+		want   func(row []float32) float64
 	}{
-		{"mlp", false, softmaxMax},
-		{"misc_softmax", true, func(row []float32) float64 { return float64(slices.Max(row)) }},
-		{"misc_logsoftmax", false, func(row []float32) float64 { return math.Exp(float64(slices.Max(row))) }},
+		{"mlp", attack.ScoresLogits, softmaxMax},
+		{"misc_softmax", attack.ScoresSoftmaxReplaced, func(row []float32) float64 { return float64(slices.Max(row)) }},
+		{"misc_logsoftmax", attack.ScoresLogSoftmax, func(row []float32) float64 { return math.Exp(float64(slices.Max(row))) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := onnxgrad.Load("../testdata/models/" + tc.name + ".onnx")
@@ -152,8 +152,8 @@ func TestMaxSoftmaxesFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer clf.Close()
-			if clf.Probabilities() != tc.probs {
-				t.Fatalf("Probabilities() = %t, want %t", clf.Probabilities(), tc.probs)
+			if clf.ScoreSource() != tc.source {
+				t.Fatalf("ScoreSource() = %q, want %q", clf.ScoreSource(), tc.source)
 			}
 			x := mustNpy(t, "../testdata/models/"+tc.name+".x.npy")
 			ref := mustNpy(t, "../testdata/models/"+tc.name+".logits.npy")

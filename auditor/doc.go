@@ -49,7 +49,14 @@
 // [WriteSummary] writes a [Summary] as JSON. Its schema (version 1) is
 // stable: fields may be added, never renamed or given another meaning
 // without a new version. Statistics that are undefined (the mean of no
-// margins, the standard error of one) are null.
+// margins, the standard error of one) are null. A checkpoint's "scores"
+// and "batch" (added in version 1) say how its model was run: "scores" is
+// "logits", "log-probabilities (Softmax replaced by LogSoftmax)", "log of
+// the probability outputs" or "log-probabilities (LogSoftmax output)" (the
+// margins are those of the logits in every case), and "batch", present for
+// a model exported with a fixed batch size B, is "batch fixed at B:
+// rewritten to symbolic" or "batch fixed at B: fed B images per run"; both
+// are absent for checkpoints audited before they were recorded.
 //
 //	{
 //	  "format": "marginaudit-summary",
@@ -57,7 +64,9 @@
 //	  "settings": {…},                         // as in settings.json, see Settings
 //	  "checkpoints": [                         // by epoch
 //	    {"checkpoint": "epoch-001.onnx", "epoch": 1,
-//	     "accuracy": [{"split": "train", "images": 1000, "correct": 912, "accuracy": 0.912}, …]}
+//	     "accuracy": [{"split": "train", "images": 1000, "correct": 912, "accuracy": 0.912}, …],
+//	     "scores": "logits",                   // the class scores attacked, see ModelInfo
+//	     "batch": "batch fixed at 1: rewritten to symbolic"}  // absent for a symbolic batch
 //	  ],
 //	  "groups": [                              // by epoch, split, norm, group
 //	    {"checkpoint": "epoch-001.onnx", "epoch": 1, "split": "test", "norm": "l2",
@@ -108,6 +117,7 @@
 //	parts/NAME.csv              records of the finished checkpoint NAME
 //	parts/pgd/NAME.csv          its PGD results
 //	parts/confidence/NAME.csv   its images' max-softmax
+//	parts/model/NAME.csv        how its model was run (ModelHeader: scores, batch)
 //	margins.csv                 all parts' records, by epoch
 //	confidence.csv              all parts' max-softmax, by epoch
 //	summary.json                see above ([Store.WriteReport])

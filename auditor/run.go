@@ -61,6 +61,9 @@ type Progress interface {
 	Checkpoint(c Checkpoint, i, n, work int)
 	// Done reports finished attack runs.
 	Done(n int)
+	// Model is called once checkpoint c's model is loaded, with how it is
+	// run: which scores the attacks use, how a fixed batch is handled.
+	Model(c Checkpoint, m ModelInfo)
 	// Finished is called after each checkpoint: skipped (already in the
 	// store), audited, or failed with err.
 	Finished(c Checkpoint, skipped bool, err error, elapsed time.Duration)
@@ -83,7 +86,8 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 // transitions.csv. A checkpoint's results are the DeepFool margins and the
 // PGD robust accuracies of every split, and each image's clean max-softmax
 // probability from the same classifier (confidence.csv; for a model that
-// outputs probabilities, its largest output). A checkpoint that fails is reported to p and skipped; Run
+// outputs probabilities, its largest output), and how its model was run
+// (ModelInfo). A checkpoint that fails is reported to p and skipped; Run
 // goes on with the others and returns the failures joined (each a
 // *CheckpointError) after writing the report of what succeeded.
 func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
@@ -165,7 +169,9 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		return nil, err
 	}
 	defer clf.Close()
-	part := &Part{Checkpoint: c.Name, Epoch: c.Epoch}
+	info := ModelInfo{Checkpoint: c.Name, Epoch: c.Epoch, Scores: string(clf.ScoreSource()), Batch: clf.Batch().String()}
+	p.Model(c, info)
+	part := &Part{Checkpoint: c.Name, Epoch: c.Epoch, Model: &info}
 	s := &cfg.Settings
 	progress := attack.ProgressFunc(p.Done)
 	for _, split := range s.Splits {
@@ -228,10 +234,10 @@ func maxSoftmaxes(clf *attack.Classifier, im *Images) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, probs := clf.NumClasses(), clf.Probabilities()
+	k := clf.NumClasses()
 	out := make([]float64, im.Len())
 	for i := range out {
-		out[i] = maxSoftmax(scores[i*k:(i+1)*k], probs)
+		out[i] = maxSoftmax(scores[i*k : (i+1)*k])
 	}
 	return out, nil
 }
@@ -341,4 +347,5 @@ type nopProgress struct{}
 
 func (nopProgress) Checkpoint(Checkpoint, int, int, int)            {}
 func (nopProgress) Done(int)                                        {}
+func (nopProgress) Model(Checkpoint, ModelInfo)                     {}
 func (nopProgress) Finished(Checkpoint, bool, error, time.Duration) {}

@@ -9,8 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
+	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
 // runFixture copies the MLP fixture into dir under the given checkpoint
@@ -48,10 +53,12 @@ type recordingProgress struct {
 	skipped, audited []string
 	failed           map[string]error
 	done             int
+	models           []ModelInfo
 }
 
 func (p *recordingProgress) Checkpoint(Checkpoint, int, int, int) {}
 func (p *recordingProgress) Done(n int)                           { p.done += n }
+func (p *recordingProgress) Model(_ Checkpoint, m ModelInfo)      { p.models = append(p.models, m) }
 func (p *recordingProgress) Finished(c Checkpoint, skipped bool, err error, _ time.Duration) {
 	switch {
 	case skipped:
@@ -63,6 +70,48 @@ func (p *recordingProgress) Finished(c Checkpoint, skipped bool, err error, _ ti
 		p.failed[c.Name] = err
 	default:
 		p.audited = append(p.audited, c.Name)
+	}
+}
+
+// TestRunRecordsModel audits the MLP exported with a fixed batch of one
+// image and a final Softmax: the progress, the store and summary.json say
+// that the attacks used log-probabilities and a rewritten batch.
+func TestRunRecordsModel(t *testing.T) {
+	cfg := runFixture(t)
+	m, err := onnxgrad.Load("../testdata/models/mlp.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = testmodels.FixBatch(m, 1)
+	g := m.GetGraph()
+	g.Node[len(g.Node)-1].Output[0] = "z"
+	g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String("softmax"), OpType: proto.String("Softmax"), Input: []string{"z"}, Output: []string{g.GetOutput()[0].GetName()}})
+	if err := onnxgrad.Save(filepath.Join(cfg.Checkpoints[0], "epoch-004.onnx"), m); err != nil {
+		t.Fatal(err)
+	}
+	p := &recordingProgress{}
+	sum, err := Run(context.Background(), cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ModelInfo{Checkpoint: "epoch-004.onnx", Epoch: 4,
+		Scores: "log-probabilities (Softmax replaced by LogSoftmax)", Batch: "batch fixed at 1: rewritten to symbolic"}
+	if len(p.models) != 1 || p.models[0] != want {
+		t.Errorf("progress heard %+v, want %+v", p.models, want)
+	}
+	f, err := os.Open(filepath.Join(cfg.Out, SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	read, err := ReadSummary(f, SummaryFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Summary{sum, read} {
+		if c := s.Checkpoints[0]; c.Scores != want.Scores || c.Batch != want.Batch {
+			t.Errorf("summary: scores %q, batch %q", c.Scores, c.Batch)
+		}
 	}
 }
 
@@ -90,6 +139,11 @@ func TestRunAuditsResumesAndSkips(t *testing.T) {
 	}
 	if len(sum.PGD) != 2 {
 		t.Errorf("summary has %d PGD results, want 2", len(sum.PGD))
+	}
+	for i, m := range p.models {
+		if want := (ModelInfo{Checkpoint: p.audited[i], Epoch: i, Scores: "logits"}); m != want || sum.Checkpoints[i].Scores != "logits" || sum.Checkpoints[i].Batch != "" {
+			t.Errorf("model %+v, summary %+v; want %+v", m, sum.Checkpoints[i], want)
+		}
 	}
 	checkConfidenceFile(t, cfg, "epoch-000.onnx", "epoch-001.onnx")
 

@@ -26,6 +26,7 @@ const (
 	PartsDir           = "parts"            // one margins part per finished checkpoint
 	PGDPartsDir        = "parts/pgd"        // one PGD part per finished checkpoint
 	ConfidencePartsDir = "parts/confidence" // one confidence part per finished checkpoint
+	ModelPartsDir      = "parts/model"      // how each finished checkpoint's model was run
 )
 
 // PGDHeader is the header row of a PGD part file.
@@ -76,7 +77,28 @@ var (
 			return err
 		},
 	}
-	extraKinds = []*extraKind{&pgdKind, &confidenceKind}
+	modelKind = extraKind{
+		dir: ModelPartsDir, what: "model description",
+		rows: func(p *Part) int {
+			if p.Model == nil {
+				return 0
+			}
+			return 1
+		},
+		owner: func(p *Part, _ int) (string, int) { return p.Model.Checkpoint, p.Model.Epoch },
+		check: func(p *Part) error {
+			if p.Model == nil {
+				return nil
+			}
+			return p.Model.validate()
+		},
+		write: func(w io.Writer, p *Part) error { return writeModelInfo(w, p.Model) },
+		read: func(r io.Reader, path string, p *Part) (err error) {
+			p.Model, err = readModelInfo(r, path)
+			return err
+		},
+	}
+	extraKinds = []*extraKind{&pgdKind, &confidenceKind, &modelKind}
 )
 
 // Store is a resumable audit directory. The results of each checkpoint are
@@ -88,6 +110,7 @@ var (
 //	parts/NAME.csv            records of checkpoint NAME, margins.csv format
 //	parts/pgd/NAME.csv        its PGD results (header PGDHeader)
 //	parts/confidence/NAME.csv its images' max-softmax, confidence.csv format
+//	parts/model/NAME.csv      how its model was run (header ModelHeader)
 //	margins.csv               all parts' records, by epoch then name
 //	confidence.csv            all confidence parts' rows, by epoch then name
 //	summary.json              written by WriteReport
@@ -96,15 +119,16 @@ var (
 // Every file is written to a hidden temporary file in its folder, synced,
 // and renamed over its final name, so no reader ever sees half a file. A
 // checkpoint is finished exactly when parts/NAME.csv exists: Commit writes
-// the PGD and confidence parts first and the margins part last, and
+// the PGD, confidence and model parts first and the margins part last, and
 // removes the old margins part first when it replaces a finished
-// checkpoint. OpenStore removes temporary files and PGD and confidence
-// parts without their margins part (the leftovers of an interrupted commit)
+// checkpoint. OpenStore removes temporary files and PGD, confidence and
+// model parts without their margins part (the leftovers of an interrupted commit)
 // and rebuilds margins.csv and confidence.csv from the parts, so a crash
 // between a commit and the rebuild loses nothing.
 //
-// A store written before PGD or confidence parts existed opens all the
-// same; its checkpoints have no PGD results or confidences. confidence.csv
+// A store written before PGD, confidence or model parts existed opens all
+// the same; its checkpoints have no PGD results, confidences or model
+// descriptions. confidence.csv
 // is written only when some finished checkpoint has confidences: a store
 // without any has no confidence.csv (one already there is left alone).
 //
@@ -254,6 +278,9 @@ type Part struct {
 	// one per (split, index), each with the Checkpoint and Epoch above; or
 	// nothing, when the confidences were not measured.
 	Confidence []Confidence
+	// Model says how the checkpoint's model was run (with the Checkpoint
+	// and Epoch above); nil when not recorded.
+	Model *ModelInfo
 }
 
 // Commit stores the results of a finished checkpoint atomically and
@@ -346,6 +373,19 @@ func (s *Store) PGD() ([]PGDResult, error) {
 	return out, err
 }
 
+// Models returns how the model of every finished checkpoint was run, by
+// epoch. Checkpoints committed without it, or before the store kept it,
+// have none.
+func (s *Store) Models() ([]ModelInfo, error) {
+	var out []ModelInfo
+	err := s.eachExtra(&modelKind, func(p *Part) {
+		if p.Model != nil {
+			out = append(out, *p.Model)
+		}
+	})
+	return out, err
+}
+
 // Confidence returns the confidences of all finished checkpoints, in the
 // order of confidence.csv. Checkpoints committed without confidences, or
 // before the store kept them, have none.
@@ -385,6 +425,11 @@ func (s *Store) WriteReport() (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	models, err := s.Models()
+	if err != nil {
+		return nil, err
+	}
+	sum.describeModels(models)
 	if err := WriteFileAtomic(filepath.Join(s.dir, SummaryFile), func(w io.Writer) error { return WriteSummary(w, sum) }); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,10 @@ func makePart(i, n int) *Part {
 	for _, eps := range []float64{0.1, 0.3} {
 		p.PGD = append(p.PGD, PGDResult{Checkpoint: name, Epoch: i, Split: Test, Norm: LInf, Eps: eps, Images: n, Robust: n / (2 + int(eps*10))})
 	}
+	p.Model = &ModelInfo{Checkpoint: name, Epoch: i, Scores: "logits"}
+	if i%2 == 1 {
+		p.Model.Scores, p.Model.Batch = "log-probabilities (Softmax replaced by LogSoftmax)", "batch fixed at 1: rewritten to symbolic"
+	}
 	return p
 }
 
@@ -129,6 +133,18 @@ func checkStore(t *testing.T, st *Store, parts ...*Part) {
 	if !slices.Equal(conf, read) {
 		t.Errorf("Store.Confidence has %d rows, confidence.csv %d, or they differ", len(conf), len(read))
 	}
+	models, err := st.Models()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []ModelInfo
+	for _, p := range parts {
+		want = append(want, *p.Model)
+	}
+	slices.SortFunc(want, func(a, b ModelInfo) int { return a.Epoch - b.Epoch })
+	if !slices.Equal(models, want) {
+		t.Errorf("Store.Models: %+v, want %+v", models, want)
+	}
 }
 
 func TestStoreResume(t *testing.T) {
@@ -159,6 +175,9 @@ func TestStoreResume(t *testing.T) {
 	b.Reset()
 	WriteConfidence(&b, parts[2].Confidence)
 	os.WriteFile(filepath.Join(dir, ConfidencePartsDir, "epoch-002.onnx.csv"), b.Bytes(), 0o644)
+	b.Reset()
+	writeModelInfo(&b, parts[2].Model)
+	os.WriteFile(filepath.Join(dir, ModelPartsDir, "epoch-002.onnx.csv"), b.Bytes(), 0o644)
 	// Crash after committing checkpoint 3 but before margins.csv and
 	// confidence.csv were rebuilt: its parts are in place, the combined
 	// files are stale.
@@ -168,6 +187,9 @@ func TestStoreResume(t *testing.T) {
 	b.Reset()
 	WriteConfidence(&b, parts[3].Confidence)
 	os.WriteFile(filepath.Join(dir, ConfidencePartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
+	b.Reset()
+	writeModelInfo(&b, parts[3].Model)
+	os.WriteFile(filepath.Join(dir, ModelPartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
 	b.Reset()
 	WriteRecords(&b, parts[3].Records)
 	os.WriteFile(filepath.Join(dir, PartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
@@ -188,7 +210,7 @@ func TestStoreResume(t *testing.T) {
 	checkStore(t, st, parts[0], parts[1], parts[3])
 	for _, p := range []string{tmp, filepath.Join(dir, ".margins.csv.tmp-9"), filepath.Join(dir, ".confidence.csv.tmp-9"),
 		filepath.Join(dir, PGDPartsDir, "epoch-002.onnx.csv"), filepath.Join(dir, ConfidencePartsDir, "epoch-002.onnx.csv"),
-		filepath.Join(dir, ConfidencePartsDir, ".epoch-002.onnx.csv.tmp-5")} {
+		filepath.Join(dir, ModelPartsDir, "epoch-002.onnx.csv"), filepath.Join(dir, ConfidencePartsDir, ".epoch-002.onnx.csv.tmp-5")} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind: %v", p, err)
 		}
@@ -449,14 +471,14 @@ func TestStoreCommitErrors(t *testing.T) {
 			for i := range p.Records {
 				p.Records[i].Checkpoint = p.Checkpoint
 			}
-			p.PGD, p.Confidence = nil, nil
+			p.PGD, p.Confidence, p.Model = nil, nil, nil
 		}, "not a plain file name"},
 		{"epoch taken", func(p *Part) {
 			p.Epoch = 1
 			for i := range p.Records {
 				p.Records[i].Epoch = 1
 			}
-			p.PGD, p.Confidence = nil, nil
+			p.PGD, p.Confidence, p.Model = nil, nil, nil
 		}, "epoch 1 belongs to the finished checkpoint epoch-001.onnx"},
 		{"duplicate", func(p *Part) { p.Records = append(p.Records, p.Records[0]) }, "two records for epoch-002.onnx"},
 		{"invalid", func(p *Part) { p.Records[2].Iterations = -1 }, "negative iterations"},
@@ -465,6 +487,8 @@ func TestStoreCommitErrors(t *testing.T) {
 		{"confidence invalid", func(p *Part) { p.Confidence[0].MaxSoftmax = 1.5 }, "max_softmax 1.5 is not a probability"},
 		{"confidence missing", func(p *Part) { p.Confidence = p.Confidence[1:] }, "no confidence for test image 0"},
 		{"confidence extra", func(p *Part) { p.Confidence[2].Split = Train }, "a confidence for train image 2, which has no record"},
+		{"foreign model", func(p *Part) { p.Model.Epoch = 3 }, "model description 0 is of epoch-002.onnx (epoch 3)"},
+		{"model without scores", func(p *Part) { p.Model.Scores = "" }, "no scores"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := makePart(2, 4)
@@ -478,7 +502,7 @@ func TestStoreCommitErrors(t *testing.T) {
 			}
 			ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
 			for _, e := range ents {
-				if e.Name() != "epoch-001.onnx.csv" && e.Name() != "pgd" && e.Name() != "confidence" {
+				if e.Name() != "epoch-001.onnx.csv" && e.Name() != "pgd" && e.Name() != "confidence" && e.Name() != "model" {
 					t.Errorf("a refused commit left %s", e.Name())
 				}
 			}
@@ -528,6 +552,11 @@ func TestStoreWriteReport(t *testing.T) {
 	}
 	if len(read.Groups) != 3*2*3 || len(read.PGD) != 6 || len(read.Transitions) != 2 || read.Settings.N != 4 {
 		t.Errorf("summary: %d groups, %d PGD, %d transitions", len(read.Groups), len(read.PGD), len(read.Transitions))
+	}
+	for i, c := range read.Checkpoints {
+		if m := makePart(i, 12).Model; c.Scores != m.Scores || c.Batch != m.Batch {
+			t.Errorf("checkpoint %s: scores %q, batch %q; want %q, %q", c.Checkpoint, c.Scores, c.Batch, m.Scores, m.Batch)
+		}
 	}
 	var b bytes.Buffer
 	WriteTransitions(&b, sum.Transitions)

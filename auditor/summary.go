@@ -31,11 +31,29 @@ type Summary struct {
 	PGD         []PGDAccuracy       `json:"pgd"`         // by epoch, split, norm, eps
 }
 
-// CheckpointSummary is the clean accuracy of one checkpoint on each split.
+// CheckpointSummary is the clean accuracy of one checkpoint on each split,
+// and how its model was run (see ModelInfo; absent when not recorded).
 type CheckpointSummary struct {
 	Checkpoint string     `json:"checkpoint"`
 	Epoch      int        `json:"epoch"`
-	Accuracy   []Accuracy `json:"accuracy"` // train before test; only audited splits
+	Accuracy   []Accuracy `json:"accuracy"`         // train before test; only audited splits
+	Scores     string     `json:"scores,omitempty"` // the class scores the attacks used
+	Batch      string     `json:"batch,omitempty"`  // how a fixed batch was handled; absent when symbolic
+}
+
+// describeModels sets the scores and batch of the checkpoints that models
+// describe.
+func (s *Summary) describeModels(models []ModelInfo) {
+	by := map[string]*ModelInfo{}
+	for i := range models {
+		by[models[i].Checkpoint] = &models[i]
+	}
+	for i := range s.Checkpoints {
+		c := &s.Checkpoints[i]
+		if m := by[c.Checkpoint]; m != nil && m.Epoch == c.Epoch {
+			c.Scores, c.Batch = m.Scores, m.Batch
+		}
+	}
 }
 
 // Accuracy is the fraction of audited images of a split that a checkpoint

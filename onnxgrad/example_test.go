@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"log"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
 // Build a model that returns, beside the logits, the per-sample Jacobian of
@@ -71,4 +74,44 @@ func ExampleInspect() {
 	// Output:
 	// input [N,1,8,8] → logits [N,10]
 	// onnxgrad: unsupported.onnx: unsupported op "CumSum" in node "/CumSum": no gradient rule
+}
+
+// Make the batch of a model exported with a fixed batch of one image (as
+// torch.onnx.export writes it without dynamic_axes) symbolic, so that it
+// runs on any number of images.
+func ExampleSymbolicBatch() {
+	dim := func(v int64) *onnxpb.TensorShapeProto_Dimension {
+		return &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: v}}
+	}
+	input := &onnxpb.ValueInfoProto{Name: proto.String("image"), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+		ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
+		Shape:    &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{dim(1), dim(1), dim(4), dim(4)}},
+	}}}}
+	m := &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: proto.Int64(13)}},
+		Graph: &onnxpb.GraphProto{
+			Name:   proto.String("fixed"),
+			Input:  []*onnxpb.ValueInfoProto{input},
+			Output: []*onnxpb.ValueInfoProto{{Name: proto.String("logits")}},
+			Initializer: []*onnxpb.TensorProto{
+				{Name: proto.String("shape"), Dims: []int64{2}, DataType: proto.Int32(int32(onnxpb.TensorProto_INT64)), Int64Data: []int64{1, 16}},
+				onnxgrad.NewTensorFloat32("W", []int64{16, 3}, make([]float32, 48)),
+			},
+			Node: []*onnxpb.NodeProto{
+				{Name: proto.String("/Reshape"), OpType: proto.String("Reshape"), Input: []string{"image", "shape"}, Output: []string{"flat"}},
+				{Name: proto.String("/fc/MatMul"), OpType: proto.String("MatMul"), Input: []string{"flat", "W"}, Output: []string{"logits"}},
+			},
+		},
+	}
+	res, err := onnxgrad.SymbolicBatch(m, onnxgrad.BatchOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, c := range res.Changes {
+		fmt.Println(c)
+	}
+	// Output:
+	// input "image": batch dimension 1 → N
+	// node "/Reshape" (Reshape): shape [1 16] → [0 16] (0 copies the batch size)
 }

@@ -17,14 +17,16 @@ import (
 type ScoreKind int
 
 const (
-	// DetectScores decides from a probe run on random inputs: outputs whose
-	// rows are all non-negative and sum to 1 are probabilities.
+	// DetectScores decides from the graph and from a probe run on random
+	// inputs: a final Softmax that nothing else reads is replaced by a
+	// LogSoftmax; otherwise outputs whose rows are all non-negative and sum
+	// to 1 are probabilities, and their log is taken (see [ScoreSource]).
 	DetectScores ScoreKind = iota
-	// LogitScores: the outputs are logits (or log-probabilities); the
-	// cross-entropy applies a softmax to them.
+	// LogitScores: the outputs are logits (or log-probabilities), used as
+	// they are, even after a Softmax.
 	LogitScores
-	// ProbabilityScores: the outputs are probabilities; the cross-entropy is
-	// −log p_y.
+	// ProbabilityScores: the outputs are probabilities; a final Softmax is
+	// replaced by a LogSoftmax, else their log is taken.
 	ProbabilityScores
 )
 
@@ -67,6 +69,38 @@ type Options struct {
 	Bound []BoundInput
 }
 
+// modelName is the name of m in errors: opt.Name, else the graph's name,
+// else "model".
+func modelName(m *onnxpb.ModelProto, opt Options) string {
+	switch {
+	case opt.Name != "":
+		return opt.Name
+	case m.GetGraph().GetName() != "":
+		return m.GetGraph().GetName()
+	}
+	return "model"
+}
+
+// check checks the options of the model called name and returns the input
+// range, [0, 1] when Lo and Hi are both zero.
+func (opt *Options) check(name string) (lo, hi float32, err error) {
+	lo, hi = opt.Lo, opt.Hi
+	if lo == 0 && hi == 0 {
+		hi = 1
+	}
+	switch {
+	case !(lo < hi) || isNonFinite32(lo) || isNonFinite32(hi):
+		return 0, 0, fmt.Errorf("attack: %s: input range [%v, %v] is empty or not finite", name, lo, hi)
+	case opt.Threads < 0:
+		return 0, 0, fmt.Errorf("attack: %s: %d threads, want 0 or more", name, opt.Threads)
+	case opt.BatchSize < 0:
+		return 0, 0, fmt.Errorf("attack: %s: batch size %d, want 0 or more", name, opt.BatchSize)
+	case opt.Scores < DetectScores || opt.Scores > ProbabilityScores:
+		return 0, 0, fmt.Errorf("attack: %s: unknown ScoreKind %d", name, opt.Scores)
+	}
+	return lo, hi, nil
+}
+
 // BoundInput is a graph input, other than the image, that a [Classifier]
 // reads from a caller-owned slice on every onnxruntime run, in each of its
 // graphs (forward, Jacobian, input gradient). Nothing is copied: changing
@@ -97,12 +131,16 @@ type Classifier struct {
 	sample  []int64
 	d, k    int
 	lo, hi  float32
-	probs   bool
+	source  ScoreSource
 	norm    bool
 	layout  Layout
 	threads int
 	batch   int
 	bound   []BoundInput
+	// batchInfo says how a fixed batch is handled; fixed is its size B
+	// when the model is fed B images per run, else 0.
+	batchInfo FixedBatch
+	fixed     int
 
 	mu     sync.Mutex
 	closed bool
@@ -131,35 +169,26 @@ type graphSession struct {
 // filled in, for one run.
 func (gs *graphSession) inputs() []ort.Value { return slices.Clone(gs.bound) }
 
-// NewClassifier prepares m for attacks: it keeps one image input (besides
-// the inputs bound by opt.Bound) and one output, fixes the image size,
-// inserts the normalisation, and loads the forward graph into onnxruntime,
-// checking on a few random images that the output is finite class scores
-// [N, K]. m itself is not modified.
+// NewClassifier prepares m for attacks: it makes a fixed batch symbolic
+// where it can (see [SymbolicBatch]), keeps one image input (besides the
+// inputs bound by opt.Bound) and one output, fixes the image size, inserts
+// the normalisation, makes probability outputs log-probabilities (see
+// [ScoreSource]), and loads the forward graph into onnxruntime, checking on
+// a few random images that the output is finite class scores [N, K]. m
+// itself is not modified.
 func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
-	name := opt.Name
-	if name == "" {
-		name = m.GetGraph().GetName()
+	name := modelName(m, opt)
+	lo, hi, err := opt.check(name)
+	if err != nil {
+		return nil, err
 	}
-	if name == "" {
-		name = "model"
-	}
-	c := &Classifier{name: name, lo: opt.Lo, hi: opt.Hi, threads: opt.Threads, batch: opt.BatchSize}
-	if c.lo == 0 && c.hi == 0 {
-		c.hi = 1
-	}
-	switch {
-	case !(c.lo < c.hi) || isNonFinite32(c.lo) || isNonFinite32(c.hi):
-		return nil, fmt.Errorf("attack: %s: input range [%v, %v] is empty or not finite", name, c.lo, c.hi)
-	case opt.Threads < 0:
-		return nil, fmt.Errorf("attack: %s: %d threads, want 0 or more", name, opt.Threads)
-	case opt.BatchSize < 0:
-		return nil, fmt.Errorf("attack: %s: batch size %d, want 0 or more", name, opt.BatchSize)
-	case opt.Scores < DetectScores || opt.Scores > ProbabilityScores:
-		return nil, fmt.Errorf("attack: %s: unknown ScoreKind %d", name, opt.Scores)
-	}
+	c := &Classifier{name: name, lo: lo, hi: hi, threads: opt.Threads, batch: opt.BatchSize}
 	if c.batch == 0 {
 		c.batch = 256
+	}
+	m, c.batchInfo, err = symbolicBatch(m, name, opt, lo, hi)
+	if err != nil {
+		return nil, err
 	}
 	p, err := prepare(m, name, opt)
 	if err != nil {
@@ -173,22 +202,43 @@ func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 		c.d *= int(s)
 	}
 	c.k = p.k // 0 when the model does not declare it; the probe tells
+	if fb := c.batchInfo; fb.Size > 0 && !fb.Rewritten {
+		c.fixed = fb.Size
+		declareBatch(c.model, c.input, c.output, c.fixed)
+	}
 
-	if err := c.probe(opt.Scores); err != nil {
+	c.source = logScores(c.model.GetGraph(), c.output, opt.Scores)
+	probs, err := c.probe()
+	if err != nil {
 		c.Close()
 		return nil, err
+	}
+	if c.source == "" {
+		c.source = ScoresLogits
+		if opt.Scores == ProbabilityScores || (opt.Scores == DetectScores && probs) {
+			appendLog(c.model, c.output)
+			c.source = ScoresLogOfProbabilities
+			if err := c.closeSessions(); err != nil { // the probe's forward graph
+				c.Close()
+				return nil, err
+			}
+		}
 	}
 	return c, nil
 }
 
-// probe runs the forward graph on two random images to learn K, to check
-// that the scores are finite and [N, K], and to detect probabilities.
-func (c *Classifier) probe(kind ScoreKind) error {
+// probe runs the forward graph on two random images (B for a model fed
+// its fixed batch of B) to learn K and to check that the scores are finite
+// and [N, K]; it reports whether they look like probabilities.
+func (c *Classifier) probe() (probs bool, err error) {
 	s, err := c.session(forwardGraph)
 	if err != nil {
-		return err
+		return false, err
 	}
-	const n = 2
+	n := 2
+	if c.fixed > 0 {
+		n = c.fixed
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := make([]float32, n*c.d)
 	for i := range x {
@@ -197,30 +247,24 @@ func (c *Classifier) probe(kind ScoreKind) error {
 	in, out := s.inputs(), make([]ort.Value, s.nOut)
 	in[s.in] = ort.NewValue(x, c.shape(n)...)
 	if err := s.s.Run(in, out); err != nil {
-		return fmt.Errorf("attack: %s: running the model on random images: %w", c.name, err)
+		return false, fmt.Errorf("attack: %s: running the model on random images: %w", c.name, err)
 	}
 	v := out[s.scores]
 	scores := v.Float32s()
-	if len(v.Shape) != 2 || v.Shape[0] != n || scores == nil {
-		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q is %v %v for %d images; want float32 class scores [N, K]", c.output, v.DataType(), v.Shape, n)}
+	if len(v.Shape) != 2 || v.Shape[0] != int64(n) || scores == nil {
+		return false, &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q is %v %v for %d images; want float32 class scores [N, K]", c.output, v.DataType(), v.Shape, n)}
 	}
 	if c.k != 0 && int(v.Shape[1]) != c.k {
-		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q declares %d classes but has %d", c.output, c.k, v.Shape[1])}
+		return false, &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q declares %d classes but has %d", c.output, c.k, v.Shape[1])}
 	}
 	c.k = int(v.Shape[1])
 	if c.k < 2 {
-		return &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q has %d class score; want at least 2", c.output, c.k)}
+		return false, &ShapeError{Model: c.name, Msg: fmt.Sprintf("output %q has %d class score; want at least 2", c.output, c.k)}
 	}
 	if err := c.checkFinite("scores", scores, c.k, 0); err != nil {
-		return err
+		return false, err
 	}
-	switch kind {
-	case DetectScores:
-		c.probs = looksLikeProbabilities(scores, c.k)
-	case ProbabilityScores:
-		c.probs = true
-	}
-	return nil
+	return looksLikeProbabilities(scores, c.k), nil
 }
 
 // looksLikeProbabilities reports whether every row of scores is
@@ -262,9 +306,13 @@ func (c *Classifier) SampleSize() int { return c.d }
 // Range returns the bounds of the pixel values.
 func (c *Classifier) Range() (lo, hi float32) { return c.lo, c.hi }
 
-// Probabilities reports whether the model outputs probabilities rather than
-// logits (detected, or as the options said).
-func (c *Classifier) Probabilities() bool { return c.probs }
+// ScoreSource says which scores the classifier computes and attacks: the
+// model's logits, or log-probabilities made from its probability outputs.
+func (c *Classifier) ScoreSource() ScoreSource { return c.source }
+
+// Batch says how a model whose batch dimension is fixed is run (the zero
+// value for a model whose batch is symbolic).
+func (c *Classifier) Batch() FixedBatch { return c.batchInfo }
 
 // Normalised reports whether a normalisation was inserted into the graph.
 func (c *Classifier) Normalised() bool { return c.norm }
@@ -278,6 +326,12 @@ func (c *Classifier) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	return c.closeSessions()
+}
+
+// closeSessions closes the sessions loaded so far; later calls load them
+// anew. c.mu is held, or c not yet shared.
+func (c *Classifier) closeSessions() error {
 	var errs []error
 	for _, s := range []**graphSession{&c.fwd, &c.jac, &c.vjp} {
 		if *s != nil {
@@ -331,7 +385,7 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 		opt := onnxgrad.Options{Mode: onnxgrad.Jacobian, SeedInput: true, WRT: wrt, File: c.name}
 		what = "Jacobian graph"
 		if kind == gradientGraph {
-			m, labels, loss = lossModel(c.model, c.output, c.k, c.probs)
+			m, labels, loss = lossModel(c.model, c.output, c.k)
 			opt = onnxgrad.Options{Mode: onnxgrad.VJP, Output: loss, WRT: wrt, File: c.name}
 			what = "loss-gradient graph"
 		}
@@ -441,8 +495,9 @@ func (c *Classifier) checkFinite(what string, v []float32, per, first int) error
 
 func isNonFinite32(f float32) bool { return f != f || f > math.MaxFloat32 || f < -math.MaxFloat32 }
 
-// Logits returns the class scores [n, K] of the n images in x (logits, or
-// probabilities for models that output them).
+// Logits returns the class scores [n, K] of the n images in x: logits, or
+// log-probabilities for models that output probabilities (see
+// [Classifier.ScoreSource]).
 func (c *Classifier) Logits(x []float32, n int) ([]float32, error) {
 	n, err := c.checkInput(x, n)
 	if err != nil {
@@ -490,12 +545,10 @@ func (c *Classifier) forward(scores, x []float32, n, first int) error {
 	if err != nil {
 		return err
 	}
-	var out [1]ort.Value
-	in := s.inputs()
-	in[s.in] = ort.NewValue(x, c.shape(n)...)
-	out[s.scores] = ort.NewValue(scores, int64(n), int64(c.k))
-	if err := s.s.Run(in, out[:s.nOut]); err != nil {
-		return fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
+	ins := [...]rows{{pos: s.in, data: x, dims: c.sample}}
+	outs := [...]rows{{pos: s.scores, data: scores, dims: []int64{int64(c.k)}}}
+	if err := c.run(s, n, ins[:], outs[:]); err != nil {
+		return err
 	}
 	return c.checkFinite("scores", scores, c.k, first)
 }
@@ -532,7 +585,8 @@ func (c *Classifier) Jacobian(x []float32, n int) (scores, jac []float32, err er
 //	jac[i, l, …] = Σ_k seeds[i, l, k] · ∂scores[i, k]/∂x[i, …]
 //
 // Seeds e_k − e_j give the gradient of the score gap f_k − f_j. The caller
-// chooses n (the whole batch is one run) and owns the buffers.
+// chooses n (the whole batch is one run, or runs of B images for a model fed
+// its fixed batch, see [Classifier.Batch]) and owns the buffers.
 func (c *Classifier) SeededJacobian(scores, jac, x []float32, n int, seeds []float32, l int) error {
 	n, err := c.checkInput(x, n)
 	if err != nil {
@@ -558,14 +612,10 @@ func (c *Classifier) seededJacobian(scores, jac, x []float32, n int, seeds []flo
 	if err != nil {
 		return err
 	}
-	var out [2]ort.Value
-	in := s.inputs()
-	in[s.in] = ort.NewValue(x, c.shape(n)...)
-	in[s.seed] = ort.NewValue(seeds, int64(n), int64(l), int64(c.k))
-	out[s.scores] = ort.NewValue(scores, int64(n), int64(c.k))
-	out[s.grad] = ort.NewValue(jac, append([]int64{int64(n), int64(l)}, c.sample...)...)
-	if err := s.s.Run(in, out[:]); err != nil {
-		return fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
+	ins := [...]rows{{pos: s.in, data: x, dims: c.sample}, {pos: s.seed, data: seeds, dims: []int64{int64(l), int64(c.k)}}}
+	outs := [...]rows{{pos: s.scores, data: scores, dims: []int64{int64(c.k)}}, {pos: s.grad, data: jac, dims: append([]int64{int64(l)}, c.sample...)}}
+	if err := c.run(s, n, ins[:], outs[:]); err != nil {
+		return err
 	}
 	if err := c.checkFinite("scores", scores, c.k, first); err != nil {
 		return err
@@ -576,8 +626,10 @@ func (c *Classifier) seededJacobian(scores, jac, x []float32, n int, seeds []flo
 // LossGradient writes to grad the gradient with respect to each image of
 // the softmax cross-entropy of its scores against its label,
 // grad[i, …] = ∂CE(scores[i], labels[i])/∂x[i, …], and returns the mean
-// cross-entropy. For a model that outputs probabilities p the loss is
-// −log(p_y + 1e-12). len(grad) must equal len(x).
+// cross-entropy. For a model that outputs probabilities p the scores are
+// log-probabilities, whose softmax is p: the loss is −log p_y (with p_y
+// clamped to 2^-126 where the Softmax was not replaced). len(grad) must
+// equal len(x).
 //
 // It is one run of a graph that computes the scores, the loss (in float64
 // from the float32 scores, so that confidently classified images keep the
@@ -643,16 +695,11 @@ func (c *Classifier) lossGradient(sc *lossScratch, grad, x []float32, labels []i
 			sc.ones[i] = 1
 		}
 	}
-	var out [3]ort.Value
-	in := s.inputs()
-	in[s.in] = ort.NewValue(x, c.shape(n)...)
-	in[s.labels] = ort.NewValue(sc.onehot, int64(n), int64(c.k))
-	in[s.seed] = ort.NewValue(sc.ones[:nk], int64(n), int64(c.k))
-	out[s.scores] = ort.NewValue(sc.scores, int64(n), int64(c.k))
-	out[s.loss] = ort.NewValue(sc.terms, int64(n), int64(c.k))
-	out[s.grad] = ort.NewValue(grad, c.shape(n)...)
-	if err := s.s.Run(in, out[:]); err != nil {
-		return 0, fmt.Errorf("attack: %s: running the %s: %w", c.name, s.what, err)
+	k := []int64{int64(c.k)}
+	ins := [...]rows{{pos: s.in, data: x, dims: c.sample}, {pos: s.labels, data: sc.onehot, dims: k}, {pos: s.seed, data: sc.ones[:nk], dims: k}}
+	outs := [...]rows{{pos: s.scores, data: sc.scores, dims: k}, {pos: s.loss, data: sc.terms, dims: k}, {pos: s.grad, data: grad, dims: c.sample}}
+	if err := c.run(s, n, ins[:], outs[:]); err != nil {
+		return 0, err
 	}
 	if err := c.checkFinite("scores", sc.scores, c.k, first); err != nil {
 		return 0, err
@@ -663,7 +710,3 @@ func (c *Classifier) lossGradient(sc *lossScratch, grad, x []float32, labels []i
 	}
 	return loss, c.checkFinite("gradient", grad, c.d, first)
 }
-
-// minProbability is added to p_y in the loss −log(p_y + minProbability) of
-// probability outputs, so that p_y = 0 gives a finite loss and gradient.
-const minProbability = 1e-12

@@ -20,10 +20,12 @@ import (
 // TestClassifierLossGradientConfident checks the cross-entropy gradient on
 // images classified so confidently that p_y rounds to 1 in float32: the
 // label's term (p_y − 1)·∇f_y must not vanish, or the gradient would point
-// along the other classes' scores alone. It also checks the loss of a
-// probability output whose p_y underflows to 0: −log(0 + 1e-12), finite.
-// Models of opsets 9, 13 and 18 check that the loss nodes appended to the
-// graph mean the same before and after onnxgrad's upgrade to opset 13.
+// along the other classes' scores alone. It also checks the loss where p_y
+// underflows to 0 in float32: exact after a final Softmax (replaced by a
+// LogSoftmax), −log 2^-126 where probabilities are clamped before their
+// log; finite either way. Models of opsets 9, 13 and 18 check that the
+// nodes appended to the graph mean the same before and after onnxgrad's
+// upgrade to opset 13.
 func TestClassifierLossGradientConfident(t *testing.T) {
 	for _, opset := range []int64{9, 13, 18} {
 		t.Run(fmt.Sprint("opset ", opset), func(t *testing.T) { testLossGradientConfident(t, opset) })
@@ -75,21 +77,48 @@ func testLossGradientConfident(t *testing.T, opset int64) {
 		t.Errorf("loss %v, want %v", loss, wantLoss)
 	}
 
-	// softmax(4 W x) at x = (1, 0): p_1 = e^-120 = 0 in float32.
-	m := (&linear{k: 3, d: 2, w: []float64{120, 0, 0, 0, 0, 120}, b: make([]float64, 3)}).model()
-	g := m.GetGraph()
-	g.Node[0].Output[0] = "z"
-	g.Node = append(g.Node, node("Softmax", []string{"z"}, "logits", attrInt("axis", 1)))
-	cp := newClassifier(t, withOpset(m), Options{Threads: 1, Scores: ProbabilityScores})
-	loss, err = cp.LossGradient(grad[:2], x[:2], []int{1})
-	if err != nil {
-		t.Fatal(err)
+	// softmax(W x) at x = (1, 0): p_1 = e^-120 = 0 in float32.
+	w := []float64{120, 0, 0, 0, 0, 120}
+	softmax := func(extra bool) *onnxpb.ModelProto {
+		m := (&linear{k: 3, d: 2, w: w, b: make([]float64, 3)}).model()
+		g := m.GetGraph()
+		g.Node[0].Output[0] = "z"
+		g.Node = append(g.Node, node("Softmax", []string{"z"}, "p", attrInt("axis", 1)), node("Identity", []string{"p"}, "logits"))
+		if extra { // another reader of p: the Softmax stays
+			g.Node = append(g.Node, node("Identity", []string{"p"}, "copy"))
+			g.Output = append(g.Output, valueInfo("copy", "N", 3))
+		}
+		return withOpset(m)
 	}
-	if want := -math.Log(minProbability); math.Abs(loss-want) > 1e-6*want {
-		t.Errorf("loss of p_y = 0: %v, want %v", loss, want)
-	}
-	if grad[0] != 0 || grad[1] != 0 {
-		t.Errorf("gradient of p_y = 0: %v, want 0 (softmax saturated)", grad[:2])
+	for _, tc := range []struct {
+		extra  bool
+		source ScoreSource
+		loss   float64 // −log p_1
+		grad   []float64
+	}{
+		// −log p_1 = 120; its gradient Σ_k p_k w_k − w_1 = w_0 = (120, 0).
+		{false, ScoresSoftmaxReplaced, 120, []float64{120, 0}},
+		// Every score is log 2^-126 but the first, log 1 = 0: the loss is
+		// 87.3 and the clamp's gradient 0.
+		{true, ScoresLogOfProbabilities, -math.Log(minProbability), []float64{0, 0}},
+	} {
+		cp := newClassifier(t, softmax(tc.extra), Options{Threads: 1, Scores: ProbabilityScores})
+		if cp.ScoreSource() != tc.source {
+			t.Errorf("scores %q, want %q", cp.ScoreSource(), tc.source)
+		}
+		loss, err = cp.LossGradient(grad[:2], x[:2], []int{1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(loss-tc.loss) > 1e-6*tc.loss {
+			t.Errorf("%s: loss of p_y = 0: %v, want %v", tc.source, loss, tc.loss)
+		}
+		for j, want := range tc.grad {
+			if math.Abs(float64(grad[j])-want) > 1e-4*120 {
+				t.Errorf("%s: gradient of p_y = 0: %v, want %v", tc.source, grad[:2], tc.grad)
+				break
+			}
+		}
 	}
 }
 
@@ -158,14 +187,14 @@ func TestClassifierJacobian(t *testing.T) {
 
 // TestClassifierLossGradient checks the cross-entropy gradient against its
 // closed form on a linear model, (softmax(f) − onehot(y))·W, and checks that
-// a model outputting softmax(z) (detected as probabilities) and one
-// outputting log_softmax(z) give the same loss and gradient: −log p_y.
+// a model outputting softmax(z) (its Softmax replaced by a LogSoftmax) and
+// one outputting log_softmax(z) give the same loss and gradient: −log p_y.
 func TestClassifierLossGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	lin := newLinear(rng, 5, 12)
 	c := newClassifier(t, lin.model(), Options{Threads: 1})
-	if c.Probabilities() {
-		t.Fatalf("a linear model's logits detected as probabilities")
+	if c.ScoreSource() != ScoresLogits {
+		t.Fatalf("a linear model's scores: %q", c.ScoreSource())
 	}
 	const n = 6
 	x := make([]float32, n*lin.d)
@@ -208,8 +237,8 @@ func TestClassifierLossGradient(t *testing.T) {
 	ml, _ := fixture(t, "misc_logsoftmax")
 	cs := newClassifier(t, ms, Options{Name: "misc_softmax"})
 	cl := newClassifier(t, ml, Options{Name: "misc_logsoftmax"})
-	if !cs.Probabilities() || cl.Probabilities() {
-		t.Fatalf("probabilities detected: softmax model %v, log-softmax model %v; want true, false", cs.Probabilities(), cl.Probabilities())
+	if cs.ScoreSource() != ScoresSoftmaxReplaced || cl.ScoreSource() != ScoresLogSoftmax {
+		t.Fatalf("scores: softmax model %q, log-softmax model %q", cs.ScoreSource(), cl.ScoreSource())
 	}
 	labels = []int{3, 1, 4, 1}
 	gs, gl := make([]float32, len(x2.Data)), make([]float32, len(x2.Data))

@@ -18,10 +18,22 @@
 // first use and reused by every call: the plain forward graph, a Jacobian
 // graph (onnxgrad's Jacobian mode with a seed input, so that one run gives
 // the scores and the gradients of any L combinations of them) and an input
-// gradient graph (onnxgrad's VJP mode) for the cross-entropy loss. Models
-// that output probabilities rather than logits are detected and reported by
-// [Classifier.Probabilities]; DeepFool works on the scores either way, and
-// the cross-entropy gradient then uses −log p_y.
+// gradient graph (onnxgrad's VJP mode) for the cross-entropy loss.
+//
+// The scores are logits or log-probabilities, never probabilities: DeepFool's
+// gaps f_k − f_j must be those of the logits, and log p_k − log p_j =
+// z_k − z_j. A model ending in a Softmax (possibly followed by Identity,
+// Reshape, Flatten, Squeeze, Unsqueeze or a Cast) that nothing else reads
+// has it replaced by a LogSoftmax; other probability outputs, detected by a
+// probe run or declared by [Options.Scores], get log max(p, 2^-126)
+// appended. [Classifier.ScoreSource] reports which scores are used.
+//
+// A model exported with a fixed batch of B images (its input [B, ...], B
+// also in Reshape targets and other constants) is made to run on any number
+// of images by [SymbolicBatch] where the graph allows, checked against the
+// original on random images; otherwise the classifier feeds it exactly B
+// images per onnxruntime run, padding the last. [Classifier.Batch] reports
+// which.
 //
 // A model may take more inputs than the image when [Options.Bound] binds
 // them to the caller's slices, such as the weights of a model in training

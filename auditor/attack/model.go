@@ -304,12 +304,13 @@ func namer(g *onnxpb.GraphProto) func(base string) string {
 // output [N, k], N named "N" by prepare) with a one-hot label input [N, k]
 // and a second output holding the cross-entropy terms
 // loss[i, c] = −onehot[i, c]·log p[i, c] (float32 [N, k]; a row sums to
-// image i's cross-entropy), where log p is LogSoftmax(scores) for logits and
-// log(scores + 1e-12) for probabilities. The loss is computed in float64 so
+// image i's cross-entropy), where log p is LogSoftmax(scores): the scores
+// are logits or log-probabilities (see ScoreSource), whose LogSoftmax is
+// log p either way. The loss is computed in float64 so
 // that its gradient keeps the label's term p_y − 1 when p_y rounds to 1 in
 // float32 (a confidently classified image): in float32 that term vanishes
 // and the input gradient would point along the other classes' scores alone.
-func lossModel(m *onnxpb.ModelProto, output string, k int, probs bool) (lm *onnxpb.ModelProto, onehot, loss string) {
+func lossModel(m *onnxpb.ModelProto, output string, k int) (lm *onnxpb.ModelProto, onehot, loss string) {
 	lm = proto.Clone(m).(*onnxpb.ModelProto)
 	g := lm.GetGraph()
 	fresh := namer(g)
@@ -330,14 +331,7 @@ func lossModel(m *onnxpb.ModelProto, output string, k int, probs bool) (lm *onnx
 	}
 	toDouble := &onnxpb.AttributeProto{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(onnxpb.TensorProto_DOUBLE))}
 	z := node("Cast", []string{output}, toDouble)
-	var logp string
-	if probs {
-		eps := fresh("attack/eps")
-		g.Initializer = append(g.Initializer, &onnxpb.TensorProto{Name: proto.String(eps), DataType: proto.Int32(int32(onnxpb.TensorProto_DOUBLE)), DoubleData: []float64{minProbability}})
-		logp = node("Log", []string{node("Add", []string{z, eps})})
-	} else {
-		logp = node("LogSoftmax", []string{z}, &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)})
-	}
+	logp := node("LogSoftmax", []string{z}, &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)})
 	terms := node("Neg", []string{node("Mul", []string{logp, node("Cast", []string{onehot}, toDouble)})})
 	g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String(loss), OpType: proto.String("Cast"), Input: []string{terms}, Output: []string{loss},
 		Attribute: []*onnxpb.AttributeProto{{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(onnxpb.TensorProto_FLOAT))}}})

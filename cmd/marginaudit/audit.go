@@ -278,12 +278,24 @@ func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Im
 // auditProgress renders auditor.Run's reports.
 type auditProgress struct {
 	bar *progressBar
+	// model says how the checkpoint being audited is run, for the line
+	// that reports it audited.
+	model string
 }
 
 // Checkpoint counts attacks, not images: an image is attacked once per
 // DeepFool norm and once per PGD radius.
 func (p *auditProgress) Checkpoint(c auditor.Checkpoint, i, n, work int) {
+	p.model = ""
 	p.bar.begin(fmt.Sprintf("[%d/%d] %s", i+1, n, c.Name), work, "attacks")
+}
+
+// Model keeps which scores the attacks use and how a fixed batch is run.
+func (p *auditProgress) Model(_ auditor.Checkpoint, m auditor.ModelInfo) {
+	p.model = "scores: " + m.Scores
+	if m.Batch != "" {
+		p.model += "; " + m.Batch
+	}
 }
 
 func (p *auditProgress) Done(n int) { p.bar.add(n, "") }
@@ -295,7 +307,7 @@ func (p *auditProgress) Finished(c auditor.Checkpoint, skipped bool, err error, 
 	case err != nil:
 		p.bar.println(true, "%s: %s: failed: %v", progName, c.Name, err)
 	default:
-		p.bar.println(false, "%s: epoch %d audited in %s", c.Name, c.Epoch, elapsed.Round(time.Millisecond))
+		p.bar.println(false, "%s: epoch %d audited in %s (%s)", c.Name, c.Epoch, elapsed.Round(time.Millisecond), p.model)
 	}
 }
 

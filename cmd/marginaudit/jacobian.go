@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort"
 	"github.com/marginaudit/marginaudit/onnxgrad"
@@ -35,7 +36,9 @@ func jacobianCommand() *cli.Command {
 			"(exact: float32 holds integers up to 2^24). " +
 			"Inputs whose shape does not fit the model, non-finite inputs and non-finite Jacobians are errors. " +
 			"When the model declares symbolic sizes after the batch dimension, they are taken from X.npy " +
-			"unless --input-shape gives them. Progress goes to stderr (none with -q)."),
+			"unless --input-shape gives them. A model exported with a fixed batch size is rewritten to take " +
+			"any number of samples per run, as audit does, or else fed its fixed batch per run (stderr says " +
+			"which). Progress goes to stderr (none with -q)."),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "input", Usage: "read the inputs [N, ...] from `X.npy`"},
 			&cli.StringFlag{Name: "out", Usage: "write the Jacobian to `J.npy`"},
@@ -77,9 +80,16 @@ func runJacobian(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	jm, err := buildJacobian(file, x.Shape, jacobianOptions{Classes: c.Int("classes"), InputShape: inputShape})
+	jm, err := buildJacobian(file, x.Shape, jacobianOptions{Classes: c.Int("classes"), InputShape: inputShape, Threads: c.Int("threads")})
 	if err != nil {
 		return err
+	}
+	if fb := jm.batch; fb.Size > 0 && !c.Bool("quiet") {
+		msg := fb.String()
+		if !fb.Rewritten {
+			msg += " (" + fb.Reason + ")"
+		}
+		fmt.Fprintf(c.App.ErrWriter, "%s: %s: %s\n", cmd, file, msg)
 	}
 	if err := jm.checkInput(in, x); err != nil {
 		return err
@@ -129,6 +139,7 @@ func classesPath(out string) string {
 type jacobianOptions struct {
 	Classes    int     // 0: all classes
 	InputShape []int64 // sizes after the batch dimension, or nil
+	Threads    int     // onnxruntime threads of the fixed-batch check (0: its default)
 }
 
 // jacobianModel is a classifier's Jacobian graph, built by onnxgrad, and
@@ -140,6 +151,9 @@ type jacobianModel struct {
 	input tensorDesc   // as the Jacobian model declares it
 	k     int          // number of class scores
 	rows  int          // rows of the Jacobian per sample: k or the Classes option
+	// batch says how a model whose batch is fixed is run: rewritten to
+	// a symbolic batch, or fed its fixed batch per run (see fixedBatch).
+	batch attack.FixedBatch
 	// Positions in the session's outputs; iClasses is -1 without Classes.
 	iScores, iJac, iClasses int
 }
@@ -168,11 +182,16 @@ func buildJacobian(file string, xShape []int, opt jacobianOptions) (*jacobianMod
 			}
 		}
 	}
+	// As audit does: a fixed batch made symbolic where the graph allows.
+	m, fb, err := attack.SymbolicBatch(m, attack.Options{Name: filepath.Base(file), InputShape: opt.InputShape, Threads: opt.Threads})
+	if err != nil {
+		return nil, err
+	}
 	res, err := onnxgrad.Build(m, onnxgrad.Options{Mode: onnxgrad.Jacobian, Classes: opt.Classes, InputShape: opt.InputShape, File: file})
 	if err != nil {
 		return nil, withHint(err, buildHint(err, m, opt.InputShape != nil))
 	}
-	jm := &jacobianModel{file: file, res: res, iScores: -1, iJac: -1, iClasses: -1}
+	jm := &jacobianModel{file: file, res: res, batch: fb, iScores: -1, iJac: -1, iClasses: -1}
 	gin, gout := graphIO(res.Model)
 	jm.input = gin[0]
 	for _, o := range gout {
@@ -235,7 +254,8 @@ func staticDim(t tensorDesc, i int) (int, error) {
 // Close releases the onnxruntime session, if open.
 func (jm *jacobianModel) Close() error { return jm.sess.Close() }
 
-// fixedBatch returns the model's batch size if the model fixes it, else 0.
+// fixedBatch returns the model's batch size if the model fixes it (its
+// batch could not be made symbolic), else 0.
 func (jm *jacobianModel) fixedBatch() int {
 	if len(jm.input.Dims) == 0 {
 		return 0
@@ -264,9 +284,6 @@ func (jm *jacobianModel) checkInput(xfile string, x *npy.Array) error {
 	if x.Shape[0] == 0 {
 		return fmt.Errorf("%s: no samples (shape %s)", xfile, formatInts(x.Shape))
 	}
-	if b := jm.fixedBatch(); b > 0 && x.Shape[0]%b != 0 {
-		return mismatch(fmt.Sprintf("the model's batch size is fixed at %d, and %d samples are not a multiple of it", b, x.Shape[0]))
-	}
 	if i := firstNonFinite(x.Data); i >= 0 {
 		per := len(x.Data) / x.Shape[0]
 		return fmt.Errorf("%s: sample %d holds the non-finite value %v", xfile, i/per, x.Data[i])
@@ -293,13 +310,15 @@ type jacobianResult struct {
 }
 
 // compute runs the Jacobian model on x (checked by checkInput), batch samples
-// at a time, calling progress after each run. It stops early when ctx is
-// cancelled.
+// at a time (its fixed batch for a model that fixes it, the last run padded
+// with copies of its last sample), calling progress after each run. It
+// stops early when ctx is cancelled.
 func (jm *jacobianModel) compute(ctx context.Context, x *npy.Array, batch int, progress func(done, total int)) (*jacobianResult, error) {
 	n := x.Shape[0]
 	per := len(x.Data) / n
-	if b := jm.fixedBatch(); b > 0 {
-		batch = b
+	fixed := jm.fixedBatch()
+	if fixed > 0 {
+		batch = fixed
 	}
 	res := &jacobianResult{
 		j:      &npy.Array{Shape: append([]int{n, jm.rows}, x.Shape[1:]...), Data: make([]float32, n*jm.rows*per)},
@@ -314,30 +333,51 @@ func (jm *jacobianModel) compute(ctx context.Context, x *npy.Array, batch int, p
 			return nil, err
 		}
 		e := min(n, s+batch)
-		b := int64(e - s)
-		shape := []int64{b}
+		b := e - s
+		xs, jac, scores := x.Data[s*per:e*per], res.j.Data[s*jm.rows*per:e*jm.rows*per], res.scores.Data[s*jm.k:e*jm.k]
+		var classes []int64
+		if res.classes != nil {
+			classes = res.classes[s*jm.rows : e*jm.rows]
+		}
+		padded := b < fixed
+		if padded { // run the fixed batch on copies of the last sample, into scratch buffers
+			for range fixed - b {
+				xs = append(slices.Clip(xs), xs[(b-1)*per:b*per]...)
+			}
+			jac, scores = make([]float32, fixed*jm.rows*per), make([]float32, fixed*jm.k)
+			if classes != nil {
+				classes = make([]int64, fixed*jm.rows)
+			}
+			b = fixed
+		}
+		shape := []int64{int64(b)}
 		for _, d := range x.Shape[1:] {
 			shape = append(shape, int64(d))
 		}
-		in := []ort.Value{ort.NewValue(x.Data[s*per:e*per], shape...)}
+		in := []ort.Value{ort.NewValue(xs, shape...)}
 		clear(outs) // outputs other than ours are allocated by each run
-		jShape := slices.Concat([]int64{b, int64(jm.rows)}, shape[1:])
-		jac := res.j.Data[s*jm.rows*per : e*jm.rows*per]
-		outs[jm.iJac] = ort.NewValue(jac, jShape...)
-		outs[jm.iScores] = ort.NewValue(res.scores.Data[s*jm.k:e*jm.k], b, int64(jm.k))
-		if jm.iClasses >= 0 {
-			outs[jm.iClasses] = ort.NewValue(res.classes[s*jm.rows:e*jm.rows], b, int64(jm.rows))
+		outs[jm.iJac] = ort.NewValue(jac, slices.Concat([]int64{int64(b), int64(jm.rows)}, shape[1:])...)
+		outs[jm.iScores] = ort.NewValue(scores, int64(b), int64(jm.k))
+		if classes != nil {
+			outs[jm.iClasses] = ort.NewValue(classes, int64(b), int64(jm.rows))
 		}
 		t0 := time.Now()
 		if err := jm.sess.Run(in, outs); err != nil {
 			return nil, fmt.Errorf("%s: running the Jacobian model on samples %d to %d: %w", jm.file, s, e-1, err)
 		}
 		res.elapsed += time.Since(t0)
+		if padded { // keep the rows of x's samples
+			jac = jac[:copy(res.j.Data[s*jm.rows*per:e*jm.rows*per], jac)]
+			scores = scores[:copy(res.scores.Data[s*jm.k:e*jm.k], scores)]
+			if classes != nil {
+				copy(res.classes[s*jm.rows:e*jm.rows], classes)
+			}
+		}
 		if i := firstNonFinite(jac); i >= 0 {
 			return nil, fmt.Errorf("%s: the Jacobian of sample %d has the non-finite value %v (row %d)", jm.file, s+i/(jm.rows*per), jac[i], i/per%jm.rows)
 		}
-		if i := firstNonFinite(res.scores.Data[s*jm.k : e*jm.k]); i >= 0 {
-			return nil, fmt.Errorf("%s: output %q of sample %d has the non-finite value %v", jm.file, jm.res.Output, s+i/jm.k, res.scores.Data[s*jm.k+i])
+		if i := firstNonFinite(scores); i >= 0 {
+			return nil, fmt.Errorf("%s: output %q of sample %d has the non-finite value %v", jm.file, jm.res.Output, s+i/jm.k, scores[i])
 		}
 		if progress != nil {
 			progress(e, n)

@@ -12,9 +12,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -352,4 +354,87 @@ func TestJacobianCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || runs != 1 {
 		t.Errorf("compute after cancel: %d runs, error %v; want 1 run and context.Canceled", runs, err)
 	}
+}
+
+// jacobian and audit agree on models exported with a fixed batch: the cnn
+// and mlp fixtures with their batch fixed at 1 (rewritten to a symbolic
+// batch) and merged at 2 (fed 2 samples per run, the last of 3 padded).
+// J must equal the classifier's Jacobian (the same graphs in onnxruntime:
+// to float32 rounding, 1e-5 of the largest), with --classes too, and
+// torch's for the fixtures' first 3 samples.
+func TestJacobianFixedBatch(t *testing.T) {
+	orttest.Require(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, fixture string
+		fixed         func(*onnxpb.ModelProto, int64) *onnxpb.ModelProto
+		b             int64
+		want          string
+	}{
+		{"cnn_fixed1", "cnn", testmodels.FixBatch, 1, "batch fixed at 1: rewritten to symbolic"},
+		{"mlp_merged2", "mlp", testmodels.MergeBatch, 2, "batch fixed at 2: fed 2 images per run (the rewritten model: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := onnxgrad.Load(models + "/" + tc.fixture + ".onnx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fixed := tc.fixed(m, tc.b)
+			model, in := filepath.Join(dir, tc.name+".onnx"), filepath.Join(dir, tc.name+".x.npy")
+			if err := onnxgrad.Save(model, fixed); err != nil {
+				t.Fatal(err)
+			}
+			x := readNPY(t, models+"/"+tc.fixture+".x.npy")
+			x = &npy.Array{Shape: append([]int{3}, x.Shape[1:]...), Data: x.Data[:3*len(x.Data)/x.Shape[0]]}
+			if err := npy.WriteFile(in, x); err != nil {
+				t.Fatal(err)
+			}
+			clf, err := attack.NewClassifier(fixed, attack.Options{Name: tc.name, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer clf.Close()
+			_, want, err := clf.Jacobian(x.Data, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			torchJ := readNPY(t, models+"/"+tc.fixture+".jac.npy")
+			for _, args := range [][]string{nil, {"--classes", "10", "--batch", "2"}} {
+				out := filepath.Join(dir, tc.name+".j.npy")
+				_, stderr, code := runCLI(t, append([]string{"jacobian", model, "--input", in, "--out", out, "--threads", "1"}, args...)...)
+				if code != 0 {
+					t.Fatalf("%v: exit status %d; stderr:\n%s", args, code, stderr)
+				}
+				if !strings.Contains(stderr, "jacobian: "+model+": "+tc.want) {
+					t.Errorf("%v: stderr %q does not say %q", args, stderr, tc.want)
+				}
+				j := readNPY(t, out)
+				if !slices.Equal(j.Shape, []int{3, 10, 1, 28, 28}) {
+					t.Fatalf("%v: J has shape %v", args, j.Shape)
+				}
+				if args != nil { // all 10 classes, best first: back to class order
+					classes := readNPY(t, classesPath(out))
+					j.Data = unsortRows(j.Data, classes.Data, 10)
+				}
+				if e := maxRelErr(j.Data, want); e > 1e-5 {
+					t.Errorf("%v: max |J − J_classifier| / max |J_classifier| = %.2g", args, e)
+				}
+				if e := maxRelErr(j.Data, torchJ.Data[:len(j.Data)]); e > tolerance {
+					t.Errorf("%v: max |J − J_torch| / max |J_torch| = %.2g", args, e)
+				}
+			}
+		})
+	}
+}
+
+// unsortRows puts the rows of j [N, K, ...], ordered as classes [N, K]
+// says, back in class order.
+func unsortRows(j, classes []float32, k int) []float32 {
+	out := make([]float32, len(j))
+	per := len(j) / len(classes)
+	for r, c := range classes {
+		s := r / k
+		copy(out[(s*k+int(c))*per:(s*k+int(c)+1)*per], j[r*per:(r+1)*per])
+	}
+	return out
 }

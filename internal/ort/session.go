@@ -33,6 +33,10 @@ type SessionOptions struct {
 	// whose cores are busy with other processes a spinning thread takes
 	// time from them, and from the thread it is waiting for.
 	NoSpinning bool
+	// Quiet stops onnxruntime from logging the session's errors to stderr
+	// (only fatal ones are logged): for sessions whose failures are
+	// expected, and returned by Run all the same.
+	Quiet bool
 }
 
 // spinningKey is onnxruntime's session config key
@@ -178,6 +182,11 @@ func (o SessionOptions) ortOptions() (_ *ortgo.SessionOptions, err error) {
 	if o.ProfilePrefix != "" {
 		if err := options.EnableProfiling(o.ProfilePrefix); err != nil {
 			return nil, fmt.Errorf("enabling profiling: %w", err)
+		}
+	}
+	if o.Quiet {
+		if err := options.SetLogSeverityLevel(ortgo.LoggingLevelFatal); err != nil {
+			return nil, fmt.Errorf("setting the log level: %w", err)
 		}
 	}
 	if o.NoSpinning {

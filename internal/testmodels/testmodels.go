@@ -1,0 +1,73 @@
+// Package testmodels makes, for the tests of several packages, variants of
+// the fixture models in testdata/models as other exporters write them.
+package testmodels
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
+)
+
+// FixBatch returns a copy of the fixture m (input [N, ...], output
+// [N, K]) as torch.onnx.export writes it without dynamic_axes, traced on a
+// batch of b images: the input's and output's dimension 0 is b, and the
+// flattening to [N, D] (a Flatten, or the Reshape of x.view(x.size(0), -1)
+// with its target computed from Shape) is a Reshape to the constant
+// [b, -1].
+func FixBatch(m *onnxpb.ModelProto, b int64) *onnxpb.ModelProto {
+	return fixBatch(m, b, false)
+}
+
+// MergeBatch is FixBatch with the flattening done by two Reshapes, to [-1]
+// and to [b, -1]: the first merges the batch with the pixels, so the model
+// computes per image only for exactly b images at a time, and no rewrite of
+// its constants can make the batch symbolic.
+func MergeBatch(m *onnxpb.ModelProto, b int64) *onnxpb.ModelProto {
+	return fixBatch(m, b, true)
+}
+
+func fixBatch(m *onnxpb.ModelProto, b int64, merge bool) *onnxpb.ModelProto {
+	m = proto.Clone(m).(*onnxpb.ModelProto)
+	g := m.GetGraph()
+	for _, vi := range []*onnxpb.ValueInfoProto{g.GetInput()[0], g.GetOutput()[0]} {
+		vi.GetType().GetTensorType().GetShape().GetDim()[0] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: b}}
+	}
+	consts := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		consts[t.GetName()] = true
+	}
+	target := func(name string, v ...int64) string {
+		g.Initializer = append(g.Initializer, &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(len(v))}, DataType: proto.Int32(int32(onnxpb.TensorProto_INT64)), Int64Data: v})
+		return name
+	}
+	var nodes []*onnxpb.NodeProto
+	flattened := 0
+	for _, n := range g.GetNode() {
+		isFlatten := n.GetOpType() == "Flatten" || (n.GetOpType() == "Reshape" && !consts[n.GetInput()[1]])
+		if !isFlatten {
+			nodes = append(nodes, n)
+			continue
+		}
+		flattened++
+		x, y := n.GetInput()[0], n.GetOutput()[0]
+		if merge {
+			flat := y + "/merged"
+			nodes = append(nodes, &onnxpb.NodeProto{Name: proto.String(n.GetName() + "/merge"), OpType: proto.String("Reshape"),
+				Input: []string{x, target(n.GetName()+"/all", -1)}, Output: []string{flat}})
+			x = flat
+		}
+		nodes = append(nodes, &onnxpb.NodeProto{Name: proto.String(n.GetName()), OpType: proto.String("Reshape"),
+			Input: []string{x, target(n.GetName()+"/shape", b, -1)}, Output: []string{y}})
+	}
+	if flattened != 1 {
+		panic(fmt.Sprintf("testmodels: %s has %d flattening nodes, want 1", g.GetName(), flattened))
+	}
+	g.Node = nodes
+	if err := onnxgrad.Validate(m, "fixed batch"); err != nil {
+		panic(err)
+	}
+	return m
+}
