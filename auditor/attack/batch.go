@@ -137,7 +137,7 @@ func fixedBatchInput(m *onnxpb.ModelProto, opt Options) (in *onnxpb.ValueInfoPro
 	if len(dims) < 2 || dims[0].GetDimValue() <= 0 || dims[0].GetDimValue() > math.MaxInt32 {
 		return nil, nil, 0
 	}
-	sample, err := imageShape(in, opt.InputShape)
+	sample, err := imageShape("", in, opt.InputShape, opt.Layout) // errors are reported by prepare
 	if err != nil {
 		return nil, nil, 0
 	}
