@@ -64,8 +64,7 @@ func TestCorpus(t *testing.T) {
 		byName[f.Name] = f
 	}
 	margins := map[string]map[string]float64{} // fixture → image/norm → margin
-	var audit func(t *testing.T, f corpusFixture) map[string]float64
-	audit = func(t *testing.T, f corpusFixture) map[string]float64 {
+	audit := func(t *testing.T, f corpusFixture) map[string]float64 {
 		if m, ok := margins[f.Name]; ok {
 			return m
 		}
