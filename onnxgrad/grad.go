@@ -268,7 +268,8 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 }
 
 // checkGrads is the check every gradient rule passes through: it runs shape
-// inference over the nodes the rule appended (gr.newNodes[from:]) and
+// inference over the nodes the rule appended (gr.newNodes[from:]), each of
+// an op with a shape rule, and
 // compares each gradient the rule returned with its forward input — the
 // same element type, the same rank plus the class axis in Jacobian mode, and
 // the same size wherever both are known. A rule that emits an op inference
@@ -277,6 +278,9 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 // silently broadcast wrong gradient.
 func (c *gradCtx) checkGrads(from int) error {
 	for _, n := range c.gr.newNodes[from:] {
+		if r, ok := rules[n.GetOpType()]; !ok || r.infer == nil {
+			return c.errorf("the gradient rule emitted a %s node, which has no shape rule to check it with (register one)", n.GetOpType())
+		}
 		// A node whose inputs inference could not follow stays unknown and
 		// goes unchecked; anything else it rejects is the rule's mistake.
 		if err := c.gr.inferNode(n); err != nil && !errors.Is(err, ErrUnknownShape) {
