@@ -171,15 +171,6 @@ func (br *batchRewriter) lead(name string) (d Dim, rank int, ok bool) {
 	if t != nil && t.hasShape && len(t.shape) > 0 {
 		return t.shape[0], len(t.shape), true
 	}
-	// Tile has no shape rule (it is not differentiated): its output is
-	// the data's shape times the repeats.
-	if p := br.producer[name]; p != nil && p.GetOpType() == "Tile" && canonicalDomain(p.GetDomain()) == "" && len(p.GetInput()) == 2 {
-		x := br.gr.info[p.GetInput()[0]]
-		reps, ok := br.constValues(p.GetInput()[1])
-		if ok && x != nil && x.hasShape && len(x.shape) == len(reps) && len(reps) > 0 && x.shape[0].Known() {
-			return known(x.shape[0].Value * reps[0]), len(reps), true
-		}
-	}
 	return Dim{}, 0, false
 }
 

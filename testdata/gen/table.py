@@ -262,6 +262,10 @@ FIXTURES = [
          n=2, expect=["LayerNormalization", "ConstantOfShape", "Equal", "Where", "Expand"],
          facts=vit_facts,
          how="vit_opset13 (same weights and x) exported at opset 17"),
+    dict(name="vit_fixed2", make=M.make_vit, shape=(3, 32, 32), opset=13, twin="vit_opset13",
+         n=2, form="fixed_batch",
+         how="vit_opset13 (same weights and x) exported without dynamic_axes at batch 2: "
+             "the batch is folded into Reshape constants and the class token's Expand"),
     dict(name="convnext_mini", make=M.make_convnext, shape=(3, 32, 32), opset=17, seed=959, n=2,
          expect=["LayerNormalization", "Erf", "Transpose"], facts=convnext_facts,
          how="torchvision ConvNeXt([CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)], "
