@@ -127,3 +127,40 @@ func TestUnsupportedOpIsTheError(t *testing.T) {
 }
 
 func ptrInt64(v int64) *int64 { return &v }
+
+// TestParameterInputsGetNoGradient checks what Build does with float
+// tensors that ops read only as parameters they do not differentiate:
+// asked for by name, they are refused with ErrNotDifferentiable (once a
+// gradient output fed by nothing came out); among the default weights of
+// Params mode, they are left out.
+func TestParameterInputsGetNoGradient(t *testing.T) {
+	g := &onnxpb.GraphProto{
+		Name:  ptr("params"),
+		Input: []*onnxpb.ValueInfoProto{tensorValueInfo("x", onnxpb.TensorProto_FLOAT, Shape{{Param: "N"}, known(2), known(3), known(3)})},
+		Initializer: []*onnxpb.TensorProto{
+			NewTensorFloat32("scales", []int64{4}, []float32{1, 1, 2, 2}),
+			NewTensorFloat32("lo", nil, []float32{-0.5}),
+			NewTensorFloat32("w", []int64{72, 4}, make([]float32, 288)),
+		},
+		Node: []*onnxpb.NodeProto{
+			{Name: ptr("resize"), OpType: ptr("Resize"), Input: []string{"x", "", "scales"}, Output: []string{"r"}},
+			{Name: ptr("clip"), OpType: ptr("Clip"), Input: []string{"r", "lo"}, Output: []string{"c"}},
+			{Name: ptr("flatten"), OpType: ptr("Flatten"), Input: []string{"c"}, Output: []string{"f"}},
+			{Name: ptr("gemm"), OpType: ptr("Gemm"), Input: []string{"f", "w"}, Output: []string{"y"}},
+		},
+		Output: []*onnxpb.ValueInfoProto{tensorValueInfo("y", onnxpb.TensorProto_FLOAT, Shape{{Param: "N"}, known(4)})},
+	}
+	m := &onnxpb.ModelProto{IrVersion: ptrInt64(8), Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: ptr(""), Version: ptrInt64(13)}}}
+	res, err := Build(m, Options{Mode: Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.WRT) != 1 || res.WRT[0] != "w" {
+		t.Errorf("Params mode differentiates %v; want only the weight w", res.WRT)
+	}
+	for _, w := range []string{"scales", "lo"} {
+		if _, err := Build(m, Options{Mode: Params, WRT: []string{w}}); !errors.Is(err, ErrNotDifferentiable) || !strings.Contains(err.Error(), w) {
+			t.Errorf("WRT %s: %v; want ErrNotDifferentiable naming it", w, err)
+		}
+	}
+}

@@ -233,6 +233,19 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		}
 	}
 
+	// A tensor read only as a parameter the rules do not differentiate
+	// (Clip's bounds, Pad's value, Resize's scales) gets no gradient: an
+	// error when asked for by name, dropped from the default weights.
+	kept := wrt[:0]
+	for _, w := range wrt {
+		switch {
+		case len(acc[w]) > 0:
+			kept = append(kept, w)
+		case opt.WRT != nil || opt.Mode != Params:
+			return nil, fmt.Errorf("%w: %q is read only as a parameter that onnxgrad does not differentiate (such as Clip's bounds or Resize's scales)", ErrNotDifferentiable, w)
+		}
+	}
+	wrt, res.WRT = kept, kept
 	for _, w := range wrt {
 		g := gr.sum(acc[w])
 		suffix, shape := "_grad", gr.info[w].shape

@@ -414,11 +414,8 @@ func inferResize(c *nodeCtx) error {
 
 // gradResize contracts gY with the interpolation matrix of every resized
 // axis. Only the data input is differentiated: roi, scales and sizes are
-// constants.
+// constants (Build refuses a request for their gradient).
 func gradResize(c *gradCtx) error {
-	if slices.Contains(c.need[1:], true) {
-		return c.errorf("the gradient with respect to roi, scales or sizes is not supported; make them constants")
-	}
 	x := c.shapeIn(0)
 	if c.err != nil {
 		return c.err
