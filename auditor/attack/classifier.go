@@ -264,12 +264,12 @@ func (c *Classifier) probe() (probs bool, err error) {
 	if err := c.checkFinite("scores", scores, c.k, 0); err != nil {
 		return false, err
 	}
-	return looksLikeProbabilities(scores, c.k), nil
+	return LooksLikeProbabilities(scores, c.k), nil
 }
 
-// looksLikeProbabilities reports whether every row of scores is
+// LooksLikeProbabilities reports whether every row of k scores is
 // non-negative and sums to 1 (within float32 rounding).
-func looksLikeProbabilities(scores []float32, k int) bool {
+func LooksLikeProbabilities(scores []float32, k int) bool {
 	for r := 0; r < len(scores); r += k {
 		var sum float64
 		for _, v := range scores[r : r+k] {

@@ -133,7 +133,7 @@ func TestPureProbabilityRows(t *testing.T) {
 		{[]float32{-0.25, 1.25}, false},
 		{[]float32{2, -1}, false},
 	} {
-		if got := looksLikeProbabilities(tc.scores, 2); got != tc.want {
+		if got := LooksLikeProbabilities(tc.scores, 2); got != tc.want {
 			t.Errorf("%v: %v, want %v", tc.scores, got, tc.want)
 		}
 	}

@@ -331,6 +331,20 @@ func TestLinearMargins(t *testing.T) {
 	if got := linearMargins(f, j); math.Abs(got[0]-1/math.Sqrt2) > 1e-7 {
 		t.Errorf("margin %v, want 1/√2", got)
 	}
+	// The same first sample through a softmax: p = softmax(0, 3) with
+	// ∇p_k = p_k (∇f_k − Σ_j p_j ∇f_j) is taken as log p, whose gap and
+	// gradient difference are the logits': margin 3/5 again.
+	p1 := 1 / (1 + math.Exp(-3))
+	p0 := 1 - p1
+	gbar := [2]float64{p1 * 3, p1 * 4} // Σ_j p_j ∇f_j
+	f = &npy.Array{Shape: []int{1, 2}, Data: []float32{float32(p0), float32(p1)}}
+	j = &npy.Array{Shape: []int{1, 2, 2}, Data: []float32{
+		float32(p0 * (0 - gbar[0])), float32(p0 * (0 - gbar[1])),
+		float32(p1 * (3 - gbar[0])), float32(p1 * (4 - gbar[1])),
+	}}
+	if got := linearMargins(f, j); math.Abs(got[0]-0.6) > 1e-5 {
+		t.Errorf("margin of the softmax %v, want 0.6, the logits'", got)
+	}
 }
 
 // A cancelled context (Ctrl-C) stops compute before the next batch.

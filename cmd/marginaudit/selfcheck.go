@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort"
 )
@@ -36,7 +37,8 @@ func selfcheckCommand() *cli.Command {
 			"Jacobian graph with onnxgrad, runs it with onnxruntime on the inputs, and compares the Jacobian and the " +
 			"class scores with PyTorch's (NAME.jac.npy, NAME.logits.npy; the tolerance is 1e-4 of the largest " +
 			"magnitude). Then it estimates, for each input, the first-order (linearised) L2 distance to the " +
-			"decision boundary from the Jacobian and the scores f: the minimum over classes k other than the " +
+			"decision boundary from the Jacobian and the scores f (log-probabilities for a model that outputs " +
+			"probabilities, as the audit uses): the minimum over classes k other than the " +
 			"predicted class p of |f_k − f_p| / ‖∇f_k − ∇f_p‖₂. This is one DeepFool step's estimate, not the " +
 			"margin the audit measures.\n\n" +
 			"It prints a table: fixture, number of inputs N, classes K, the maximum Jacobian and score errors " +
@@ -225,26 +227,40 @@ func relError(file string, got *npy.Array) (float64, error) {
 // linearMargins returns, for each sample n of the class scores f [N, K] and
 // their Jacobian J [N, K, ...], the first-order distance to the decision
 // boundary: min over k ≠ p of |f_k − f_p| / ‖J_k − J_p‖₂, where p is the
-// predicted class. It is +Inf when every gradient difference vanishes.
+// predicted class. Rows of probabilities are taken as log-probabilities
+// (log p_k, J_k / p_k), as the audit attacks them, so that a model and its
+// Softmax give the same estimate. It is +Inf when every gradient
+// difference vanishes.
 func linearMargins(f, j *npy.Array) []float64 {
 	n, k := f.Shape[0], f.Shape[1]
 	per := len(j.Data) / (n * k)
 	out := make([]float64, n)
 	for s := range n {
 		scores := f.Data[s*k : (s+1)*k]
+		jac := j.Data[s*k*per : (s+1)*k*per]
+		if attack.LooksLikeProbabilities(scores, k) && !slices.Contains(scores, 0) {
+			logp, jlog := make([]float32, k), make([]float32, len(jac))
+			for c, p := range scores {
+				logp[c] = float32(math.Log(float64(p)))
+				for i, v := range jac[c*per : (c+1)*per] {
+					jlog[c*per+i] = v / p
+				}
+			}
+			scores, jac = logp, jlog
+		}
 		p := 0
 		for c, v := range scores {
 			if v > scores[p] {
 				p = c
 			}
 		}
-		jp := j.Data[(s*k+p)*per : (s*k+p+1)*per]
+		jp := jac[p*per : (p+1)*per]
 		best := math.Inf(1)
 		for c := range k {
 			if c == p {
 				continue
 			}
-			jc := j.Data[(s*k+c)*per : (s*k+c+1)*per]
+			jc := jac[c*per : (c+1)*per]
 			var norm2 float64
 			for i := range jc {
 				d := float64(jc[i]) - float64(jp[i])
