@@ -82,7 +82,9 @@ func Load(path string) (*onnxpb.ModelProto, error) {
 // messages (usually the file name). A graph whose nodes are not in
 // topological order (as keras2onnx writes some) is sorted, keeping the
 // file's order among independent nodes, as onnxruntime does when it loads
-// such a file. A model with external data needs Load, which knows its folder.
+// such a file. Calls of the model's local functions (as PyTorch 2's dynamo
+// exporter writes every operator) are replaced by the functions' bodies. A
+// model with external data needs Load, which knows its folder.
 func Decode(data []byte, name string) (*onnxpb.ModelProto, error) {
 	m, err := unmarshal(data, name)
 	if err != nil {
@@ -94,11 +96,15 @@ func Decode(data []byte, name string) (*onnxpb.ModelProto, error) {
 	return m, nil
 }
 
-// unmarshal parses a serialized model and sorts its nodes.
+// unmarshal parses a serialized model, inlines its local functions (see
+// inlineFunctions) and sorts its nodes.
 func unmarshal(data []byte, name string) (*onnxpb.ModelProto, error) {
 	m := new(onnxpb.ModelProto)
 	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, &FormatError{File: name, Msg: "not a valid ONNX protobuf (truncated or corrupt file?)", Err: err}
+	}
+	if err := inlineFunctions(m, name); err != nil {
+		return nil, err
 	}
 	if err := sortNodes(m.GetGraph(), name); err != nil {
 		return nil, err
