@@ -291,6 +291,7 @@ func classifierOptions(m *onnxpb.ModelProto, s *Settings) (attack.Options, error
 	if opt.Layout, err = attack.ParseLayout(s.Layout); err != nil {
 		return opt, err
 	}
+	opt.Output = s.Output
 	return opt, nil
 }
 

@@ -39,6 +39,9 @@ type Settings struct {
 	// per-channel normalisation; stored only when given, so that audits
 	// made before layouts were known resume with the default.
 	Layout string `json:"layout,omitempty"`
+	// Output names the graph output holding the class scores when it is
+	// not the first; stored only when given, like Layout.
+	Output string `json:"output,omitempty"`
 
 	// DeepFool.
 	Norms      []Norm  `json:"norms"`      // norms of the margins

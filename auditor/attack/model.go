@@ -3,6 +3,8 @@ package attack
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -98,7 +100,11 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 	}
 	i := slices.IndexFunc(g.GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == outName })
 	if i < 0 {
-		return nil, shapeErr("the model has no output %q", outName)
+		var names []string
+		for _, o := range g.GetOutput() {
+			names = append(names, strconv.Quote(o.GetName()))
+		}
+		return nil, shapeErr("the model has no output %q; its outputs are %s", outName, strings.Join(names, ", "))
 	}
 	out := g.GetOutput()[i]
 	g.Output = []*onnxpb.ValueInfoProto{out}

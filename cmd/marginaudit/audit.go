@@ -52,6 +52,7 @@ func auditCommand() *cli.Command {
 			&cli.StringFlag{Name: "mean", Usage: "per-channel normalisation mean, e.g. `0.4914,0.4822,0.4465`"},
 			&cli.StringFlag{Name: "std", Usage: "per-channel normalisation standard deviation"},
 			&cli.StringFlag{Name: "layout", Usage: "the models' channel axis: auto (detect), nchw or nhwc", Value: "auto"},
+			&cli.StringFlag{Name: "output", Usage: "the graph output `NAME` holding the class scores (default: the first)"},
 			&cli.StringFlag{Name: "norm", Usage: "margin norms: l2, linf or both", Value: "l2,linf"},
 			&cli.IntFlag{Name: "candidates", Usage: "DeepFool candidate classes: the top `K` (0: all)"},
 			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: 50},
@@ -149,6 +150,7 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	if layout != attack.LayoutAuto {
 		s.Layout = strings.ToLower(layout.String())
 	}
+	s.Output = c.String("output")
 	if eps := c.String("pgd-eps"); eps != "" {
 		if s.PGD.Eps, err = parseFloatList(eps); err != nil {
 			return s, usagef("audit", "--pgd-eps: %v", err)

@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/marginaudit/marginaudit/auditor"
 	"github.com/marginaudit/marginaudit/auditor/attack/attacktest"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
 // Golden stderr of audits refused by the auditor: arrays that do not fit
@@ -64,16 +67,7 @@ func TestAuditArraysAsNumPyWritesThem(t *testing.T) {
 		if _, stderr, code := runCLI(t, args...); code != 0 {
 			t.Fatalf("%v: exit status %d: %s", args, code, stderr)
 		}
-		f, err := os.Open(filepath.Join(out, auditor.MarginsFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		recs, err := auditor.ReadRecords(f, auditor.MarginsFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return recs
+		return readMargins(t, out)
 	}
 	want := audit(models+"/cnn.onnx", models+"/cnn.x.npy", arrays+"/y_u8.npy")
 	got := audit(nhwc, arrays+"/x_nhwc.npy", arrays+"/y.npy")
@@ -90,5 +84,66 @@ func TestAuditArraysAsNumPyWritesThem(t *testing.T) {
 	}
 	if recs := audit(models+"/cnn.onnx", arrays+"/x_u8.npy", arrays+"/y_u8.npy", "--range", "0,255"); len(recs) != 8 {
 		t.Errorf("uint8 images: %d records, want 8", len(recs))
+	}
+}
+
+// readMargins reads the margins.csv of the audit folder out.
+func readMargins(t *testing.T, out string) []auditor.Record {
+	t.Helper()
+	f, err := os.Open(filepath.Join(out, auditor.MarginsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := auditor.ReadRecords(f, auditor.MarginsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// A model with two outputs, probabilities first and logits second (as
+// some exporters write them): audited on its first output by default (as
+// log-probabilities) and on --output logits, it gives the same margins;
+// an output it lacks is refused with the ones it has.
+func TestAuditOutputFlag(t *testing.T) {
+	orttest.Require(t)
+	m, err := onnxgrad.Load(models + "/cnn.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := m.GetGraph()
+	g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String("softmax"), OpType: proto.String("Softmax"), Input: []string{"logits"}, Output: []string{"probs"}})
+	probs := proto.Clone(g.GetOutput()[0]).(*onnxpb.ValueInfoProto)
+	probs.Name = proto.String("probs")
+	g.Output = append([]*onnxpb.ValueInfoProto{probs}, g.GetOutput()...)
+	model := filepath.Join(t.TempDir(), "two_outputs.onnx")
+	if err := onnxgrad.Save(model, m); err != nil {
+		t.Fatal(err)
+	}
+	audit := func(extra ...string) (recs []auditor.Record, stderr string, code int) {
+		out := filepath.Join(t.TempDir(), "audit")
+		args := append([]string{"audit", model, "--threads", "1", "--out", out, "--images", models + "/cnn.x.npy", "--labels", arrays + "/y.npy"}, extra...)
+		_, stderr, code = runCLI(t, args...)
+		if code == 0 {
+			recs = readMargins(t, out)
+		}
+		return recs, stderr, code
+	}
+	probsRecs, stderr, code := audit()
+	if code != 0 || !strings.Contains(stderr, "Softmax replaced by LogSoftmax") {
+		t.Fatalf("default output: exit %d, stderr:\n%s", code, stderr)
+	}
+	logitRecs, stderr, code := audit("--output", "logits")
+	if code != 0 || !strings.Contains(stderr, "scores: logits") {
+		t.Fatalf("--output logits: exit %d, stderr:\n%s", code, stderr)
+	}
+	for i, r := range probsRecs {
+		if w := logitRecs[i]; r.Pred != w.Pred || math.Abs(r.Margin-w.Margin) > 1e-4*w.Margin {
+			t.Errorf("record %d: %+v on the probabilities, %+v on the logits", i, r, w)
+		}
+	}
+	if _, stderr, code := audit("--output", "nope"); code != 1 || !strings.Contains(stderr, `the model has no output "nope"; its outputs are "probs", "logits"`) {
+		t.Errorf("--output nope: exit %d, stderr:\n%s", code, stderr)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/marginaudit/marginaudit/auditor"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 )
@@ -201,15 +200,7 @@ func auditFixture(t *testing.T, f corpusFixture, x *npy.Array) map[string]float6
 		"--out", out, "--range", "-8,8", "--norm", "l2,linf", "--pgd-eps", "0.03", "--pgd-steps", "5"); code != 0 {
 		t.Fatalf("audit: exit %d: %s", code, stderr)
 	}
-	fh, err := os.Open(filepath.Join(out, auditor.MarginsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	recs, err := auditor.ReadRecords(fh, auditor.MarginsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readMargins(t, out)
 	if len(recs) != 2*corpusImages {
 		t.Fatalf("audit: %d margins, want %d", len(recs), 2*corpusImages)
 	}
