@@ -164,3 +164,20 @@ func TestParameterInputsGetNoGradient(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildDeclaresKnownSizes checks that an output declared with symbols
+// for sizes inference knows (as static torch exports write them) is
+// declared with the sizes in the gradient model.
+func TestBuildDeclaresKnownSizes(t *testing.T) {
+	m := tinyModel()
+	m.Graph.Input[0] = tensorValueInfo("x", onnxpb.TensorProto_FLOAT, Shape{known(5), known(3)})
+	m.Graph.Output[0] = tensorValueInfo("y", onnxpb.TensorProto_FLOAT, Shape{{Param: "Relu_dim_0"}, {Param: "Relu_dim_1"}})
+	res, err := Build(m, Options{Mode: Jacobian})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := infoFromValueInfo(res.Model.GetGraph().GetOutput()[0]).shape.String()
+	if got != "[5,2]" {
+		t.Errorf("output y declared %s; want [5,2]", got)
+	}
+}

@@ -138,9 +138,11 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		output = m.GetGraph().GetOutput()[0].GetName()
 	}
 	outInfo := gr.info[output]
-	if !slices.ContainsFunc(m.GetGraph().GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == output }) {
+	i := slices.IndexFunc(m.GetGraph().GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == output })
+	if i < 0 {
 		return nil, &FormatError{File: opt.File, Field: "graph.output", Msg: fmt.Sprintf("no output %q", output)}
 	}
+	declareKnownSizes(m.GetGraph().GetOutput()[i], outInfo)
 
 	wrt := slices.Clone(opt.WRT)
 	if len(wrt) == 0 && opt.Mode != Params {
@@ -278,6 +280,22 @@ func Build(m *onnxpb.ModelProto, opt Options) (*Result, error) {
 		m.IrVersion = proto.Int64(ir)
 	}
 	return res, nil
+}
+
+// declareKnownSizes writes into an output's declaration the sizes that
+// inference knows and the declaration leaves symbolic: static exports
+// declare outputs as [Add91_dim_0, Add91_dim_1] although the class count is
+// fixed, and callers read K from the gradient model's declarations.
+func declareKnownSizes(vi *onnxpb.ValueInfoProto, info *tensorInfo) {
+	dims := vi.GetType().GetTensorType().GetShape().GetDim()
+	if info == nil || !info.hasShape || len(dims) != len(info.shape) {
+		return
+	}
+	for i, d := range dims {
+		if e := info.shape[i]; d.GetDimValue() <= 0 && e.Known() {
+			dims[i] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: e.Value}}
+		}
+	}
 }
 
 // checkGrads is the check every gradient rule passes through: it runs shape
