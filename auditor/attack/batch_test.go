@@ -82,12 +82,7 @@ func TestClassifierFixedBatch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for i, r := range got {
-					w := want[i]
-					if r.Pred != w.Pred || r.AdvPred != w.AdvPred || r.Iterations != w.Iterations || math.Abs(r.Margin-w.Margin) > 1e-4*w.Margin {
-						t.Errorf("%v image %d: %+v; the twin gives %+v", norm, i, r, w)
-					}
-				}
+				sameDeepFool(t, norm.String(), got, want, 1e-4)
 			}
 			po := PGDOptions{Norm: LInf, Eps: 0.05, Step: 0.02, Steps: 5, RandomStart: true, Seed: 2, BatchSize: 5}
 			want, err := RobustAccuracy(context.Background(), twin, x, labels, po)

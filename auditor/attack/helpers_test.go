@@ -3,6 +3,7 @@ package attack
 import (
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -169,4 +170,28 @@ func (m *runtimeMem) read() {
 	var s runtime.MemStats
 	runtime.ReadMemStats(&s)
 	m.bytes = s.TotalAlloc
+}
+
+// sameDeepFool fails t where two runs of DeepFool on twin models (the same
+// network in two forms) disagree: in a prediction, the step count or
+// success, or in a margin or refined margin by more than tol relative. It
+// returns the largest relative margin difference, for the log.
+func sameDeepFool(t *testing.T, what string, got, want []DeepFoolResult, tol float64) float64 {
+	t.Helper()
+	var worst float64
+	rel := func(a, b float64) float64 {
+		if a == b { // both 0, or both +Inf on failure
+			return 0
+		}
+		return math.Abs(a-b) / math.Abs(b)
+	}
+	for i, r := range got {
+		w := want[i]
+		d := max(rel(r.Margin, w.Margin), rel(r.Refined, w.Refined))
+		worst = max(worst, d)
+		if r.Pred != w.Pred || r.AdvPred != w.AdvPred || r.Iterations != w.Iterations || r.Success != w.Success || d > tol {
+			t.Errorf("%s, image %d: %+v; the twin gives %+v", what, i, r, w)
+		}
+	}
+	return worst
 }

@@ -2,7 +2,6 @@ package attack
 
 import (
 	"context"
-	"math"
 	"slices"
 	"testing"
 
@@ -126,13 +125,7 @@ func TestClassifierScoreSources(t *testing.T) {
 				return
 			}
 			for norm, res := range got.margins {
-				for i, r := range res {
-					w := ref.margins[norm][i]
-					if r.Pred != w.Pred || r.AdvPred != w.AdvPred || r.Iterations != w.Iterations || r.Success != w.Success ||
-						math.Abs(r.Margin-w.Margin) > 1e-4*w.Margin || math.Abs(r.Refined-w.Refined) > 1e-4*w.Refined {
-						t.Errorf("%v image %d: %+v; the logits give %+v", norm, i, r, w)
-					}
-				}
+				sameDeepFool(t, norm.String(), res, ref.margins[norm], 1e-4)
 			}
 			if !slices.Equal(got.robust, ref.robust) {
 				t.Errorf("PGD correct, robust: %v; the logits give %v", got.robust, ref.robust)
