@@ -236,6 +236,21 @@ var ruleCases = []ruleCase{
 	{name: "Softsign", op: "Softsign", inputs: []caseInput{f(3, 7)}, float32: true},
 	// kinked values are ±(0.05 + 0.02k): none within 0.01 of α = 0.2.
 	{name: "ThresholdedRelu", op: "ThresholdedRelu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.2)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Sin", op: "Sin", inputs: []caseInput{f(3, 7)}},
+	{name: "Cos", op: "Cos", inputs: []caseInput{f(3, 7)}},
+	// Tan's inputs stay away from its poles at ±π/2; Asin, Acos and Atanh
+	// are defined on (−1, 1), Acosh above 1, and their inputs stay where the
+	// third derivatives, which scale the float32 truncation error, are small.
+	// onnxruntime's CPU kernels of all but Sin and Cos are float-only.
+	{name: "Tan", op: "Tan", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-1.2, 1.2, 21)}}, float32: true},
+	{name: "Asin", op: "Asin", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-0.6, 0.6, 21)}}, float32: true},
+	{name: "Acos", op: "Acos", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-0.6, 0.6, 21)}}, float32: true},
+	{name: "Atan", op: "Atan", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Sinh", op: "Sinh", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Cosh", op: "Cosh", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Asinh", op: "Asinh", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Acosh", op: "Acosh", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(1.1, 3, 21)}}, float32: true},
+	{name: "Atanh", op: "Atanh", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-0.6, 0.6, 21)}}, float32: true},
 	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
 	// Random normal inputs tie with probability 0.
 	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
