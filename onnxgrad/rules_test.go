@@ -251,6 +251,13 @@ var ruleCases = []ruleCase{
 	{name: "Asinh", op: "Asinh", inputs: []caseInput{f(3, 7)}, float32: true},
 	{name: "Acosh", op: "Acosh", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(1.1, 3, 21)}}, float32: true},
 	{name: "Atanh", op: "Atanh", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-0.6, 0.6, 21)}}, float32: true},
+	{name: "Celu", op: "Celu", opset: 12, attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.7)}, inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Mish", op: "Mish", opset: 18, inputs: []caseInput{f(3, 7)}},
+	{name: "Gelu", op: "Gelu", opset: 20, inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Gelu tanh", op: "Gelu", opset: 20, attrs: []*onnxpb.AttributeProto{attrString("approximate", "tanh")}, inputs: []caseInput{f(3, 7)}},
+	// kinked values are ±(0.05 + 0.02k): none within 0.01 of ±λ = ±0.2.
+	// float32: onnxruntime's double Shrink rounds its results to float.
+	{name: "Shrink", op: "Shrink", attrs: []*onnxpb.AttributeProto{attrFloat("lambd", 0.2), attrFloat("bias", 0.1)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
 	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
 	// Random normal inputs tie with probability 0.
 	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
