@@ -258,6 +258,15 @@ var ruleCases = []ruleCase{
 	// kinked values are ±(0.05 + 0.02k): none within 0.01 of ±λ = ±0.2.
 	// float32: onnxruntime's double Shrink rounds its results to float.
 	{name: "Shrink", op: "Shrink", attrs: []*onnxpb.AttributeProto{attrFloat("lambd", 0.2), attrFloat("bias", 0.1)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	// Piecewise constant: kinked values stay 0.05 away from the jumps of
+	// Floor, Ceil and Sign at 0, 0.01 away from Round's at ±0.5, and
+	// distinct for Hardmax, so central differences see the zero gradient.
+	{name: "Floor", op: "Floor", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Ceil", op: "Ceil", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Round", op: "Round", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Sign", op: "Sign", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Hardmax", op: "Hardmax", inputs: []caseInput{f(2, 3, 4)}, kinked: true, float32: true},
+	{name: "Hardmax opset 11 coerced", op: "Hardmax", opset: 11, inputs: []caseInput{f(2, 3, 4)}, kinked: true, float32: true},
 	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
 	// Random normal inputs tie with probability 0.
 	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
