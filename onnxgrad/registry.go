@@ -93,6 +93,7 @@ var rules = map[string]opRule{
 	"Resize":                {infer: inferResize, grad: gradResize},
 	"Upsample":              {infer: inferResize, grad: gradResize},
 	"Gather":                {infer: inferGather, grad: gradGather},
+	"GatherElements":        {infer: inferGatherElements, grad: gradGatherElements},
 	"Expand":                {infer: inferExpand, grad: gradExpand},
 	"Split":                 {infer: inferSplit, grad: gradSplit},
 	"Tile":                  {infer: inferTile, grad: gradTile},

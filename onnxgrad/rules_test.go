@@ -267,6 +267,9 @@ var ruleCases = []ruleCase{
 	{name: "Sign", op: "Sign", inputs: []caseInput{f(3, 7)}, kinked: true},
 	{name: "Hardmax", op: "Hardmax", inputs: []caseInput{f(2, 3, 4)}, kinked: true, float32: true},
 	{name: "Hardmax opset 11 coerced", op: "Hardmax", opset: 11, inputs: []caseInput{f(2, 3, 4)}, kinked: true, float32: true},
+	// Indices repeat (gradients accumulate) and count from the end.
+	{name: "GatherElements", op: "GatherElements", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 4, 3), {shape: []int64{2, 2, 3}, ints: []int64{0, 3, -1, 0, 1, 2, 3, 3, 0, -4, 2, 1}}}},
+	{name: "GatherElements last axis", op: "GatherElements", attrs: []*onnxpb.AttributeProto{attrInt("axis", -1)}, inputs: []caseInput{f(2, 3), {shape: []int64{2, 4}, ints: []int64{2, 2, 0, 1, 1, 0, 0, -1}}}},
 	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
 	// Random normal inputs tie with probability 0.
 	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
