@@ -80,6 +80,7 @@ var rules = map[string]opRule{
 	"BatchNormalization":    {infer: inferBatchNorm, grad: gradBatchNorm},
 	"LayerNormalization":    {infer: inferLayerNorm, grad: gradLayerNorm},
 	"GroupNormalization":    {infer: inferSame, grad: gradGroupNorm},
+	"LRN":                   {infer: inferSame, grad: gradLRN},
 	"Softmax":               {infer: inferSame, grad: gradSoftmax},
 	"LogSoftmax":            {infer: inferSame, grad: gradLogSoftmax},
 	"Flatten":               {infer: inferFlatten, grad: gradReshapeBack},

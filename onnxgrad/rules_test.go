@@ -270,6 +270,9 @@ var ruleCases = []ruleCase{
 	// Indices repeat (gradients accumulate) and count from the end.
 	{name: "GatherElements", op: "GatherElements", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 4, 3), {shape: []int64{2, 2, 3}, ints: []int64{0, 3, -1, 0, 1, 2, 3, 3, 0, -4, 2, 1}}}},
 	{name: "GatherElements last axis", op: "GatherElements", attrs: []*onnxpb.AttributeProto{attrInt("axis", -1)}, inputs: []caseInput{f(2, 3), {shape: []int64{2, 4}, ints: []int64{2, 2, 0, 1, 1, 0, 0, -1}}}},
+	// α large enough that the cross-channel term matters.
+	{name: "LRN", op: "LRN", attrs: []*onnxpb.AttributeProto{attrInt("size", 3), attrFloat("alpha", 0.8), attrFloat("beta", 0.75), attrFloat("bias", 1.2)}, inputs: []caseInput{f(2, 5, 3, 2)}, float32: true},
+	{name: "LRN window wider than channels", op: "LRN", attrs: []*onnxpb.AttributeProto{attrInt("size", 5), attrFloat("alpha", 0.5), attrFloat("beta", 0.6)}, inputs: []caseInput{f(2, 3, 2, 2)}, float32: true},
 	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
 	// Random normal inputs tie with probability 0.
 	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
