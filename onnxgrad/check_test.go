@@ -28,9 +28,10 @@ func TestCheckGradsCatchesBrokenRules(t *testing.T) {
 			c.setGrad(0, c.op("MatMul", []string{c.gy[0], c.gr.constFloat(onnxpb.TensorProto_DOUBLE, []int64{5, 3}, make([]float64, 15))}))
 			return nil
 		}},
-		// Emits an op without a shape rule.
+		// Emits an op without a shape rule (CumSum stays without rules:
+		// testdata/models/unsupported.onnx relies on it).
 		"TestUncheckable": {infer: inferSame, grad: func(c *gradCtx) error {
-			c.setGrad(0, c.op("Sin", []string{c.gy[0]}))
+			c.setGrad(0, c.op("CumSum", []string{c.gy[0], c.gr.ints(int64(1 + c.off()))}))
 			return nil
 		}},
 		// Returns a float32 gradient for a double input.
@@ -58,7 +59,7 @@ func TestCheckGradsCatchesBrokenRules(t *testing.T) {
 		{"TestDropsLead", Jacobian, `the input [2,3] (gradients carry a leading class axis`},
 		{"TestBadNode", VJP, `emitted a MatMul node that fails shape inference`},
 		{"TestWrongType", VJP, `is FLOAT, the input DOUBLE`},
-		{"TestUncheckable", VJP, `emitted a Sin node, which has no shape rule`},
+		{"TestUncheckable", VJP, `emitted a CumSum node, which has no shape rule`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.op+"/"+tc.mode.String(), func(t *testing.T) {
@@ -89,14 +90,15 @@ func TestCheckGradsCatchesBrokenRules(t *testing.T) {
 // point".
 func TestUnsupportedOpIsTheError(t *testing.T) {
 	g := &onnxpb.GraphProto{
-		Name:  ptr("lrn"),
+		Name:  ptr("cumsum"),
 		Input: []*onnxpb.ValueInfoProto{tensorValueInfo("x", onnxpb.TensorProto_FLOAT, Shape{{Param: "N"}, known(2), known(3), known(3)})},
 		Initializer: []*onnxpb.TensorProto{
 			NewTensorFloat32("bias", []int64{1}, []float32{0.5}),
 			NewTensorFloat32("w", []int64{18, 4}, make([]float32, 72)),
+			newTensorInt64("axis", nil, []int64{1}),
 		},
 		Node: []*onnxpb.NodeProto{
-			{Name: ptr("lrn"), OpType: ptr("LRN"), Input: []string{"x"}, Output: []string{"n"}, Attribute: []*onnxpb.AttributeProto{attrInt("size", 3)}},
+			{Name: ptr("cumsum"), OpType: ptr("CumSum"), Input: []string{"x", "axis"}, Output: []string{"n"}},
 			{Name: ptr("add"), OpType: ptr("Add"), Input: []string{"n", "bias"}, Output: []string{"a"}},
 			{Name: ptr("flatten"), OpType: ptr("Flatten"), Input: []string{"a"}, Output: []string{"f"}},
 			{Name: ptr("gemm"), OpType: ptr("Gemm"), Input: []string{"f", "w"}, Output: []string{"logits"}},
@@ -105,15 +107,15 @@ func TestUnsupportedOpIsTheError(t *testing.T) {
 	}
 	m := &onnxpb.ModelProto{IrVersion: ptrInt64(8), Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: ptr(""), Version: ptrInt64(13)}}}
 	for _, mode := range []Mode{VJP, Jacobian, Params} {
-		_, err := Build(m, Options{Mode: mode, File: "lrn.onnx"})
+		_, err := Build(m, Options{Mode: mode, File: "cumsum.onnx"})
 		var u *UnsupportedOpError
-		if !errors.As(err, &u) || u.OpType != "LRN" || u.Node != "lrn" {
-			t.Errorf("%v: Build: %v; want an UnsupportedOpError for LRN in node \"lrn\"", mode, err)
+		if !errors.As(err, &u) || u.OpType != "CumSum" || u.Node != "cumsum" {
+			t.Errorf("%v: Build: %v; want an UnsupportedOpError for CumSum in node \"cumsum\"", mode, err)
 			continue
 		}
-		want := `onnxgrad: lrn.onnx: unsupported op "LRN" in node "lrn": no gradient rule`
-		if mode == Params { // the weights come after the LRN
-			want = `onnxgrad: lrn.onnx: unsupported op "LRN" in node "lrn": no shape rule, so the shapes after it are unknown`
+		want := `onnxgrad: cumsum.onnx: unsupported op "CumSum" in node "cumsum": no gradient rule`
+		if mode == Params { // the weights come after the CumSum
+			want = `onnxgrad: cumsum.onnx: unsupported op "CumSum" in node "cumsum": no shape rule, so the shapes after it are unknown`
 		}
 		if err.Error() != want {
 			t.Errorf("%v: error %q; want %q", mode, err, want)

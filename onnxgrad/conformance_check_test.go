@@ -129,7 +129,7 @@ type gradVerdict int
 const (
 	gradSkipped gradVerdict = iota // not checked; gradResult.reason says why
 	gradPassed                     // the VJP matches central differences
-	gradKinked                     // the test point is (near) a kink: one-sided derivatives differ
+	gradKinked                     // the test point is (near) a kink or a jump: one-sided derivatives differ, or f is discontinuous
 	gradFailed                     // Build failed, onnxruntime rejected its graph, or the VJP is wrong
 )
 
@@ -502,13 +502,23 @@ func kinked(a, b fdStep, tol float64) bool {
 	return d > b.slack(tol)+2*b.noise && d > 0.5*math.Abs(a.curv)
 }
 
+// jumped reports whether f itself jumps within b's reach (Sign at 0, Floor
+// at an integer): ⟨v, f(x⁺) − f(x⁻)⟩ = 2s·central, which shrinks in
+// proportion to the step where f is continuous, keeps more than half from
+// a to b, and b's central difference is off the VJP beyond its slack. A
+// jump symmetric about x (Sign at 0) leaves the one-sided slopes equal, so
+// kinked does not see it.
+func jumped(a, b fdStep, tol float64) bool {
+	return math.Abs(b.central-b.predicted) > b.slack(tol) && b.s*math.Abs(b.central) > 0.5*a.s*math.Abs(a.central)
+}
+
 // probe checks direction u with the steps h, h/10 and h/100, each against
 // the one before. A kink if the slopes' difference does not shrink from one
-// step to the next. A pass if the central difference at h/10 agrees with
-// the VJP within its slack and the truncation error estimated from h; or,
-// when it does not but lies farther from h/100's than h/100's lies from
-// the VJP (a kink between h/100 and h/10 spoiled it), if h/100's agrees. A
-// failure otherwise. Steps where f is not finite (the op's domain ends near
+// step to the next, or if f jumps. A pass if the central difference at
+// h/10 agrees with the VJP within its slack and the truncation error
+// estimated from h; or, when it does not but lies farther from h/100's
+// than h/100's lies from the VJP (a kink between h/100 and h/10 spoiled
+// it), if h/100's agrees. A failure otherwise. Steps where f is not finite (the op's domain ends near
 // the point) are left out; the probe is skipped if that leaves no pair.
 func (c *fdCheck) probe(u map[string][]float64) (gradResult, error) {
 	h, tol, _ := c.params()
@@ -526,6 +536,9 @@ func (c *fdCheck) probe(u map[string][]float64) (gradResult, error) {
 		if prev != nil {
 			if kinked(*prev, st, tol) {
 				return gradResult{verdict: gradKinked, reason: fmt.Sprintf("kink: one-sided slopes differ by %.3g at step %g and by %.3g at step %g", prev.curv, prev.s, st.curv, st.s)}, nil
+			}
+			if jumped(*prev, st, tol) {
+				return gradResult{verdict: gradKinked, reason: fmt.Sprintf("jump: central differences %.3g at step %g and %.3g at step %g", prev.central, prev.s, st.central, st.s)}, nil
 			}
 			allowed := st.slack(tol) + truncation(*prev, st)
 			d := math.Abs(st.central - st.predicted)

@@ -413,3 +413,26 @@ func reasons(m map[string]int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// TestJumped checks the jump test on central differences as a smooth
+// function, a wrong VJP and a jump (Sign at 0: ⟨v, f(x⁺) − f(x⁻)⟩ stays
+// near 2·1.09, test_sign's value) give them at the steps 10⁻² and 10⁻³.
+func TestJumped(t *testing.T) {
+	step := func(s, central, predicted float64) fdStep {
+		return fdStep{s: s, central: central, predicted: predicted}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b fdStep
+		want bool
+	}{
+		{"smooth", step(1e-2, 2.0001, 2), step(1e-3, 2.000001, 2), false},
+		{"wrong VJP", step(1e-2, 2.0001, 3), step(1e-3, 2.000001, 3), false},
+		{"jump", step(1e-2, 109.2, 0), step(1e-3, 1092, 0), true},
+		{"jump and a slope", step(1e-2, 2+54.6, 2), step(1e-3, 2+546, 2), true},
+	} {
+		if got := jumped(tc.a, tc.b, tolF32); got != tc.want {
+			t.Errorf("%s: jumped = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

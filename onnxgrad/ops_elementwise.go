@@ -437,3 +437,72 @@ func gradMean(c *gradCtx) error {
 	}
 	return c.err
 }
+
+// https://onnx.ai/onnx/operators/onnx__Celu.html: y = max(0, x) +
+// min(0, α(exp(x/α) − 1)), so f′ = 1 for x > 0 and exp(x/α) = y/α + 1
+// otherwise (both 1 at 0: Celu is continuously differentiable).
+var gradCelu = unaryGrad(func(c *gradCtx, x, y string) string {
+	alpha := float64(c.attrFloat("alpha", 1))
+	left := c.op("Add", []string{c.op("Div", []string{y, c.scalar(alpha)}), c.scalar(1)})
+	return c.op("Where", []string{c.op("Greater", []string{x, c.scalar(0)}), c.scalar(1), left})
+})
+
+// https://onnx.ai/onnx/operators/onnx__Mish.html: y = x·tanh(s) with
+// s = softplus(x), so f′ = tanh(s) + x·(1 − tanh²(s))·sigmoid(x).
+var gradMish = unaryGrad(func(c *gradCtx, x, _ string) string {
+	t := c.op("Tanh", []string{c.op("Softplus", []string{x})})
+	sech2 := c.op("Sub", []string{c.scalar(1), c.op("Mul", []string{t, t})})
+	return c.op("Add", []string{t, c.op("Mul", []string{x, c.op("Mul", []string{sech2, c.op("Sigmoid", []string{x})})})})
+})
+
+// Constants of GELU's tanh approximation: √(2/π) and the cubic coefficient.
+const (
+	geluTanhScale = 0.7978845608028654
+	geluTanhCubic = 0.044715
+)
+
+// https://onnx.ai/onnx/operators/onnx__Gelu.html (opset 20). With
+// approximate "none", y = x·Φ(x) and f′ = Φ(x) + x·φ(x), Φ and φ the
+// standard normal CDF and density; with "tanh", y = ½x(1 + tanh u),
+// u = √(2/π)(x + 0.044715x³), and f′ = ½(1 + tanh u) +
+// ½x(1 − tanh² u)·√(2/π)(1 + 3·0.044715x²).
+func gradGelu(c *gradCtx) error {
+	var deriv func(c *gradCtx, x, y string) string
+	switch a := c.attrString("approximate", "none"); a {
+	case "none":
+		deriv = geluDeriv
+	case "tanh":
+		deriv = geluTanhDeriv
+	default:
+		return c.errorf("approximate %q is not one of \"none\" and \"tanh\"", a)
+	}
+	return unaryGrad(deriv)(c)
+}
+
+// geluDeriv is Φ(x) + x·φ(x) = ½(1 + erf(x/√2)) + x·exp(−x²/2)/√(2π).
+func geluDeriv(c *gradCtx, x, _ string) string {
+	cdf := c.op("Mul", []string{c.scalar(0.5), c.op("Add", []string{c.scalar(1), c.op("Erf", []string{c.op("Mul", []string{x, c.scalar(1 / math.Sqrt2)})})})})
+	pdf := c.op("Mul", []string{c.scalar(1 / math.Sqrt(2*math.Pi)), c.op("Exp", []string{c.op("Mul", []string{c.op("Mul", []string{x, x}), c.scalar(-0.5)})})})
+	return c.op("Add", []string{cdf, c.op("Mul", []string{x, pdf})})
+}
+
+// geluTanhDeriv is ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²) with
+// t = tanh(√(2/π)(x + 0.044715x³)).
+func geluTanhDeriv(c *gradCtx, x, _ string) string {
+	x2 := c.op("Mul", []string{x, x})
+	u := c.op("Mul", []string{c.scalar(geluTanhScale), c.op("Mul", []string{x, c.op("Add", []string{c.scalar(1), c.op("Mul", []string{x2, c.scalar(geluTanhCubic)})})})})
+	t := c.op("Tanh", []string{u})
+	du := c.op("Mul", []string{c.scalar(geluTanhScale), c.op("Add", []string{c.scalar(1), c.op("Mul", []string{x2, c.scalar(3 * geluTanhCubic)})})})
+	sech2 := c.op("Sub", []string{c.scalar(1), c.op("Mul", []string{t, t})})
+	half := c.op("Mul", []string{c.scalar(0.5), c.op("Add", []string{c.scalar(1), t})})
+	return c.op("Add", []string{half, c.op("Mul", []string{c.op("Mul", []string{c.scalar(0.5), x}), c.op("Mul", []string{sech2, du})})})
+}
+
+// https://onnx.ai/onnx/operators/onnx__Shrink.html: y = x − bias for
+// x > λ, x + bias for x < −λ, 0 between, so f′ = 1 outside [−λ, λ] and 0
+// inside, the ends included (PyTorch's hardshrink and softshrink backward).
+var gradShrink = unaryGrad(func(c *gradCtx, x, _ string) string {
+	lambd := float64(c.attrFloat("lambd", 0.5))
+	outside := c.op("Greater", []string{c.op("Abs", []string{x}), c.scalar(lambd)})
+	return c.op("Cast", []string{outside}, attrInt("to", int64(c.gradElem())))
+})

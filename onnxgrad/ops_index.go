@@ -1,9 +1,11 @@
 package onnxgrad
 
-// Indexing operators that only gradient graphs emit — TopK and OneHot for
-// the Jacobian's candidate classes, ScatterElements and MaxUnpool for
-// MaxPool's gradient. They have shape rules, so that Build's central check
-// follows gradients through them, and no gradient rules.
+// Indexing operators: GatherElements, and those that only gradient graphs
+// emit — TopK and OneHot for the Jacobian's candidate classes,
+// ScatterElements for the gradients of MaxPool and GatherElements, and
+// MaxUnpool for MaxPool's. The emitted ones have shape rules, so that
+// Build's central check follows gradients through them, and no gradient
+// rules.
 
 import (
 	"slices"
@@ -91,5 +93,41 @@ func inferMaxUnpool(c *nodeCtx) error {
 		}
 	}
 	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__GatherElements.html: the data's
+// type and the indices' shape.
+func inferGatherElements(c *nodeCtx) error {
+	idx := c.in(1)
+	if idx == nil || !idx.hasShape {
+		c.setOut(0, &tensorInfo{elem: c.elem()})
+		return nil
+	}
+	c.setOut(0, &tensorInfo{elem: c.elem(), shape: idx.shape, hasShape: true})
+	return nil
+}
+
+// gradGatherElements scatter-adds gY into zeros shaped like the data, at
+// the positions the indices name along the axis (repeated indices
+// accumulate): ScatterElements with reduction "add", which needs opset 16.
+// In Jacobian mode the indices are expanded over the class axis of gY and
+// the scatter runs along the axis after it.
+func gradGatherElements(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return c.err
+	}
+	a, err := normAxis(c.attrInt("axis", 0), len(x))
+	if err != nil {
+		return c.errorf("%v", err)
+	}
+	idx := c.input(1)
+	if c.lead {
+		idx = c.op("Expand", []string{c.op("Unsqueeze", []string{idx, c.gr.ints(0)}), c.op("Shape", []string{c.gy[0]})})
+	}
+	c.gr.needOpset(16)
+	zeros := c.zerosGrad(c.input(0), c.gy[0])
+	c.setGrad(0, c.op("ScatterElements", []string{zeros, idx, c.gy[0]}, attrInt("axis", int64(a+c.off())), attrString("reduction", "add")))
 	return nil
 }

@@ -1,9 +1,10 @@
 package onnxgrad
 
 // Normalisation: BatchNormalization (inference), LayerNormalization,
-// InstanceNormalization, GroupNormalization, Softmax, LogSoftmax.
+// InstanceNormalization, GroupNormalization, LRN, Softmax, LogSoftmax.
 
 import (
+	"math"
 	"slices"
 
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
@@ -268,4 +269,54 @@ func (c *gradCtx) gradGroupedNorm(groups int64, perChannel bool) error {
 		c.setGrad(2, c.reshapeLike(sum(gy), c.input(2)))
 	}
 	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__LRN.html (AlexNet, GoogLeNet):
+// over x = [N, C, ...], y = x·s^(−β) with s = bias + α/size·W(x²), where
+// W sums each channel's window of size channels, from ⌊(size−1)/2⌋ before
+// to ⌈(size−1)/2⌉ after it (cut at the edges). W is linear, so
+// gX = gY·s^(−β) − (2αβ/size)·x·Wᵀ(gY·y/s), and Wᵀ is the window mirrored
+// (the two offsets swapped; they differ only for an even size, which
+// onnxruntime 1.30 refuses to run, as it refuses inputs not of rank 4).
+func gradLRN(c *gradCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return c.err
+	}
+	size := c.attrInt("size", 0)
+	if len(x) < 2 || size < 1 {
+		return c.errorf("LRN needs an input [N, C, ...] and a positive size, got %v and size %d", x, size)
+	}
+	alpha, beta, bias := float64(c.attrFloat("alpha", 1e-4)), float64(c.attrFloat("beta", 0.75)), float64(c.attrFloat("bias", 1))
+	before, after := (size-1)/2, size/2
+	in := c.input(0)
+	sq := c.windowSum(c.op("Mul", []string{in, in}), len(x), 0, before, after)
+	s := c.op("Add", []string{c.op("Mul", []string{sq, c.scalar(alpha / float64(size))}), c.scalar(bias)})
+	direct := c.op("Mul", []string{c.gy[0], c.op("Pow", []string{s, c.scalar(-beta)})})
+	t := c.op("Div", []string{c.op("Mul", []string{c.gy[0], c.output(0)}), s})
+	back := c.windowSum(t, len(x), c.off(), after, before)
+	cross := c.op("Mul", []string{c.op("Mul", []string{in, back}), c.scalar(2 * alpha * beta / float64(size))})
+	c.setGrad(0, c.op("Sub", []string{direct, cross}))
+	return nil
+}
+
+// windowSum returns, for t of rank r plus off leading axes, the sum over
+// channels c − before … c + after of t (channel axis 1 + off, zeros beyond
+// its ends): t padded by before and after channels, then the sum of the
+// before + after + 1 shifted slices of the original width.
+func (c *gradCtx) windowSum(t string, r, off int, before, after int64) string {
+	axis := int64(1 + off)
+	pads := make([]int64, 2*(r+off))
+	pads[axis], pads[int64(r+off)+axis] = before, after
+	padded := c.op("Pad", []string{t, c.gr.ints(pads...)})
+	width := before + after
+	var parts []string
+	for k := int64(0); k <= width; k++ {
+		end := k - width // counted from the padded axis's end
+		if end == 0 {
+			end = math.MaxInt64
+		}
+		parts = append(parts, c.op("Slice", []string{padded, c.gr.ints(k), c.gr.ints(end), c.gr.ints(axis)}))
+	}
+	return c.gr.sum(parts)
 }

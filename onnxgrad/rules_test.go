@@ -236,6 +236,43 @@ var ruleCases = []ruleCase{
 	{name: "Softsign", op: "Softsign", inputs: []caseInput{f(3, 7)}, float32: true},
 	// kinked values are ±(0.05 + 0.02k): none within 0.01 of α = 0.2.
 	{name: "ThresholdedRelu", op: "ThresholdedRelu", attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.2)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	{name: "Sin", op: "Sin", inputs: []caseInput{f(3, 7)}},
+	{name: "Cos", op: "Cos", inputs: []caseInput{f(3, 7)}},
+	// Tan's inputs stay away from its poles at ±π/2; Asin, Acos and Atanh
+	// are defined on (−1, 1), Acosh above 1, and their inputs stay where the
+	// third derivatives, which scale the float32 truncation error, are small.
+	// onnxruntime's CPU kernels of all but Sin and Cos are float-only.
+	{name: "Tan", op: "Tan", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-1.2, 1.2, 21)}}, float32: true},
+	{name: "Asin", op: "Asin", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-0.6, 0.6, 21)}}, float32: true},
+	{name: "Acos", op: "Acos", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-0.6, 0.6, 21)}}, float32: true},
+	{name: "Atan", op: "Atan", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Sinh", op: "Sinh", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Cosh", op: "Cosh", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Asinh", op: "Asinh", inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Acosh", op: "Acosh", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(1.1, 3, 21)}}, float32: true},
+	{name: "Atanh", op: "Atanh", inputs: []caseInput{{shape: []int64{3, 7}, values: linspace(-0.6, 0.6, 21)}}, float32: true},
+	{name: "Celu", op: "Celu", opset: 12, attrs: []*onnxpb.AttributeProto{attrFloat("alpha", 0.7)}, inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Mish", op: "Mish", opset: 18, inputs: []caseInput{f(3, 7)}},
+	{name: "Gelu", op: "Gelu", opset: 20, inputs: []caseInput{f(3, 7)}, float32: true},
+	{name: "Gelu tanh", op: "Gelu", opset: 20, attrs: []*onnxpb.AttributeProto{attrString("approximate", "tanh")}, inputs: []caseInput{f(3, 7)}},
+	// kinked values are ±(0.05 + 0.02k): none within 0.01 of ±λ = ±0.2.
+	// float32: onnxruntime's double Shrink rounds its results to float.
+	{name: "Shrink", op: "Shrink", attrs: []*onnxpb.AttributeProto{attrFloat("lambd", 0.2), attrFloat("bias", 0.1)}, inputs: []caseInput{f(3, 7)}, kinked: true, float32: true},
+	// Piecewise constant: kinked values stay 0.05 away from the jumps of
+	// Floor, Ceil and Sign at 0, 0.01 away from Round's at ±0.5, and
+	// distinct for Hardmax, so central differences see the zero gradient.
+	{name: "Floor", op: "Floor", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Ceil", op: "Ceil", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Round", op: "Round", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Sign", op: "Sign", inputs: []caseInput{f(3, 7)}, kinked: true},
+	{name: "Hardmax", op: "Hardmax", inputs: []caseInput{f(2, 3, 4)}, kinked: true, float32: true},
+	{name: "Hardmax opset 11 coerced", op: "Hardmax", opset: 11, inputs: []caseInput{f(2, 3, 4)}, kinked: true, float32: true},
+	// Indices repeat (gradients accumulate) and count from the end.
+	{name: "GatherElements", op: "GatherElements", attrs: []*onnxpb.AttributeProto{attrInt("axis", 1)}, inputs: []caseInput{f(2, 4, 3), {shape: []int64{2, 2, 3}, ints: []int64{0, 3, -1, 0, 1, 2, 3, 3, 0, -4, 2, 1}}}},
+	{name: "GatherElements last axis", op: "GatherElements", attrs: []*onnxpb.AttributeProto{attrInt("axis", -1)}, inputs: []caseInput{f(2, 3), {shape: []int64{2, 4}, ints: []int64{2, 2, 0, 1, 1, 0, 0, -1}}}},
+	// α large enough that the cross-channel term matters.
+	{name: "LRN", op: "LRN", attrs: []*onnxpb.AttributeProto{attrInt("size", 3), attrFloat("alpha", 0.8), attrFloat("beta", 0.75), attrFloat("bias", 1.2)}, inputs: []caseInput{f(2, 5, 3, 2)}, float32: true},
+	{name: "LRN window wider than channels", op: "LRN", attrs: []*onnxpb.AttributeProto{attrInt("size", 5), attrFloat("alpha", 0.5), attrFloat("beta", 0.6)}, inputs: []caseInput{f(2, 3, 2, 2)}, float32: true},
 	{name: "CastLike float to double", op: "CastLike", opset: 15, inputs: []caseInput{f(3, 4), {shape: []int64{1}, fixed: true, elem: onnxpb.TensorProto_DOUBLE}}, float32: true},
 	// Random normal inputs tie with probability 0.
 	{name: "Max broadcast", op: "Max", inputs: []caseInput{f(2, 3, 4), f(3, 1), f(4)}},
