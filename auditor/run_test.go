@@ -99,15 +99,7 @@ func TestRunRecordsModel(t *testing.T) {
 	if len(p.models) != 1 || p.models[0] != want {
 		t.Errorf("progress heard %+v, want %+v", p.models, want)
 	}
-	f, err := os.Open(filepath.Join(cfg.Out, SummaryFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	read, err := ReadSummary(f, SummaryFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	read := readSummaryFile(t, cfg.Out)
 	for _, s := range []*Summary{sum, read} {
 		if c := s.Checkpoints[0]; c.Scores != want.Scores || c.Batch != want.Batch {
 			t.Errorf("summary: scores %q, batch %q", c.Scores, c.Batch)

@@ -541,15 +541,7 @@ func TestStoreWriteReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(dir, SummaryFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	read, err := ReadSummary(f, SummaryFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	read := readSummaryFile(t, dir)
 	if len(read.Groups) != 3*2*3 || len(read.PGD) != 6 || len(read.Transitions) != 2 || read.Settings.N != 4 {
 		t.Errorf("summary: %d groups, %d PGD, %d transitions", len(read.Groups), len(read.PGD), len(read.Transitions))
 	}
@@ -694,4 +686,19 @@ func TestStoreConcurrentCommit(t *testing.T) {
 		}
 	}
 	checkStore(t, st, parts...)
+}
+
+// readSummaryFile reads the summary.json of the audit folder dir.
+func readSummaryFile(t *testing.T, dir string) *Summary {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := ReadSummary(f, SummaryFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
