@@ -32,6 +32,11 @@ func TestClassifierFixedBatch(t *testing.T) {
 		{"view", "mlp_view", testmodels.FixBatch, 1, "batch fixed at 1: rewritten to symbolic"},
 		{"cnn batch 3", "cnn", testmodels.FixBatch, 3, "batch fixed at 3: rewritten to symbolic"},
 		{"merged batch 2", "mlp", testmodels.MergeBatch, 2, "batch fixed at 2: fed 2 images per run"},
+		// As the ONNX model zoo's CNTK MNIST model: opset 8, IR version 3,
+		// initializers listed as inputs, batch 1.
+		{"cnn opset 8 IR 3", "cnn", func(m *onnxpb.ModelProto, b int64) *onnxpb.ModelProto {
+			return testmodels.Legacy(testmodels.FixBatch(m, b))
+		}, 1, "batch fixed at 1: rewritten to symbolic"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, xa := fixture(t, tc.fixture)

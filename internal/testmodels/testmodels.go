@@ -4,6 +4,7 @@ package testmodels
 
 import (
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -67,6 +68,41 @@ func fixBatch(m *onnxpb.ModelProto, b int64, merge bool) *onnxpb.ModelProto {
 	}
 	g.Node = nodes
 	if err := onnxgrad.Validate(m, "fixed batch"); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// Legacy returns a copy of m as older exporters (CNTK, whose MNIST model
+// in the ONNX model zoo is opset 8 with a batch fixed at 1) write it: IR
+// version 3, default-domain opset 8, and every initializer also listed
+// among the graph inputs, as IR versions before 4 require. m must use
+// only operators whose form is the same at opset 8.
+func Legacy(m *onnxpb.ModelProto) *onnxpb.ModelProto {
+	m = proto.Clone(m).(*onnxpb.ModelProto)
+	m.IrVersion = proto.Int64(3)
+	m.OpsetImport = []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(8)}}
+	g := m.GetGraph()
+	for _, n := range g.GetNode() {
+		// MaxPool gained ceil_mode and dilations at opset 10; torch writes
+		// their defaults.
+		if n.GetOpType() == "MaxPool" {
+			n.Attribute = slices.DeleteFunc(n.Attribute, func(a *onnxpb.AttributeProto) bool {
+				return (a.GetName() == "ceil_mode" && a.GetI() == 0) || (a.GetName() == "dilations" && !slices.ContainsFunc(a.GetInts(), func(d int64) bool { return d != 1 }))
+			})
+		}
+	}
+	for _, t := range g.GetInitializer() {
+		vi := &onnxpb.ValueInfoProto{Name: proto.String(t.GetName()), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+			ElemType: proto.Int32(t.GetDataType()), Shape: &onnxpb.TensorShapeProto{},
+		}}}}
+		for _, d := range t.GetDims() {
+			vi.GetType().GetTensorType().GetShape().Dim = append(vi.GetType().GetTensorType().GetShape().Dim,
+				&onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+		g.Input = append(g.Input, vi)
+	}
+	if err := onnxgrad.Validate(m, "legacy"); err != nil {
 		panic(err)
 	}
 	return m
