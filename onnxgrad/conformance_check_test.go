@@ -108,7 +108,7 @@ func unknownCause(gr *graph) (shapeVerdict, string) {
 		if err := gr.inferErr[n]; err != nil {
 			return shapeGaveUp, err.Error()
 		}
-		if r, ok := rules[n.GetOpType()]; !ok || r.infer == nil || canonicalDomain(n.GetDomain()) != "" {
+		if shapeRule(n) == nil {
 			return shapeUnknown, "no shape rule for " + qualifiedOp(n)
 		}
 	}

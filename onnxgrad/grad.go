@@ -309,7 +309,7 @@ func declareKnownSizes(vi *onnxpb.ValueInfoProto, info *tensorInfo) {
 // silently broadcast wrong gradient.
 func (c *gradCtx) checkGrads(from int) error {
 	for _, n := range c.gr.newNodes[from:] {
-		if r, ok := rules[n.GetOpType()]; !ok || r.infer == nil {
+		if shapeRule(n) == nil {
 			return c.errorf("the gradient rule emitted a %s node, which has no shape rule to check it with (register one)", n.GetOpType())
 		}
 		// A node whose inputs inference could not follow stays unknown and
@@ -333,19 +333,26 @@ func (c *gradCtx) checkGrads(from int) error {
 		if got.elem != onnxpb.TensorProto_UNDEFINED && want.elem != onnxpb.TensorProto_UNDEFINED && got.elem != want.elem {
 			return c.errorf("the gradient of input %d (%q) is %s, the input %s", i, c.input(i), got.elem, want.elem)
 		}
-		if !got.hasShape || !want.hasShape {
-			continue
-		}
-		if len(got.shape) != len(want.shape)+c.off() {
+		if got.hasShape && want.hasShape && !fitsGradient(got.shape, want.shape, c.off()) {
 			return c.errorf("the gradient of input %d (%q) has shape %v, the input %v%s", i, c.input(i), got.shape, want.shape, c.leadNote())
-		}
-		for a, d := range want.shape {
-			if e := got.shape[a+c.off()]; d.Known() && e.Known() && d.Value != e.Value {
-				return c.errorf("the gradient of input %d (%q) has shape %v, the input %v%s", i, c.input(i), got.shape, want.shape, c.leadNote())
-			}
 		}
 	}
 	return nil
+}
+
+// fitsGradient reports whether a gradient of shape g may belong to a tensor
+// of shape x: off more leading axes, and the same size wherever both know
+// it.
+func fitsGradient(g, x Shape, off int) bool {
+	if len(g) != len(x)+off {
+		return false
+	}
+	for a, d := range x {
+		if e := g[a+off]; d.Known() && e.Known() && d.Value != e.Value {
+			return false
+		}
+	}
+	return true
 }
 
 // leadNote explains the extra axis of gradients in Jacobian mode.
@@ -441,7 +448,7 @@ func (gr *graph) explain(err error, n *onnxpb.NodeProto, file string) error {
 				continue
 			}
 			seen[p] = true
-			if r, ok := rules[p.GetOpType()]; !ok || r.infer == nil || canonicalDomain(p.GetDomain()) != "" {
+			if shapeRule(p) == nil {
 				return &UnsupportedOpError{File: file, Node: p.GetName(), OpType: qualifiedOp(p), ShapeOnly: true}
 			}
 			queue = append(queue, p)
@@ -561,7 +568,7 @@ func shapeProto(s Shape) *onnxpb.TensorShapeProto {
 	for _, d := range s {
 		if d.Known() {
 			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d.Value}})
-		} else if d.Param != "?" && d.Param[0] != '?' {
+		} else if !isAnonymous(d) {
 			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: d.Param}})
 		} else {
 			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{})
@@ -614,6 +621,36 @@ func (c *gradCtx) gradElem() onnxpb.TensorProto_DataType {
 		}
 	}
 	return onnxpb.TensorProto_FLOAT
+}
+
+// toGradElem casts tensor t to the gradients' element type: a BOOL mask
+// becomes 0/1, an integer tensor its values.
+func (c *gradCtx) toGradElem(t string) string {
+	return c.op("Cast", []string{t}, attrInt("to", int64(c.gradElem())))
+}
+
+// contractAxis multiplies axis ax of g (of rank r) by the constant [rows,
+// cols] matrix m: out[..., j, ...] = Σᵢ g[..., i, ...]·m[i, j]. The last
+// axis is one MatMul, the one before it a MatMul by mᵀ from the left; other
+// axes are swapped to the end and back.
+func (c *gradCtx) contractAxis(g string, ax, r int, m []float64, rows, cols int64) string {
+	if ax == r-2 {
+		mt := make([]float64, len(m))
+		for i := range rows {
+			for j := range cols {
+				mt[j*rows+i] = m[i*cols+j]
+			}
+		}
+		return c.op("MatMul", []string{c.gr.constFloat(c.gradElem(), []int64{cols, rows}, mt), g})
+	}
+	k := c.gr.constFloat(c.gradElem(), []int64{rows, cols}, m)
+	if ax == r-1 {
+		return c.op("MatMul", []string{g, k})
+	}
+	perm := swapPerm(r, ax, r-1)
+	g = c.op("Transpose", []string{g}, attrInts("perm", perm))
+	g = c.op("MatMul", []string{g, k})
+	return c.op("Transpose", []string{g}, attrInts("perm", perm))
 }
 
 // shapeTensor returns a tensor holding the runtime shape of the forward

@@ -87,9 +87,9 @@ func (gr *graph) infer() {
 // its outputs, merged with their declarations. It returns the rule's error.
 func (gr *graph) inferNode(n *onnxpb.NodeProto) error {
 	var err error
-	c := &nodeCtx{gr: gr, n: n}
-	if r, ok := rules[n.GetOpType()]; ok && canonicalDomain(n.GetDomain()) == "" && r.infer != nil {
-		err = r.infer(c)
+	if infer := shapeRule(n); infer != nil {
+		c := &nodeCtx{gr: gr, n: n}
+		err = infer(c)
 		if err == nil {
 			err = c.err
 		}
@@ -100,6 +100,15 @@ func (gr *graph) inferNode(n *onnxpb.NodeProto) error {
 		}
 	}
 	return err
+}
+
+// shapeRule returns n's shape rule; nil for an op outside the default
+// domain or without one.
+func shapeRule(n *onnxpb.NodeProto) func(*nodeCtx) error {
+	if r, ok := rules[n.GetOpType()]; ok && canonicalDomain(n.GetDomain()) == "" {
+		return r.infer
+	}
+	return nil
 }
 
 // mergeDeclared combines what inference found of a tensor with what the

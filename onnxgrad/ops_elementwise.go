@@ -154,7 +154,7 @@ func unaryGrad(deriv func(c *gradCtx, x, y string) string) func(c *gradCtx) erro
 // positiveMask is 1 where x > 0 and 0 elsewhere (gradient 0 at the kink, as
 // PyTorch), in the gradient's type.
 func positiveMask(c *gradCtx, x string) string {
-	return c.op("Cast", []string{c.op("Greater", []string{x, c.scalar(0)})}, attrInt("to", int64(c.gradElem())))
+	return c.toGradElem(c.op("Greater", []string{x, c.scalar(0)}))
 }
 
 // https://onnx.ai/onnx/operators/onnx__Relu.html
@@ -220,7 +220,7 @@ var gradHardSigmoid = unaryGrad(func(c *gradCtx, x, _ string) string {
 	alpha, beta := float64(c.attrFloat("alpha", 0.2)), float64(c.attrFloat("beta", 0.5))
 	z := c.op("Add", []string{c.op("Mul", []string{x, c.scalar(alpha)}), c.scalar(beta)})
 	inside := c.op("And", []string{c.op("Greater", []string{z, c.scalar(0)}), c.op("Less", []string{z, c.scalar(1)})})
-	return c.op("Mul", []string{c.op("Cast", []string{inside}, attrInt("to", int64(c.gradElem()))), c.scalar(alpha)})
+	return c.op("Mul", []string{c.toGradElem(inside), c.scalar(alpha)})
 })
 
 // https://onnx.ai/onnx/operators/onnx__PRelu.html: y = x for x > 0, slope·x
@@ -245,7 +245,7 @@ func gradPow(c *gradCtx) error {
 	y := c.shapeOut(0)
 	if c.need[0] {
 		if t := c.in(1); t != nil && t.elem != c.gradElem() {
-			b = c.op("Cast", []string{b}, attrInt("to", int64(c.gradElem()))) // an integer exponent
+			b = c.toGradElem(b) // an integer exponent
 		}
 		d := c.op("Mul", []string{b, c.op("Pow", []string{a, c.op("Sub", []string{b, c.scalar(1)})})})
 		c.setGrad(0, c.unbroadcast(c.op("Mul", []string{c.gy[0], d}), y, 0))
@@ -340,7 +340,7 @@ func gradClip(c *gradCtx) error {
 		c.setGrad(0, c.gy[0])
 		return nil
 	}
-	m := c.op("Cast", []string{mask}, attrInt("to", int64(c.gradElem())))
+	m := c.toGradElem(mask)
 	c.setGrad(0, c.op("Mul", []string{c.gy[0], m}))
 	return nil
 }
@@ -373,7 +373,7 @@ var gradSoftsign = unaryGrad(func(c *gradCtx, x, _ string) string {
 // x > α, else 0; f′ = 1 above α and 0 at or below it.
 var gradThresholdedRelu = unaryGrad(func(c *gradCtx, x, _ string) string {
 	alpha := float64(c.attrFloat("alpha", 1))
-	return c.op("Cast", []string{c.op("Greater", []string{x, c.scalar(alpha)})}, attrInt("to", int64(c.gradElem())))
+	return c.toGradElem(c.op("Greater", []string{x, c.scalar(alpha)}))
 })
 
 // https://onnx.ai/onnx/operators/onnx__CastLike.html: Cast to the element
@@ -407,7 +407,7 @@ func gradExtreme(c *gradCtx) error {
 	}
 	masks := make([]string, len(ins))
 	for i, in := range ins {
-		masks[i] = c.op("Cast", []string{c.op("Equal", []string{in, c.output(0)})}, attrInt("to", int64(c.gradElem())))
+		masks[i] = c.toGradElem(c.op("Equal", []string{in, c.output(0)}))
 	}
 	count := c.op("Sum", masks)
 	for i := range ins {
@@ -504,5 +504,5 @@ func geluTanhDeriv(c *gradCtx, x, _ string) string {
 var gradShrink = unaryGrad(func(c *gradCtx, x, _ string) string {
 	lambd := float64(c.attrFloat("lambd", 0.5))
 	outside := c.op("Greater", []string{c.op("Abs", []string{x}), c.scalar(lambd)})
-	return c.op("Cast", []string{outside}, attrInt("to", int64(c.gradElem())))
+	return c.toGradElem(outside)
 })

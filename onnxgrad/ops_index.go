@@ -55,13 +55,6 @@ func inferOneHot(c *nodeCtx) error {
 	return nil
 }
 
-// https://onnx.ai/onnx/operators/onnx__ScatterElements.html: the data's
-// type and shape.
-func inferScatterElements(c *nodeCtx) error {
-	c.setOut(0, c.sameAs(0))
-	return nil
-}
-
 // https://onnx.ai/onnx/operators/onnx__MaxUnpool.html: the output_shape
 // input when given, else (in − 1)·stride + kernel − pads per spatial axis.
 func inferMaxUnpool(c *nodeCtx) error {

@@ -223,11 +223,11 @@ func gradWhere(c *gradCtx) error {
 	}
 	cond := c.input(0)
 	if c.need[1] {
-		m := c.op("Cast", []string{cond}, attrInt("to", int64(c.gradElem())))
+		m := c.toGradElem(cond)
 		c.setGrad(1, c.unbroadcast(c.op("Mul", []string{c.gy[0], m}), y, 1))
 	}
 	if c.need[2] {
-		m := c.op("Cast", []string{c.op("Not", []string{cond})}, attrInt("to", int64(c.gradElem())))
+		m := c.toGradElem(c.op("Not", []string{cond}))
 		c.setGrad(2, c.unbroadcast(c.op("Mul", []string{c.gy[0], m}), y, 2))
 	}
 	return c.err

@@ -193,7 +193,7 @@ func logSumExpDeriv(r *reduction) string {
 // without ties.)
 func extremeDeriv(r *reduction) string {
 	c := r.c
-	mask := c.op("Cast", []string{c.op("Equal", []string{c.input(0), r.y()})}, attrInt("to", int64(c.gradElem())))
+	mask := c.toGradElem(c.op("Equal", []string{c.input(0), r.y()}))
 	return r.times(c.op("Div", []string{mask, r.reduce("ReduceSum", mask)}))
 }
 
@@ -209,7 +209,7 @@ func prodDeriv(r *reduction) string {
 	isZero := c.op("Equal", []string{x, c.scalar(0)})
 	nonzero := c.op("Where", []string{isZero, c.scalar(1), x})
 	p := r.reduce("ReduceProd", nonzero)
-	z := r.reduce("ReduceSum", c.op("Cast", []string{isZero}, attrInt("to", int64(c.gradElem()))))
+	z := r.reduce("ReduceSum", c.toGradElem(isZero))
 	oneZero := c.op("And", []string{isZero, c.op("Equal", []string{z, c.scalar(1)})})
 	atZero := c.op("Where", []string{oneZero, p, c.scalar(0)})
 	d := c.op("Where", []string{c.op("Equal", []string{z, c.scalar(0)}), c.op("Div", []string{p, nonzero}), atZero})
@@ -233,6 +233,6 @@ func (c *gradCtx) reducedCount(x Shape, axes []int) string {
 		return c.scalar(count)
 	}
 	dims := c.op("Gather", []string{c.op("Shape", []string{c.input(0)}), c.gr.ints(dynamic...)}, attrInt("axis", 0))
-	n := c.op("Cast", []string{c.op("ReduceProd", []string{dims}, attrInt("keepdims", 0))}, attrInt("to", int64(c.gradElem())))
+	n := c.toGradElem(c.op("ReduceProd", []string{dims}, attrInt("keepdims", 0)))
 	return c.op("Mul", []string{n, c.scalar(count)})
 }

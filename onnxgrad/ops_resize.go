@@ -438,30 +438,6 @@ func gradResize(c *gradCtx) error {
 	return nil
 }
 
-// contractAxis multiplies axis ax of g (of rank r) by the constant [rows,
-// cols] matrix m: out[..., j, ...] = Σᵢ g[..., i, ...]·m[i, j]. The last
-// axis is one MatMul, the one before it a MatMul by mᵀ from the left; other
-// axes are swapped to the end and back.
-func (c *gradCtx) contractAxis(g string, ax, r int, m []float64, rows, cols int64) string {
-	if ax == r-2 {
-		mt := make([]float64, len(m))
-		for i := range rows {
-			for j := range cols {
-				mt[j*rows+i] = m[i*cols+j]
-			}
-		}
-		return c.op("MatMul", []string{c.gr.constFloat(c.gradElem(), []int64{cols, rows}, mt), g})
-	}
-	k := c.gr.constFloat(c.gradElem(), []int64{rows, cols}, m)
-	if ax == r-1 {
-		return c.op("MatMul", []string{g, k})
-	}
-	perm := swapPerm(r, ax, r-1)
-	g = c.op("Transpose", []string{g}, attrInts("perm", perm))
-	g = c.op("MatMul", []string{g, k})
-	return c.op("Transpose", []string{g}, attrInts("perm", perm))
-}
-
 // upgradeResize rewrites Upsample (opsets 7–9) and Resize-10 as Resize-13:
 // the scales move to input 2 (an initializer for Upsample-7's attribute),
 // and the attributes spell out what these versions did implicitly,

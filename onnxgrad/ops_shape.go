@@ -641,7 +641,7 @@ func inferGather(c *nodeCtx) error {
 
 // gradGather, for constant indices: gX is gY contracted with the one-hot
 // matrix S[j, indices[j]] = 1 along the gathered axis (repeated indices
-// accumulate). The axis is moved last, multiplied by S, and moved back.
+// accumulate).
 func gradGather(c *gradCtx) error {
 	x := c.shapeIn(0)
 	idx := c.intsIn(1)
@@ -685,14 +685,7 @@ func gradGather(c *gradCtx) error {
 		}
 		onehot[int64(j)*dim+i] = 1
 	}
-	s := c.gr.constFloat(c.gradElem(), []int64{int64(len(idx)), dim}, onehot)
-	r := len(x) + c.off()
-	ax := a + c.off()
-	toLast := swapPerm(r, ax, r-1)
-	g = c.op("Transpose", []string{g}, attrInts("perm", toLast))
-	g = c.op("MatMul", []string{g, s})
-	g = c.op("Transpose", []string{g}, attrInts("perm", toLast))
-	c.setGrad(0, g)
+	c.setGrad(0, c.contractAxis(g, a+c.off(), len(x)+c.off(), onehot, int64(len(idx)), dim))
 	return nil
 }
 
@@ -1155,12 +1148,5 @@ func inferRange(c *nodeCtx) error {
 		}
 	}
 	c.setOut(0, info)
-	return nil
-}
-
-// https://onnx.ai/onnx/operators/onnx__ScatterND.html (emitted by gradient
-// rules; not differentiated): the output is shaped like the data.
-func inferScatterND(c *nodeCtx) error {
-	c.setOut(0, c.sameAs(0))
 	return nil
 }

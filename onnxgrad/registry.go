@@ -101,7 +101,7 @@ var rules = map[string]opRule{
 	"DepthToSpace":          {infer: inferSpaceDepth, grad: gradSpaceDepth},
 	"SpaceToDepth":          {infer: inferSpaceDepth, grad: gradSpaceDepth},
 	"Range":                 {infer: inferRange},
-	"ScatterND":             {infer: inferScatterND},
+	"ScatterND":             {infer: inferSame},
 	"ReduceSum":             reduceRule(13, sumDeriv),
 	"ReduceMean":            reduceRule(18, meanDeriv),
 	"ReduceMax":             reduceRule(18, extremeDeriv),
@@ -117,7 +117,7 @@ var rules = map[string]opRule{
 	"ConstantOfShape":       {infer: inferConstantOfShape},
 	"TopK":                  {infer: inferTopK},
 	"OneHot":                {infer: inferOneHot},
-	"ScatterElements":       {infer: inferScatterElements},
+	"ScatterElements":       {infer: inferSame},
 	"MaxUnpool":             {infer: inferMaxUnpool},
 	"InstanceNormalization": {infer: inferSame, grad: gradInstanceNorm},
 }
