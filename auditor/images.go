@@ -71,20 +71,11 @@ func fitImages(im *Images, want []int64, layout attack.Layout, checkpoint string
 	if im.Layout != attack.LayoutAuto {
 		x, shape := attack.ConvertLayout(im.X, im.Shape, im.Layout, layout)
 		oneChannel := len(im.Shape) == 3 && im.Shape[im.Layout.ChannelAxis(3)] == 1
-		if slices.Equal(shape, want) || (size(shape) == size(want) && (len(want) == 1 || oneChannel)) {
+		if slices.Equal(shape, want) || (attack.ImageSize(shape) == attack.ImageSize(want) && (len(want) == 1 || oneChannel)) {
 			out := *im
 			out.X, out.Shape, out.Layout = x, want, layout
 			return &out, nil
 		}
 	}
 	return nil, &ImageShapeError{Images: im.Name, Shape: im.Shape, Checkpoint: checkpoint, Want: want, Layout: layout}
-}
-
-// size returns the number of values in an image of the given shape.
-func size(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }

@@ -78,14 +78,7 @@ func symbolicBatch(m *onnxpb.ModelProto, name string, opt Options, lo, hi float3
 		return m, FixedBatch{}, nil
 	}
 	fb := FixedBatch{Size: b}
-	output := opt.Output
-	if output == "" && len(m.GetGraph().GetOutput()) > 0 {
-		output = m.GetGraph().GetOutput()[0].GetName()
-	}
-	bc := &batchCheck{name: name, input: in.GetName(), output: output, sample: sample, d: 1, b: b, opt: opt}
-	for _, s := range sample {
-		bc.d *= int(s)
-	}
+	bc := &batchCheck{name: name, input: in.GetName(), output: scoredOutput(m.GetGraph(), opt.Output), sample: sample, d: ImageSize(sample), b: b, opt: opt}
 	rng := rand.New(rand.NewPCG(uint64(b), 0xba7c))
 	bc.x = make([]float32, (2*b+1)*bc.d)
 	for i := range bc.x {
@@ -115,24 +108,11 @@ func symbolicBatch(m *onnxpb.ModelProto, name string, opt Options, lo, hi float3
 // input does not fix it, or when m is not a model that prepare takes (it
 // then reports why).
 func fixedBatchInput(m *onnxpb.ModelProto, opt Options) (in *onnxpb.ValueInfoProto, sample []int64, b int) {
-	skip := map[string]bool{}
-	for _, t := range m.GetGraph().GetInitializer() {
-		skip[t.GetName()] = true
-	}
-	for _, bi := range opt.Bound {
-		skip[bi.Name] = true
-	}
-	for _, vi := range m.GetGraph().GetInput() {
-		if !skip[vi.GetName()] {
-			if in != nil {
-				return nil, nil, 0
-			}
-			in = vi
-		}
-	}
-	if in == nil {
+	inputs := imageInputs(m.GetGraph(), opt.Bound)
+	if len(inputs) != 1 {
 		return nil, nil, 0
 	}
+	in = inputs[0]
 	dims := in.GetType().GetTensorType().GetShape().GetDim()
 	if len(dims) < 2 || dims[0].GetDimValue() <= 0 || dims[0].GetDimValue() > math.MaxInt32 {
 		return nil, nil, 0
@@ -256,13 +236,7 @@ type rows struct {
 }
 
 // per returns the number of values per image.
-func (r rows) per() int {
-	p := 1
-	for _, d := range r.dims {
-		p *= int(d)
-	}
-	return p
-}
+func (r rows) per() int { return ImageSize(r.dims) }
 
 // slice returns the rows of images [s, e).
 func (r rows) slice(s, e int) rows {

@@ -197,10 +197,7 @@ func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 	c.model, c.input, c.output, c.sample, c.norm = p.model, p.input, p.output, p.sample, p.normalised
 	c.layout = p.layout
 	c.bound = slices.Clone(opt.Bound)
-	c.d = 1
-	for _, s := range c.sample {
-		c.d *= int(s)
-	}
+	c.d = ImageSize(c.sample)
 	c.k = p.k // 0 when the model does not declare it; the probe tells
 	if fb := c.batchInfo; fb.Size > 0 && !fb.Rewritten {
 		c.fixed = fb.Size

@@ -151,3 +151,13 @@ func describeInput(sample []int64, layout Layout) string {
 	}
 	return s
 }
+
+// ImageSize returns the number of values in an image of the given shape
+// (the input's dimensions after the batch dimension).
+func ImageSize(shape []int64) int {
+	n := 1
+	for _, d := range shape {
+		n *= int(d)
+	}
+	return n
+}

@@ -47,7 +47,6 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 		}
 		bound[b.Name] = i
 	}
-	var inputs []*onnxpb.ValueInfoProto
 	for _, vi := range g.GetInput() {
 		i, isBound := bound[vi.GetName()]
 		switch {
@@ -58,8 +57,6 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 				return nil, shapeErr("bound input %q: %v", vi.GetName(), err)
 			}
 			delete(bound, vi.GetName())
-		case !inits[vi.GetName()]:
-			inputs = append(inputs, vi)
 		}
 	}
 	for _, b := range opt.Bound {
@@ -69,6 +66,7 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 			return nil, fmt.Errorf("attack: %s: the model has no input %q to bind", name, b.Name)
 		}
 	}
+	inputs := imageInputs(g, opt.Bound)
 	if len(inputs) != 1 {
 		if len(opt.Bound) > 0 {
 			return nil, shapeErr("the model has %d inputs besides the bound ones; an image classifier has one", len(inputs))
@@ -94,10 +92,7 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 	}
 	tt.Shape = &onnxpb.TensorShapeProto{Dim: dims}
 
-	outName := opt.Output
-	if outName == "" && len(g.GetOutput()) > 0 {
-		outName = g.GetOutput()[0].GetName()
-	}
+	outName := scoredOutput(g, opt.Output)
 	i := slices.IndexFunc(g.GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == outName })
 	if i < 0 {
 		var names []string
@@ -131,6 +126,34 @@ func prepare(m *onnxpb.ModelProto, name string, opt Options) (*prepared, error) 
 		p.normalised = true
 	}
 	return p, nil
+}
+
+// imageInputs lists the inputs of g that are neither initializers nor
+// bound: an image classifier has one, its image.
+func imageInputs(g *onnxpb.GraphProto, bound []BoundInput) []*onnxpb.ValueInfoProto {
+	skip := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		skip[t.GetName()] = true
+	}
+	for _, b := range bound {
+		skip[b.Name] = true
+	}
+	var out []*onnxpb.ValueInfoProto
+	for _, vi := range g.GetInput() {
+		if !skip[vi.GetName()] {
+			out = append(out, vi)
+		}
+	}
+	return out
+}
+
+// scoredOutput names the output of g holding the class scores: output,
+// or g's first output when output is "".
+func scoredOutput(g *onnxpb.GraphProto, output string) string {
+	if output == "" && len(g.GetOutput()) > 0 {
+		return g.GetOutput()[0].GetName()
+	}
+	return output
 }
 
 // bindShape checks that the graph input vi can take b (a float32 tensor of

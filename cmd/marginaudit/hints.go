@@ -78,7 +78,7 @@ func imageShapeHint(e *auditor.ImageShapeError) string {
 		}
 		return fmt.Sprintf("transpose the array to %s: x.transpose(%s)", want, strings.Join(axes, ", "))
 	}
-	if size(e.Shape) == size(e.Want) {
+	if attack.ImageSize(e.Shape) == attack.ImageSize(e.Want) {
 		dims := []string{"-1"}
 		for _, d := range e.Want {
 			dims = append(dims, fmt.Sprint(d))
@@ -108,15 +108,6 @@ func permutation(from, to []int64) []int {
 		used[j], perm[i] = true, j
 	}
 	return perm
-}
-
-// size returns the number of values in an image of the given shape.
-func size(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
 
 // buildHint returns the hint for an error of onnxgrad.Build on the model m:
