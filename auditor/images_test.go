@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
-	"github.com/marginaudit/marginaudit/auditor/attack/attacktest"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -96,7 +96,7 @@ func TestRunNHWC(t *testing.T) {
 	if err := onnxgrad.Save(filepath.Join(nchw, "epoch-000.onnx"), m); err != nil {
 		t.Fatal(err)
 	}
-	mh := attacktest.NHWC(m)
+	mh := testmodels.NHWC(m)
 	if err := onnxgrad.Save(filepath.Join(nhwc, "epoch-000.onnx"), mh); err != nil {
 		t.Fatal(err)
 	}

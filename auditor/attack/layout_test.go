@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/marginaudit/marginaudit/auditor/attack/attacktest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
@@ -99,7 +99,7 @@ func TestPureInputLayout(t *testing.T) {
 // images transposed.
 func TestClassifierNHWC(t *testing.T) {
 	m, xa := fixture(t, "resnet_small")
-	nhwc := attacktest.NHWC(m)
+	nhwc := testmodels.NHWC(m)
 	mean, std := []float32{0.49, 0.48, 0.45}, []float32{0.25, 0.24, 0.26} // CIFAR-10's, rounded
 	cn := newClassifier(t, m, Options{Name: "nchw.onnx", Mean: mean, Std: std, Threads: 1})
 	ch := newClassifier(t, nhwc, Options{Name: "nhwc.onnx", Mean: mean, Std: std, Threads: 1})

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/marginaudit/marginaudit/auditor"
-	"github.com/marginaudit/marginaudit/auditor/attack/attacktest"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -57,7 +57,7 @@ func TestAuditArraysAsNumPyWritesThem(t *testing.T) {
 	}
 	dir := t.TempDir()
 	nhwc := filepath.Join(dir, "cnn_nhwc.onnx")
-	if err := onnxgrad.Save(nhwc, attacktest.NHWC(m)); err != nil {
+	if err := onnxgrad.Save(nhwc, testmodels.NHWC(m)); err != nil {
 		t.Fatal(err)
 	}
 	audit := func(model, images, labels string, extra ...string) []auditor.Record {
