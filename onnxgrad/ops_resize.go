@@ -238,16 +238,9 @@ func (gr *graph) constFloats(name string) ([]float32, bool) {
 		if n.GetOpType() != "Constant" || !slices.Contains(n.GetOutput(), name) {
 			continue
 		}
-		for _, a := range n.GetAttribute() {
-			switch a.GetName() {
-			case "value":
-				v, err := TensorFloat32(a.GetT())
-				return v, err == nil
-			case "value_floats":
-				return a.GetFloats(), true
-			case "value_float":
-				return []float32{a.GetF()}, true
-			}
+		if t, ok := constantValue(&nodeCtx{gr: gr, n: n}); ok && t != nil {
+			v, err := TensorFloat32(t)
+			return v, err == nil
 		}
 	}
 	return nil, false

@@ -754,25 +754,8 @@ func inferSize(c *nodeCtx) error {
 
 // https://onnx.ai/onnx/operators/onnx__Constant.html
 func inferConstant(c *nodeCtx) error {
-	var t *onnxpb.TensorProto
-	switch {
-	case c.has("value"):
-		t = c.attr("value").GetT()
-	case c.has("value_int"):
-		t = newTensorInt64("", nil, []int64{c.attrInt("value_int", 0)})
-	case c.has("value_ints"):
-		v := c.attrInts("value_ints", nil)
-		t = newTensorInt64("", []int64{int64(len(v))}, v)
-	case c.has("value_float"):
-		t = newTensorFloat("", onnxpb.TensorProto_FLOAT, nil, []float64{float64(c.attrFloat("value_float", 0))})
-	case c.has("value_floats"):
-		a := c.attr("value_floats").GetFloats()
-		v := make([]float64, len(a))
-		for i, f := range a {
-			v[i] = float64(f)
-		}
-		t = newTensorFloat("", onnxpb.TensorProto_FLOAT, []int64{int64(len(v))}, v)
-	default:
+	t, ok := constantValue(c)
+	if !ok {
 		return nil // sparse or string constants: left unknown
 	}
 	if t == nil {
@@ -783,6 +766,31 @@ func inferConstant(c *nodeCtx) error {
 	}
 	c.setOut(0, infoFromTensor(t))
 	return nil
+}
+
+// constantValue returns the value of Constant node c as a tensor, from
+// whichever value attribute it has (nil when "value" holds none); ok is
+// false for sparse and string values, which are not read.
+func constantValue(c *nodeCtx) (t *onnxpb.TensorProto, ok bool) {
+	switch {
+	case c.has("value"):
+		return c.attr("value").GetT(), true
+	case c.has("value_int"):
+		return newTensorInt64("", nil, []int64{c.attrInt("value_int", 0)}), true
+	case c.has("value_ints"):
+		v := c.attrInts("value_ints", nil)
+		return newTensorInt64("", []int64{int64(len(v))}, v), true
+	case c.has("value_float"):
+		return newTensorFloat("", onnxpb.TensorProto_FLOAT, nil, []float64{float64(c.attrFloat("value_float", 0))}), true
+	case c.has("value_floats"):
+		a := c.attr("value_floats").GetFloats()
+		v := make([]float64, len(a))
+		for i, f := range a {
+			v[i] = float64(f)
+		}
+		return newTensorFloat("", onnxpb.TensorProto_FLOAT, []int64{int64(len(v))}, v), true
+	}
+	return nil, false
 }
 
 // https://onnx.ai/onnx/operators/onnx__ConstantOfShape.html
