@@ -64,6 +64,7 @@ func auditCommand() *cli.Command {
 			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps", Value: 20},
 			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size (default 2.5·ε/steps)"},
 			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: 64},
+			waitFlag(),
 		},
 		Action: runAudit,
 	}
@@ -84,6 +85,11 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	lock, err := lockOutput(c, "audit", c.String("out"))
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	p := &auditProgress{bar: bar}
 	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s, Data: data,
