@@ -81,15 +81,15 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	data, dtype, err := loadAuditData(c, &s)
-	if err != nil {
-		return err
-	}
 	lock, err := lockOutput(c, "audit", c.String("out"))
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
+	data, dtype, err := loadAuditData(c, &s)
+	if err != nil {
+		return err
+	}
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	p := &auditProgress{bar: bar}
 	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s, Data: data,

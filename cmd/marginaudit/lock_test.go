@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/marginaudit/marginaudit/internal/dirlock"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint"
+	"github.com/marginaudit/marginaudit/trainer/checkpoint/checkpointtest"
 )
 
 // Every command that writes an output folder is refused, exit status 1,
@@ -196,25 +196,7 @@ func sameTraining(t *testing.T, got, want string) {
 	if have, _ := checkpoint.Epochs(got); !slices.Equal(have, epochs) {
 		t.Fatalf("%s has epochs %v, want %v", got, have, epochs)
 	}
-	for _, e := range epochs {
-		gm, gmd, err := checkpoint.Read(checkpoint.Path(got, e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wm, wmd, err := checkpoint.Read(checkpoint.Path(want, e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, p := range wm.Params {
-			if !slices.Equal(p.Data, gm.Params[i].Data) {
-				t.Errorf("epoch %d: %s differs from the run alone", e, p.Name)
-			}
-		}
-		gmd.Seconds, wmd.Seconds = 0, 0
-		if !reflect.DeepEqual(gmd, wmd) {
-			t.Errorf("epoch %d: metadata %+v, want %+v", e, gmd, wmd)
-		}
-	}
+	checkpointtest.SameCheckpoints(t, got, want, epochs[len(epochs)-1])
 	sameFiles(t, got, want, filepath.Base(checkpoint.StatePath(want, epochs[len(epochs)-1])))
 	withoutSeconds := func(dir string) string {
 		b, err := os.ReadFile(filepath.Join(dir, checkpoint.CSVName))
