@@ -89,7 +89,10 @@ func (l *Lock) open() (*os.File, error) {
 	f, err := os.OpenFile(l.path(), os.O_RDWR|os.O_CREATE, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Another lock's Close removed the folder it had created.
-		_, err = mkdirAll(l.dir)
+		created, err := mkdirAll(l.dir)
+		if l.created == "" {
+			l.created = created
+		}
 		return nil, err
 	}
 	if err != nil {

@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -163,6 +166,51 @@ func TestWait(t *testing.T) {
 		t.Error("Wait returned while the holder held the lock")
 	}
 	l.Close()
+}
+
+// Locks taken and released in a tight loop from several goroutines, each
+// with descriptors of its own, on a folder that every release removes,
+// never overlap: a lock on a lock file that a release removed meanwhile is
+// given up, not held.
+func TestContention(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	const workers, rounds = 4, 50
+	var inside, overlaps atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done := 0; done < rounds; {
+				l, err := dirlock.TryLock(dir)
+				var held *dirlock.HeldError
+				if errors.As(err, &held) {
+					runtime.Gosched()
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if inside.Add(1) != 1 {
+					overlaps.Add(1)
+				}
+				runtime.Gosched()
+				inside.Add(-1)
+				if err := l.Close(); err != nil {
+					t.Error(err)
+				}
+				done++
+			}
+		}()
+	}
+	wg.Wait()
+	if n := overlaps.Load(); n > 0 {
+		t.Errorf("%d of %d locks overlapped another", n, workers*rounds)
+	}
+	if _, err := os.Stat(filepath.Join(dir, dirlock.FileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a lock file is left after every lock was closed: %v", err)
+	}
 }
 
 // A holder killed with SIGKILL leaves its lock file, which is no lock: the

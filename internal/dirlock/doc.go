@@ -13,8 +13,10 @@
 // polls until the holder is gone, or until its context is done.
 //
 // [Lock.Close] removes the lock file while still holding the lock, and the
-// folders that locking created if they are still empty, so that a finished
-// run leaves nothing of the lock behind. A process that opened the file
+// folders that its TryLock created if they are still empty, so that a run
+// leaves nothing of the lock behind. (When several processes create the
+// folder at once, the one that created it may not be the one that gets
+// the lock, and an empty folder can stay.) A process that opened the file
 // before it was removed notices, once it holds the lock, that the name no
 // longer leads to its file, and starts over: two processes never hold
 // locks on two different files under one name.
