@@ -148,6 +148,11 @@ type Store struct {
 // *SettingsError listing the fields that differ. The finished checkpoints'
 // parts are read and checked; a corrupt part is an error (a *ParseError
 // naming it) that is not repaired: remove the part to redo its checkpoint.
+//
+// A store has one writer: OpenStore removes the temporary files it finds,
+// which another writer of dir may be writing. The command line locks dir
+// first (package internal/dirlock); other callers must keep to one writer
+// themselves.
 func OpenStore(dir string, settings *Settings) (*Store, error) {
 	settings = settings.canonical()
 	s := &Store{dir: dir, settings: *settings, parts: map[string]int{}}

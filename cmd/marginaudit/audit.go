@@ -64,6 +64,7 @@ func auditCommand() *cli.Command {
 			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps", Value: 20},
 			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size (default 2.5·ε/steps)"},
 			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: 64},
+			waitFlag(),
 		},
 		Action: runAudit,
 	}
@@ -80,6 +81,11 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	lock, err := lockOutput(c, "audit", c.String("out"))
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	data, dtype, err := loadAuditData(c, &s)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ func reportCommand() *cli.Command {
 			&cli.StringFlag{Name: "epochs", Usage: "epochs of the margin histograms, e.g. `0,1,5` (default: first, second, middle, last)"},
 			&cli.StringFlag{Name: "standard", Usage: "label of the standard-training audit, the denominator of the margin ratio", Value: "standard"},
 			&cli.BoolFlag{Name: "refined", Usage: "use the refined margins (audits made with --refine)"},
+			waitFlag(),
 		},
 		Action: runReport,
 	}
@@ -50,6 +51,11 @@ func runReport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	lock, err := lockOutput(c, "report", c.String("out"))
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	return writeReport(c, audits, c.String("out"), report.Options{Epochs: epochs, Standard: c.String("standard"), Refined: c.Bool("refined")})
 }
 

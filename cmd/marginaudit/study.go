@@ -40,6 +40,7 @@ func studyCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Usage: "images audited per split (a seeded random subset)", Value: 500},
 			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps of adversarial training (default per data set)"},
 			&cli.BoolFlag{Name: "no-adv", Usage: "skip adversarial training"},
+			waitFlag(),
 		},
 		Action: runStudy,
 	}
@@ -94,6 +95,13 @@ func runStudy(c *cli.Context) error {
 		Sample: "random", Seed: int64(c.Uint64("seed")), Norms: []auditor.Norm{auditor.L2, auditor.LInf},
 		Overshoot: 0.02, MaxIter: 50, Retries: 10,
 		PGD: auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{adv.Eps}, Steps: 20, RandomStart: true}}
+	// The stages below write under out through the libraries, which take
+	// no lock of their own: this one covers them all.
+	lock, err := lockOutput(c, "study", out)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	data, err := loadDataset(info.Name, c.String("data-dir"), &settings)
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ func trainCommand() *cli.Command {
 			&cli.Float64Flag{Name: "adv-step", Usage: "PGD step size (default: mnist and fashion-mnist 0.01, cifar10 2/255)"},
 			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps (default: mnist 40, fashion-mnist 20, cifar10 10)"},
 			&cli.Float64Flag{Name: "adv-frac", Usage: "share of each batch replaced by PGD examples", Value: 0.5},
+			waitFlag(),
 		},
 		Action: runTrain,
 	}
@@ -78,6 +79,11 @@ func runTrain(c *cli.Context) error {
 	if cfg.Adv, err = adversarialFlags(c); err != nil {
 		return err
 	}
+	lock, err := lockOutput(c, "train", cfg.Out)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	p := &trainProgress{bar: newProgressBar(c.App.ErrWriter, c.Bool("quiet"))}
 	if err := train.Run(c.Context, cfg, p); err != nil {
 		return fmt.Errorf("train: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint"
+	"github.com/marginaudit/marginaudit/trainer/checkpoint/checkpointtest"
 	"github.com/marginaudit/marginaudit/trainer/dataset"
 	"github.com/marginaudit/marginaudit/trainer/model"
 	"github.com/marginaudit/marginaudit/trainer/train"
@@ -168,7 +169,7 @@ func TestAdversarialResume(t *testing.T) {
 	if err := train.Run(ctx, part, nil); err != nil {
 		t.Fatal(err)
 	}
-	sameCheckpoints(t, full.Out, part.Out, 3)
+	checkpointtest.SameCheckpoints(t, part.Out, full.Out, 3)
 
 	// A standard run is not resumed adversarially.
 	std := baseConfig(t, smallMLP, 1)

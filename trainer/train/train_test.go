@@ -13,6 +13,7 @@ import (
 
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint"
+	"github.com/marginaudit/marginaudit/trainer/checkpoint/checkpointtest"
 	"github.com/marginaudit/marginaudit/trainer/dataset"
 	"github.com/marginaudit/marginaudit/trainer/model"
 	"github.com/marginaudit/marginaudit/trainer/optim"
@@ -169,33 +170,6 @@ func fmtMD(m checkpoint.Metadata) string {
 	return s
 }
 
-// sameCheckpoints checks that the checkpoints of epochs 0…last in dirs a
-// and b hold the same weights, bit for bit, and the same metadata but for
-// the seconds taken and the epochs planned (a resumed run's first part plans
-// fewer).
-func sameCheckpoints(t *testing.T, a, b string, last int) {
-	t.Helper()
-	for e := 0; e <= last; e++ {
-		am, amd, err := checkpoint.Read(checkpoint.Path(a, e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		bm, bmd, err := checkpoint.Read(checkpoint.Path(b, e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, p := range am.Params {
-			if !slices.Equal(p.Data, bm.Params[i].Data) {
-				t.Errorf("epoch %d: %s differs between the uninterrupted and the resumed run", e, p.Name)
-			}
-		}
-		amd.Seconds, bmd.Seconds, amd.Epochs, bmd.Epochs = 0, 0, 0, 0
-		if fmtMD(*amd) != fmtMD(*bmd) {
-			t.Errorf("epoch %d: records differ:\n%s\nvs\n%s", e, fmtMD(*amd), fmtMD(*bmd))
-		}
-	}
-}
-
 // TestResumeEquivalence trains 3 epochs in one go, and 1 epoch then 2 more
 // resumed in the same folder, and expects identical weights and records.
 func TestResumeEquivalence(t *testing.T) {
@@ -227,7 +201,7 @@ func TestResumeEquivalence(t *testing.T) {
 			if s := rec.start[0]; !s.Resumed || s.First != 2 || len(rec.epochs) != 2 {
 				t.Errorf("resumed run: start %+v, %d epochs", s, len(rec.epochs))
 			}
-			sameCheckpoints(t, full.Out, part.Out, 3)
+			checkpointtest.SameCheckpoints(t, part.Out, full.Out, 3)
 			fullRows := readCSV(t, filepath.Join(full.Out, checkpoint.CSVName))
 			partRows := readCSV(t, filepath.Join(part.Out, checkpoint.CSVName))
 			if len(fullRows) != 5 || len(partRows) != 5 {
