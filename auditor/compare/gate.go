@@ -196,7 +196,7 @@ func (r *Result) measure(m Metric) []measurement {
 	var out []measurement
 	add := func(v float64, where string) {
 		if !math.IsNaN(v) {
-			out = append(out, measurement{v, where})
+			out = append(out, measurement{v + 0, where}) // + 0 turns a drop of −0 into 0
 		}
 	}
 	if m == MeanMarginDrop || m == DroppedShare || m == MarginP || m == P {
@@ -272,11 +272,7 @@ func (r *Result) check(g Gate) GateResult {
 		}
 	}
 	res.Value, res.Where = Float(best.value), best.where
-	verb := "passes"
-	if res.Status == Fail {
-		verb = "trips"
-	}
-	res.Message = fmt.Sprintf("%s = %s at %s %s %s", g.Metric, formatValue(g, best.value), best.where, verb, g)
+	res.Message = fmt.Sprintf("%s = %s at %s", g.Metric, formatValue(g, best.value), best.where)
 	return res
 }
 

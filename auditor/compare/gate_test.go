@@ -128,7 +128,7 @@ type (
 func TestWriteJUnit(t *testing.T) {
 	r := &Result{Baseline: Model{Dir: "base", Checkpoint: "a.onnx"}, Candidate: Model{Dir: "cand", Checkpoint: "b.onnx"}}
 	r.Gates = []GateResult{
-		{Gate: "mean_margin_drop>5%", Status: Fail, Value: 0.2, Where: "test l2", Message: "mean_margin_drop = 20% at test l2 trips mean_margin_drop>5%"},
+		{Gate: "mean_margin_drop>5%", Status: Fail, Value: 0.2, Where: "test l2", Message: "mean_margin_drop = 20% at test l2"},
 		{Gate: "p<0.01", Status: Pass, Value: 0.5, Message: "passes"},
 		{Gate: "robust_accuracy_drop>0.02", Status: Error, Value: Float(math.NaN()), Message: "not measured <&>"},
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +16,7 @@ import (
 func diffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
-		Usage:     "compare a candidate model's audit with a baseline's, image by image, and gate regressions",
+		Usage:     "compare two audits image by image; gate regressions for CI",
 		UsageText: progName + " diff BASELINE_DIR[@MODEL] [CANDIDATE_DIR[@MODEL]] [--fail-on GATES] [--json] [--junit FILE]",
 		Description: wrapText("Compares two audits (written by 'marginaudit audit') of different models on the same " +
 			"images and settings; audits that differ in a setting or in their images are refused, naming the " +
@@ -93,13 +92,19 @@ func runDiff(c *cli.Context) error {
 			return fmt.Errorf("diff: %w", err)
 		}
 	}
-	var tripped []error
+	var tripped []string
 	for _, g := range res.Gates {
-		if g.Status != compare.Pass {
-			tripped = append(tripped, fmt.Errorf("diff: gate %s %s: %s", g.Gate, map[string]string{compare.Fail: "tripped", compare.Error: "failed"}[g.Status], g.Message))
+		switch g.Status {
+		case compare.Fail:
+			tripped = append(tripped, fmt.Sprintf("gate %s tripped (%s)", g.Gate, g.Message))
+		case compare.Error:
+			tripped = append(tripped, fmt.Sprintf("gate %s could not be measured (%s)", g.Gate, g.Message))
 		}
 	}
-	return errors.Join(tripped...)
+	if len(tripped) > 0 {
+		return fmt.Errorf("diff: %s", strings.Join(tripped, "; "))
+	}
+	return nil
 }
 
 // diffModels reads the audits named on the command line: one or two
