@@ -191,7 +191,7 @@ func Compare(base, cand *Audit, opt Options) (*Result, error) {
 		}
 		res.Margins = append(res.Margins, m)
 	}
-	res.Robust = robustDiffs(base.PGD, cand.PGD)
+	res.Robust = robustDiffs(base, cand)
 	return res, nil
 }
 
@@ -369,29 +369,72 @@ func accuracyDiff(split auditor.Split, b, c []auditor.Record) AccuracyDiff {
 }
 
 // robustDiffs compares the PGD results both audits have (the settings are
-// equal, so both have the same).
-func robustDiffs(base, cand []auditor.PGDResult) []RobustDiff {
-	type key struct {
-		split auditor.Split
-		norm  auditor.Norm
-		eps   float64
+// equal, so both have the same), with McNemar's test where both recorded
+// every image's outcome.
+func robustDiffs(base, cand *Audit) []RobustDiff {
+	cands := map[attackKey]auditor.PGDResult{}
+	for _, p := range cand.PGD {
+		cands[attackKey{p.Split, p.Norm, p.Eps}] = p
 	}
-	cands := map[key]auditor.PGDResult{}
-	for _, p := range cand {
-		cands[key{p.Split, p.Norm, p.Eps}] = p
-	}
+	bo, co := outcomes(base.Robust), outcomes(cand.Robust)
 	out := []RobustDiff{}
-	for _, b := range base {
-		c, ok := cands[key{b.Split, b.Norm, b.Eps}]
+	for _, b := range base.PGD {
+		k := attackKey{b.Split, b.Norm, b.Eps}
+		c, ok := cands[k]
 		if !ok {
 			continue
 		}
 		r := RobustDiff{Split: b.Split, Norm: b.Norm, Eps: b.Eps, Images: b.Images,
 			Baseline: Float(ratio(b.Robust, b.Images)), Candidate: Float(ratio(c.Robust, c.Images))}
 		r.Change = r.Candidate - r.Baseline
+		if lost, gained, ok := discordant(bo[k], co[k], b.Images); ok {
+			m := mcnemarJSON(McNemar(lost, gained))
+			r.McNemar = &m
+		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// attackKey names one PGD attack of an audit.
+type attackKey struct {
+	split auditor.Split
+	norm  auditor.Norm
+	eps   float64
+}
+
+// outcomes maps each attack to each image's outcome.
+func outcomes(rows []auditor.RobustImage) map[attackKey]map[int]bool {
+	out := map[attackKey]map[int]bool{}
+	for _, r := range rows {
+		k := attackKey{r.Split, r.Norm, r.Eps}
+		if out[k] == nil {
+			out[k] = map[int]bool{}
+		}
+		out[k][r.Index] = r.Robust
+	}
+	return out
+}
+
+// discordant counts the images robust on the baseline only (lost) and on
+// the candidate only (gained); ok is false unless both recorded the same n
+// images.
+func discordant(b, c map[int]bool, n int) (lost, gained int, ok bool) {
+	if len(b) != n || len(c) != n {
+		return 0, 0, false
+	}
+	for i, rb := range b {
+		rc, found := c[i]
+		switch {
+		case !found:
+			return 0, 0, false
+		case rb && !rc:
+			lost++
+		case !rb && rc:
+			gained++
+		}
+	}
+	return lost, gained, true
 }
 
 func ratio(a, b int) float64 {

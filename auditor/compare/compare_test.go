@@ -3,6 +3,7 @@ package compare_test
 import (
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,15 +90,29 @@ func TestCompareWeakerModel(t *testing.T) {
 			t.Errorf("%s %s: Wilcoxon %+v, want exact p = 2⁻³⁹", m.Split, m.Norm, m.Wilcoxon)
 		}
 	}
-	if r := res.Robust[0]; math.Abs(float64(r.Change)+0.25) > 1e-12 || r.McNemar != nil {
-		t.Errorf("robust accuracy %+v, want change −0.25 without a paired test", r)
+	// Images 20…29 lose their robustness: McNemar's exact p = 2·2⁻¹⁰.
+	if r := res.Robust[0]; math.Abs(float64(r.Change)+0.25) > 1e-12 || r.McNemar == nil ||
+		r.McNemar.Lost != 10 || r.McNemar.Gained != 0 || float64(r.McNemar.P) != 2.0/1024 {
+		t.Errorf("robust accuracy %+v (McNemar %+v), want change −0.25, 10 images lost, p = 2/1024", r, r.McNemar)
 	}
-	gates, err := compare.ParseGates("mean_margin_drop>5%, robust_accuracy_drop>0.3, margin_p<0.01")
+	// Without robust.csv (audits made before it existed) there is no
+	// paired test of robustness, only the change.
+	if err := os.Remove(filepath.Join(dir, auditor.RobustFile)); err != nil {
+		t.Fatal(err)
+	}
+	old, err := compare.Compare(load(t, dir, "base"), load(t, dir, "cand.onnx"), compare.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := old.Robust[0]; r.Change != res.Robust[0].Change || r.McNemar != nil {
+		t.Errorf("without robust.csv: %+v, want the change without McNemar", r)
+	}
+	gates, err := compare.ParseGates("mean_margin_drop>5%, robust_accuracy_drop>0.3, margin_p<0.01, robust_accuracy_p<0.01")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := res.Check(gates)
-	want := []string{compare.Fail, compare.Pass, compare.Fail}
+	want := []string{compare.Fail, compare.Pass, compare.Fail, compare.Fail}
 	for i, g := range got {
 		if g.Status != want[i] {
 			t.Errorf("gate %s: %s (%s), want %s", g.Gate, g.Status, g.Message, want[i])

@@ -18,14 +18,16 @@ import (
 type Folder struct {
 	Dir      string
 	Settings auditor.Settings
-	records  []auditor.Record    // margins.csv
-	pgd      []auditor.PGDResult // from summary.json; nil without it
-	models   []string            // checkpoints by epoch, as in margins.csv
+	records  []auditor.Record      // margins.csv
+	pgd      []auditor.PGDResult   // from summary.json; nil without it
+	robust   []auditor.RobustImage // robust.csv; nil without it
+	models   []string              // checkpoints by epoch, as in margins.csv
 }
 
 // ReadFolder reads the audit folder dir as the audit command writes it:
 // settings.json, margins.csv and, when present, summary.json for the PGD
-// robust accuracies. It changes nothing in dir.
+// robust accuracies and robust.csv for each image's PGD outcome (audits
+// made before robust.csv existed lack it). It changes nothing in dir.
 func ReadFolder(dir string) (*Folder, error) {
 	f := &Folder{Dir: dir}
 	path := filepath.Join(dir, auditor.SettingsFile)
@@ -70,6 +72,19 @@ func ReadFolder(dir string) (*Folder, error) {
 			f.pgd = append(f.pgd, p.PGDResult)
 		}
 	}
+	path = filepath.Join(dir, auditor.RobustFile)
+	file, err = os.Open(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("compare: %w", err)
+	default:
+		f.robust, err = auditor.ReadRobust(bufio.NewReader(file), path)
+		file.Close()
+		if err != nil {
+			return nil, fmt.Errorf("compare: %w", err)
+		}
+	}
 	return f, nil
 }
 
@@ -103,6 +118,11 @@ func (f *Folder) Model(name string) (*Audit, error) {
 			a.PGD = append(a.PGD, p)
 		}
 	}
+	for _, r := range f.robust {
+		if r.Checkpoint == found && r.Epoch == a.Epoch {
+			a.Robust = append(a.Robust, r)
+		}
+	}
 	return a, nil
 }
 
@@ -116,4 +136,7 @@ type Audit struct {
 	// PGD holds its robust accuracies from summary.json; nil when the
 	// audit has none.
 	PGD []auditor.PGDResult
+	// Robust holds each image's PGD outcome from robust.csv; nil when the
+	// audit did not record them.
+	Robust []auditor.RobustImage
 }

@@ -44,7 +44,7 @@ func diffCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "baseline-model", Usage: "the baseline's checkpoint `NAME` (default: the last)"},
 			&cli.StringFlag{Name: "candidate-model", Usage: "the candidate's checkpoint `NAME` (default: the last)"},
-			&cli.StringFlag{Name: "fail-on", Usage: "fail when a gate trips, e.g. `'mean_margin_drop>5%,p<0.01'`"},
+			&cli.StringFlag{Name: "fail-on", Usage: "fail when one of the comma-separated `GATES` trips, e.g. 'mean_margin_drop>5%,p<0.01'"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of the table"},
 			&cli.StringFlag{Name: "junit", Usage: "write the gates as JUnit XML to `FILE`"},
 			&cli.BoolFlag{Name: "refined", Usage: "compare the refined margins (audits made with --refine)"},

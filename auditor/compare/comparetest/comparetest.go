@@ -23,7 +23,7 @@ func Settings(n int) *auditor.Settings {
 // Model describes one synthetic checkpoint: for image i (label i mod 10)
 // of the test split, its margin in norm n (NaN for a failed attack) and
 // whether it is classified correctly; Robust counts its images robust at
-// ε = 0.1.
+// ε = 0.1 (the first ones).
 type Model struct {
 	Checkpoint string
 	Epoch      int
@@ -57,6 +57,9 @@ func Write(t testing.TB, dir string, s *auditor.Settings, models ...Model) {
 		for _, n := range s.PGD.Norms {
 			for _, eps := range s.PGD.Eps {
 				p.PGD = append(p.PGD, auditor.PGDResult{Checkpoint: m.Checkpoint, Epoch: m.Epoch, Split: auditor.Test, Norm: n, Eps: eps, Images: s.N, Robust: m.Robust})
+				for i := range s.N {
+					p.Robust = append(p.Robust, auditor.RobustImage{Checkpoint: m.Checkpoint, Epoch: m.Epoch, Split: auditor.Test, Norm: n, Eps: eps, Index: i, Robust: i < m.Robust})
+				}
 			}
 		}
 		if err := st.Commit(p); err != nil {
