@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -38,15 +39,12 @@ func ReadFolder(dir string) (*Folder, error) {
 	if err := json.Unmarshal(data, &f.Settings); err != nil {
 		return nil, fmt.Errorf("compare: %s: %w", path, err)
 	}
-	path = filepath.Join(dir, auditor.MarginsFile)
-	file, err := os.Open(path)
+	err = readFile(filepath.Join(dir, auditor.MarginsFile), false, func(r io.Reader, path string) (err error) {
+		f.records, err = auditor.ReadRecords(r, path)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("compare: %w", err)
-	}
-	f.records, err = auditor.ReadRecords(bufio.NewReader(file), path)
-	file.Close()
-	if err != nil {
-		return nil, fmt.Errorf("compare: %w", err)
+		return nil, err
 	}
 	for _, r := range f.records {
 		if n := len(f.models); n == 0 || f.models[n-1] != r.Checkpoint {
@@ -54,38 +52,46 @@ func ReadFolder(dir string) (*Folder, error) {
 		}
 	}
 	if len(f.models) == 0 {
-		return nil, fmt.Errorf("compare: %s: no records: the audit has no finished checkpoint", path)
+		return nil, fmt.Errorf("compare: %s: no records: the audit has no finished checkpoint", filepath.Join(dir, auditor.MarginsFile))
 	}
-	path = filepath.Join(dir, auditor.SummaryFile)
-	file, err = os.Open(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("compare: %w", err)
-	default:
-		sum, err := auditor.ReadSummary(bufio.NewReader(file), path)
-		file.Close()
+	err = readFile(filepath.Join(dir, auditor.SummaryFile), true, func(r io.Reader, path string) error {
+		sum, err := auditor.ReadSummary(r, path)
 		if err != nil {
-			return nil, fmt.Errorf("compare: %w", err)
+			return err
 		}
 		for _, p := range sum.PGD {
 			f.pgd = append(f.pgd, p.PGDResult)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	path = filepath.Join(dir, auditor.RobustFile)
-	file, err = os.Open(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("compare: %w", err)
-	default:
-		f.robust, err = auditor.ReadRobust(bufio.NewReader(file), path)
-		file.Close()
-		if err != nil {
-			return nil, fmt.Errorf("compare: %w", err)
-		}
+	err = readFile(filepath.Join(dir, auditor.RobustFile), true, func(r io.Reader, path string) (err error) {
+		f.robust, err = auditor.ReadRobust(r, path)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return f, nil
+}
+
+// readFile opens path and calls read with it, buffered; a missing file is
+// no error when optional.
+func readFile(path string, optional bool, read func(r io.Reader, path string) error) error {
+	file, err := os.Open(path)
+	if optional && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	defer file.Close()
+	if err := read(bufio.NewReader(file), path); err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	return nil
 }
 
 // Models returns the names of the folder's checkpoints, by epoch.
