@@ -20,8 +20,9 @@ func WriteText(w io.Writer, r *Result) error {
 		kind = "refined margins"
 	}
 	level := strconv.FormatFloat(100*r.Level, 'g', -1, 64) + "%"
-	fmt.Fprintf(tw, "\n%s of the images attacked successfully on both (change: candidate − baseline, %s t-interval; p: Wilcoxon signed-rank)\n", kind, level)
-	fmt.Fprintf(tw, "split\tnorm\tpairs\tfailed b/c/both\tbaseline\tcandidate\tchange\t%s CI\trelative\tdropped\tp\n", level)
+	fmt.Fprintf(tw, "\n%s of the images attacked successfully on both (failed: attacks that failed on the baseline only/candidate only/both, left out;\n"+
+		"change: candidate − baseline, %s t-interval; dropped: share of images whose margin dropped; p: Wilcoxon signed-rank)\n", kind, level)
+	fmt.Fprintf(tw, "split\tnorm\tpairs\tfailed\tbaseline\tcandidate\tchange\t%s CI\trelative\tdropped\tp\n", level)
 	for _, m := range r.Margins {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d/%d\t%s\t%s\t%s\t[%s, %s]\t%s\t%s\t%s\n", m.Split, m.Norm, m.Pairs,
 			m.BaselineFailed, m.CandidateFailed, m.BothFailed, num(m.BaselineMean), num(m.CandidateMean), signed(m.Change),

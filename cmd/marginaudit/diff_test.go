@@ -117,3 +117,21 @@ func TestDiffJSONAndJUnit(t *testing.T) {
 		t.Errorf("JUnit %+v, want the first of two gates failed", doc)
 	}
 }
+
+func TestSplitModel(t *testing.T) {
+	dir := t.TempDir()
+	at := filepath.Join(dir, "audit@v2")
+	if err := os.Mkdir(at, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ arg, dir, model string }{
+		{at, at, ""},                   // a folder whose name has an @
+		{at + "@m.onnx", at, "m.onnx"}, // ... and a model of it
+		{filepath.Join(dir, "a@b"), filepath.Join(dir, "a"), "b"}, // no such folder: split at the last @
+		{"@x", "@x", ""}, // nothing before the @
+	} {
+		if d, m := splitModel(tc.arg); d != tc.dir || m != tc.model {
+			t.Errorf("splitModel(%q) = %q, %q; want %q, %q", tc.arg, d, m, tc.dir, tc.model)
+		}
+	}
+}
