@@ -24,6 +24,12 @@
 //
 //	checkpoint,epoch,split,index,max_softmax
 //
+// robust.csv ([WriteRobust], [ReadRobust]) holds whether every audited
+// image is still classified correctly under each PGD attack, one row per
+// (checkpoint, split, norm, eps, image), adding up to the PGD results:
+//
+//	checkpoint,epoch,split,norm,eps,index,robust
+//
 // # Statistics
 //
 // [Summarize] groups the records by (epoch, split, norm, group), where the
@@ -118,8 +124,10 @@
 //	parts/pgd/NAME.csv          its PGD results
 //	parts/confidence/NAME.csv   its images' max-softmax
 //	parts/model/NAME.csv        how its model was run (ModelHeader: scores, batch)
+//	parts/robust/NAME.csv       its images' PGD outcomes
 //	margins.csv                 all parts' records, by epoch
 //	confidence.csv              all parts' max-softmax, by epoch
+//	robust.csv                  all parts' PGD outcomes, by epoch
 //	summary.json                see above ([Store.WriteReport])
 //	transitions.csv             see above ([Store.WriteReport])
 //

@@ -84,7 +84,8 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 // Run audits every checkpoint of cfg not already in the store, committing
 // each one's results when it finishes, then writes summary.json and
 // transitions.csv. A checkpoint's results are the DeepFool margins and the
-// PGD robust accuracies of every split, and each image's clean max-softmax
+// PGD robust accuracies of every split (with each image's outcome,
+// robust.csv), and each image's clean max-softmax
 // probability from the same classifier (confidence.csv; for a model that
 // outputs probabilities, its largest output), and how its model was run
 // (ModelInfo). A checkpoint that fails is reported to p and skipped; Run
@@ -220,6 +221,9 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 				}
 				p.Done(im.Len())
 				part.PGD = append(part.PGD, PGDResult{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Norm: norm, Eps: eps, Images: rob.N, Robust: rob.Robust})
+				for i, robust := range rob.IsRobust {
+					part.Robust = append(part.Robust, RobustImage{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Norm: norm, Eps: eps, Index: im.Index[i], Robust: robust})
+				}
 			}
 		}
 	}

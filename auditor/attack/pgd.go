@@ -262,6 +262,8 @@ type Robustness struct {
 	// and Robust those it still classifies correctly under the attack
 	// (Robust ≤ Correct: an image counts only if both hold).
 	N, Correct, Robust int
+	// IsRobust tells, image by image, whether it counts in Robust.
+	IsRobust []bool
 }
 
 // CleanAccuracy returns Correct/N.
@@ -292,12 +294,13 @@ func RobustAccuracy(ctx context.Context, c *Classifier, x []float32, labels []in
 	if err := p.Attack(ctx, adv, x, labels, success); err != nil {
 		return Robustness{}, err
 	}
-	r := Robustness{N: len(pred)}
+	r := Robustness{N: len(pred), IsRobust: make([]bool, len(pred))}
 	for i, y := range labels {
 		if pred[i] == y {
 			r.Correct++
 			if !success[i] {
 				r.Robust++
+				r.IsRobust[i] = true
 			}
 		}
 	}

@@ -159,8 +159,8 @@ func TestPGDConstraints(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%d of %d fooled; clean accuracy %.3f, robust %.3f", fooled, n, r.CleanAccuracy(), r.RobustAccuracy())
-			if r.N != n || r.Correct != n-n/4 || r.Robust > r.Correct || r.RobustAccuracy() > r.CleanAccuracy() {
-				t.Errorf("%+v: want N = %d, Correct = %d, Robust ≤ Correct", r, n, n-n/4)
+			if r.N != n || r.Correct != n-n/4 || r.Robust > r.Correct || r.RobustAccuracy() > r.CleanAccuracy() || countTrue(r.IsRobust) != r.Robust || len(r.IsRobust) != n {
+				t.Errorf("%+v: want N = %d, Correct = %d, Robust ≤ Correct, IsRobust of every image adding up to Robust", r, n, n-n/4)
 			}
 			if fooled == 0 || r.Robust == r.Correct {
 				t.Errorf("the attack fooled nothing; choose a larger ε")
@@ -196,4 +196,15 @@ func TestPGDAllocations(t *testing.T) {
 	if b := after.bytes - before.bytes; b > 32*1024 {
 		t.Errorf("a second attack allocated %d bytes; want under 32 kB", b)
 	}
+}
+
+// countTrue counts the true values of b.
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
 }

@@ -27,7 +27,7 @@ func auditCommand() *cli.Command {
 			"the model's metadata or file name) and every image, DeepFool finds the nearest point of another " +
 			"class; its distance is the image's margin (an upper bound of the distance to the decision " +
 			"boundary). Results go to DIR/margins.csv, DIR/summary.json, DIR/transitions.csv and " +
-			"DIR/confidence.csv (each image's clean max-softmax). Each " +
+			"DIR/confidence.csv (each image's clean max-softmax) and DIR/robust.csv (each image's PGD outcome). Each " +
 			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
 			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
 			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +

@@ -13,6 +13,7 @@
 //	train      train a classifier, one ONNX checkpoint per epoch
 //	audit      measure DeepFool margins and PGD robustness of checkpoints
 //	report     figures, index.html and the study's observations from audits
+//	diff       compare two audits image by image; gate regressions for CI
 //	study      train standard and adversarial models, audit, report
 //	selfcheck  check onnxgrad's Jacobians against PyTorch's on the fixtures
 //
@@ -94,6 +95,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			trainCommand(),
 			auditCommand(),
 			reportCommand(),
+			diffCommand(),
 			studyCommand(),
 			selfcheckCommand(),
 		},
