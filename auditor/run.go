@@ -64,7 +64,7 @@ func (cfg *Config) Validate() error {
 	case cfg.Threads < 0:
 		return &option.Error{Kind: ErrSettings, Field: "threads", Value: cfg.Threads, Want: "0 (onnxruntime chooses) or a number of threads ≥ 1"}
 	case cfg.BatchSize < 0:
-		return &option.Error{Kind: ErrSettings, Field: "batch_size", Value: cfg.BatchSize, Want: fmt.Sprintf("0 (%d) or a number of images ≥ 1", attack.DefaultDeepFoolBatch)}
+		return &option.Error{Kind: ErrSettings, Field: "batch_size", Value: cfg.BatchSize, Want: fmt.Sprintf("0 (the default, %d) or a number of images ≥ 1", attack.DefaultDeepFoolBatch)}
 	}
 	return cfg.Settings.Validate()
 }

@@ -105,7 +105,7 @@ func (s *Settings) Validate() error {
 			return bad("splits", strconv.Quote(string(sp)), "train or test")
 		}
 		if slices.Contains(s.Splits[:i], sp) {
-			return bad("splits", s.Splits, "each split at most once")
+			return bad("splits", joinList(s.Splits), "each split at most once")
 		}
 	}
 	if err := convention.CheckNormalization(s.Mean, s.Std); err != nil {
@@ -137,13 +137,22 @@ func (p *PGDSettings) validate() error {
 			return &option.Error{Kind: ErrSettings, Field: "eps", Value: eps, Want: "finite radii ≥ 0"}
 		}
 		if slices.Contains(p.Eps[:i], eps) {
-			return &option.Error{Kind: ErrSettings, Field: "eps", Value: eps, Want: "each radius at most once"}
+			return &option.Error{Kind: ErrSettings, Field: "eps", Value: joinList(p.Eps), Want: "each radius at most once"}
 		}
 	}
 	if err := attack.ValidateNorms("norms", p.Norms, false); err != nil {
 		return err
 	}
 	return p.PGDParams.Validate()
+}
+
+// joinList writes a list as a flag takes it, "a,b,c".
+func joinList[T any](v []T) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
 }
 
 // SettingDiff is one setting that differs between two Settings: its

@@ -96,6 +96,10 @@ func CheckNormalization(mean, std []float64) error {
 		return &option.Error{Kind: ErrNormalization, Field: field, Value: formatFloats(v), Want: want}
 	}
 	switch {
+	case slices.ContainsFunc(mean, func(m float64) bool { return math.IsNaN(m) || math.IsInf(m, 0) }):
+		return bad("mean", mean, "finite values")
+	case slices.ContainsFunc(std, func(s float64) bool { return !(s > 0) || math.IsInf(s, 0) }):
+		return bad("std", std, "finite values > 0")
 	case len(mean) == 0 && len(std) == 0:
 		return nil
 	case len(mean) == 0:
@@ -104,12 +108,6 @@ func CheckNormalization(mean, std []float64) error {
 		return bad("std", nil, "a std for the mean given")
 	case len(mean) != len(std) && len(mean) != 1 && len(std) != 1:
 		return bad("std", std, fmt.Sprintf("%d values, as many as the means (or one for every channel)", len(mean)))
-	}
-	if slices.ContainsFunc(mean, func(m float64) bool { return math.IsNaN(m) || math.IsInf(m, 0) }) {
-		return bad("mean", mean, "finite values")
-	}
-	if slices.ContainsFunc(std, func(s float64) bool { return !(s > 0) || math.IsInf(s, 0) }) {
-		return bad("std", std, "finite values > 0")
 	}
 	return nil
 }
