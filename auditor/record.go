@@ -46,9 +46,6 @@ const (
 	LInf = attack.LInf // largest absolute pixel change of the perturbation
 )
 
-// ParseNorm returns the norm named s ("l2" or "linf").
-func ParseNorm(s string) (Norm, error) { return attack.ParseNorm(s) }
-
 // normOrder is the place of n in reports: L2 first.
 func normOrder(n Norm) int {
 	if n == L2 {
@@ -134,7 +131,7 @@ func (r *Record) validate() *fieldError {
 	if r.Correct != (r.Label == r.Pred) {
 		return bad(colCorrect, "correct is %t but label %d and prediction %d say %t", r.Correct, r.Label, r.Pred, r.Label == r.Pred)
 	}
-	if _, err := ParseNorm(string(r.Norm)); err != nil {
+	if _, err := attack.ParseNorm(string(r.Norm)); err != nil {
 		return bad(colNorm, "unknown norm %q (want l2 or linf)", r.Norm)
 	}
 	switch m := r.Margin; {
