@@ -151,3 +151,16 @@ func TestFlagsValidatedFirstBase(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Every flag a table names exists on its command (or is global).
+func TestFlagNamesExist(t *testing.T) {
+	app := newApp(nil, nil)
+	for cmd, names := range map[string]flagNames{"audit": auditFlags, "train": trainFlags, "study": studyFlags} {
+		have := flagArity(append(app.Command(cmd).Flags, app.Flags...))
+		for field, flag := range names {
+			if _, ok := have[flag]; !ok {
+				t.Errorf("%s: %s names --%s, which %s does not have", cmd, field, flag, cmd)
+			}
+		}
+	}
+}
