@@ -83,6 +83,9 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseZero(c, "audit", "batch"); err != nil {
+		return err
+	}
 	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s,
 		Threads: c.Int("threads"), BatchSize: c.Int("batch")}
 	if err := cfg.Validate(); err != nil {

@@ -79,6 +79,9 @@ func runStudy(c *cli.Context) error {
 	if arch.Channels, err = parseIntList("study", "channels", c.String("channels")); err != nil {
 		return err
 	}
+	if err := refuseZero(c, "study", "batch", "lr"); err != nil {
+		return err
+	}
 	if c.Bool("no-adv") {
 		if err := needs(c, "study", "adversarial training (without --no-adv)", "adv-steps"); err != nil {
 			return err

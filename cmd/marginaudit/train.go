@@ -72,6 +72,9 @@ func runTrain(c *cli.Context) error {
 	if arch.Channels, err = parseIntList("train", "channels", c.String("channels")); err != nil {
 		return err
 	}
+	if err := refuseZero(c, "train", "batch", "lr", "adv-frac"); err != nil {
+		return err
+	}
 	if !strings.EqualFold(c.String("opt"), optim.SGD) {
 		if err := needs(c, "train", "--opt sgd", "momentum"); err != nil {
 			return err

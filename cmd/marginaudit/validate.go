@@ -79,3 +79,25 @@ func needs(c *cli.Context, cmd, what string, flags ...string) error {
 	}
 	return nil
 }
+
+// refuseZero refuses the flags of cmd given as 0 on the command line whose
+// library option takes 0 for "the default": the flag's help shows that
+// default, so an explicit 0 is a mistake, not a request for it.
+func refuseZero(c *cli.Context, cmd string, flags ...string) error {
+	for _, f := range flags {
+		if !c.IsSet(f) {
+			continue
+		}
+		switch v := c.Value(f).(type) {
+		case int:
+			if v == 0 {
+				return usagef(cmd, "--%s 0: want a value ≥ 1", f)
+			}
+		case float64:
+			if v == 0 {
+				return usagef(cmd, "--%s 0: want a value > 0", f)
+			}
+		}
+	}
+	return nil
+}
