@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/marginaudit/marginaudit/auditor/attack"
 )
 
 // RobustHeader is the header row of robust.csv, the columns of a
@@ -66,7 +68,7 @@ func (r *RobustImage) validate() *fieldError {
 	if _, err := ParseSplit(string(r.Split)); err != nil {
 		return bad(robSplit, "unknown split %q (want train or test)", r.Split)
 	}
-	if _, err := ParseNorm(string(r.Norm)); err != nil {
+	if _, err := attack.ParseNorm(string(r.Norm)); err != nil {
 		return bad(robNorm, "unknown norm %q (want l2 or linf)", r.Norm)
 	}
 	if !(r.Eps >= 0) || math.IsInf(r.Eps, 0) {

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/convention"
+	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -48,8 +49,24 @@ type Config struct {
 	Data map[Split]*Images
 	// Threads per onnxruntime run; 0 lets onnxruntime choose.
 	Threads int
-	// BatchSize is how many images DeepFool attacks together; 0 means 64.
+	// BatchSize is how many images an attack run takes; 0 means
+	// attack.DefaultDeepFoolBatch for DeepFool and attack.DefaultRobustBatch
+	// for PGD.
 	BatchSize int
+}
+
+// Validate checks the settings (Settings.Validate) and the speed options,
+// all that can be checked before the images are read and the checkpoints
+// found; Run calls it first. Its errors wrap ErrSettings and name the
+// option ("threads", "batch_size", or a setting).
+func (cfg *Config) Validate() error {
+	switch {
+	case cfg.Threads < 0:
+		return &option.Error{Kind: ErrSettings, Field: "threads", Value: cfg.Threads, Want: "0 (onnxruntime chooses) or a number of threads ≥ 1"}
+	case cfg.BatchSize < 0:
+		return &option.Error{Kind: ErrSettings, Field: "batch_size", Value: cfg.BatchSize, Want: fmt.Sprintf("0 (the default, %d) or a number of images ≥ 1", attack.DefaultDeepFoolBatch)}
+	}
+	return cfg.Settings.Validate()
 }
 
 // Progress hears about an audit as it runs; the CLI renders it. Library code
@@ -94,6 +111,9 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 	if p == nil {
 		p = nopProgress{}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	for _, s := range cfg.Settings.Splits {
 		if cfg.Data[s] == nil || cfg.Data[s].Len() == 0 {
@@ -188,9 +208,8 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
 		}
 		for _, norm := range s.Norms {
-			df := attack.DefaultDeepFoolOptions(attackNorm(norm))
-			df.Overshoot, df.MaxIter, df.Candidates, df.Retries, df.Refine = s.Overshoot, s.MaxIter, s.Candidates, s.Retries, s.Refine
-			df.Seed, df.BatchSize, df.Progress = uint64(s.Seed), cfg.BatchSize, progress
+			df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
+				BatchSize: cfg.BatchSize, Progress: progress}
 			res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
 			if err != nil {
 				return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
@@ -210,11 +229,8 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		}
 		for _, norm := range s.PGD.Norms {
 			for _, eps := range s.PGD.Eps {
-				po := attack.PGDOptions{Norm: attackNorm(norm), Eps: eps, Steps: s.PGD.Steps, Step: s.PGD.StepSize,
-					RandomStart: s.PGD.RandomStart, Seed: uint64(s.Seed), BatchSize: cfg.BatchSize, EarlyStop: true}
-				if po.Step == 0 {
-					po.Step = 2.5 * eps / float64(po.Steps) // Madry et al. 2018
-				}
+				po := attack.PGDOptions{Norm: norm, Eps: eps, PGDParams: s.PGD.PGDParams, Seed: uint64(s.Seed),
+					BatchSize: cfg.BatchSize, EarlyStop: true}
 				rob, err := attack.RobustAccuracy(ctx, clf, im.X, im.Labels, po)
 				if err != nil {
 					return nil, fmt.Errorf("PGD %s ε=%g on %s: %w", norm, eps, split, err)
@@ -246,18 +262,11 @@ func maxSoftmaxes(clf *attack.Classifier, im *Images) ([]float64, error) {
 	return out, nil
 }
 
-func attackNorm(n Norm) attack.Norm {
-	if n == LInf {
-		return attack.LInf
-	}
-	return attack.L2
-}
-
 // Metadata keys describing a checkpoint's input convention (written by the
 // trainer; other models may carry them or take the settings instead).
 const (
-	MetadataInputRange    = "input_range"   // "lo,hi", e.g. "0,1"
-	MetadataNormalization = "normalization" // "none", or "mean=a,b,c;std=d,e,f"
+	MetadataInputRange    = convention.KeyRange         // "lo,hi", e.g. "0,1"
+	MetadataNormalization = convention.KeyNormalization // "none", or "mean=a,b,c;std=d,e,f"
 )
 
 // classifierOptions combines the settings with the checkpoint's metadata:
@@ -269,25 +278,22 @@ func classifierOptions(m *onnxpb.ModelProto, s *Settings) (attack.Options, error
 		meta[p.GetKey()] = p.GetValue()
 	}
 	var opt attack.Options
-	lo, hi := s.Range[0], s.Range[1]
-	if lo == 0 && hi == 0 {
-		lo, hi = 0, 1
-		if r, ok := meta[MetadataInputRange]; ok {
-			v, err := parseFloats(r)
-			if err != nil || len(v) != 2 || !(v[0] < v[1]) {
-				return opt, fmt.Errorf("metadata %s=%q: want \"lo,hi\" with lo < hi", MetadataInputRange, r)
+	r := s.Range
+	if r == [2]float64{} {
+		r = [2]float64{0, 1}
+		if v, ok := meta[MetadataInputRange]; ok {
+			var err error
+			if r, err = convention.ParseRange(v); err != nil {
+				return opt, fmt.Errorf("metadata %s: %w", MetadataInputRange, err)
 			}
-			lo, hi = v[0], v[1]
 		}
 	}
-	opt.Lo, opt.Hi = float32(lo), float32(hi)
+	opt.Lo, opt.Hi = float32(r[0]), float32(r[1])
 	mean, std := s.Mean, s.Std
 	if len(mean) == 0 && len(std) == 0 {
-		if n, ok := meta[MetadataNormalization]; ok && n != "none" && n != "" {
-			var err error
-			if mean, std, err = parseNormalization(n); err != nil {
-				return opt, fmt.Errorf("metadata %s=%q: %w", MetadataNormalization, n, err)
-			}
+		var err error
+		if mean, std, err = convention.ParseNormalization(meta[MetadataNormalization]); err != nil {
+			return opt, fmt.Errorf("metadata %s=%q: %w", MetadataNormalization, meta[MetadataNormalization], err)
 		}
 	}
 	opt.Mean, opt.Std = float32s(mean), float32s(std)
@@ -297,44 +303,6 @@ func classifierOptions(m *onnxpb.ModelProto, s *Settings) (attack.Options, error
 	}
 	opt.Output = s.Output
 	return opt, nil
-}
-
-// parseNormalization reads "mean=a,b,c;std=d,e,f".
-func parseNormalization(s string) (mean, std []float64, err error) {
-	for _, part := range strings.Split(s, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return nil, nil, errors.New(`want "mean=a,b,c;std=d,e,f"`)
-		}
-		vals, err := parseFloats(v)
-		if err != nil {
-			return nil, nil, err
-		}
-		switch k {
-		case "mean":
-			mean = vals
-		case "std":
-			std = vals
-		default:
-			return nil, nil, fmt.Errorf("unknown key %q", k)
-		}
-	}
-	if len(mean) == 0 || len(std) == 0 {
-		return nil, nil, errors.New("both mean and std are needed")
-	}
-	return mean, std, nil
-}
-
-func parseFloats(s string) ([]float64, error) {
-	var out []float64
-	for _, f := range strings.Split(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func float32s(v []float64) []float32 {

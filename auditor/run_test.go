@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/internal/testmodels"
@@ -42,8 +43,8 @@ func runFixture(t *testing.T, names ...string) Config {
 		Checkpoints: []string{dir},
 		Out:         filepath.Join(t.TempDir(), "audit"),
 		Settings: Settings{Data: "fixture", Splits: []Split{Test}, N: 4, Sample: "first", Seed: 1,
-			Norms: []Norm{L2, LInf}, Overshoot: 0.02, MaxIter: 50, Retries: 2, Refine: true,
-			PGD: PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.01}, Steps: 5}},
+			Norms: []Norm{L2, LInf}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2, Refine: true},
+			PGD: PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.01}, PGDParams: attack.PGDParams{Steps: 5}}},
 		Data:    map[Split]*Images{Test: im},
 		Threads: 1,
 	}

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/marginaudit/marginaudit/auditor/attack"
 )
 
 // Identification of summary.json; Version changes only when a field changes
@@ -167,7 +169,7 @@ func (p *PGDResult) validate() error {
 	if _, err := ParseSplit(string(p.Split)); err != nil {
 		return err
 	}
-	if _, err := ParseNorm(string(p.Norm)); err != nil {
+	if _, err := attack.ParseNorm(string(p.Norm)); err != nil {
 		return err
 	}
 	return nil

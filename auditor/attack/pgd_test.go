@@ -42,7 +42,7 @@ func TestPGDLinearOptimum(t *testing.T) {
 			for i := range labels {
 				labels[i] = rng.IntN(2)
 			}
-			p, err := NewPGD(c, PGDOptions{Norm: tc.norm, Eps: tc.eps, Step: tc.step, Steps: tc.steps, RandomStart: tc.randomStart, Seed: 3})
+			p, err := NewPGD(c, PGDOptions{Norm: tc.norm, Eps: tc.eps, PGDParams: PGDParams{Step: tc.step, Steps: tc.steps, RandomStart: tc.randomStart}, Seed: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestPGDConstraints(t *testing.T) {
 		{L2, 2, 0.4},        // DeepFool: mean L2 margin 0.92
 	} {
 		t.Run(tc.norm.String(), func(t *testing.T) {
-			opt := PGDOptions{Norm: tc.norm, Eps: tc.eps, Step: tc.step, Steps: 10, RandomStart: true, Seed: 9, BatchSize: 10}
+			opt := PGDOptions{Norm: tc.norm, Eps: tc.eps, PGDParams: PGDParams{Step: tc.step, Steps: 10, RandomStart: true}, Seed: 9, BatchSize: 10}
 			p, err := NewPGD(c, opt)
 			if err != nil {
 				t.Fatal(err)
@@ -174,7 +174,7 @@ func TestPGDConstraints(t *testing.T) {
 func TestPGDAllocations(t *testing.T) {
 	m, xa := fixture(t, "mlp")
 	c := newClassifier(t, m, Options{Threads: 1})
-	p, err := NewPGD(c, PGDOptions{Norm: LInf, Eps: 0.1, Step: 0.02, Steps: 5, RandomStart: true})
+	p, err := NewPGD(c, PGDOptions{Norm: LInf, Eps: 0.1, PGDParams: PGDParams{Step: 0.02, Steps: 5, RandomStart: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/attack"
 )
 
 // synth describes a synthetic but realistic audit: accuracy rising from
@@ -52,10 +53,10 @@ func (s synth) write(t testing.TB, dir string) {
 	settings := &auditor.Settings{
 		Data: "mnist", Splits: []auditor.Split{auditor.Train, auditor.Test}, N: s.n, Sample: "first", Seed: 1,
 		Range: [2]float64{0, 1}, Norms: []auditor.Norm{auditor.L2, auditor.LInf},
-		Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine,
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine},
 	}
 	if s.pgd {
-		settings.PGD = auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{0.1}, Steps: 20, StepSize: 0.25, RandomStart: true}
+		settings.PGD = auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{0.1}, PGDParams: attack.PGDParams{Steps: 20, Step: 0.25, RandomStart: true}}
 	}
 	store, err := auditor.OpenStore(dir, settings)
 	if err != nil {

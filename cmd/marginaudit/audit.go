@@ -14,11 +14,13 @@ import (
 
 	"github.com/marginaudit/marginaudit/auditor"
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/convention"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/trainer/dataset"
 )
 
 func auditCommand() *cli.Command {
+	df, pgd := attack.DefaultDeepFoolParams(), attack.DefaultPGDParams()
 	return &cli.Command{
 		Name:      "audit",
 		Usage:     "measure DeepFool margins and PGD robustness of checkpoints",
@@ -46,7 +48,7 @@ func auditCommand() *cli.Command {
 			&cli.StringFlag{Name: "labels", Usage: "labels as an integer .npy `FILE` [N]"},
 			&cli.StringFlag{Name: "split", Usage: "splits to audit", Value: "test"},
 			&cli.IntFlag{Name: "n", Usage: "images per split", Value: 1000},
-			&cli.StringFlag{Name: "sample", Usage: "which images: first or random", Value: "first"},
+			&cli.StringFlag{Name: "sample", Usage: "which images: first or random", Value: auditor.SampleFirst},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the random subset and of the attacks' noise", Value: 1},
 			&cli.StringFlag{Name: "range", Usage: "pixel range `LO,HI` (default: metadata, else 0,1)"},
 			&cli.StringFlag{Name: "mean", Usage: "per-channel normalisation mean, e.g. `0.4914,0.4822,0.4465`"},
@@ -54,16 +56,17 @@ func auditCommand() *cli.Command {
 			&cli.StringFlag{Name: "layout", Usage: "the models' channel axis: auto (detect), nchw or nhwc", Value: "auto"},
 			&cli.StringFlag{Name: "output", Usage: "the graph output `NAME` holding the class scores (default: the first)"},
 			&cli.StringFlag{Name: "norm", Usage: "margin norms: l2, linf or both", Value: "l2,linf"},
-			&cli.IntFlag{Name: "candidates", Usage: "DeepFool candidate classes: the top `K` (0: all)"},
-			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: 50},
-			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: 0.02},
-			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: 10},
-			&cli.BoolFlag{Name: "refine", Usage: "tighten each margin by bisection (margin_refined column)"},
-			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, e.g. `0.05,0.1` (none by default)"},
-			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms", Value: "linf"},
-			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps", Value: 20},
-			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size (default 2.5·ε/steps)"},
-			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: 64},
+			&cli.IntFlag{Name: "candidates", Usage: "DeepFool candidate classes: the top `K` (0: all)", Value: df.Candidates},
+			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: df.MaxIter},
+			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: df.Overshoot},
+			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: df.Retries},
+			&cli.BoolFlag{Name: "refine", Usage: "tighten each margin by bisection (margin_refined column)", Value: df.Refine},
+			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, in pixel units, e.g. `0.05,0.1` (none by default)"},
+			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms (with --pgd-eps)", Value: "linf"},
+			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps (with --pgd-eps)", Value: pgd.Steps},
+			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size in pixel units, the same for every radius (with --pgd-eps)",
+				Value: pgd.Step, DefaultText: fmt.Sprintf("%g·ε/steps", attack.DefaultPGDStepScale)},
+			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: attack.DefaultDeepFoolBatch},
 			waitFlag(),
 		},
 		Action: runAudit,
@@ -81,6 +84,14 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseZero(c, "audit", "batch"); err != nil {
+		return err
+	}
+	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s,
+		Threads: c.Int("threads"), BatchSize: c.Int("batch")}
+	if err := cfg.Validate(); err != nil {
+		return auditFlags.usage("audit", err)
+	}
 	lock, err := lockOutput(c, "audit", c.String("out"))
 	if err != nil {
 		return err
@@ -90,10 +101,9 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cfg.Data = data
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	p := &auditProgress{bar: bar}
-	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s, Data: data,
-		Threads: c.Int("threads"), BatchSize: c.Int("batch")}
 	sum, err := auditor.Run(c.Context, cfg, p)
 	if sum != nil && len(sum.Checkpoints) > 0 { // else every checkpoint failed
 		printAuditSummary(c, sum)
@@ -101,53 +111,58 @@ func runAudit(c *cli.Context) error {
 	return withHint(err, auditHint(err, dtype, c.IsSet("range")))
 }
 
-// auditSettings turns the flags into the settings that determine results.
+// auditFlags names the flags of audit that set each setting.
+var auditFlags = flagNames{
+	"data": "data", "splits": "split", "n": "n", "sample": "sample", "range": "range", "mean": "mean", "std": "std",
+	"layout": "layout", "norms": "norm", "overshoot": "overshoot", "max_iter": "max-iter", "candidates": "candidates",
+	"retries": "retries", "pgd.eps": "pgd-eps", "pgd.norms": "pgd-norm", "pgd.steps": "pgd-steps",
+	"pgd.step_size": "pgd-step", "batch_size": "batch", "threads": "threads",
+}
+
+// auditSettings turns the flags into the settings that determine results,
+// refusing what cannot be parsed and combinations that make no sense;
+// auditor.Config.Validate checks the values.
 func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	s := auditor.Settings{N: c.Int("n"), Sample: c.String("sample"), Seed: c.Int64("seed"),
-		Overshoot: c.Float64("overshoot"), MaxIter: c.Int("max-iter"), Candidates: c.Int("candidates"),
-		Retries: c.Int("retries"), Refine: c.Bool("refine")}
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: c.Float64("overshoot"), MaxIter: c.Int("max-iter"),
+			Candidates: c.Int("candidates"), Retries: c.Int("retries"), Refine: c.Bool("refine")}}
 	switch {
 	case c.String("data") != "" && c.String("images") != "":
 		return s, usagef("audit", "give --data or --images, not both")
 	case c.String("data") != "":
-		s.Data = c.String("data")
+		name, err := checkDataName("audit", c.String("data"))
+		if err != nil {
+			return s, err
+		}
+		s.Data = name
 	case c.String("images") != "" && c.String("labels") != "":
+		if err := needs(c, "audit", "--data", "data-dir"); err != nil {
+			return s, err
+		}
 		s.Data = c.String("images") + "," + c.String("labels")
 	default:
 		return s, usagef("audit", "give --data NAME, or --images X.npy with --labels Y.npy")
 	}
-	if s.N <= 0 {
-		return s, usagef("audit", "--n %d: want a positive number of images", s.N)
-	}
-	if s.Sample != "first" && s.Sample != "random" {
-		return s, usagef("audit", "--sample %q: want first or random", s.Sample)
-	}
-	for _, f := range strings.Split(c.String("split"), ",") {
-		sp, err := auditor.ParseSplit(strings.TrimSpace(f))
-		if err != nil {
-			return s, usagef("audit", "--split: %v", err)
-		}
-		s.Splits = append(s.Splits, sp)
-	}
 	var err error
-	if s.Norms, err = parseNorms(c.String("norm")); err != nil {
-		return s, usagef("audit", "--norm: %v", err)
+	for _, f := range strings.Split(c.String("split"), ",") {
+		s.Splits = append(s.Splits, auditor.Split(strings.TrimSpace(f)))
+	}
+	if c.String("images") != "" && (len(s.Splits) != 1 || s.Splits[0] != auditor.Test) {
+		return s, usagef("audit", "--split %s: --images gives one split; want test", c.String("split"))
+	}
+	if s.Norms, err = parseNorms(c, "norm"); err != nil {
+		return s, err
 	}
 	if r := c.String("range"); r != "" {
-		v, err := parseFloatList(r)
-		if err != nil || len(v) != 2 || !(v[0] < v[1]) {
-			return s, usagef("audit", "--range %q: want LO,HI with LO < HI", r)
+		if s.Range, err = convention.ParseRange(r); err != nil {
+			return s, usagef("audit", "--range %v", err)
 		}
-		s.Range = [2]float64{v[0], v[1]}
 	}
-	if s.Mean, err = parseFloatList(c.String("mean")); err != nil {
+	if s.Mean, err = convention.ParseFloats(c.String("mean")); err != nil {
 		return s, usagef("audit", "--mean: %v", err)
 	}
-	if s.Std, err = parseFloatList(c.String("std")); err != nil {
+	if s.Std, err = convention.ParseFloats(c.String("std")); err != nil {
 		return s, usagef("audit", "--std: %v", err)
-	}
-	if (s.Mean == nil) != (s.Std == nil) {
-		return s, usagef("audit", "give --mean and --std together")
 	}
 	layout, err := attack.ParseLayout(c.String("layout"))
 	if err != nil {
@@ -157,42 +172,30 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 		s.Layout = strings.ToLower(layout.String())
 	}
 	s.Output = c.String("output")
-	if eps := c.String("pgd-eps"); eps != "" {
-		if s.PGD.Eps, err = parseFloatList(eps); err != nil {
-			return s, usagef("audit", "--pgd-eps: %v", err)
-		}
-		if s.PGD.Norms, err = parseNorms(c.String("pgd-norm")); err != nil {
-			return s, usagef("audit", "--pgd-norm: %v", err)
-		}
-		s.PGD.Steps, s.PGD.StepSize, s.PGD.RandomStart = c.Int("pgd-steps"), c.Float64("pgd-step"), true
+	eps := c.String("pgd-eps")
+	if eps == "" {
+		return s, needs(c, "audit", "--pgd-eps", "pgd-norm", "pgd-steps", "pgd-step")
 	}
+	if s.PGD.Eps, err = convention.ParseFloats(eps); err != nil {
+		return s, usagef("audit", "--pgd-eps: %v", err)
+	}
+	if s.PGD.Norms, err = parseNorms(c, "pgd-norm"); err != nil {
+		return s, err
+	}
+	s.PGD.PGDParams = attack.PGDParams{Steps: c.Int("pgd-steps"), Step: c.Float64("pgd-step"), RandomStart: true}
 	return s, nil
 }
 
-func parseNorms(s string) ([]auditor.Norm, error) {
+// parseNorms parses audit's flag holding a list of norm names, such as
+// "l2,linf".
+func parseNorms(c *cli.Context, flag string) ([]auditor.Norm, error) {
 	var out []auditor.Norm
-	for _, f := range strings.Split(s, ",") {
-		n, err := auditor.ParseNorm(strings.TrimSpace(f))
+	for _, f := range strings.Split(c.String(flag), ",") {
+		n, err := attack.ParseNorm(strings.TrimSpace(f))
 		if err != nil {
-			return nil, err
+			return nil, usagef("audit", "--%s %q: want l2, linf or both", flag, c.String(flag))
 		}
 		out = append(out, n)
-	}
-	return out, nil
-}
-
-// parseFloatList parses "a,b,c" ("" gives nil).
-func parseFloatList(s string) ([]float64, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var out []float64
-	for _, f := range strings.Split(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%q is not a number", f)
-		}
-		out = append(out, v)
 	}
 	return out, nil
 }
@@ -204,14 +207,11 @@ func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*audi
 		data, err := loadDataset(c.String("data"), c.String("data-dir"), s)
 		return data, "", err
 	}
-	if len(s.Splits) != 1 || s.Splits[0] != auditor.Test {
-		return nil, "", usagef("audit", "--images gives one split; use --split test")
-	}
 	d, x, err := readNpyDataset(c.String("images"), c.String("labels"))
 	if err != nil {
 		return nil, "", err
 	}
-	im := pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
+	im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed))
 	im.Name = c.String("images")
 	for _, n := range x.Shape[1:] {
 		im.Shape = append(im.Shape, int64(n))
@@ -228,7 +228,7 @@ func loadDataset(name, dir string, s *auditor.Settings) (map[auditor.Split]*audi
 		if err != nil {
 			return nil, err
 		}
-		im := pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
+		im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed))
 		im.Shape, im.Layout, im.Name = []int64{int64(d.C), int64(d.H), int64(d.W)}, attack.NCHW, name+" "+string(split)
 		data[split] = im
 	}

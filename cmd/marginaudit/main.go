@@ -86,7 +86,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: false,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress on stderr"},
-			&cli.IntFlag{Name: "threads", Usage: "run onnxruntime with `N` threads per run (0: one per core)"},
+			&cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("run onnxruntime with `N` threads per run (0: one per core; at most %d)", maxThreads)},
 		},
 		Commands: []*cli.Command{
 			inspectCommand(),
@@ -99,6 +99,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			studyCommand(),
 			selfcheckCommand(),
 		},
+		Before: checkGlobalFlags,
 		// Errors are printed by run; keep cli from printing or exiting.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

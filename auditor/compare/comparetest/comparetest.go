@@ -3,6 +3,7 @@
 package comparetest
 
 import (
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"math"
 	"testing"
 
@@ -15,8 +16,9 @@ func Settings(n int) *auditor.Settings {
 	return &auditor.Settings{
 		Data: "mnist", Splits: []auditor.Split{auditor.Test}, N: n, Sample: "first", Seed: 1,
 		Range: [2]float64{0, 1}, Norms: []auditor.Norm{auditor.L2, auditor.LInf},
-		Overshoot: 0.02, MaxIter: 50, Retries: 10,
-		PGD: auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{0.1}, Steps: 10, StepSize: 0.25},
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10},
+		PGD: auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{0.1},
+			PGDParams: attack.PGDParams{Steps: 10, Step: 0.25}},
 	}
 }
 
