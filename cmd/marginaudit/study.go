@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -94,11 +95,11 @@ func runStudy(c *cli.Context) error {
 		Sample: "random", Seed: int64(c.Uint64("seed")), Norms: []auditor.Norm{auditor.L2, auditor.LInf},
 		Overshoot: 0.02, MaxIter: 50, Retries: 10,
 		PGD: auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{adv.Eps}, Steps: 20, RandomStart: true}}
-	data, err := loadDataset(info.Name, c.String("data-dir"), &settings)
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	data, err := loadDataset(info.Name, c.String("data-dir"), &settings, bar)
 	if err != nil {
 		return err
 	}
-	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	var audits []report.Audit
 	var failures []error
 	for _, v := range variants {
@@ -120,7 +121,7 @@ func runStudy(c *cli.Context) error {
 		audits = append(audits, report.Audit{Label: v.label, Dir: auditDir})
 	}
 	if len(failures) > 0 {
-		return failures[0]
+		return errors.Join(failures...)
 	}
 	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard"})
 }
