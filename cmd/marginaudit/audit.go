@@ -371,7 +371,9 @@ func printAuditSummary(w io.Writer, sum *auditor.Summary) error {
 		}
 		robust[k][col] = r.RobustAccuracy
 	}
-	slices.SortFunc(pgdCols, func(a, b pgdKey) int { return cmp.Or(strings.Compare(string(a.norm), string(b.norm)), cmp.Compare(a.eps, b.eps)) })
+	slices.SortFunc(pgdCols, func(a, b pgdKey) int {
+		return cmp.Or(strings.Compare(string(a.norm), string(b.norm)), cmp.Compare(a.eps, b.eps))
+	})
 
 	head := "epoch"
 	if models {
