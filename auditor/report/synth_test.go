@@ -59,7 +59,7 @@ func (s synth) write(t testing.TB, dir string) {
 	t.Helper()
 	settings := &auditor.Settings{
 		Data: "mnist", Splits: []auditor.Split{auditor.Train, auditor.Test}, N: s.n, Sample: "first", Seed: 1,
-		Norms: []auditor.Norm{auditor.L2, auditor.LInf},
+		Norms:     []auditor.Norm{auditor.L2, auditor.LInf},
 		Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine,
 	}
 	if !s.models {
