@@ -175,7 +175,11 @@ func printError(w io.Writer, app *cli.App, err error) {
 		fmt.Fprintf(w, "%s: %s: unsupported op %q in node %q: %s\n", progName, file, uo.OpType, uo.Node, uo.Reason())
 		fmt.Fprintf(w, "hint: '%s inspect %s' lists every op of the model and whether onnxgrad differentiates it\n", progName, file)
 	default:
-		fmt.Fprintf(w, "%s: %v\n", progName, err)
+		// An error that wraps joined ones (study's audits) has a line for
+		// each; each gets the program's name.
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(w, "%s: %s\n", progName, line)
+		}
 		if errors.As(err, &he) {
 			fmt.Fprintf(w, "hint: %s\n", he.hint)
 		}
