@@ -83,7 +83,7 @@ func (a *audit) inputText() string {
 		ranges := a.recorded(func(c auditor.CheckpointSummary) string {
 			return fmt.Sprintf("[%s, %s]", fmtG(c.InputRange[0]), fmtG(c.InputRange[1]))
 		})
-		rng = "pixel range " + strings.Join(ranges, " or ") + " from the checkpoints' metadata"
+		rng = "pixel range " + strings.Join(ranges, " or ") + " (from each checkpoint's metadata, or the default [0, 1])"
 		if len(ranges) == 0 {
 			rng = "pixel range from each checkpoint's metadata (not recorded by this audit)"
 		}

@@ -205,7 +205,7 @@ func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 	for i, s := range a.splits {
 		c, shape := splitColor(s)
 		x, mean, se := groupSeries(a, s, n, auditor.All)
-		thumbs := series{x: x, y: mean, se: se, color: c, shape: shape, dx: dodge(i, len(a.splits))}.add(left)
+		thumbs := series{x: x, y: mean, se: se, color: c, shape: shape, dx: dodge(i, len(a.splits)), points: a.separate}.add(left)
 		var ax, acc, accSE []float64
 		for _, e := range a.epochs {
 			if v, ok := a.accuracy(e, s); ok && v.Images > 0 {
@@ -215,7 +215,7 @@ func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 				accSE = append(accSE, 100*math.Sqrt(p*(1-p)/float64(v.Images)))
 			}
 		}
-		series{x: ax, y: acc, se: accSE, color: c, shape: shape, dx: dodge(i, len(a.splits))}.add(right)
+		series{x: ax, y: acc, se: accSE, color: c, shape: shape, dx: dodge(i, len(a.splits)), points: a.separate}.add(right)
 		legend = append(legend, legendItem{fmt.Sprintf("%s (n = %d)", s, a.images(s)), thumbs})
 	}
 	// PGD robust accuracy in the same norm.
@@ -249,7 +249,7 @@ func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 			x = append(x, float64(r.Epoch))
 			y = append(y, 100*float64(r.RobustAccuracy))
 		}
-		thumbs := series{x: x, y: y, color: c, shape: draw.CrossGlyph{}, dashes: dashes[i%len(dashes)]}.add(right)
+		thumbs := series{x: x, y: y, color: c, shape: draw.CrossGlyph{}, dashes: dashes[i%len(dashes)], points: a.separate}.add(right)
 		legend = append(legend, legendItem{fmt.Sprintf("%s, PGD %s ε = %s (robust)", k.split, normName(n), fmtG(k.eps)), thumbs})
 	}
 	left.Y.Min = 0
@@ -266,7 +266,11 @@ func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 	caption := fmt.Sprintf("Audit %s on %s, %s. Left: mean %s margin of all audited images %s, bars ± one standard error of the mean. Right: clean accuracy on the same images, bars ± one binomial standard error",
 		a.Label, dataName(a), splitsText(a, a.splits), normName(n), per)
 	if len(keys) > 0 {
-		caption += fmt.Sprintf(", and accuracy under PGD %s attacks (dashed)", normName(n))
+		mark := "dashed"
+		if a.separate {
+			mark = "crosses"
+		}
+		caption += fmt.Sprintf(", and accuracy under PGD %s attacks (%s)", normName(n), mark)
 	}
 	caption += ". Margins: " + attackText(a, n, opts) + "."
 	return f, Figure{Kind: FigMargin, Caption: caption, Audit: a.Label, Norm: n}
@@ -356,7 +360,7 @@ func groupsFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 		p.Y.Min = 0
 		for i, k := range kinds {
 			x, mean, se := groupSeries(a, s, n, k.kind)
-			thumbs := series{x: x, y: mean, se: se, color: k.color, shape: k.shape, dx: dodge(i, len(kinds))}.add(p)
+			thumbs := series{x: x, y: mean, se: se, color: k.color, shape: k.shape, dx: dodge(i, len(kinds)), points: a.separate}.add(p)
 			if len(row) == 0 {
 				legend = append(legend, legendItem{k.name, thumbs})
 			}
