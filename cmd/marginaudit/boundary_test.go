@@ -85,7 +85,7 @@ func TestDegenerateInputs(t *testing.T) {
 		args []string // OUT stands for the output that must not appear
 		want string   // in stderr
 	}{
-		{"inspect_empty_onnx", []string{"inspect", p("empty.onnx")}, "empty.onnx"},
+		{"inspect_empty_onnx", []string{"inspect", p("empty.onnx")}, "empty.onnx: empty file, not an ONNX model"},
 		{"inspect_truncated_onnx", []string{"inspect", p("trunc.onnx")}, "trunc.onnx: not a valid ONNX protobuf"},
 		{"grad_empty_onnx", []string{"grad", p("empty.onnx"), "--out", "OUT"}, "empty.onnx"},
 		{"grad_truncated_onnx", []string{"grad", p("trunc.onnx"), "--out", "OUT"}, "trunc.onnx"},
@@ -201,7 +201,7 @@ func TestAuditSeparateModels(t *testing.T) {
 	if strings.Contains(stdout, "wrote") {
 		t.Errorf("the failed audit says it wrote:\n%s", stdout)
 	}
-	if strings.Count(stderr, "model has no graph") != 1 || !strings.Contains(stderr, "broken.onnx: failed (the error follows at the end)") ||
+	if strings.Count(stderr, "broken.onnx: empty file, not an ONNX model") != 1 || !strings.Contains(stderr, "broken.onnx: failed (the error follows at the end)") ||
 		!strings.Contains(stderr, "resnet.onnx: audited in") {
 		t.Errorf("stderr does not report the failure once and the models by name:\n%s", stderr)
 	}
