@@ -15,7 +15,7 @@ func TestReadRobustErrors(t *testing.T) {
 		{head + "a.onnx,1,test,linf,-0.1,0,true\n", "column 5 (eps): eps -0.1 is not a finite number ≥ 0"},
 		{head + "a.onnx,1,test,linf,0.1,x,true\n", `column 6 (index): invalid integer "x"`},
 		{head + "a.onnx,1,test,linf,0.1,3,true\na.onnx,1,test,linf,0.1,3,false\n", "fuzz.csv:3: duplicate row for a.onnx test linf eps 0.1 image 3 (first on line 2)"},
-		{"checkpoint,epoch\n", "not a margins.csv header"},
+		{"checkpoint,epoch\n", "not the expected header"},
 	} {
 		_, err := ReadRobust(strings.NewReader(tc.data), "fuzz.csv")
 		var pe *ParseError

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,6 +35,12 @@ type Images struct {
 	Layout attack.Layout
 	// Name names the images in errors, such as "images.npy".
 	Name string
+	// Dataset is the name of the data set the images come from, as the
+	// trainer writes it in a checkpoint's metadata ("mnist",
+	// "fashion-mnist", "cifar10"); "" for arrays given by the user. A
+	// checkpoint whose metadata names another data set is audited all the
+	// same, with a warning.
+	Dataset string
 }
 
 // Len is the number of images.
@@ -84,6 +93,10 @@ type Progress interface {
 	// Finished is called after each checkpoint: skipped (already in the
 	// store), audited, or failed with err.
 	Finished(c Checkpoint, skipped bool, err error, elapsed time.Duration)
+	// Warn reports something about checkpoint c that does not stop its
+	// audit but may make its results mean less than they seem, such as
+	// metadata naming another data set than the images'.
+	Warn(c Checkpoint, msg string)
 }
 
 // CheckpointError reports a checkpoint that could not be audited.
@@ -100,7 +113,9 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 
 // Run audits every checkpoint of cfg not already in the store, committing
 // each one's results when it finishes, then writes summary.json and
-// transitions.csv. A checkpoint's results are the DeepFool margins and the
+// transitions.csv. A folder that holds no audit yet is created with the
+// first finished checkpoint: when every checkpoint fails, nothing is
+// written. A checkpoint's results are the DeepFool margins and the
 // PGD robust accuracies of every split (with each image's outcome,
 // robust.csv), and each image's clean max-softmax
 // probability from the same classifier (confidence.csv; for a model that
@@ -116,8 +131,8 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 		return nil, err
 	}
 	for _, s := range cfg.Settings.Splits {
-		if cfg.Data[s] == nil || cfg.Data[s].Len() == 0 {
-			return nil, fmt.Errorf("auditor: no images for split %s", s)
+		if err := cfg.Data[s].check(s); err != nil {
+			return nil, err
 		}
 	}
 	ckpts, err := Discover(cfg.Checkpoints)
@@ -127,7 +142,7 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 	if len(ckpts) == 0 {
 		return nil, fmt.Errorf("auditor: no .onnx checkpoints in %s", strings.Join(cfg.Checkpoints, ", "))
 	}
-	store, err := OpenStore(cfg.Out, &cfg.Settings)
+	store, err := openExistingStore(cfg.Out, &cfg.Settings)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +151,7 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if store.Done(c.Name) {
+		if store != nil && store.Done(c.Name) {
 			p.Finished(c, true, nil, 0)
 			continue
 		}
@@ -145,7 +160,12 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 		err := c.Err
 		if err == nil {
 			var part *Part
-			if part, err = auditCheckpoint(ctx, cfg, c, p); err == nil {
+			if part, err = auditCheckpoint(ctx, cfg, c, p); err == nil && store == nil {
+				if store, err = OpenStore(cfg.Out, &cfg.Settings); err != nil {
+					return nil, err
+				}
+			}
+			if err == nil {
 				err = store.Commit(part)
 			}
 		}
@@ -157,11 +177,36 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 			failures = append(failures, &CheckpointError{Checkpoint: c.Name, Err: err})
 		}
 	}
+	if store == nil {
+		return nil, errors.Join(failures...)
+	}
 	sum, err := store.WriteReport()
 	if err != nil {
 		return nil, err
 	}
 	return sum, errors.Join(failures...)
+}
+
+// openExistingStore opens the store in dir when dir holds an audit
+// (settings.json or parts), and returns nil when it holds none yet, so
+// that a run whose every checkpoint fails writes nothing. A dir that is a
+// file is an error at once.
+func openExistingStore(dir string, settings *Settings) (*Store, error) {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("auditor: audit directory: %w", err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("auditor: audit directory %s is a file", dir)
+	}
+	for _, f := range []string{SettingsFile, PartsDir} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			return OpenStore(dir, settings)
+		}
+	}
+	return nil, nil
 }
 
 // work counts the attack runs of one checkpoint.
@@ -184,13 +229,19 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
 	}
+	if im := cfg.someImages(); im != nil && im.Dataset != "" {
+		if d := modelMetadata(m)[MetadataDataset]; d != "" && !strings.EqualFold(d, im.Dataset) {
+			p.Warn(c, fmt.Sprintf("checkpoint %s: its metadata says %s=%s, but the images are %s", c.Name, MetadataDataset, d, im.Dataset))
+		}
+	}
 	opt.Name, opt.Threads = c.Name, cfg.Threads
 	clf, err := newClassifier(m, opt, cfg.someImages(), c.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer clf.Close()
-	info := ModelInfo{Checkpoint: c.Name, Epoch: c.Epoch, Scores: string(clf.ScoreSource()), Batch: clf.Batch().String()}
+	info := ModelInfo{Checkpoint: c.Name, Epoch: c.Epoch, Scores: string(clf.ScoreSource()), Batch: clf.Batch().String(),
+		EpochFrom: c.From, InputRange: [2]float64{widen(opt.Lo), widen(opt.Hi)}, Normalization: formatNormalization(opt.Mean, opt.Std)}
 	p.Model(c, info)
 	part := &Part{Checkpoint: c.Name, Epoch: c.Epoch, Model: &info}
 	s := &cfg.Settings
@@ -267,16 +318,23 @@ func maxSoftmaxes(clf *attack.Classifier, im *Images) ([]float64, error) {
 const (
 	MetadataInputRange    = convention.KeyRange         // "lo,hi", e.g. "0,1"
 	MetadataNormalization = convention.KeyNormalization // "none", or "mean=a,b,c;std=d,e,f"
+	MetadataDataset       = "dataset"                   // the data set it was trained on, e.g. "mnist"
 )
+
+// modelMetadata returns the metadata_props of m as a map.
+func modelMetadata(m *onnxpb.ModelProto) map[string]string {
+	meta := map[string]string{}
+	for _, p := range m.GetMetadataProps() {
+		meta[p.GetKey()] = p.GetValue()
+	}
+	return meta
+}
 
 // classifierOptions combines the settings with the checkpoint's metadata:
 // settings win where set; otherwise the metadata's input range and
 // normalisation apply, and [0, 1] without normalisation by default.
 func classifierOptions(m *onnxpb.ModelProto, s *Settings) (attack.Options, error) {
-	meta := map[string]string{}
-	for _, p := range m.GetMetadataProps() {
-		meta[p.GetKey()] = p.GetValue()
-	}
+	meta := modelMetadata(m)
 	var opt attack.Options
 	r := s.Range
 	if r == [2]float64{} {
@@ -322,3 +380,4 @@ func (nopProgress) Checkpoint(Checkpoint, int, int, int)            {}
 func (nopProgress) Done(int)                                        {}
 func (nopProgress) Model(Checkpoint, ModelInfo)                     {}
 func (nopProgress) Finished(Checkpoint, bool, error, time.Duration) {}
+func (nopProgress) Warn(Checkpoint, string)                         {}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -97,18 +99,24 @@ func runAudit(c *cli.Context) error {
 		return err
 	}
 	defer lock.Close()
-	data, dtype, err := loadAuditData(c, &s)
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	data, dtype, err := loadAuditData(c, &s, bar)
 	if err != nil {
 		return err
 	}
 	cfg.Data = data
-	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	p := &auditProgress{bar: bar}
 	sum, err := auditor.Run(c.Context, cfg, p)
-	if sum != nil && len(sum.Checkpoints) > 0 { // else every checkpoint failed
-		printAuditSummary(c, sum)
+	if sum != nil && len(sum.Checkpoints) > 0 { // else nothing was audited
+		if perr := printAuditSummary(c.App.Writer, sum); err == nil {
+			err = perr
+		}
 	}
-	return withHint(err, auditHint(err, dtype, c.IsSet("range")))
+	if err != nil {
+		return withHint(err, auditHint(err, dtype, c.IsSet("range")))
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s\n", filepath.Join(c.String("out"), auditor.MarginsFile))
+	return nil
 }
 
 // auditFlags names the flags of audit that set each setting.
@@ -200,19 +208,19 @@ func parseNorms(c *cli.Context, flag string) ([]auditor.Norm, error) {
 	return out, nil
 }
 
-// loadAuditData reads the images of every split and picks the subset. It
-// also returns the element type of an --images array ("" for --data).
-func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*auditor.Images, string, error) {
+// loadAuditData reads the images of every split and picks the subset,
+// warning on bar when there are fewer images than asked for. It also
+// returns the element type of an --images array ("" for --data).
+func loadAuditData(c *cli.Context, s *auditor.Settings, bar *progressBar) (map[auditor.Split]*auditor.Images, string, error) {
 	if c.String("data") != "" {
-		data, err := loadDataset(c.String("data"), c.String("data-dir"), s)
+		data, err := loadDataset(c.String("data"), c.String("data-dir"), s, bar)
 		return data, "", err
 	}
 	d, x, err := readNpyDataset(c.String("images"), c.String("labels"))
 	if err != nil {
 		return nil, "", err
 	}
-	im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed))
-	im.Name = c.String("images")
+	im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed), c.String("images"), bar)
 	for _, n := range x.Shape[1:] {
 		im.Shape = append(im.Shape, int64(n))
 	}
@@ -220,16 +228,16 @@ func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*audi
 }
 
 // loadDataset reads the splits of s from a named data set and picks the
-// subset.
-func loadDataset(name, dir string, s *auditor.Settings) (map[auditor.Split]*auditor.Images, error) {
+// subset, warning on bar when a split has fewer images than asked for.
+func loadDataset(name, dir string, s *auditor.Settings, bar *progressBar) (map[auditor.Split]*auditor.Images, error) {
 	data := map[auditor.Split]*auditor.Images{}
 	for _, split := range s.Splits {
 		d, err := dataset.Load(name, string(split), dir)
 		if err != nil {
 			return nil, err
 		}
-		im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed))
-		im.Shape, im.Layout, im.Name = []int64{int64(d.C), int64(d.H), int64(d.W)}, attack.NCHW, name+" "+string(split)
+		im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed), d.Name+" "+string(split), bar)
+		im.Shape, im.Layout, im.Dataset = []int64{int64(d.C), int64(d.H), int64(d.W)}, attack.NCHW, d.Name
 		data[split] = im
 	}
 	return data, nil
@@ -247,8 +255,13 @@ func readNpyDataset(images, labels string) (*dataset.Dataset, *npy.Array, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(x.Shape) < 2 || x.Shape[0] == 0 {
+	switch {
+	case len(x.Shape) < 2:
 		return nil, nil, fmt.Errorf("%s: images must be [N, ...] with N > 0, got shape %s", images, formatInts(x.Shape))
+	case x.Shape[0] == 0:
+		return nil, nil, fmt.Errorf("%s holds no images (shape %s)", images, formatInts(x.Shape))
+	case slices.Contains(x.Shape[1:], 0):
+		return nil, nil, fmt.Errorf("%s: images of shape %s have no pixels: axis %d has size 0", images, formatInts(x.Shape), 1+slices.Index(x.Shape[1:], 0))
 	}
 	if len(y.Shape) != 1 || y.Shape[0] != x.Shape[0] {
 		return nil, nil, fmt.Errorf("%s: labels must be [%d] to match %s, got shape %s", labels, x.Shape[0], images, formatInts(y.Shape))
@@ -261,9 +274,13 @@ func readNpyDataset(images, labels string) (*dataset.Dataset, *npy.Array, error)
 	return &dataset.Dataset{Name: filepath.Base(images), Split: "test", Images: x.Data, N: x.Shape[0], Labels: y.Data}, x, nil
 }
 
-// pickImages takes the first n images of d, or n drawn at random.
-func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Images {
-	n = min(n, d.N)
+// pickImages takes the first n images of d (which holds some), or n drawn
+// at random, named name; when d has fewer, it takes all and warns on bar.
+func pickImages(d *dataset.Dataset, n int, random bool, seed uint64, name string, bar *progressBar) *auditor.Images {
+	if n > d.N {
+		bar.warn("-n %d: %s holds %d images: auditing all %d", n, name, d.N, d.N)
+		n = d.N
+	}
 	idx := make([]int, d.N)
 	for i := range idx {
 		idx[i] = i
@@ -275,7 +292,7 @@ func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Im
 	}
 	idx = idx[:n]
 	size := len(d.Images) / d.N
-	im := &auditor.Images{Index: idx, Labels: make([]int, n), X: make([]float32, 0, n*size)}
+	im := &auditor.Images{Index: idx, Labels: make([]int, n), X: make([]float32, 0, n*size), Name: name}
 	for k, i := range idx {
 		im.Labels[k] = d.Labels[i]
 		im.X = append(im.X, d.Images[i*size:(i+1)*size]...)
@@ -283,7 +300,9 @@ func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Im
 	return im
 }
 
-// auditProgress renders auditor.Run's reports.
+// auditProgress renders auditor.Run's reports. A checkpoint that fails is
+// reported failed here and its error is printed once, with the others, by
+// run at the end.
 type auditProgress struct {
 	bar *progressBar
 	// model says how the checkpoint being audited is run, for the line
@@ -313,31 +332,73 @@ func (p *auditProgress) Finished(c auditor.Checkpoint, skipped bool, err error, 
 	case skipped:
 		p.bar.println(false, "%s: already audited, skipped", c.Name)
 	case err != nil:
-		p.bar.println(true, "%s: %s: failed: %v", progName, c.Name, err)
+		p.bar.println(false, "%s: failed (the error follows at the end)", c.Name)
+	case c.From == auditor.FromPosition: // a model, not an epoch of a run
+		p.bar.println(false, "%s: audited in %s (%s)", c.Name, elapsed.Round(time.Millisecond), p.model)
 	default:
 		p.bar.println(false, "%s: epoch %d audited in %s (%s)", c.Name, c.Epoch, elapsed.Round(time.Millisecond), p.model)
 	}
 }
 
-// printAuditSummary prints the mean margins per epoch, split and norm.
-func printAuditSummary(c *cli.Context, sum *auditor.Summary) {
-	t := newTable()
-	t.row("epoch\tsplit\tnorm\tn\taccuracy\tmean margin\tse\tcorrect\tincorrect\tfailures")
-	acc := map[string]auditor.Float{}
-	for _, ck := range sum.Checkpoints {
-		for _, a := range ck.Accuracy {
-			acc[fmt.Sprint(ck.Epoch, a.Split)] = a.Accuracy
-		}
-	}
-	type key struct {
+func (p *auditProgress) Warn(_ auditor.Checkpoint, msg string) { p.bar.warn("%s", msg) }
+
+// printAuditSummary prints to w the clean accuracy, the PGD robust
+// accuracy at each norm and radius, and the mean margins per checkpoint,
+// split and norm. Checkpoints without epochs (separate models) are named
+// rather than numbered.
+func printAuditSummary(w io.Writer, sum *auditor.Summary) error {
+	type ckSplit struct {
 		epoch int
 		split auditor.Split
-		norm  auditor.Norm
+	}
+	type pgdKey struct {
+		norm auditor.Norm
+		eps  float64
+	}
+	acc := map[ckSplit]auditor.Float{}
+	names := map[int]string{}
+	models := len(sum.Checkpoints) > 0
+	for _, ck := range sum.Checkpoints {
+		names[ck.Epoch] = ck.Checkpoint
+		models = models && ck.EpochFrom == auditor.FromPosition
+		for _, a := range ck.Accuracy {
+			acc[ckSplit{ck.Epoch, a.Split}] = a.Accuracy
+		}
+	}
+	var pgdCols []pgdKey
+	robust := map[ckSplit]map[pgdKey]auditor.Float{}
+	for _, r := range sum.PGD {
+		k, col := ckSplit{r.Epoch, r.Split}, pgdKey{r.Norm, r.Eps}
+		if !slices.Contains(pgdCols, col) {
+			pgdCols = append(pgdCols, col)
+		}
+		if robust[k] == nil {
+			robust[k] = map[pgdKey]auditor.Float{}
+		}
+		robust[k][col] = r.RobustAccuracy
+	}
+	slices.SortFunc(pgdCols, func(a, b pgdKey) int {
+		return cmp.Or(strings.Compare(string(a.norm), string(b.norm)), cmp.Compare(a.eps, b.eps))
+	})
+
+	head := "epoch"
+	if models {
+		head = "checkpoint"
+	}
+	head += "\tsplit\tnorm\tn\taccuracy"
+	for _, col := range pgdCols {
+		head += fmt.Sprintf("\tPGD %s ε=%s", col.norm, strconv.FormatFloat(col.eps, 'g', 4, 64))
+	}
+	t := newTable()
+	t.row("%s\tmean margin\tse\tcorrect\tincorrect\tfailures", head)
+	type key struct {
+		ckSplit
+		norm auditor.Norm
 	}
 	byGroup := map[key]map[auditor.GroupKind]auditor.Group{}
 	var keys []key
 	for _, g := range sum.Groups {
-		k := key{g.Epoch, g.Split, g.Norm}
+		k := key{ckSplit{g.Epoch, g.Split}, g.Norm}
 		if byGroup[k] == nil {
 			byGroup[k] = map[auditor.GroupKind]auditor.Group{}
 			keys = append(keys, k)
@@ -347,13 +408,22 @@ func printAuditSummary(c *cli.Context, sum *auditor.Summary) {
 	for _, k := range keys {
 		g := byGroup[k]
 		all := g[auditor.All]
-		t.row("%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d", k.epoch, k.split, k.norm, all.Images, fmtFloat(acc[fmt.Sprint(k.epoch, k.split)]),
-			fmtFloat(all.Margin.Mean), fmtFloat(all.Margin.SE), fmtFloat(g[auditor.Correct].Margin.Mean), fmtFloat(g[auditor.Incorrect].Margin.Mean), all.Failures)
+		row := strconv.Itoa(k.epoch)
+		if models {
+			row = names[k.epoch]
+		}
+		row += fmt.Sprintf("\t%s\t%s\t%d\t%s", k.split, k.norm, all.Images, fmtFloat(acc[k.ckSplit]))
+		for _, col := range pgdCols {
+			v, ok := robust[k.ckSplit][col]
+			if !ok {
+				v = auditor.Float(math.NaN())
+			}
+			row += "\t" + fmtFloat(v)
+		}
+		t.row("%s\t%s\t%s\t%s\t%s\t%d", row, fmtFloat(all.Margin.Mean), fmtFloat(all.Margin.SE),
+			fmtFloat(g[auditor.Correct].Margin.Mean), fmtFloat(g[auditor.Incorrect].Margin.Mean), all.Failures)
 	}
-	if err := t.writeTo(c.App.Writer); err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "%s: %v\n", progName, err)
-	}
-	fmt.Fprintf(c.App.Writer, "wrote %s\n", filepath.Join(c.String("out"), auditor.MarginsFile))
+	return t.writeTo(w)
 }
 
 func fmtFloat(f auditor.Float) string {

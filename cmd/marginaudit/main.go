@@ -142,11 +142,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // printError writes err to w as `marginaudit: message`, followed by a hint
-// line where one helps.
+// line where one helps. Joined errors (the failed checkpoints of an audit,
+// the failed fixtures of selfcheck) are printed one after the other, each
+// once.
 func printError(w io.Writer, app *cli.App, err error) {
 	var ue *usageError
 	var uo *onnxgrad.UnsupportedOpError
-	switch {
+	var he *hintedError
+	hint, inner := "", err
+	if h, ok := err.(*hintedError); ok {
+		hint, inner = h.hint, h.err
+	}
+	switch multi, isMulti := inner.(interface{ Unwrap() []error }); {
 	case errors.As(err, &ue):
 		fmt.Fprintf(w, "%s: %v\n", progName, err)
 		if cmd := app.Command(ue.cmd); cmd != nil && ue.cmd != "help" {
@@ -156,6 +163,13 @@ func printError(w io.Writer, app *cli.App, err error) {
 			fmt.Fprintf(w, "usage: %s\n", globalUsage)
 			fmt.Fprintf(w, "run '%s help' for the commands\n", progName)
 		}
+	case isMulti:
+		for _, e := range multi.Unwrap() {
+			printError(w, app, e)
+		}
+		if hint != "" {
+			fmt.Fprintf(w, "hint: %s\n", hint)
+		}
 	case errors.As(err, &uo):
 		file := uo.File
 		if file == "" {
@@ -164,8 +178,11 @@ func printError(w io.Writer, app *cli.App, err error) {
 		fmt.Fprintf(w, "%s: %s: unsupported op %q in node %q: %s\n", progName, file, uo.OpType, uo.Node, uo.Reason())
 		fmt.Fprintf(w, "hint: '%s inspect %s' lists every op of the model and whether onnxgrad differentiates it\n", progName, file)
 	default:
-		fmt.Fprintf(w, "%s: %v\n", progName, err)
-		var he *hintedError
+		// An error that wraps joined ones (study's audits) has a line for
+		// each; each gets the program's name.
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(w, "%s: %s\n", progName, line)
+		}
 		if errors.As(err, &he) {
 			fmt.Fprintf(w, "hint: %s\n", he.hint)
 		}

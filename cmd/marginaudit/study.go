@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -128,11 +129,11 @@ func runStudy(c *cli.Context) error {
 		return err
 	}
 	defer lock.Close()
-	data, err := loadDataset(name, c.String("data-dir"), &settings)
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	data, err := loadDataset(name, c.String("data-dir"), &settings, bar)
 	if err != nil {
 		return err
 	}
-	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	var audits []report.Audit
 	var failures []error
 	for _, v := range variants {
@@ -154,7 +155,7 @@ func runStudy(c *cli.Context) error {
 		audits = append(audits, report.Audit{Label: v.label, Dir: auditDir})
 	}
 	if len(failures) > 0 {
-		return failures[0]
+		return errors.Join(failures...)
 	}
 	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard"})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -195,14 +196,23 @@ func (p *trainProgress) Epoch(e train.Epoch) {
 
 // parseIntList parses "a,b,c" ("" gives nil, the default).
 func parseIntList(cmd, flag, s string) ([]int, error) {
+	return parseInts(cmd, flag, s, 1)
+}
+
+// parseInts parses "a,b,c" of integers ≥ least ("" gives nil).
+func parseInts(cmd, flag, s string, least int) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
+	want := "positive integers"
+	if least != 1 {
+		want = fmt.Sprintf("integers ≥ %d", least)
+	}
 	var out []int
 	for _, f := range strings.Split(s, ",") {
-		var v int
-		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d", &v); err != nil || v <= 0 {
-			return nil, usagef(cmd, "--%s %q: want positive integers separated by commas", flag, s)
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < least {
+			return nil, usagef(cmd, "--%s %q: want %s separated by commas", flag, s, want)
 		}
 		out = append(out, v)
 	}

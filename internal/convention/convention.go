@@ -54,6 +54,15 @@ func ParseRange(s string) ([2]float64, error) {
 // FormatRange writes r as ParseRange reads it.
 func FormatRange(r [2]float64) string { return formatFloats(r[:]) }
 
+// FormatNormalization writes a normalisation as ParseNormalization reads
+// it: "none" without one, else "mean=a,b,c;std=d,e,f".
+func FormatNormalization(mean, std []float64) string {
+	if len(mean) == 0 && len(std) == 0 {
+		return None
+	}
+	return "mean=" + formatFloats(mean) + ";std=" + formatFloats(std)
+}
+
 // ParseNormalization parses "mean=a,b,c;std=d,e,f" and checks it with
 // CheckNormalization; "none" and "" give nil, nil.
 func ParseNormalization(s string) (mean, std []float64, err error) {
