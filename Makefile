@@ -78,11 +78,14 @@ demo: ort data
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The list is read whole before grep: in a pipe, grep -q would exit at the
+# match and go test die of SIGPIPE, failing the pipe under pipefail.
 fuzz: ort
 	@if [[ -z "$(strip $(FUZZ_TARGETS))" ]]; then echo "fuzz: FUZZ_TARGETS is empty, nothing to fuzz"; fi
 	@for target in $(FUZZ_TARGETS); do \
 		pkg=$${target%%:*}; name=$${target#*:}; \
-		$(GO) test -list "^$$name\$$" "$$pkg" | grep -qx "$$name" || \
+		list=$$($(GO) test -list "^$$name\$$" "$$pkg"); \
+		grep -qx "$$name" <<<"$$list" || \
 			{ echo "fuzz: no fuzz target $$name in $$pkg" >&2; exit 1; }; \
 		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s "$$pkg"; \
