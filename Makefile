@@ -80,13 +80,21 @@ bench: ort
 
 # The list is read whole before grep: in a pipe, grep -q would exit at the
 # match and go test die of SIGPIPE, failing the pipe under pipefail.
+# Go 1.26's fuzz coordinator may fail a target with a bare "context deadline
+# exceeded" when FUZZTIME ends while a worker is mid-run (golang/go#75804,
+# fixed in Go 1.27); without a failing input written, that is no finding.
 fuzz: ort
 	@if [[ -z "$(strip $(FUZZ_TARGETS))" ]]; then echo "fuzz: FUZZ_TARGETS is empty, nothing to fuzz"; fi
-	@for target in $(FUZZ_TARGETS); do \
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	for target in $(FUZZ_TARGETS); do \
 		pkg=$${target%%:*}; name=$${target#*:}; \
 		list=$$($(GO) test -list "^$$name\$$" "$$pkg"); \
 		grep -qx "$$name" <<<"$$list" || \
 			{ echo "fuzz: no fuzz target $$name in $$pkg" >&2; exit 1; }; \
 		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s "$$pkg"; \
+		if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s "$$pkg" 2>&1 | tee "$$log"; then \
+			if grep -qx '    context deadline exceeded' "$$log" && ! grep -q 'Failing input written' "$$log"; then \
+				echo "fuzz: $$name: ignoring Go's end-of-fuzztime race (golang/go#75804): no failing input" >&2; \
+			else exit 1; fi; \
+		fi; \
 	done
