@@ -15,6 +15,8 @@ DEMO_FLAGS ?=
 TESTFLAGS ?=
 # Where `make conformance` writes its report.
 CONFORMANCE_REPORT ?= conformance-report.txt
+# The manual page that `make man` writes.
+MAN_PAGE ?= marginaudit.1
 # Duration of each fuzz target in `make fuzz`.
 FUZZTIME ?= 30s
 # Fuzz targets of `make fuzz`, as space-separated PACKAGE:FuzzName entries,
@@ -30,7 +32,7 @@ ORT_CACHE_LIB := $(CACHE_HOME)/marginaudit/onnxruntime-$(ORT_VERSION)/libonnxrun
 MARGINAUDIT_ORT_LIB ?= $(ORT_CACHE_LIB)
 export MARGINAUDIT_ORT_LIB
 
-.PHONY: help ort data onnx-testdata lint test conformance demo bench fuzz
+.PHONY: help ort data onnx-testdata lint test conformance demo bench fuzz man
 
 help:
 	@echo 'make demo   the main job: a small MNIST study (train, audit, report) into $(DEMO_OUT)'
@@ -42,6 +44,7 @@ help:
 	@echo 'make lint   gofmt check, go vet, staticcheck'
 	@echo 'make bench  run the benchmarks'
 	@echo 'make fuzz   run FUZZ_TARGETS for FUZZTIME each'
+	@echo 'make man    write the manual page $(MAN_PAGE), generated from the command definitions'
 
 ort:
 	@.ci/install-onnxruntime
@@ -74,6 +77,11 @@ conformance: ort onnx-testdata
 
 demo: ort data
 	$(GO) run ./cmd/marginaudit study --data mnist --epochs 5 --train-limit 10000 --n 200 --out $(DEMO_OUT) $(DEMO_FLAGS)
+
+# Written under a temporary name first, so a failed run leaves no page.
+man:
+	$(GO) run ./cmd/marginaudit man > $(MAN_PAGE).tmp
+	mv $(MAN_PAGE).tmp $(MAN_PAGE)
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchmem ./...
