@@ -131,7 +131,7 @@ func Write(ctx context.Context, audits []Audit, outDir string, opts Options) (*O
 		return nil, err
 	}
 	if err := writeFile(filepath.Join(outDir, IndexFile), func(w io.Writer) error {
-		return writeHTML(w, obs, loaded)
+		return writeHTML(w, obs, loaded, outDir)
 	}); err != nil {
 		return nil, err
 	}
