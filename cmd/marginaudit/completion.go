@@ -32,6 +32,11 @@ func completionCommand() *cli.Command {
 			"`source <(" + progName + " completion bash)` (or zsh), or save it where the shell " +
 			"reads completions: /etc/bash_completion.d/" + progName + ", a folder of $fpath as _" + progName +
 			", ~/.config/fish/completions/" + progName + ".fish."),
+		BashComplete: func(c *cli.Context) {
+			if c.NArg() == 0 {
+				fmt.Fprintln(c.App.Writer, strings.Join(completionShells, "\n"))
+			}
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 || !slices.Contains(completionShells, c.Args().First()) {
 				return usagef("completion", "want one shell: %s", strings.Join(completionShells, ", "))

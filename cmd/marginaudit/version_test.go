@@ -105,6 +105,7 @@ func TestCompletionRequests(t *testing.T) {
 		{[]string{"audit", "ckpt/", "--o", completionFlag}, []string{"--out", "--overshoot"}, []string{"--norm"}},
 		{[]string{"audit", "--data", "mnist", "ckpt/", "--nor", completionFlag}, []string{"--norm"}, []string{"--out"}},
 		{[]string{"--thr", completionFlag}, []string{"--threads"}, nil},
+		{[]string{"completion", completionFlag}, []string{"bash", "zsh", "fish"}, []string{"help"}},
 	} {
 		saved := os.Args
 		os.Args = append([]string{progName}, tt.args...)
