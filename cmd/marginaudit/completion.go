@@ -81,7 +81,11 @@ func manCommand() *cli.Command {
 			if c.Args().Present() {
 				return usagef("man", "takes no arguments")
 			}
-			page, err := c.App.ToManWithSection(1)
+			// From an app that has not run, as for fish: cli's help command
+			// is one value shared by every app and command it sets up, and
+			// after several runs in one process (tests) it lists itself
+			// among its subcommands, which ToMan follows forever.
+			page, err := newApp(io.Discard, io.Discard).ToManWithSection(1)
 			if err != nil {
 				return fmt.Errorf("man: %w", err)
 			}

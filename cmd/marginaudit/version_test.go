@@ -155,6 +155,11 @@ func contains(lines []string, s string) bool {
 // The manual page is roff for section 1 and names every command and every
 // flag of each.
 func TestManPage(t *testing.T) {
+	// Runs of help before, as in the other tests of this process, leave
+	// cli's shared help command among its own subcommands (see manCommand).
+	for _, args := range [][]string{{"help"}, {"help", "grad"}, {"grad", "--help"}, {"help", "help"}} {
+		runCLI(t, args...)
+	}
 	stdout, stderr, code := runCLI(t, "man")
 	if code != 0 || stderr != "" {
 		t.Fatalf("man: exit %d, stderr %q", code, stderr)
