@@ -40,7 +40,17 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		figs = append(figs, fig)
 		return nil
 	}
+	if len(audits) > 0 && audits[0].member {
+		for _, f := range modelSetFigures(audits, opts) {
+			if err := emit(f.Figure, f.fig, f.name); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	for _, a := range audits {
+		if a.member {
+			continue // one model: its mean margin is in the models figure
+		}
 		for _, n := range a.norms {
 			f, fig := marginFigure(a, n, opts)
 			if err := emit(fig, f, fmt.Sprintf("margin-%s-%s", a.slug, n)); err != nil {
@@ -67,6 +77,9 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		}
 	}
 	for _, a := range audits {
+		if a.member {
+			continue // one model: the histograms below show its groups
+		}
 		for _, n := range a.norms {
 			f, fig := groupsFigure(a, n, opts)
 			if err := emit(fig, f, fmt.Sprintf("groups-%s-%s", a.slug, n)); err != nil {
@@ -75,7 +88,11 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		}
 	}
 	for _, a := range audits {
-		epochs, n := histEpochs(a, opts.Epochs)
+		want := opts.Epochs
+		if a.member {
+			want = nil // its one model
+		}
+		epochs, n := histEpochs(a, want)
 		notes = append(notes, n...)
 		if len(epochs) == 0 {
 			continue
@@ -90,6 +107,9 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		}
 	}
 	for _, a := range audits {
+		if a.member {
+			continue
+		}
 		if a.separate {
 			notes = append(notes, fmt.Sprintf("audit %s compares separate models, not epochs of a training run: no transitions between epochs, no comparison with other audits per epoch", a.Label))
 			continue

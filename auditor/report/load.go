@@ -30,6 +30,9 @@ type audit struct {
 	// numbered in the order given, compared side by side rather than
 	// epochs of a training run.
 	separate bool
+	// member is set when the audit is one model of a model set, named by
+	// its label.
+	member bool
 
 	epochs []int
 	splits []auditor.Split

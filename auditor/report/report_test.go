@@ -63,7 +63,9 @@ func TestRender(t *testing.T) {
 // and the printed text. "training" is a standard and an adversarial
 // training run, with the initialisation (epoch 0) among the histograms'
 // epochs; "separate" an audit of three models without epochs, which the
-// report names and does not treat as a training run.
+// report names and does not treat as a training run; "model set" three
+// audits of one model each, the third on other images (so not paired),
+// with histogram epochs given that a model set ignores.
 func TestGolden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -75,6 +77,11 @@ func TestGolden(t *testing.T) {
 		{"training", "", map[string]synth{"standard": standardSynth(7, 30), "adversarial": adversarialSynth(7, 30)},
 			[]string{"standard", "adversarial"}, report.Options{Epochs: []int{0, 1, 6, 9}}},
 		{"separate", ".separate", map[string]synth{"models": separateSynth(30)}, []string{"models"}, report.Options{}},
+		{"model set", ".modelset", map[string]synth{
+			"small": modelSynth(4, 9, "small.onnx", 1, 0.03),
+			"large": modelSynth(5, 9, "large.onnx", 1.4, 0),
+			"other": modelSynth(6, 10, "other.onnx", 1.2, 0.01),
+		}, []string{"small", "large", "other"}, report.Options{Epochs: []int{3}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
