@@ -139,7 +139,7 @@ func observeModelSet(audits []*audit, opts *Options) (*ModelSet, error) {
 		var mismatch *compare.MismatchError
 		switch {
 		case errors.As(err, &mismatch):
-			pair.Reason = strings.TrimPrefix(mismatch.Error(), "compare: ")
+			pair.Reason = "audited with other settings or on other images: " + strings.Join(mismatch.Differences(), "; ")
 		case err != nil:
 			return nil, fmt.Errorf("report: models %s and %s: %w", base.Label, a.Label, err)
 		default:
@@ -169,7 +169,7 @@ func (o *Observations) modelSetSections(marginKind string) []section {
 	for _, p := range ms.Pairs {
 		vs := p.Model + " vs " + p.Baseline
 		if !p.Comparable {
-			s2.Lines = append(s2.Lines, fmt.Sprintf("%s: not compared: %s.", vs, p.Reason))
+			s2.Lines = append(s2.Lines, fmt.Sprintf("%s: not compared, %s.", vs, p.Reason))
 			continue
 		}
 		for _, m := range p.Margins {
