@@ -2,6 +2,7 @@ package report_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -512,5 +513,58 @@ func TestOneEpoch(t *testing.T) {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}
+	}
+}
+
+// When audits form a model set: two or more of one model each without an
+// epoch, or of one checkpoint each with Options.Models; a baseline must
+// name one of them.
+func TestModelSetChoice(t *testing.T) {
+	t.Parallel()
+	models := writeAudits(t, map[string]synth{"a": modelSynth(4, 9, "a.onnx", 1, 0), "b": modelSynth(5, 9, "b.onnx", 1.2, 0)}, "a", "b")
+	run := writeAudits(t, map[string]synth{"run": standardSynth(2, 10), "one": standardSynth(1, 10)}, "run", "one")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		audits []report.Audit
+		opts   report.Options
+		set    bool   // a model set, baseline its first model
+		err    string // or this error
+	}{
+		{"models without epochs", models, report.Options{}, true, ""},
+		{"baseline", models, report.Options{Baseline: "b"}, true, ""},
+		{"one model", models[:1], report.Options{}, false, ""},
+		{"checkpoints with epochs", []report.Audit{run[1], models[0]}, report.Options{}, false, ""},
+		{"forced", []report.Audit{run[1], models[0]}, report.Options{Models: true}, true, ""},
+		{"forced on a training run", []report.Audit{run[0], models[0]}, report.Options{Models: true}, false, `audit "run" holds 2 checkpoints (epoch-000.onnx, epoch-001.onnx)`},
+		{"forced on one audit", models[:1], report.Options{Models: true}, false, "a model set takes two audits or more"},
+		{"unknown baseline", models, report.Options{Baseline: "c"}, false, `no audit is labelled "c"`},
+		{"baseline of a training run", run, report.Options{Baseline: "run"}, false, "not a model set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			obs, err := report.Write(ctx, tc.audits, t.TempDir(), tc.opts)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := obs.ModelSet != nil; got != tc.set {
+				t.Fatalf("a model set: %v, want %v", got, tc.set)
+			}
+			if !tc.set {
+				return
+			}
+			if want := cmp.Or(tc.opts.Baseline, tc.audits[0].Label); obs.ModelSet.Baseline != want || len(obs.ModelSet.Pairs) != len(tc.audits)-1 {
+				t.Errorf("baseline %q with %d pairs, want %q with %d", obs.ModelSet.Baseline, len(obs.ModelSet.Pairs), want, len(tc.audits)-1)
+			}
+			if len(obs.Trend) != 0 || len(obs.AdversarialRatio) != 0 {
+				t.Errorf("a model set has %d trends and %d ratios to standard training", len(obs.Trend), len(obs.AdversarialRatio))
+			}
+		})
 	}
 }
