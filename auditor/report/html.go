@@ -95,7 +95,7 @@ figcaption { font-size: 0.92em; color: #333; }
 
 // sectionModels is the page's section of the margin figures of audits of
 // separate models.
-const sectionModels = "models"
+const sectionModels = "separate models" // a page section, not a figure kind (FigModels is "models")
 
 // writeHTML writes the report's page.
 func writeHTML(w io.Writer, o *Observations, audits []*audit) error {

@@ -34,7 +34,8 @@ type namedFigure struct {
 // margins, per split and norm their margin distributions and R(ε) curves.
 func modelSetFigures(audits []*audit, opts *Options) []namedFigure {
 	var out []namedFigure
-	splits, norms := setSplits(audits), setNorms(audits)
+	splits := present(audits, []auditor.Split{auditor.Train, auditor.Test}, (*audit).hasSplit)
+	norms := present(audits, []auditor.Norm{auditor.L2, auditor.LInf}, (*audit).hasNorm)
 	for _, n := range norms {
 		f, fig := modelsFigure(audits, splits, n, opts)
 		out = append(out, namedFigure{fig, f, "models-" + string(n)})
@@ -50,21 +51,12 @@ func modelSetFigures(audits []*audit, opts *Options) []namedFigure {
 	return out
 }
 
-func setSplits(audits []*audit) []auditor.Split {
-	var out []auditor.Split
-	for _, s := range []auditor.Split{auditor.Train, auditor.Test} {
-		if slices.ContainsFunc(audits, func(a *audit) bool { return a.hasSplit(s) }) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func setNorms(audits []*audit) []auditor.Norm {
-	var out []auditor.Norm
-	for _, n := range []auditor.Norm{auditor.L2, auditor.LInf} {
-		if slices.ContainsFunc(audits, func(a *audit) bool { return a.hasNorm(n) }) {
-			out = append(out, n)
+// present returns the values of all, in order, that some audit has.
+func present[T any](audits []*audit, all []T, has func(*audit, T) bool) []T {
+	var out []T
+	for _, v := range all {
+		if slices.ContainsFunc(audits, func(a *audit) bool { return has(a, v) }) {
+			out = append(out, v)
 		}
 	}
 	return out
@@ -149,11 +141,17 @@ func distributionFigure(audits []*audit, s auditor.Split, n auditor.Norm, opts *
 		if c == nil || len(c.correct)+len(c.incorrect) == 0 {
 			continue
 		}
-		col := auditColors[i%len(auditColors)]
-		x := append(slices.Clone(c.correct), c.incorrect...)
-		p.Add(&plotter.Histogram{Bins: densityBins(x, hi, bins), Width: hi / float64(bins),
-			LineStyle: draw.LineStyle{Color: col, Width: vg.Points(1.5)}})
-		legend = append(legend, legendItem{a.Label, []plot.Thumbnailer{swatch{col}}})
+		// A step outline per model: boxes of several models would hide
+		// each other.
+		w := hi / float64(bins)
+		steps := plotter.XYs{{X: 0, Y: 0}}
+		for j, d := range densities(append(slices.Clone(c.correct), c.incorrect...), hi, bins) {
+			steps = append(steps, plotter.XY{X: float64(j) * w, Y: d}, plotter.XY{X: float64(j+1) * w, Y: d})
+		}
+		steps = append(steps, plotter.XY{X: hi, Y: 0})
+		line := &plotter.Line{XYs: steps, LineStyle: modelLine(i)}
+		p.Add(line)
+		legend = append(legend, legendItem{a.Label, []plot.Thumbnailer{line}})
 	}
 	p.X.Min, p.X.Max = 0, hi
 	p.Y.Min = 0
@@ -163,7 +161,7 @@ func distributionFigure(audits []*audit, s auditor.Split, n auditor.Norm, opts *
 		panels: [][]*plot.Plot{{p}},
 		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
 	}
-	caption := fmt.Sprintf("Histograms of the %s margins of the %s images, correctly classified and misclassified together (a misclassified image's margin is its distance to the boundary of its predicted class), one outline per model on common bins, each normalised to unit area: %s.",
+	caption := fmt.Sprintf("Histograms of the %s margins of the %s images, correctly classified and misclassified together (a misclassified image's margin is its distance to the boundary of its predicted class), one step outline per model on common bins, each normalised to unit area: %s.",
 		normName(n), s, setText(audits, s, n))
 	if cut > 0 {
 		caption += fmt.Sprintf(" The largest margins lie beyond 1.25 times the 99.5th percentile, so the axis ends at that percentile (%s); the %d margins beyond it count in the densities but are not drawn.", fmtG(hi), cut)
@@ -202,7 +200,7 @@ func robustnessFigure(audits []*audit, s auditor.Split, n auditor.Norm, opts *Op
 		for j := range eps {
 			xy[j] = plotter.XY{X: eps[j], Y: r[j]}
 		}
-		line := &plotter.Line{XYs: xy, LineStyle: draw.LineStyle{Color: auditColors[i%len(auditColors)], Width: vg.Points(1.5), Dashes: modelDashes[i%len(modelDashes)]}}
+		line := &plotter.Line{XYs: xy, LineStyle: modelLine(i)}
 		p.Add(line)
 		legend = append(legend, legendItem{a.Label, []plot.Thumbnailer{line}})
 	}
@@ -219,5 +217,10 @@ func robustnessFigure(audits []*audit, s auditor.Split, n auditor.Norm, opts *Op
 	return f, Figure{Kind: FigRobustness, Caption: caption, Split: s, Norm: n}
 }
 
-// modelDashes tell the R(ε) curves apart where colours fail.
+// modelDashes tell the models' lines apart where colours fail.
 var modelDashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
+
+// modelLine is the line of the i-th model.
+func modelLine(i int) draw.LineStyle {
+	return draw.LineStyle{Color: auditColors[i%len(auditColors)], Width: vg.Points(1.5), Dashes: modelDashes[i%len(modelDashes)]}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,14 +57,7 @@ func TestReportModelSet(t *testing.T) {
 			t.Errorf("the report's text lacks %q:\n%s", want, stdout)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(out, report.SummaryFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var obs report.Observations
-	if err := json.Unmarshal(data, &obs); err != nil {
-		t.Fatal(err)
-	}
+	obs := readObservations(t, out)
 	page, err := os.ReadFile(filepath.Join(out, report.IndexFile))
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +92,9 @@ func TestReportModelSet(t *testing.T) {
 	kinds := map[string]int{}
 	for _, f := range obs.Figures {
 		kinds[f.Kind]++
+		if n := strings.Count(string(page), `src="`+f.PNG+`"`); n != 1 {
+			t.Errorf("index.html shows %s %d times, want once", f.PNG, n)
+		}
 	}
 	if kinds[report.FigModels] != 1 || kinds[report.FigDistribution] != 1 || kinds[report.FigRobustness] != 1 || kinds[report.FigMargin] != 0 || kinds[report.FigSankey] != 0 {
 		t.Errorf("figures by kind %v, want one models, distribution and robustness figure, no margin per epoch, no transitions", kinds)
@@ -116,15 +111,7 @@ func TestReportModelSet(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("report %v exited %d: %s", tc.flags, code, stderr)
 		}
-		data, err := os.ReadFile(filepath.Join(r, report.SummaryFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var o report.Observations
-		if err := json.Unmarshal(data, &o); err != nil {
-			t.Fatal(err)
-		}
-		if got := o.ModelSet != nil; got != tc.set {
+		if got := readObservations(t, r).ModelSet != nil; got != tc.set {
 			t.Errorf("report %v of a checkpoint with an epoch and a model: a model set %v, want %v", tc.flags, got, tc.set)
 		}
 	}
@@ -137,6 +124,21 @@ func TestReportModelSet(t *testing.T) {
 	if _, stderr, code := runCLI(t, "report", "base="+dirs[0], "noisy="+dirs[1], "--baseline", "nothing", "--out", filepath.Join(tmp, "r3")); code != 1 || !strings.Contains(stderr, `no audit is labelled "nothing"`) {
 		t.Errorf("report --baseline nothing exited %d: %s", code, stderr)
 	}
+}
+
+// readObservations reads the summary.json of the report in dir.
+func readObservations(t *testing.T, dir string) *report.Observations {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, report.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	obs, err := report.ReadObservations(f, report.SummaryFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obs
 }
 
 // withoutEpoch writes the model src to dst without the epoch in its
