@@ -15,7 +15,9 @@ import (
 // notes: what the CLI prints at the end of a report. Observations (2) to (4)
 // are stated at the last epoch where they are defined (for (3) and (4), the
 // last with both misclassified and correctly classified images); the
-// summary.json has every epoch.
+// summary.json has every epoch. A model set is stated instead as the
+// margins per model, the pairs with its baseline, and (3) and (4) per
+// model.
 func (o *Observations) Text() string {
 	var b strings.Builder
 	for _, sec := range o.sections() {
