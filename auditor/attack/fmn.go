@@ -231,8 +231,10 @@ func NewFMN(c *Classifier, opt FMNOptions) (*FMN, error) {
 //     the norm constraint ε shrinks to min(ε(1−γ), best) where x is
 //     adversarial, grows to ε(1+γ) where it is not but an adversarial
 //     point was seen, and is ‖δ‖ + |ℓ|/‖g‖_q (q dual) before any was;
-//     then δ += α·g/‖g‖₂, is projected onto the ε-ball and clipped to the
-//     range. γ and α anneal by a cosine.
+//     then δ += α·g/‖g‖₂, is clipped to the range and projected onto the
+//     ε-ball (the paper projects first, then clips, which stalls on
+//     images with many pixels at the ends of the range). γ and α anneal
+//     by a cosine.
 //  5. Every point the Jacobian run's scores call adversarial and that is
 //     closer than the best so far is run forward again; only the points
 //     this forward run confirms replace the best. The margin is the norm
@@ -665,6 +667,8 @@ func (r *fmnRun) step(i int, gamma, alpha float64) {
 	lo, hi := r.c.lo, r.c.hi
 	eps := r.eps[i]
 	if r.opt.Norm == LInf {
+		// The ε-box and the range are boxes: clamping to one, then the
+		// other, projects onto their intersection.
 		e := float32(eps)
 		for j, v := range x0 {
 			p := float32(float64(cur[j]-v) + s*float64(g[j]))
@@ -672,10 +676,15 @@ func (r *fmnRun) step(i int, gamma, alpha float64) {
 		}
 		return
 	}
+	// Clip, then project: the clipped δ scaled toward x₀ stays in the
+	// box, and ‖δ‖ reaches ε. The paper's order (project, then clip)
+	// stalls where the clip undoes the step on saturated pixels: the point
+	// settles inside the ball, short of the boundary, with the same ε
+	// every step (bench/fmn/README.md).
 	delta := r.delta
 	var sum float64
 	for j, v := range x0 {
-		p := float64(cur[j]-v) + s*float64(g[j])
+		p := float64(min(max(float32(float64(cur[j])+s*float64(g[j])), lo), hi)) - float64(v)
 		sum += p * p
 		delta[j] = p
 	}
