@@ -40,6 +40,13 @@ const (
 	DefaultFMNBatchSize = 64
 )
 
+// fmnConfirmEvery is how many FMN steps pass between the forward runs that
+// confirm the closest adversarial points seen: confirming only the closest
+// since the last run costs one forward run of the batch per 10 steps
+// instead of one per step, and loses only points that a later, closer one
+// replaces, or that the forward run would have refused anyway.
+const fmnConfirmEvery = 10
+
 // fmnSearchStepRatio is Madry et al.'s step size of PGD, 2.5·ε/steps,
 // which lets PGD cross the ball and back.
 const fmnSearchStepRatio = 2.5
@@ -235,10 +242,11 @@ func NewFMN(c *Classifier, opt FMNOptions) (*FMN, error) {
 //     ε-ball (the paper projects first, then clips, which stalls on
 //     images with many pixels at the ends of the range). γ and α anneal
 //     by a cosine.
-//  5. Every point the Jacobian run's scores call adversarial and that is
-//     closer than the best so far is run forward again; only the points
-//     this forward run confirms replace the best. The margin is the norm
-//     of the best point, never the attack's own estimate.
+//  5. Per image, the closest point the Jacobian runs' scores call
+//     adversarial is kept, and every 10 steps (and after the last) run
+//     forward again; only the points this forward run confirms replace the
+//     best. The margin is the norm of the best point, never the attack's
+//     own estimate.
 //
 // An image without a start may still be flipped by FMN's own steps; one
 // that nothing flips is censored at r_max, the largest radius tried.
@@ -299,6 +307,10 @@ type fmnRun struct {
 	probeOf []int     // their images
 	worst   []float64 // r_max per image
 	delta   []float64 // [d]: the step's unprojected δ
+	// The closest point per image that the Jacobian run's scores call
+	// adversarial since the last confirmation, and its norm (+Inf: none).
+	pend     []float32
+	pendNorm []float64
 }
 
 func newFMNRun(f *FMN, b int) *fmnRun {
@@ -310,6 +322,7 @@ func newFMNRun(f *FMN, b int) *fmnRun {
 		bestPt: make([]float32, b*d), cur: make([]float32, b*d), probe: make([]float32, b*d), probeOf: make([]int, b),
 		seeds: make([]float32, b*k), scores: make([]float32, b*k), jac: make([]float32, b*d), fwd: make([]float32, b*k),
 		worst: make([]float64, b), delta: make([]float64, d),
+		pend: make([]float32, b*d), pendNorm: make([]float64, b),
 	}
 }
 
@@ -319,7 +332,7 @@ func (r *fmnRun) batch(ctx context.Context, x0 []float32, start []DeepFoolResult
 	d, lo, hi := r.d, r.c.lo, r.c.hi
 	r.m, r.first, r.x0 = len(start), first, x0
 	for i, s := range start {
-		r.ref[i], r.best[i], r.eps[i], r.seen[i] = s.Pred, math.Inf(1), math.Inf(1), false
+		r.ref[i], r.best[i], r.eps[i], r.seen[i], r.pendNorm[i] = s.Pred, math.Inf(1), math.Inf(1), false, math.Inf(1)
 		res[i] = RefineResult{Label: s.Label, Pred: s.Pred, AdvPred: s.Pred, StartMargin: math.Inf(1), Margin: math.Inf(1)}
 		xi, cur := x0[i*d:(i+1)*d], r.cur[i*d:(i+1)*d]
 		copy(cur, xi)
@@ -601,28 +614,28 @@ func (r *fmnRun) descend(ctx context.Context, res []RefineResult) error {
 		if err := r.c.seededJacobian(r.scores[:m*k], r.jac[:m*d], r.cur[:m*d], m, seeds, 1, 0); err != nil {
 			return r.imageErr(err, nil)
 		}
-		q := 0
 		for i := range m {
-			sc := r.scores[i*k : (i+1)*k]
 			cur := r.cur[i*d : (i+1)*d]
-			dnorm := distance(cur, r.x0[i*d:(i+1)*d], r.opt.Norm)
-			if argmax(sc) != r.ref[i] {
-				r.seen[i] = true
-				if dnorm < r.best[i] {
-					copy(r.probe[q*d:(q+1)*d], cur)
-					r.probeOf[q] = i
-					q++
-				}
+			if argmax(r.scores[i*k:(i+1)*k]) == r.ref[i] {
+				continue
+			}
+			r.seen[i] = true
+			if dn := distance(cur, r.x0[i*d:(i+1)*d], r.opt.Norm); dn < r.bound(i) {
+				copy(r.pend[i*d:(i+1)*d], cur)
+				r.pendNorm[i] = dn
 			}
 		}
-		// The ε update reads the best norm after this step's points are
-		// confirmed, as FMN's bookkeeping does before it updates ε.
-		if err := r.confirm(q, res, ok); err != nil {
-			return err
+		if (step+1)%fmnConfirmEvery == 0 {
+			if err := r.confirmPending(res, ok); err != nil {
+				return err
+			}
 		}
 		for i := range m {
 			r.step(i, gamma, alpha)
 		}
+	}
+	if err := r.confirmPending(res, ok); err != nil {
+		return err
 	}
 	// The last step's points, not yet scored.
 	if err := r.forward(r.fwd[:m*k], r.cur[:m*d], m); err != nil {
@@ -634,6 +647,27 @@ func (r *fmnRun) descend(ctx context.Context, res []RefineResult) error {
 		}
 	}
 	return nil
+}
+
+// bound returns the smallest norm at which image i was seen adversarial:
+// its best confirmed point's, or a smaller pending one's. FMN's ε follows
+// it; the margin follows only the confirmed points.
+func (r *fmnRun) bound(i int) float64 { return min(r.best[i], r.pendNorm[i]) }
+
+// confirmPending runs the pending points forward, accepts those that flip,
+// and clears them.
+func (r *fmnRun) confirmPending(res []RefineResult, ok []bool) error {
+	d, q := r.d, 0
+	for i := range r.m {
+		if math.IsInf(r.pendNorm[i], 1) {
+			continue
+		}
+		copy(r.probe[q*d:(q+1)*d], r.pend[i*d:(i+1)*d])
+		r.probeOf[q] = i
+		q++
+		r.pendNorm[i] = math.Inf(1)
+	}
+	return r.confirm(q, res, ok)
 }
 
 // step updates image i's norm constraint from the scores and gradient of
@@ -652,7 +686,7 @@ func (r *fmnRun) step(i int, gamma, alpha float64) {
 	r.other[i] = other
 	switch {
 	case argmax(sc) != ref:
-		r.eps[i] = min(r.eps[i]*(1-gamma), r.best[i])
+		r.eps[i] = min(r.eps[i]*(1-gamma), r.bound(i))
 	case r.seen[i]:
 		r.eps[i] *= 1 + gamma
 	default:
