@@ -24,7 +24,10 @@ const (
 	DefaultFMNGammaFinal = 0.001
 	// DefaultFMNStepL2 and DefaultFMNStepLInf are α₀, the first step's
 	// length in L2 (the step is α·g/‖g‖₂ for both norms, as in the
-	// authors' code).
+	// authors' code), the authors' default. Measured in bench/fmn: for L∞
+	// α₀ = 10 came 0.2 % closer to the boundary on an MNIST MLP but 7 %
+	// less close on a Fashion-MNIST CNN; for L2, α₀ = 0.3 or 3 did no
+	// better.
 	DefaultFMNStepL2   = 1.0
 	DefaultFMNStepLInf = 1.0
 	// DefaultFMNBisectSteps is the number of halvings of the segment
