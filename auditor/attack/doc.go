@@ -95,7 +95,7 @@
 // row gives the gradient of the logit gap f_j − f_k̂ (j the best other
 // class), and the norm constraint ε shrinks by 1 − γ while the point is
 // adversarial and grows by 1 + γ while it is not, γ and the step size
-// annealed by a cosine over a step budget (100 by default). The refined
+// annealed by a cosine over a step budget (25 by default). The refined
 // margin is the norm of the closest point a forward run of the model
 // confirms as classified other than k̂, at most DeepFool's margin. Images
 // DeepFool failed start from PGD at growing radius; an image nothing flips

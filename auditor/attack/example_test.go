@@ -43,7 +43,7 @@ func ExampleDeepFool() {
 	// image 3: class 8 → 9 after 1 steps, margin 0.166 (refined 0.163)
 }
 
-// Tighten DeepFool's L∞ margins of four images with 100 steps of FMN; an
+// Tighten DeepFool's L∞ margins of four images with 25 steps of FMN; an
 // image nothing flips would be reported as censored.
 func ExampleFMN_Refine() {
 	m, err := onnxgrad.Load("../../testdata/models/mlp.onnx")

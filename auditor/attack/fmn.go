@@ -16,8 +16,13 @@ var ErrOptions = errors.New("attack: invalid options")
 // 0.001 by a cosine, as does the step size α from α₀ to α₀/100. The step
 // sizes are in pixel units for the range [0, 1] and scale with hi − lo.
 const (
-	// DefaultFMNSteps is the step budget of the refinement.
-	DefaultFMNSteps = 100
+	// DefaultFMNSteps is the step budget of the refinement. Measured in
+	// bench/fmn on an MNIST MLP and a Fashion-MNIST CNN (L2 and L∞), 25
+	// steps from DeepFool's points come within 1.5 % of the best margins
+	// that FMN and DDN find in 100 steps from the clean images, at 1.6 to
+	// 2.7 times DeepFool's time in all; 50 and 100 steps gain another 1 to
+	// 2 % at 2.3 to 3.6 and 3.5 to 6.3 times.
+	DefaultFMNSteps = 25
 	// DefaultFMNGammaInit and DefaultFMNGammaFinal bound the factor by
 	// which the norm constraint ε shrinks (1 − γ) or grows (1 + γ).
 	DefaultFMNGammaInit  = 0.05
