@@ -10,14 +10,14 @@ import (
 	"github.com/marginaudit/marginaudit/onnxgrad"
 )
 
-// Measure how far each of four images lies from the decision boundary of a
-// small MLP, in L2, with the margins tightened by bisection.
-func ExampleDeepFool() {
+// exampleMLP loads the small MLP of testdata/models and its four images,
+// [4, 1, 28, 28] in (0, 1).
+func exampleMLP() (*attack.Classifier, []float32) {
 	m, err := onnxgrad.Load("../../testdata/models/mlp.onnx")
 	if err != nil {
 		log.Fatal(err)
 	}
-	x, err := npy.ReadFile("../../testdata/models/mlp.x.npy") // [4, 1, 28, 28] in (0, 1)
+	x, err := npy.ReadFile("../../testdata/models/mlp.x.npy")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -25,11 +25,18 @@ func ExampleDeepFool() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	return c, x.Data
+}
+
+// Measure how far each of four images lies from the decision boundary of a
+// small MLP, in L2, with the margins tightened by bisection.
+func ExampleDeepFool() {
+	c, x := exampleMLP()
 	defer c.Close()
 
 	opt := attack.DefaultDeepFoolOptions(attack.L2)
 	opt.Refine = true
-	res, err := attack.DeepFool(context.Background(), c, x.Data, nil, opt)
+	res, err := attack.DeepFool(context.Background(), c, x, nil, opt)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -46,23 +53,12 @@ func ExampleDeepFool() {
 // Tighten DeepFool's L∞ margins of four images with 25 steps of FMN; an
 // image nothing flips would be reported as censored.
 func ExampleFMN_Refine() {
-	m, err := onnxgrad.Load("../../testdata/models/mlp.onnx")
-	if err != nil {
-		log.Fatal(err)
-	}
-	x, err := npy.ReadFile("../../testdata/models/mlp.x.npy")
-	if err != nil {
-		log.Fatal(err)
-	}
-	c, err := attack.NewClassifier(m, attack.Options{Name: "mlp.onnx", Threads: 2})
-	if err != nil {
-		log.Fatal(err)
-	}
+	c, x := exampleMLP()
 	defer c.Close()
 
 	opt := attack.DefaultDeepFoolOptions(attack.LInf)
 	opt.KeepPerturbation = true // FMN starts from DeepFool's points
-	start, err := attack.DeepFool(context.Background(), c, x.Data, nil, opt)
+	start, err := attack.DeepFool(context.Background(), c, x, nil, opt)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,7 +66,7 @@ func ExampleFMN_Refine() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := fmn.Refine(context.Background(), x.Data, start)
+	res, err := fmn.Refine(context.Background(), x, start)
 	if err != nil {
 		log.Fatal(err)
 	}
