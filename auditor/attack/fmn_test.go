@@ -321,3 +321,26 @@ func TestFMNErrors(t *testing.T) {
 		t.Errorf("results without perturbations: got %v, want a ShapeError", err)
 	}
 }
+
+// TestFMNCancel checks that a cancelled context stops the refinement.
+func TestFMNCancel(t *testing.T) {
+	m, xa := fixture(t, "mlp")
+	c := newClassifier(t, m, Options{Threads: 1})
+	df := DefaultDeepFoolOptions(L2)
+	df.KeepPerturbation = true
+	start, err := DeepFool(context.Background(), c, xa.Data, nil, df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	opt := DefaultFMNOptions(L2)
+	opt.BatchSize = 1
+	opt.Progress = ProgressFunc(func(int) { cancel() })
+	f, err := NewFMN(c, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Refine(ctx, xa.Data, start); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
