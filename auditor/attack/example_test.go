@@ -80,6 +80,6 @@ func ExampleFMN_Refine() {
 	// Output:
 	// image 0: class 8 → 9, margin 0.00370 (DeepFool 0.00421, from deepfool)
 	// image 1: class 9 → 8, margin 0.00819 (DeepFool 0.00842, from deepfool)
-	// image 2: class 9 → 8, margin 0.01833 (DeepFool 0.01865, from deepfool)
+	// image 2: class 9 → 8, margin 0.01834 (DeepFool 0.01865, from deepfool)
 	// image 3: class 8 → 9, margin 0.00728 (DeepFool 0.00751, from deepfool)
 }
