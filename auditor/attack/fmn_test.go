@@ -125,8 +125,9 @@ func TestFMNFixtures(t *testing.T) {
 // d* = min_k |Δf_k| / ‖Δw_k‖_q (q = 2 for L2, 1 for L∞), the range wide
 // enough that the box never binds. FMN's best point lies above d* by at
 // most what its last ε steps resolve: with 25 steps the last two γ are
-// below 0.002, so a relative 2e-3 bounds the gap (1e-3 measured); float32 rounding of the points (below
-// 1e-6 relative here) is far smaller. DeepFool's start overshoots by 2 %.
+// below 0.002, so a relative 2e-3 bounds the gap (1e-3 measured); float32
+// rounding of the points (below 1e-6 relative here) is far smaller.
+// DeepFool's start overshoots by 2 %.
 func TestFMNLinearExact(t *testing.T) {
 	const d, n, tol = 20, 60, 2e-3
 	for ci, norm := range []Norm{L2, LInf} {
