@@ -114,14 +114,17 @@ func groups(recs []Record, refined bool) []Group {
 				continue
 			}
 			g.Images++
+			switch {
+			case r.Censored:
+				g.Censored++
+			case r.Refined():
+				refinedMargins = append(refinedMargins, r.MarginRefined)
+			}
 			if !r.Success {
 				g.Failures++
 				continue
 			}
 			margins = append(margins, r.Margin)
-			if r.Refined() {
-				refinedMargins = append(refinedMargins, r.MarginRefined)
-			}
 		}
 		g.Margin = Describe(margins)
 		if refined {

@@ -70,10 +70,16 @@ type Record struct {
 	// bound of the distance to the decision boundary. It is finite and ≥ 0
 	// when Success is true; a failed attack may record NaN.
 	Margin float64
-	// MarginRefined is Margin tightened by bisection along the found
-	// perturbation, or NaN when the audit did not refine (an empty field in
-	// margins.csv).
+	// MarginRefined is the margin the FMN refinement confirmed (≤ Margin
+	// where DeepFool succeeded; found from a PGD search where it failed),
+	// or NaN when the audit did not refine (an empty field in
+	// margins.csv). For a censored image it is the largest radius tried.
 	MarginRefined float64
+	// Censored is true when the refinement flipped nothing within the
+	// input range: the margin exceeds MarginRefined, the largest radius
+	// tried, as far as the attacks can tell. Only refined records can be
+	// censored.
+	Censored bool
 
 	Iterations int  // attack iterations of the last attempt (≥ 0)
 	Retries    int  // restarts from a noisy image (≥ 0)
@@ -82,6 +88,10 @@ type Record struct {
 
 // Refined reports whether r has a refined margin.
 func (r *Record) Refined() bool { return !math.IsNaN(r.MarginRefined) }
+
+// HasRefinedMargin reports whether r has a refined margin that is one: a
+// refined record that is not censored.
+func (r *Record) HasRefinedMargin() bool { return r.Refined() && !r.Censored }
 
 // key identifies a row: two records with the same key may not coexist.
 type recordKey struct {
@@ -144,6 +154,9 @@ func (r *Record) validate() *fieldError {
 	}
 	if m := r.MarginRefined; !math.IsNaN(m) && (m < 0 || math.IsInf(m, 0)) {
 		return bad(colMarginRefined, "refined margin %v is not a finite number ≥ 0", m)
+	}
+	if r.Censored && !r.Refined() {
+		return bad(colCensored, "censored without a refined margin (the radius tried)")
 	}
 	if r.Iterations < 0 {
 		return bad(colIterations, "negative iterations %d", r.Iterations)

@@ -209,11 +209,15 @@ func openExistingStore(dir string, settings *Settings) (*Store, error) {
 	return nil, nil
 }
 
-// work counts the attack runs of one checkpoint.
+// work counts the attack runs of one checkpoint: DeepFool (and FMN, when
+// refining) per image and norm, PGD per image, norm and radius.
 func (cfg *Config) work() int {
-	n := 0
+	n, margins := 0, len(cfg.Settings.Norms)
+	if cfg.Settings.Refine {
+		margins *= 2
+	}
 	for _, s := range cfg.Settings.Splits {
-		n += cfg.Data[s].Len() * (len(cfg.Settings.Norms) + len(cfg.Settings.PGD.Norms)*len(cfg.Settings.PGD.Eps))
+		n += cfg.Data[s].Len() * (margins + len(cfg.Settings.PGD.Norms)*len(cfg.Settings.PGD.Eps))
 	}
 	return n
 }
@@ -259,24 +263,11 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
 		}
 		for _, norm := range s.Norms {
-			df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
-				BatchSize: cfg.BatchSize, Progress: progress}
-			res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
+			recs, err := margins(ctx, clf, im, c, split, norm, cfg, progress)
 			if err != nil {
-				return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
+				return nil, err
 			}
-			for i, r := range res {
-				rec := Record{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], Label: r.Label, Pred: r.Pred,
-					Correct: r.Correct(), Norm: norm, Margin: r.Margin, MarginRefined: math.NaN(), Iterations: r.Iterations,
-					Retries: r.Retries, Success: r.Success}
-				if s.Refine {
-					rec.MarginRefined = r.Refined
-				}
-				if !r.Success { // no perturbation found: no margin to report
-					rec.Margin, rec.MarginRefined = math.NaN(), math.NaN()
-				}
-				part.Records = append(part.Records, rec)
-			}
+			part.Records = append(part.Records, recs...)
 		}
 		for _, norm := range s.PGD.Norms {
 			for _, eps := range s.PGD.Eps {
@@ -295,6 +286,47 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		}
 	}
 	return part, nil
+}
+
+// margins measures the margins of the images of one split in one norm:
+// DeepFool's, and with Settings.Refine the FMN refinement's, started at
+// DeepFool's points or, where DeepFool failed, at a PGD search's. An image that DeepFool fails on has no
+// margin (NaN, Success false); one that the refinement flips nothing of is
+// censored at the largest radius tried.
+func margins(ctx context.Context, clf *attack.Classifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, error) {
+	s := &cfg.Settings
+	df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
+		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine, Progress: progress}
+	res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
+	if err != nil {
+		return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
+	}
+	var ref []attack.RefineResult
+	if s.Refine {
+		fmn, err := attack.NewFMN(clf, attack.FMNOptions{Norm: norm, Steps: s.RefineParams.Steps, BatchSize: cfg.BatchSize, Progress: progress})
+		if err != nil {
+			return nil, err
+		}
+		if ref, err = fmn.Refine(ctx, im.X, res); err != nil {
+			return nil, fmt.Errorf("FMN %s on %s: %w", norm, split, err)
+		}
+	}
+	recs := make([]Record, len(res))
+	for i, r := range res {
+		rec := Record{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], Label: r.Label, Pred: r.Pred, Correct: r.Correct(), Norm: norm,
+			Margin: r.Margin, MarginRefined: math.NaN(), Iterations: r.Iterations, Retries: r.Retries, Success: r.Success}
+		if !r.Success { // no perturbation found: no margin to report
+			rec.Margin = math.NaN()
+		}
+		if ref != nil {
+			rec.MarginRefined, rec.Censored = ref[i].Margin, ref[i].Censored
+			if rec.Censored {
+				rec.MarginRefined = ref[i].CensoredAt
+			}
+		}
+		recs[i] = rec
+	}
+	return recs, nil
 }
 
 // maxSoftmaxes returns the max-softmax of each clean image of im under clf

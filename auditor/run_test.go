@@ -44,7 +44,7 @@ func runFixture(t *testing.T, names ...string) Config {
 		Checkpoints: []string{dir},
 		Out:         filepath.Join(t.TempDir(), "audit"),
 		Settings: Settings{Data: "fixture", Splits: []Split{Test}, N: 4, Sample: "first", Seed: 1,
-			Norms: []Norm{L2, LInf}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2, Refine: true},
+			Norms: []Norm{L2, LInf}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2}, RefineParams: attack.DefaultRefineParams(),
 			PGD: PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.01}, PGDParams: attack.PGDParams{Steps: 5}}},
 		Data:    map[Split]*Images{Test: im},
 		Threads: 1,
@@ -119,8 +119,8 @@ func TestRunAuditsResumesAndSkips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.audited) != 2 || p.done != 2*4*3 {
-		t.Errorf("audited %v with %d attack runs, want 2 checkpoints and 24 runs", p.audited, p.done)
+	if len(p.audited) != 2 || p.done != 2*4*5 {
+		t.Errorf("audited %v with %d attack runs, want 2 checkpoints and 40 runs (4 images: DeepFool and FMN in 2 norms, PGD at 1 radius)", p.audited, p.done)
 	}
 	recs, err := readRecordsFile(t, filepath.Join(cfg.Out, MarginsFile))
 	if err != nil {
@@ -130,7 +130,7 @@ func TestRunAuditsResumesAndSkips(t *testing.T) {
 		t.Fatalf("margins.csv has %d rows, want 16", len(recs))
 	}
 	for _, r := range recs {
-		if !r.Success || !(r.Margin > 0) || !(r.MarginRefined <= r.Margin) || r.Index < 10 {
+		if !r.Success || !(r.Margin > 0) || r.Censored || !(r.MarginRefined <= r.Margin) || r.Index < 10 {
 			t.Errorf("implausible record %+v", r)
 		}
 	}

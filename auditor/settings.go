@@ -57,9 +57,13 @@ type Settings struct {
 
 	// Norms are the norms of the DeepFool margins; DeepFoolParams the
 	// attack's parameters (overshoot, max_iter, candidates, retries,
-	// refine), stored under their own JSON names.
+	// noise_std) and RefineParams those of the FMN refinement (refine,
+	// fmn_steps), stored under their own JSON names. Audits that stored
+	// "refine": true before FMN refined by bisection; they lack fmn_steps
+	// and so compare as different.
 	Norms []Norm `json:"norms"`
 	attack.DeepFoolParams
+	attack.RefineParams
 
 	PGD PGDSettings `json:"pgd"`
 }
@@ -118,6 +122,9 @@ func (s *Settings) Validate() error {
 		return option.Nest(ErrSettings, "", err)
 	}
 	if err := s.DeepFoolParams.Validate(); err != nil {
+		return option.Nest(ErrSettings, "", err)
+	}
+	if err := s.RefineParams.Validate(); err != nil {
 		return option.Nest(ErrSettings, "", err)
 	}
 	return option.Nest(ErrSettings, "pgd.", s.PGD.validate())

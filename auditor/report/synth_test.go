@@ -68,7 +68,10 @@ func (s synth) write(t testing.TB, dir string) {
 	settings := &auditor.Settings{
 		Data: "mnist", Splits: []auditor.Split{auditor.Train, auditor.Test}, N: s.n, Sample: "first", Seed: 1,
 		Norms:          []auditor.Norm{auditor.L2, auditor.LInf},
-		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine},
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10},
+	}
+	if s.refine {
+		settings.RefineParams = attack.DefaultRefineParams()
 	}
 	if !s.models {
 		settings.Range = [2]float64{0, 1}
