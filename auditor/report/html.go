@@ -164,7 +164,7 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 		p.Audits = append(p.Audits, pa)
 	}
 
-	p.Tables = observationTables(o)
+	p.Tables = append(observationTables(o), bracketTable(o)...)
 
 	intro := map[string]pageSection{
 		FigMargin:     {Title: "Mean margin per epoch", Intro: "How far the images are from the decision boundary over training, with the accuracy on the same images beside it."},
@@ -173,6 +173,8 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 		FigGroups:     {Title: "Correctly classified vs misclassified images", Intro: "Mean margins of the two groups per epoch or model: observation (3)."},
 		FigHistogram:  {Title: "Margin distributions", Intro: "Histograms of the margins of correctly classified and misclassified images at chosen epochs or models, each normalised to unit area."},
 		FigSankey:     {Title: "Transitions between epochs", Intro: "How images move between correctly classified and misclassified from one epoch to the next."},
+		FigBracket:    {Title: "The bracket of the margins", Intro: "DeepFool's margins beside those FMN refined from them, per epoch: how loose DeepFool's upper bound is."},
+		FigBand:       {Title: "Fraction of images beyond each radius, as a band", Intro: "R(ε) from DeepFool's and from the refined margins at chosen epochs; the band between them is what the refinement removed."},
 	}
 	for k, sec := range modelSetIntros(o) {
 		intro[k] = sec
@@ -181,7 +183,7 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 	for _, a := range audits {
 		byAudit[a.Label] = a
 	}
-	for _, kind := range []string{FigMargin, sectionModels, FigModels, FigDistribution, FigRobustness, FigCompare, FigGroups, FigHistogram, FigSankey} {
+	for _, kind := range []string{FigMargin, sectionModels, FigModels, FigDistribution, FigRobustness, FigCompare, FigGroups, FigHistogram, FigBracket, FigBand, FigSankey} {
 		sec := intro[kind]
 		for _, f := range o.Figures {
 			// Margin figures of separate models have a section of their own.

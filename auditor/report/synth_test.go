@@ -25,6 +25,7 @@ type synth struct {
 	confidence bool    // measure confidences (confidence.csv)
 	pgd        bool    // PGD L∞ results at ε = 0.1
 	refine     bool    // refined margins: 0.97 times the DeepFool margins
+	censor     int     // with refine: test images below this index are censored at radius 28
 	// models records how each checkpoint was run (auditor.ModelInfo),
 	// with the pixel range [0, 1] from the checkpoints' metadata
 	// (settings.json then stores [0, 0]), as audits do since they record
@@ -151,6 +152,9 @@ func (s synth) write(t testing.TB, dir string) {
 					}
 					if rng.float() < s.failRate {
 						r.Success, r.Margin, r.Retries = false, math.NaN(), settings.Retries
+					}
+					if s.refine && sp == auditor.Test && i < s.censor {
+						r.Success, r.Margin, r.MarginRefined, r.Censored = false, math.NaN(), 28, true
 					}
 					part.Records = append(part.Records, r)
 				}
