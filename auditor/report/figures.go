@@ -22,8 +22,9 @@ import (
 
 // drawFigures draws every figure of the report into outDir/figures, in the
 // order the page shows them: margins per epoch, audits compared, correct vs
-// incorrect per epoch, histograms, transitions.
-func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Options) ([]Figure, []string, error) {
+// incorrect per epoch, histograms, transitions, calibration (cals, from
+// the observations).
+func drawFigures(ctx context.Context, audits []*audit, cals []Calibration, outDir string, opts *Options) ([]Figure, []string, error) {
 	var figs []Figure
 	var notes []string
 	emit := func(fig Figure, f *figure, name string) error {
@@ -104,6 +105,18 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 				continue
 			}
 			if err := emit(fig, f, fmt.Sprintf("sankey-%s-%s", a.slug, s)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, a := range audits {
+		if a.conf == nil {
+			continue
+		}
+		epochs, _ := histEpochs(a, opts.Epochs)
+		fs, infos, names := calibrationFigures(a, cals, epochs)
+		for i := range fs {
+			if err := emit(infos[i], fs[i], names[i]); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -30,6 +30,11 @@ type Observations struct {
 	AdversarialRatio []ModelRatio     `json:"adversarial_ratio"` // observation (2)
 	IncorrectRatio   []IncorrectRatio `json:"incorrect_ratio"`   // observation (3)
 	Detection        []Detection      `json:"detection"`         // margin as a misclassification detector
+	// Calibration of the clean max-softmax per audit, epoch and split, and
+	// its rank correlation with the margin per norm (observation 5; see
+	// Calibration and MarginConfidence). Empty without confidence.csv.
+	Calibration      []Calibration      `json:"calibration"`
+	MarginConfidence []MarginConfidence `json:"margin_confidence"`
 
 	Figures []Figure `json:"figures"`
 	Notes   []string `json:"notes"` // what was skipped and why
@@ -182,6 +187,7 @@ const (
 	FigHistogram = "histogram" // margins of correct vs incorrect images at chosen epochs
 	FigSankey    = "sankey"    // correct/incorrect transitions between epochs
 	FigGroups    = "groups"    // mean margin of correct vs incorrect images per epoch
+	// FigCalibration (calibration.go): reliability diagrams and calibration errors per epoch.
 )
 
 // observe computes the statistics of the audits.
@@ -192,6 +198,7 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 		Margin: "margin", Alpha: opts.Alpha,
 		Audits: []AuditInfo{}, Trend: []Trend{}, AdversarialRatio: []ModelRatio{},
 		IncorrectRatio: []IncorrectRatio{}, Detection: []Detection{},
+		Calibration: []Calibration{}, MarginConfidence: []MarginConfidence{},
 		Figures: []Figure{}, Notes: []string{},
 	}
 	if opts.Refined {
@@ -314,6 +321,11 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 			notes = append(notes, fmt.Sprintf("audit %s: %s lacks some audited images; the max-softmax baseline is skipped where it does", a.Label, auditor.ConfidenceFile))
 		}
 	}
+
+	// (5) Calibration beside the margins.
+	var n []string
+	o.Calibration, o.MarginConfidence, n = calibrate(audits)
+	notes = append(notes, n...)
 	return o, notes
 }
 

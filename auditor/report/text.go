@@ -187,7 +187,7 @@ func (o *Observations) sections() []section {
 		}
 		s4.Lines = append(s4.Lines, line+".")
 	}
-	return []section{s1, s2, s3, s4}
+	return []section{s1, s2, s3, s4, o.calibrationSection()}
 }
 
 // at names the checkpoint of an audit at epoch e: "epoch 3", or "model

@@ -117,7 +117,7 @@ func Write(ctx context.Context, audits []Audit, outDir string, opts Options) (*O
 	if err := os.MkdirAll(filepath.Join(outDir, FiguresDir), 0o755); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
-	figs, n, err := drawFigures(ctx, loaded, outDir, &opts)
+	figs, n, err := drawFigures(ctx, loaded, obs.Calibration, outDir, &opts)
 	if err != nil {
 		return nil, err
 	}
