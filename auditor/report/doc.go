@@ -95,6 +95,9 @@
 //	sankey-LABEL-SPLIT       correct/misclassified transitions between consecutive epochs
 //	reliability-LABEL        reliability diagrams at Options.Epochs, one row per split (with confidence.csv)
 //	calibration-LABEL        ECE and MCE per epoch, one panel per split (with confidence.csv)
+//	gallery-LABEL-SPLIT-NORM the GalleryImages correctly classified images closest to and farthest
+//	                         from the boundary at Options.Epochs: clean | adversarial | perturbation
+//	                         (with saved perturbations, audit --save-adversarial; see GalleryImage)
 //
 // Every file is written atomically (package atomicfile: temporary file,
 // fsync, rename, mode 0644 less the umask), and index.html last.
@@ -143,6 +146,9 @@
 //	      "n": 998, "spearman_rho_confidence": 0.61, "p_confidence": 1e-90,
 //	      "spearman_rho_overconfidence": 0.55, "p_overconfidence": 1e-70, "p_method": "t",
 //	      "n_misclassified": 37, "spearman_rho_misclassified": 0.12, "p_misclassified": 0.47}],
+//	  "gallery": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
+//	      "end": "closest", "index": 4512, "label": 9, "adversarial_pred": 4,  // or "farthest"
+//	      "margin": 0.21, "scale": 0.09}],  // scale: max |δ|, the perturbation's grey scale
 //	  "figures": [{"kind": "margin", "png": "figures/margin-standard-l2.png",
 //	      "svg": "figures/margin-standard-l2.svg", "title": "…", "caption": "…",
 //	      "audit": "standard", "norm": "l2"}],   // "split" too where a figure has one

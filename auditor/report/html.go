@@ -171,13 +171,14 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 		FigGroups:      {Title: "Correctly classified vs misclassified images", Intro: "Mean margins of the two groups per epoch or model: observation (3)."},
 		FigHistogram:   {Title: "Margin distributions", Intro: "Histograms of the margins of correctly classified and misclassified images at chosen epochs or models, each normalised to unit area."},
 		FigSankey:      {Title: "Transitions between epochs", Intro: "How images move between correctly classified and misclassified from one epoch to the next."},
+		FigGallery:     {Title: "Gallery", Intro: fmt.Sprintf("The %d correctly classified images closest to and farthest from the decision boundary at chosen epochs or models, clean beside the adversarial image DeepFool found and its perturbation.", GalleryImages)},
 		FigCalibration: {Title: "Calibration", Intro: fmt.Sprintf("How well the clean max-softmax confidence matches the accuracy: reliability diagrams (%d equal-width bins) at chosen epochs or models, and the expected and maximum calibration errors per epoch or model: observation (5).", CalibrationBins)},
 	}
 	byAudit := map[string]*audit{}
 	for _, a := range audits {
 		byAudit[a.Label] = a
 	}
-	for _, kind := range []string{FigMargin, sectionModels, FigCompare, FigGroups, FigHistogram, FigSankey, FigCalibration} {
+	for _, kind := range []string{FigMargin, sectionModels, FigCompare, FigGroups, FigHistogram, FigSankey, FigCalibration, FigGallery} {
 		sec := intro[kind]
 		for _, f := range o.Figures {
 			// Margin figures of separate models have a section of their own.

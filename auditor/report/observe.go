@@ -35,6 +35,9 @@ type Observations struct {
 	// Calibration and MarginConfidence). Empty without confidence.csv.
 	Calibration      []Calibration      `json:"calibration"`
 	MarginConfidence []MarginConfidence `json:"margin_confidence"`
+	// Gallery lists the images the gallery figures show (see
+	// GalleryImage); empty without saved perturbations.
+	Gallery []GalleryImage `json:"gallery"`
 
 	Figures []Figure `json:"figures"`
 	Notes   []string `json:"notes"` // what was skipped and why
@@ -188,6 +191,7 @@ const (
 	FigSankey    = "sankey"    // correct/incorrect transitions between epochs
 	FigGroups    = "groups"    // mean margin of correct vs incorrect images per epoch
 	// FigCalibration (calibration.go): reliability diagrams and calibration errors per epoch.
+	// FigGallery (gallery.go): images closest to and farthest from the boundary.
 )
 
 // observe computes the statistics of the audits.
@@ -198,7 +202,7 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 		Margin: "margin", Alpha: opts.Alpha,
 		Audits: []AuditInfo{}, Trend: []Trend{}, AdversarialRatio: []ModelRatio{},
 		IncorrectRatio: []IncorrectRatio{}, Detection: []Detection{},
-		Calibration: []Calibration{}, MarginConfidence: []MarginConfidence{},
+		Calibration: []Calibration{}, MarginConfidence: []MarginConfidence{}, Gallery: []GalleryImage{},
 		Figures: []Figure{}, Notes: []string{},
 	}
 	if opts.Refined {

@@ -50,6 +50,10 @@ type Options struct {
 	// The p-values themselves are reported uncorrected for the number of
 	// tests.
 	Alpha float64
+	// DataDir is where the gallery reads the clean images of audits of a
+	// named data set, as `audit --data-dir`; "" finds them where the audit
+	// does by default.
+	DataDir string
 }
 
 func (o *Options) withDefaults() Options {
@@ -117,7 +121,7 @@ func Write(ctx context.Context, audits []Audit, outDir string, opts Options) (*O
 	if err := os.MkdirAll(filepath.Join(outDir, FiguresDir), 0o755); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
-	figs, n, err := drawFigures(ctx, loaded, obs.Calibration, outDir, &opts)
+	figs, n, err := drawFigures(ctx, loaded, obs, outDir, &opts)
 	if err != nil {
 		return nil, err
 	}

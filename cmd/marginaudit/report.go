@@ -26,6 +26,7 @@ func reportCommand() *cli.Command {
 			&cli.StringFlag{Name: "epochs", Usage: "epochs of the margin histograms, e.g. `0,1,5` (0: the initialisation; for separate models, their places from 0; default: first, second, middle, last)"},
 			&cli.StringFlag{Name: "standard", Usage: "label of the standard-training audit, the denominator of the margin ratio", Value: "standard"},
 			&cli.BoolFlag{Name: "refined", Usage: "use the refined margins (audits made with --refine)"},
+			&cli.StringFlag{Name: "data-dir", Usage: "read the data sets of the gallery's clean images from `DIR` (as audit --data-dir)"},
 			waitFlag(),
 		},
 		Action: runReport,
@@ -56,7 +57,7 @@ func runReport(c *cli.Context) error {
 		return err
 	}
 	defer lock.Close()
-	return writeReport(c, audits, c.String("out"), report.Options{Epochs: epochs, Standard: c.String("standard"), Refined: c.Bool("refined")})
+	return writeReport(c, audits, c.String("out"), report.Options{Epochs: epochs, Standard: c.String("standard"), Refined: c.Bool("refined"), DataDir: c.String("data-dir")})
 }
 
 // writeReport writes the report to dir and prints its observations.
