@@ -130,7 +130,7 @@ func drawFigures(ctx context.Context, audits []*audit, obs *Observations, outDir
 		notes = append(notes, n...)
 		for _, s := range a.splits {
 			for _, nm := range a.norms {
-				f, fig, shown := galleryFigure(a, s, nm, epochs, cells)
+				f, fig, shown := galleryFigure(a, s, nm, epochs, cells, opts)
 				if f == nil {
 					continue
 				}

@@ -275,7 +275,7 @@ func isSquare(n int) bool {
 // row of the images closest to the boundary and a row of those farthest
 // from it, each as clean | adversarial | perturbation. It returns a nil
 // figure when no epoch has images to show.
-func galleryFigure(a *audit, split auditor.Split, norm auditor.Norm, epochs []int, cells map[cellKey]*galleryCell) (*figure, Figure, []GalleryImage) {
+func galleryFigure(a *audit, split auditor.Split, norm auditor.Norm, epochs []int, cells map[cellKey]*galleryCell, opts *Options) (*figure, Figure, []GalleryImage) {
 	type row struct {
 		title string
 		picks []galleryPick
@@ -361,8 +361,8 @@ func galleryFigure(a *audit, split auditor.Split, norm auditor.Norm, epochs []in
 	}
 	title := fmt.Sprintf("%s: images closest to and farthest from the boundary, %s split, %s (%s)", a.Label, split, normName(norm), dataName(a))
 	f := &figure{title: title, body: body, w: width, h: vg.Length(len(rows))*rowH + 3*pad + textStyle(14).Height(title)}
-	caption := fmt.Sprintf("Audit %s on %s, %s split, %s. Per %s, the %d correctly classified images with the smallest and the %d with the largest %s margins, among those with a saved perturbation (`audit --save-adversarial`); each as clean image | adversarial image x + δ that DeepFool found (clipped to the pixel range [%s, %s]) | perturbation δ. Each perturbation is drawn on its own scale: grey is 0, white +s and black −s, where s = max |δ| is given under it. Under each: the image's index in the data set, its true class → the class DeepFool reached, and its margin. Margins: %s.",
-		a.Label, dataName(a), split, a.listed(epochsOf(shown)), a.unit(), GalleryImages, GalleryImages, normName(norm), fmtG(lo), fmtG(hi), attackSettings(a, norm, &Options{}))
+	caption := fmt.Sprintf("Audit %s on %s, %s split, %s. Per %s, the %d correctly classified images with the smallest and the %d with the largest %s margins, among those with a saved perturbation (`audit --save-adversarial`); each as clean image | adversarial image x + δ that DeepFool found (unrefined; clipped to the pixel range [%s, %s]) | perturbation δ. Each perturbation is drawn on its own scale: grey is 0, white +s and black −s, where s = max |δ| is given under it. Under each: the image's index in the data set, its true class → the class DeepFool reached, and its margin. Margins: %s.",
+		a.Label, dataName(a), split, a.listed(epochsOf(shown)), a.unit(), GalleryImages, GalleryImages, normName(norm), fmtG(lo), fmtG(hi), attackSettings(a, norm, opts))
 	return f, Figure{Kind: FigGallery, Caption: caption, Audit: a.Label, Split: split, Norm: norm}, shown
 }
 
