@@ -11,7 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
+	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
+	"github.com/marginaudit/marginaudit/onnxgrad"
+	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
 // withAdversarial adds perturbations to the records of p: image idx's
@@ -219,4 +224,48 @@ func vecNorm(v []float32, norm Norm) float64 {
 		return s
 	}
 	return math.Sqrt(s)
+}
+
+// Images from a data set (NCHW) audited by an NHWC model are transposed
+// for it; the saved perturbations are transposed back, so that they equal
+// those of the same model taking NCHW images.
+func TestRunSavesAdversarialInImageLayout(t *testing.T) {
+	orttest.Require(t)
+	x, err := npy.ReadFile("../testdata/models/resnet_small.x.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnxgrad.Load("../testdata/models/resnet_small.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string]*Adversarial{}
+	for name, model := range map[string]*onnxpb.ModelProto{"nchw": m, "nhwc": testmodels.NHWC(m)} {
+		dir := t.TempDir()
+		if err := onnxgrad.Save(filepath.Join(dir, "epoch-001.onnx"), model); err != nil {
+			t.Fatal(err)
+		}
+		im := &Images{X: x.Data, Labels: []int{0, 1, 2, 3}, Index: []int{0, 1, 2, 3}, Shape: []int64{3, 16, 16}, Layout: attack.NCHW}
+		cfg := Config{Checkpoints: []string{dir}, Out: filepath.Join(t.TempDir(), "audit"), Threads: 1, SaveAdversarial: true,
+			Settings: Settings{Data: "fixture", Splits: []Split{Test}, N: 4, Sample: "first", Seed: 1, Norms: []Norm{L2},
+				DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2}},
+			Data: map[Split]*Images{Test: im}}
+		if _, err := Run(context.Background(), cfg, nil); err != nil {
+			t.Fatal(err)
+		}
+		if saved[name], err = ReadAdversarial(cfg.Out, "epoch-001.onnx", Test, L2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := saved["nchw"], saved["nhwc"]
+	if !slices.Equal(a.Shape, []int64{3, 16, 16}) || !slices.Equal(b.Shape, a.Shape) || !slices.Equal(a.AdvPred, b.AdvPred) {
+		t.Fatalf("NCHW model: shape %v, classes %v; NHWC model: %v, %v", a.Shape, a.AdvPred, b.Shape, b.AdvPred)
+	}
+	// The same attack on the same numbers in another order: equal up to
+	// float32 rounding of differently ordered sums.
+	for i := range a.Delta {
+		if math.Abs(float64(a.Delta[i]-b.Delta[i])) > 1e-4 {
+			t.Fatalf("perturbation value %d: %v for the NCHW model, %v for the NHWC one", i, a.Delta[i], b.Delta[i])
+		}
+	}
 }
