@@ -62,6 +62,13 @@ type Config struct {
 	// attack.DefaultDeepFoolBatch for DeepFool and attack.DefaultRobustBatch
 	// for PGD.
 	BatchSize int
+	// SaveAdversarial saves the perturbations DeepFool finds with each
+	// checkpoint's results (see AdversarialDir). It does not change the
+	// results, so it is no setting: an audit resumed with it adds them to
+	// the checkpoints it audits, and warns (Progress.Warn) for each
+	// finished checkpoint without them, which it cannot add without
+	// auditing that checkpoint again (remove its parts/NAME.csv to).
+	SaveAdversarial bool
 }
 
 // Validate checks the settings (Settings.Validate) and the speed options,
@@ -120,7 +127,8 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 // robust.csv), and each image's clean max-softmax
 // probability from the same classifier (confidence.csv; for a model that
 // outputs probabilities, its largest output), and how its model was run
-// (ModelInfo). A checkpoint that fails is reported to p and skipped; Run
+// (ModelInfo), and with Config.SaveAdversarial the perturbations DeepFool
+// found (see AdversarialDir). A checkpoint that fails is reported to p and skipped; Run
 // goes on with the others and returns the failures joined (each a
 // *CheckpointError) after writing the report of what succeeded.
 func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
@@ -152,6 +160,10 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 			return nil, err
 		}
 		if store != nil && store.Done(c.Name) {
+			if cfg.SaveAdversarial && !store.HasAdversarial(c.Name) {
+				p.Warn(c, fmt.Sprintf("checkpoint %s was audited without saving its adversarial perturbations; they are not added without auditing it again (remove %s to)",
+					c.Name, filepath.Join(cfg.Out, PartsDir, c.Name+".csv")))
+			}
 			p.Finished(c, true, nil, 0)
 			continue
 		}
@@ -260,10 +272,13 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		}
 		for _, norm := range s.Norms {
 			df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
-				BatchSize: cfg.BatchSize, Progress: progress}
+				BatchSize: cfg.BatchSize, Progress: progress, KeepPerturbation: cfg.SaveAdversarial}
 			res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
 			if err != nil {
 				return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
+			}
+			if cfg.SaveAdversarial {
+				part.Adversarial = append(part.Adversarial, adversarialOf(split, norm, res, im, cfg.Data[split]))
 			}
 			for i, r := range res {
 				rec := Record{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], Label: r.Label, Pred: r.Pred,

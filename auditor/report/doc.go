@@ -41,6 +41,17 @@
 //     rank formula, ties counting ½), and the same for the max-softmax
 //     baseline −max_softmax on the same images when the audit has
 //     confidence.csv; otherwise the baseline is null and a note says why.
+//  5. Calibration beside the margins, when the audit has confidence.csv:
+//     per audit, epoch and split, the expected calibration error (ECE =
+//     Σ_b (n_b/N)·|accuracy_b − mean confidence_b|) and the maximum
+//     calibration error (the largest gap of a non-empty bin) of the clean
+//     max-softmax over [CalibrationBins] = 15 equal-width bins of [0, 1]
+//     (bin b holds confidences in (b/15, (b+1)/15]), with the reliability
+//     diagram (the bins' counts, accuracies and mean confidences), over
+//     every audited image ([Calibrate]); and per norm, Spearman's ρ of the
+//     margin with the confidence, with the over-confidence max_softmax −
+//     correct, and with the confidence of the misclassified images alone
+//     ([MarginConfidence] says why each).
 //
 // # Separate models
 //
@@ -102,6 +113,11 @@
 //	groups-LABEL-NORM        mean margin ± SE of correct vs misclassified images per epoch, one panel per split
 //	hist-LABEL-SPLIT-NORM    density histograms of correct vs misclassified margins at Options.Epochs
 //	sankey-LABEL-SPLIT       correct/misclassified transitions between consecutive epochs
+//	reliability-LABEL        reliability diagrams at Options.Epochs, one row per split (with confidence.csv)
+//	calibration-LABEL        ECE and MCE per epoch, one panel per split (with confidence.csv)
+//	gallery-LABEL-SPLIT-NORM the GalleryImages correctly classified images closest to and farthest
+//	                         from the boundary at Options.Epochs: clean | adversarial | perturbation
+//	                         (with saved perturbations, audit --save-adversarial; see GalleryImage)
 //
 // A model set has instead, besides hist-LABEL-SPLIT-NORM of each model:
 //
@@ -150,6 +166,16 @@
 //	  "detection": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
 //	      "n_correct": 959, "n_incorrect": 37,
 //	      "auroc_margin": 0.957, "auroc_max_softmax": 0.864}],  // null without confidence.csv
+//	  "calibration": [{"audit": "standard", "epoch": 10, "split": "test", "n": 1000,  // with confidence.csv
+//	      "accuracy": 0.963, "mean_confidence": 0.981, "ece": 0.021, "mce": 0.31,     // 15 equal-width bins
+//	      "bins": [{"lo": 0, "hi": 0.0667, "n": 0, "accuracy": null, "confidence": null}, …]}],
+//	  "margin_confidence": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
+//	      "n": 998, "spearman_rho_confidence": 0.61, "p_confidence": 1e-90,
+//	      "spearman_rho_overconfidence": 0.55, "p_overconfidence": 1e-70, "p_method": "t",
+//	      "n_misclassified": 37, "spearman_rho_misclassified": 0.12, "p_misclassified": 0.47}],
+//	  "gallery": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
+//	      "end": "closest", "index": 4512, "label": 9, "adversarial_pred": 4,  // or "farthest"
+//	      "margin": 0.21, "scale": 0.09}],  // scale: max |δ|, the perturbation's grey scale
 //	  "figures": [{"kind": "margin", "png": "figures/margin-standard-l2.png",
 //	      "svg": "figures/margin-standard-l2.svg", "title": "…", "caption": "…",
 //	      "audit": "standard", "norm": "l2"}],   // "split" too where a figure has one
