@@ -38,6 +38,11 @@
 //
 //	checkpoint,epoch,split,norm,eps,index,robust
 //
+// With [Config].SaveAdversarial, adversarial/NAME/SPLIT-NORM.npy and
+// SPLIT-NORM-index.npy hold the perturbations DeepFool found and each
+// image's index and adversarial class ([Adversarial], [ReadAdversarial];
+// the layout is documented at [AdversarialDir]).
+//
 // # Statistics
 //
 // [Summarize] groups the records by (epoch, split, norm, group), where the
@@ -141,6 +146,7 @@
 //	parts/confidence/NAME.csv   its images' max-softmax
 //	parts/model/NAME.csv        how its model was run (see ModelHeader)
 //	parts/robust/NAME.csv       its images' PGD outcomes
+//	adversarial/NAME/           its perturbations, with SaveAdversarial
 //	margins.csv                 all parts' records, by epoch
 //	confidence.csv              all parts' max-softmax, by epoch
 //	robust.csv                  all parts' PGD outcomes, by epoch

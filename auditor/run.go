@@ -62,6 +62,13 @@ type Config struct {
 	// attack.DefaultDeepFoolBatch for DeepFool and attack.DefaultRobustBatch
 	// for PGD.
 	BatchSize int
+	// SaveAdversarial saves the perturbations DeepFool finds with each
+	// checkpoint's results (see AdversarialDir). It does not change the
+	// results, so it is no setting: an audit resumed with it adds them to
+	// the checkpoints it audits, and warns (Progress.Warn) for each
+	// finished checkpoint without them, which it cannot add without
+	// auditing that checkpoint again (remove its parts/NAME.csv to).
+	SaveAdversarial bool
 }
 
 // Validate checks the settings (Settings.Validate) and the speed options,
@@ -120,7 +127,8 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 // robust.csv), and each image's clean max-softmax
 // probability from the same classifier (confidence.csv; for a model that
 // outputs probabilities, its largest output), and how its model was run
-// (ModelInfo). A checkpoint that fails is reported to p and skipped; Run
+// (ModelInfo), and with Config.SaveAdversarial the perturbations DeepFool
+// found (see AdversarialDir). A checkpoint that fails is reported to p and skipped; Run
 // goes on with the others and returns the failures joined (each a
 // *CheckpointError) after writing the report of what succeeded.
 func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
@@ -152,6 +160,10 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 			return nil, err
 		}
 		if store != nil && store.Done(c.Name) {
+			if cfg.SaveAdversarial && !store.HasAdversarial(c.Name) {
+				p.Warn(c, fmt.Sprintf("checkpoint %s was audited without saving its adversarial perturbations; they are not added without auditing it again (remove %s to)",
+					c.Name, filepath.Join(cfg.Out, PartsDir, c.Name+".csv")))
+			}
 			p.Finished(c, true, nil, 0)
 			continue
 		}
@@ -263,9 +275,12 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
 		}
 		for _, norm := range s.Norms {
-			recs, err := margins(ctx, clf, im, c, split, norm, cfg, progress)
+			recs, res, err := margins(ctx, clf, im, c, split, norm, cfg, progress)
 			if err != nil {
 				return nil, err
+			}
+			if cfg.SaveAdversarial {
+				part.Adversarial = append(part.Adversarial, adversarialOf(split, norm, res, im, cfg.Data[split]))
 			}
 			part.Records = append(part.Records, recs...)
 		}
@@ -292,23 +307,24 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 // DeepFool's, and with Settings.Refine the FMN refinement's, started at
 // DeepFool's points or, where DeepFool failed, at a PGD search's. An image that DeepFool fails on has no
 // margin (NaN, Success false); one that the refinement flips nothing of is
-// censored at the largest radius tried.
-func margins(ctx context.Context, clf *attack.Classifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, error) {
+// censored at the largest radius tried. It returns DeepFool's results too,
+// with their perturbations when refining or saving them.
+func margins(ctx context.Context, clf *attack.Classifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, []attack.DeepFoolResult, error) {
 	s := &cfg.Settings
 	df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
-		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine, Progress: progress}
+		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine || cfg.SaveAdversarial, Progress: progress}
 	res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
 	if err != nil {
-		return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
+		return nil, nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
 	}
 	var ref []attack.RefineResult
 	if s.Refine {
 		fmn, err := attack.NewFMN(clf, attack.FMNOptions{Norm: norm, Steps: s.RefineParams.Steps, BatchSize: cfg.BatchSize, Progress: progress})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ref, err = fmn.Refine(ctx, im.X, res); err != nil {
-			return nil, fmt.Errorf("FMN %s on %s: %w", norm, split, err)
+			return nil, nil, fmt.Errorf("FMN %s on %s: %w", norm, split, err)
 		}
 	}
 	recs := make([]Record, len(res))
@@ -326,7 +342,7 @@ func margins(ctx context.Context, clf *attack.Classifier, im *Images, c Checkpoi
 		}
 		recs[i] = rec
 	}
-	return recs, nil
+	return recs, res, nil
 }
 
 // maxSoftmaxes returns the max-softmax of each clean image of im under clf

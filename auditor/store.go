@@ -127,6 +127,7 @@ var (
 //	parts/confidence/NAME.csv its images' max-softmax, confidence.csv format
 //	parts/model/NAME.csv      how its model was run (header ModelHeader)
 //	parts/robust/NAME.csv     its images' PGD outcomes, robust.csv format
+//	adversarial/NAME/         its perturbations, when saved (see AdversarialDir)
 //	margins.csv               all parts' records, by epoch then name
 //	confidence.csv            all confidence parts' rows, by epoch then name
 //	robust.csv                all robust parts' rows, by epoch then name
@@ -136,10 +137,10 @@ var (
 // Every file is written to a hidden temporary file in its folder, synced,
 // and renamed over its final name, so no reader ever sees half a file. A
 // checkpoint is finished exactly when parts/NAME.csv exists: Commit writes
-// the PGD, confidence, model and robust parts first and the margins part
-// last, and removes the old margins part first when it replaces a finished
-// checkpoint. OpenStore removes temporary files and PGD, confidence, model
-// and robust parts without their margins part (the leftovers of an
+// the PGD, confidence, model and robust parts and the saved perturbations
+// first and the margins part last, and removes the old margins part first
+// when it replaces a finished checkpoint (then the old perturbations). OpenStore removes temporary files and PGD, confidence, model
+// and robust parts and perturbation folders without their margins part (the leftovers of an
 // interrupted commit) and rebuilds margins.csv, confidence.csv and
 // robust.csv from the parts, so a crash between a commit and the rebuild
 // loses nothing.
@@ -255,6 +256,9 @@ func OpenStore(dir string, settings *Settings) (*Store, error) {
 			}
 		}
 	}
+	if err := s.cleanAdversarial(); err != nil {
+		return nil, fmt.Errorf("auditor: %w", err)
+	}
 	if err := s.rebuild(); err != nil {
 		return nil, err
 	}
@@ -309,6 +313,10 @@ type Part struct {
 	// to PGD (with the Checkpoint and Epoch above); or nothing, when not
 	// recorded.
 	Robust []RobustImage
+	// Adversarial holds the perturbations DeepFool found, per split and
+	// norm, in the order of Records (see AdversarialDir); or nothing,
+	// when they were not saved.
+	Adversarial []Adversarial
 }
 
 // Commit stores the results of a finished checkpoint atomically and
@@ -347,6 +355,9 @@ func (s *Store) Commit(p *Part) error {
 	if err := confidenceCoversRecords(p); err != nil {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
+	if err := checkAdversarial(p); err != nil {
+		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -367,6 +378,9 @@ func (s *Store) Commit(p *Part) error {
 		if err := writeFile(s.extraPath(k, p.Checkpoint), func(w io.Writer) error { return k.write(w, p) }); err != nil {
 			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 		}
+	}
+	if err := s.writeAdversarial(p); err != nil {
+		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
 	if err := writeFile(s.partPath(p.Checkpoint), func(w io.Writer) error { return WriteRecords(w, p.Records) }); err != nil {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)

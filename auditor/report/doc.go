@@ -41,6 +41,17 @@
 //     rank formula, ties counting ½), and the same for the max-softmax
 //     baseline −max_softmax on the same images when the audit has
 //     confidence.csv; otherwise the baseline is null and a note says why.
+//  5. Calibration beside the margins, when the audit has confidence.csv:
+//     per audit, epoch and split, the expected calibration error (ECE =
+//     Σ_b (n_b/N)·|accuracy_b − mean confidence_b|) and the maximum
+//     calibration error (the largest gap of a non-empty bin) of the clean
+//     max-softmax over [CalibrationBins] = 15 equal-width bins of [0, 1]
+//     (bin b holds confidences in (b/15, (b+1)/15]), with the reliability
+//     diagram (the bins' counts, accuracies and mean confidences), over
+//     every audited image ([Calibrate]); and per norm, Spearman's ρ of the
+//     margin with the confidence, with the over-confidence max_softmax −
+//     correct, and with the confidence of the misclassified images alone
+//     ([MarginConfidence] says why each).
 //
 // # Separate models
 //
@@ -118,6 +129,11 @@
 //	sankey-LABEL-SPLIT       correct/misclassified transitions between consecutive epochs
 //	bracket-LABEL-NORM       refined audits: mean DeepFool and refined margins per epoch, one panel per split
 //	band-LABEL-SPLIT-NORM    refined audits: R(ε) of the DeepFool and refined margins at Options.Epochs, as a band
+//	reliability-LABEL        reliability diagrams at Options.Epochs, one row per split (with confidence.csv)
+//	calibration-LABEL        ECE and MCE per epoch, one panel per split (with confidence.csv)
+//	gallery-LABEL-SPLIT-NORM the GalleryImages correctly classified images closest to and farthest
+//	                         from the boundary at Options.Epochs: clean | adversarial | perturbation
+//	                         (with saved perturbations, audit --save-adversarial; see GalleryImage)
 //
 // A model set has instead, besides hist-LABEL-SPLIT-NORM of each model:
 //
@@ -170,6 +186,16 @@
 //	  "brackets": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",  // refined audits only
 //	      "images": 500, "deepfool_failures": 2, "censored": 0, "paired": 498,
 //	      "mean_deepfool": 1.41, "mean_refined": 1.37, "ratio": 0.97}],
+//	  "calibration": [{"audit": "standard", "epoch": 10, "split": "test", "n": 1000,  // with confidence.csv
+//	      "accuracy": 0.963, "mean_confidence": 0.981, "ece": 0.021, "mce": 0.31,     // 15 equal-width bins
+//	      "bins": [{"lo": 0, "hi": 0.0667, "n": 0, "accuracy": null, "confidence": null}, …]}],
+//	  "margin_confidence": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
+//	      "n": 998, "spearman_rho_confidence": 0.61, "p_confidence": 1e-90,
+//	      "spearman_rho_overconfidence": 0.55, "p_overconfidence": 1e-70, "p_method": "t",
+//	      "n_misclassified": 37, "spearman_rho_misclassified": 0.12, "p_misclassified": 0.47}],
+//	  "gallery": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
+//	      "end": "closest", "index": 4512, "label": 9, "adversarial_pred": 4,  // or "farthest"
+//	      "margin": 0.21, "scale": 0.09}],  // scale: max |δ|, the perturbation's grey scale
 //	  "figures": [{"kind": "margin", "png": "figures/margin-standard-l2.png",
 //	      "svg": "figures/margin-standard-l2.svg", "title": "…", "caption": "…",
 //	      "audit": "standard", "norm": "l2"}],   // "split" too where a figure has one

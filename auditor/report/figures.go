@@ -22,8 +22,9 @@ import (
 
 // drawFigures draws every figure of the report into outDir/figures, in the
 // order the page shows them: margins per epoch, audits compared, correct vs
-// incorrect per epoch, histograms, transitions.
-func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Options) ([]Figure, []string, error) {
+// incorrect per epoch, histograms, transitions, calibration (from
+// obs.Calibration), galleries (whose images it adds to obs.Gallery).
+func drawFigures(ctx context.Context, audits []*audit, obs *Observations, outDir string, opts *Options) ([]Figure, []string, error) {
 	var figs []Figure
 	var notes []string
 	emit := func(fig Figure, f *figure, name string) error {
@@ -148,6 +149,38 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 			}
 			if err := emit(fig, f, fmt.Sprintf("sankey-%s-%s", a.slug, s)); err != nil {
 				return nil, nil, err
+			}
+		}
+	}
+	for _, a := range audits {
+		if a.conf == nil {
+			continue
+		}
+		epochs, _ := histEpochs(a, opts.Epochs)
+		fs, infos, names := calibrationFigures(a, obs.Calibration, epochs)
+		for i := range fs {
+			if err := emit(infos[i], fs[i], names[i]); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, a := range audits {
+		epochs, _ := histEpochs(a, opts.Epochs)
+		cells, n, err := gallery(a, epochs, opts.DataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		notes = append(notes, n...)
+		for _, s := range a.splits {
+			for _, nm := range a.norms {
+				f, fig, shown := galleryFigure(a, s, nm, epochs, cells, opts)
+				if f == nil {
+					continue
+				}
+				if err := emit(fig, f, fmt.Sprintf("gallery-%s-%s-%s", a.slug, s, nm)); err != nil {
+					return nil, nil, err
+				}
+				obs.Gallery = append(obs.Gallery, shown...)
 			}
 		}
 	}

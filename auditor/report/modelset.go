@@ -259,6 +259,7 @@ func modelSetIntros(o *Observations) map[string]pageSection {
 		FigDistribution: {Title: "Margin distributions per model", Intro: "The margins of each model's images overlaid, each normalised to unit area."},
 		FigRobustness:   {Title: "Fraction of images beyond each radius", Intro: "R(ε): the fraction of the images whose margin exceeds ε, per model; the higher the curve, the more robust the model."},
 		FigHistogram:    {Title: "Correctly classified vs misclassified images", Intro: "Histograms of the margins of each model's correctly classified and misclassified images, each normalised to unit area."},
+		FigCalibration:  {Title: "Calibration", Intro: fmt.Sprintf("How well the clean max-softmax confidence matches the accuracy: each model's reliability diagram (%d equal-width bins) and its expected and maximum calibration errors.", CalibrationBins)},
 	}
 }
 
@@ -298,7 +299,7 @@ func renameForModelSet(o *Observations, ts []pageTable) []pageTable {
 	}
 	for i := range ts {
 		t := &ts[i]
-		t.Title = strings.NewReplacer("(3) ", "", "(4) ", "", "per epoch or model", "per model").Replace(t.Title)
+		t.Title = strings.NewReplacer("(3) ", "", "(4) ", "", "(5) ", "", "per epoch or model", "per model").Replace(t.Title)
 		for j, h := range t.Header {
 			if h == "epoch or model" {
 				t.Header[j] = "model"

@@ -36,6 +36,14 @@ type Observations struct {
 	// ModelSet compares the models of a model set; null for other
 	// reports.
 	ModelSet *ModelSet `json:"model_set"`
+	// Calibration of the clean max-softmax per audit, epoch and split, and
+	// its rank correlation with the margin per norm (observation 5; see
+	// Calibration and MarginConfidence). Empty without confidence.csv.
+	Calibration      []Calibration      `json:"calibration"`
+	MarginConfidence []MarginConfidence `json:"margin_confidence"`
+	// Gallery lists the images the gallery figures show (see
+	// GalleryImage); empty without saved perturbations.
+	Gallery []GalleryImage `json:"gallery"`
 
 	Figures []Figure `json:"figures"`
 	Notes   []string `json:"notes"` // what was skipped and why
@@ -193,6 +201,8 @@ const (
 	FigHistogram = "histogram" // margins of correct vs incorrect images at chosen epochs
 	FigSankey    = "sankey"    // correct/incorrect transitions between epochs
 	FigGroups    = "groups"    // mean margin of correct vs incorrect images per epoch
+	// FigCalibration (calibration.go): reliability diagrams and calibration errors per epoch.
+	// FigGallery (gallery.go): images closest to and farthest from the boundary.
 )
 
 // observe computes the statistics of the audits.
@@ -202,7 +212,8 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 		Format: ObservationsFormat, Version: ObservationsVersion,
 		Margin: "margin", Alpha: opts.Alpha,
 		Audits: []AuditInfo{}, Trend: []Trend{}, AdversarialRatio: []ModelRatio{},
-		IncorrectRatio: []IncorrectRatio{}, Detection: []Detection{}, Brackets: []Bracket{},
+		IncorrectRatio: []IncorrectRatio{}, Detection: []Detection{},
+		Calibration: []Calibration{}, MarginConfidence: []MarginConfidence{}, Gallery: []GalleryImage{}, Brackets: []Bracket{},
 		Figures: []Figure{}, Notes: []string{},
 	}
 	if opts.Refined {
@@ -333,6 +344,11 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 			notes = append(notes, fmt.Sprintf("audit %s: %s lacks some audited images; the max-softmax baseline is skipped where it does", a.Label, auditor.ConfidenceFile))
 		}
 	}
+
+	// (5) Calibration beside the margins.
+	var n []string
+	o.Calibration, o.MarginConfidence, n = calibrate(audits)
+	notes = append(notes, n...)
 	return o, notes
 }
 

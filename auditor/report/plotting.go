@@ -67,7 +67,9 @@ type figure struct {
 	title  string
 	legend []legendItem
 	panels [][]*plot.Plot // rows of panels; nil panels stay empty
-	w, h   vg.Length
+	// body, when set, draws below the title and legend instead of panels.
+	body func(dc draw.Canvas)
+	w, h vg.Length
 }
 
 // newPanel returns a plot with the report's fonts, a light grid and the
@@ -113,6 +115,10 @@ func (f *figure) draw(dc draw.Canvas) {
 	}
 	area := dc
 	area.Max.Y = top
+	if f.body != nil {
+		f.body(area)
+		return
+	}
 	rows, cols := len(f.panels), 0
 	for _, r := range f.panels {
 		cols = max(cols, len(r))

@@ -230,6 +230,7 @@ func TestFigures(t *testing.T) {
 	// per norm (2).
 	want := map[string]int{
 		report.FigMargin: 4, report.FigGroups: 4, report.FigHistogram: 8, report.FigSankey: 4, report.FigCompare: 2,
+		report.FigCalibration: 2, // reliability and errors; only the standard audit has confidence.csv
 	}
 	got := map[string]int{}
 	for _, f := range obs.Figures {

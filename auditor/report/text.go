@@ -206,9 +206,9 @@ func (o *Observations) sections() []section {
 		for _, s := range []*section{&s3, &s4} {
 			s.Heading = strings.TrimPrefix(strings.TrimPrefix(s.Heading, "(3) "), "(4) ")
 		}
-		return append(o.modelSetSections(marginKind), s3, s4)
+		return append(o.modelSetSections(marginKind), s3, s4, o.calibrationSection())
 	}
-	return []section{s1, s2, s3, s4}
+	return []section{s1, s2, s3, s4, o.calibrationSection()}
 }
 
 // modelIncorrectLine states observation (3) for the one model of a model

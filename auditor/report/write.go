@@ -58,6 +58,10 @@ type Options struct {
 	// Baseline is the label of the model of a model set that the others
 	// are paired with. Default: the first audit.
 	Baseline string
+	// DataDir is where the gallery reads the clean images of audits of a
+	// named data set, as `audit --data-dir`; "" finds them where the audit
+	// does by default.
+	DataDir string
 }
 
 func (o *Options) withDefaults() Options {
@@ -134,7 +138,7 @@ func Write(ctx context.Context, audits []Audit, outDir string, opts Options) (*O
 	if err := os.MkdirAll(filepath.Join(outDir, FiguresDir), 0o755); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
-	figs, n, err := drawFigures(ctx, loaded, outDir, &opts)
+	figs, n, err := drawFigures(ctx, loaded, obs, outDir, &opts)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,10 @@ func auditCommand() *cli.Command {
 			"the model's metadata or file name) and every image, DeepFool finds the nearest point of another " +
 			"class; its distance is the image's margin (an upper bound of the distance to the decision " +
 			"boundary). Results go to DIR/margins.csv, DIR/summary.json, DIR/transitions.csv and " +
-			"DIR/confidence.csv (each image's clean max-softmax) and DIR/robust.csv (each image's PGD outcome). Each " +
+			"DIR/confidence.csv (each image's clean max-softmax) and DIR/robust.csv (each image's PGD outcome); " +
+			"with --save-adversarial, DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy holds each image's perturbation " +
+			"x_adv − x (float32 [N, ...image], zeros where DeepFool failed) and SPLIT-NORM-index.npy its image " +
+			"index and adversarial class (int64 [N, 2], class −1 where it failed), rows in margins.csv's order. Each " +
 			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
 			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
 			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +
@@ -69,6 +72,7 @@ func auditCommand() *cli.Command {
 			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size in pixel units, the same for every radius (with --pgd-eps)",
 				Value: pgd.Step, DefaultText: fmt.Sprintf("%g·ε/steps", attack.DefaultPGDStepScale)},
 			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: attack.DefaultDeepFoolBatch},
+			&cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy (not added to checkpoints already finished)"},
 			waitFlag(),
 		},
 		Action: runAudit,
@@ -90,7 +94,7 @@ func runAudit(c *cli.Context) error {
 		return err
 	}
 	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s,
-		Threads: c.Int("threads"), BatchSize: c.Int("batch")}
+		Threads: c.Int("threads"), BatchSize: c.Int("batch"), SaveAdversarial: c.Bool("save-adversarial")}
 	if err := cfg.Validate(); err != nil {
 		return auditFlags.usage("audit", err)
 	}

@@ -34,6 +34,7 @@ func reportCommand() *cli.Command {
 			&cli.BoolFlag{Name: "refined", Usage: "use the refined margins (audits made with --refine)"},
 			&cli.BoolFlag{Name: "models", Usage: "compare the audits as a model set even if their checkpoints have epochs (one checkpoint per audit)"},
 			&cli.StringFlag{Name: "baseline", Usage: "in a model set, pair every model with the one labelled `LABEL` (default: the first)"},
+			&cli.StringFlag{Name: "data-dir", Usage: "read the data sets of the gallery's clean images from `DIR` (as audit --data-dir)"},
 			waitFlag(),
 		},
 		Action: runReport,
@@ -65,7 +66,7 @@ func runReport(c *cli.Context) error {
 	}
 	defer lock.Close()
 	return writeReport(c, audits, c.String("out"), report.Options{Epochs: epochs, Standard: c.String("standard"), Refined: c.Bool("refined"),
-		Models: c.Bool("models"), Baseline: c.String("baseline")})
+		Models: c.Bool("models"), Baseline: c.String("baseline"), DataDir: c.String("data-dir")})
 }
 
 // writeReport writes the report to dir and prints its observations.

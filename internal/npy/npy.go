@@ -584,9 +584,10 @@ func pyIndex(shape []int, i int) string {
 // memory mapping.
 const headerAlign = 64
 
-// encodeHeader returns the NPY 1.0 header for a C-order float32 array.
-func encodeHeader(shape []int) []byte {
-	dict := "{'descr': '<f4', 'fortran_order': False, 'shape': " + pyShape(shape) + ", }"
+// encodeHeader returns the NPY 1.0 header for a C-order array of element
+// type descr ('<f4', '<i8').
+func encodeHeader(descr string, shape []int) []byte {
+	dict := "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + pyShape(shape) + ", }"
 	const pre = 10 // magic, version, uint16 length
 	n := pre + len(dict) + 1
 	pad := (headerAlign - n%headerAlign) % headerAlign
@@ -606,20 +607,39 @@ func Write(w io.Writer, a *Array) error {
 	if err := a.check(); err != nil {
 		return err
 	}
-	hdr := encodeHeader(a.Shape)
+	return writeArray(w, "<f4", a.Shape, a.Data, 4, func(b []byte, v float32) []byte {
+		return binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	})
+}
+
+// WriteInts writes a to w as a .npy file (format 1.0, '<i8', C order),
+// which ReadInts reads back. It ignores a.DType and fails as Write does.
+func WriteInts(w io.Writer, a *IntArray) error {
+	if n, ok := numElements(a.Shape); !ok || n != len(a.Data) {
+		return fmt.Errorf("npy: shape %v does not hold the %d elements of the data", a.Shape, len(a.Data))
+	}
+	return writeArray(w, "<i8", a.Shape, a.Data, 8, func(b []byte, v int) []byte {
+		return binary.LittleEndian.AppendUint64(b, uint64(int64(v)))
+	})
+}
+
+// writeArray writes the header and the elements of data, each size bytes
+// appended by put, in chunks.
+func writeArray[T any](w io.Writer, descr string, shape []int, data []T, size int, put func([]byte, T) []byte) error {
+	hdr := encodeHeader(descr, shape)
 	if len(hdr)-10 > math.MaxUint16 {
-		return fmt.Errorf("npy: shape %v does not fit a format 1.0 header", a.Shape)
+		return fmt.Errorf("npy: shape %v does not fit a format 1.0 header", shape)
 	}
 	if _, err := w.Write(hdr); err != nil {
 		return err
 	}
 	const chunk = 1 << 14 // elements per write
-	buf := make([]byte, 0, 4*min(chunk, len(a.Data)))
-	for data := a.Data; len(data) > 0; {
+	buf := make([]byte, 0, size*min(chunk, len(data)))
+	for len(data) > 0 {
 		k := min(chunk, len(data))
 		buf = buf[:0]
 		for _, v := range data[:k] {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			buf = put(buf, v)
 		}
 		if _, err := w.Write(buf); err != nil {
 			return err

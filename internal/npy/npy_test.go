@@ -15,8 +15,8 @@ import (
 )
 
 // seq returns n values f(0), f(1), …
-func seq(n int, f func(i int) float32) []float32 {
-	out := make([]float32, n)
+func seq[T any](n int, f func(i int) T) []T {
+	out := make([]T, n)
 	for i := range out {
 		out[i] = f(i)
 	}
@@ -161,7 +161,7 @@ func TestReadMalformedHeaders(t *testing.T) {
 		{"overflow", hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }\n"), "invalid shape"},
 		{"no trailer", hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)}\n") + "\x00\x00\x00\x00\x00\x00\x00\x00", "not laid out as NumPy writes it"},
 		{"bad order", hdr("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }\n"), "fortran_order"},
-		{"no data", string(encodeHeader([]int{2})), "needs 8 bytes of data, found only 0"},
+		{"no data", string(encodeHeader("<f4", []int{2})), "needs 8 bytes of data, found only 0"},
 		{"huge shape", hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (9999999999,), }\n") + "\x00\x00", "needs 39999999996 bytes of data, found only 2"},
 	}
 	for _, tt := range tests {
@@ -275,5 +275,38 @@ func TestWriteFile(t *testing.T) {
 	}
 	if err := WriteFile(filepath.Join(dir, "missing", "a.npy"), a); err == nil {
 		t.Error("WriteFile into a missing folder: no error")
+	}
+}
+
+// WriteInts writes '<i8' arrays that numpy (npyio) and ReadInts read back,
+// negative values and the int64 extremes included.
+func TestWriteIntsReadBack(t *testing.T) {
+	for _, shape := range [][]int{{}, {0}, {3}, {2, 3}, {4, 2}} {
+		n, _ := numElements(shape)
+		a := &IntArray{Shape: shape, Data: seq(n, func(i int) int { return 7*i - 5 })}
+		if n >= 3 {
+			a.Data[1], a.Data[2] = math.MinInt64, math.MaxInt64
+		}
+		var buf bytes.Buffer
+		if err := WriteInts(&buf, a); err != nil {
+			t.Fatalf("%v: %v", shape, err)
+		}
+		r, err := npyio.NewReader(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatalf("%v: npyio: %v", shape, err)
+		}
+		if got := r.Header.Descr.Shape; !slices.Equal(got, shape) || r.Header.Descr.Type != "'<i8'" {
+			t.Errorf("%v: npyio reads header %+v", shape, r.Header.Descr)
+		}
+		b, err := ReadInts(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatalf("%v: ReadInts: %v", shape, err)
+		}
+		if !slices.Equal(b.Shape, shape) || !slices.Equal(b.Data, a.Data) || b.DType != "int64" {
+			t.Errorf("%v: ReadInts gives %v %v %s, want %v int64", shape, b.Shape, b.Data, b.DType, a.Data)
+		}
+	}
+	if err := WriteInts(&bytes.Buffer{}, &IntArray{Shape: []int{2}, Data: []int{1}}); err == nil {
+		t.Error("WriteInts of 1 value as shape [2]: no error")
 	}
 }
