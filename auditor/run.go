@@ -336,8 +336,14 @@ func margins(ctx context.Context, clf *attack.Classifier, im *Images, c Checkpoi
 		}
 		if ref != nil {
 			rec.MarginRefined, rec.Censored = ref[i].Margin, ref[i].Censored
-			if rec.Censored {
+			switch {
+			case rec.Censored:
 				rec.MarginRefined = ref[i].CensoredAt
+			case r.Success:
+				// DeepFool's point is confirmed adversarial too; where FMN
+				// kept it, its norm in float32 may exceed DeepFool's float64
+				// one by rounding (≈1e-9 relative).
+				rec.MarginRefined = min(rec.MarginRefined, r.Margin)
 			}
 		}
 		recs[i] = rec

@@ -128,7 +128,7 @@ func bracketCounts(a *audit, n auditor.Norm) string {
 			censored += c.censored
 		}
 	}
-	return fmt.Sprintf("%s (left out of DeepFool's means; the refinement searched them from a PGD start) and %s (nothing flipped them within the input range; left out of the refined means)",
+	return fmt.Sprintf("%s (left out of DeepFool's means; the refinement searched them from a PGD start) and %s (no attack flipped them within the input range; left out of the refined means)",
 		plural(failed, "image DeepFool failed on"), plural(censored, "censored image"))
 }
 
@@ -233,7 +233,7 @@ func bandFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int) (*figur
 		panels: panels,
 		w:      10 * vg.Inch, h: h,
 	}
-	caption := fmt.Sprintf("Audit %s on %s, %s, %s. R(ε), the fraction of the images whose %s margin exceeds ε, from DeepFool's margins (dashed) and from those FMN refined (%d steps, solid); both are upper bounds of each image's distance to the boundary, so the true R(ε) lies at or below the refined curve, and the band between the two curves is what the refinement removed. Correctly classified and misclassified images count alike. An image DeepFool failed on counts above every ε in DeepFool's curve; a censored image (nothing flipped it within the input range, up to the largest perturbation the range allows) counts above every ε in the refined curve. %s.",
+	caption := fmt.Sprintf("Audit %s on %s, %s, %s. R(ε), the fraction of the images whose %s margin exceeds ε, from DeepFool's margins (dashed) and from those FMN refined (%d steps, solid); both are upper bounds of each image's distance to the boundary, so the true R(ε) lies at or below the refined curve, and the band between the two curves is what the refinement removed. Correctly classified and misclassified images count alike. An image DeepFool failed on counts above every ε in DeepFool's curve; a censored image (no attack flipped it within the input range, up to the largest perturbation the range allows) counts above every ε in the refined curve. %s.",
 		a.Label, dataName(a), splitsText(a, []auditor.Split{s}), a.listed(epochs), normName(n), a.settings.RefineParams.Steps, strings.Join(counts, "; "))
 	return f, Figure{Kind: FigBand, Caption: caption, Audit: a.Label, Split: s, Norm: n}
 }

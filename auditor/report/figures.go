@@ -247,7 +247,7 @@ func attackText(a *audit, n auditor.Norm, opts *Options) string {
 // left out of the means.
 func failuresText(f int, opts *Options) string {
 	if opts.Refined {
-		return fmt.Sprintf("%s (nothing flipped them within the input range) left out of the means", plural(f, "censored image"))
+		return fmt.Sprintf("%s (no attack flipped them within the input range) left out of the means", plural(f, "censored image"))
 	}
 	return fmt.Sprintf("%s after all restarts, left out of the means", plural(f, "failed attack"))
 }

@@ -161,5 +161,5 @@ func runStudy(c *cli.Context) error {
 	if len(failures) > 0 {
 		return errors.Join(failures...)
 	}
-	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard"})
+	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard", Refined: settings.Refine})
 }
