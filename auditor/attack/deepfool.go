@@ -34,6 +34,10 @@ type DeepFoolOptions struct {
 	// generator, results do not depend on BatchSize or on the order of
 	// the images.
 	Seed uint64
+	// FirstImage is the position of the first image among all the images
+	// of an attack that is run in pieces: image i draws its noise as image
+	// FirstImage+i of the whole, so the pieces give the whole's results.
+	FirstImage int
 	// Refine tightens each margin by a bisection on the segment between
 	// the clean image and the adversarial one, RefineSteps halvings (0
 	// means 20), reported in DeepFoolResult.Refined.
@@ -309,7 +313,7 @@ func (df *deepFool) restart(s int) {
 	df.retries[s]++
 	df.steps[s], df.fresh[s], df.stalled[s] = 0, true, false
 	i := df.img[s]
-	rng := rand.New(rand.NewPCG(df.opt.Seed, uint64(i)<<20|uint64(df.retries[s])))
+	rng := rand.New(rand.NewPCG(df.opt.Seed, uint64(df.opt.FirstImage+i)<<20|uint64(df.retries[s])))
 	x0, start := df.x0[i*d:(i+1)*d], df.start[s*d:(s+1)*d]
 	lo, hi := df.c.lo, df.c.hi
 	for j, v := range x0 {
