@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/auditor/shard"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -31,6 +32,9 @@ type Images struct {
 	Layout attack.Layout
 	// Name names the images in errors, such as "images.npy".
 	Name string
+	// First is the position of the first image among the split's, when
+	// a shard audits a range of them (see Config.Shard).
+	First int
 }
 
 // Len is the number of images.
@@ -50,6 +54,9 @@ type Config struct {
 	Threads int
 	// BatchSize is how many images DeepFool attacks together; 0 means 64.
 	BatchSize int
+	// Shard, when set, audits only that shard of the work into Out, as
+	// package shard divides it (see planShard); nil audits all of it.
+	Shard *shard.Spec
 }
 
 // Progress hears about an audit as it runs; the CLI renders it. Library code
@@ -106,8 +113,16 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 	if len(ckpts) == 0 {
 		return nil, fmt.Errorf("auditor: no .onnx checkpoints in %s", strings.Join(cfg.Checkpoints, ", "))
 	}
+	plan, err := planShard(&cfg, ckpts)
+	if err != nil {
+		return nil, err
+	}
+	ckpts = plan.checkpoints(ckpts)
 	store, err := OpenStore(cfg.Out, &cfg.Settings)
 	if err != nil {
+		return nil, err
+	}
+	if err := plan.attach(store); err != nil {
 		return nil, err
 	}
 	var failures []error
@@ -120,11 +135,12 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 			continue
 		}
 		start := time.Now()
-		p.Checkpoint(c, i, len(ckpts), cfg.work())
+		ccfg := plan.config(cfg, c)
+		p.Checkpoint(c, i, len(ckpts), ccfg.work())
 		err := c.Err
 		if err == nil {
 			var part *Part
-			if part, err = auditCheckpoint(ctx, cfg, c, p); err == nil {
+			if part, err = auditCheckpoint(ctx, ccfg, c, p); err == nil {
 				err = store.Commit(part)
 			}
 		}
@@ -189,7 +205,7 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		for _, norm := range s.Norms {
 			df := attack.DefaultDeepFoolOptions(attackNorm(norm))
 			df.Overshoot, df.MaxIter, df.Candidates, df.Retries, df.Refine = s.Overshoot, s.MaxIter, s.Candidates, s.Retries, s.Refine
-			df.Seed, df.BatchSize, df.Progress = uint64(s.Seed), cfg.BatchSize, progress
+			df.Seed, df.BatchSize, df.Progress, df.FirstImage = uint64(s.Seed), cfg.BatchSize, progress, im.First
 			res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
 			if err != nil {
 				return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
