@@ -64,6 +64,7 @@ func auditCommand() *cli.Command {
 			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps", Value: 20},
 			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size (default 2.5·ε/steps)"},
 			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: 64},
+			shardFlag(),
 			waitFlag(),
 		},
 		Action: runAudit,
@@ -81,6 +82,10 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	sp, err := shardSpec(c)
+	if err != nil {
+		return err
+	}
 	lock, err := lockOutput(c, "audit", c.String("out"))
 	if err != nil {
 		return err
@@ -93,8 +98,9 @@ func runAudit(c *cli.Context) error {
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	p := &auditProgress{bar: bar}
 	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s, Data: data,
-		Threads: c.Int("threads"), BatchSize: c.Int("batch")}
+		Threads: c.Int("threads"), BatchSize: c.Int("batch"), Shard: sp}
 	sum, err := auditor.Run(c.Context, cfg, p)
+	err = shardUsage(err)
 	if sum != nil && len(sum.Checkpoints) > 0 { // else every checkpoint failed
 		printAuditSummary(c, sum)
 	}

@@ -14,6 +14,8 @@
 //	audit      measure DeepFool margins and PGD robustness of checkpoints
 //	report     figures, index.html and the study's observations from audits
 //	study      train standard and adversarial models, audit, report
+//	merge      merge the folders of an audit's shards (audit --shard I/N)
+//	status     show what the shards of an audit have done and what remains
 //	selfcheck  check onnxgrad's Jacobians against PyTorch's on the fixtures
 //
 // Run `marginaudit help COMMAND` for a command's flags. Flags may follow the
@@ -95,6 +97,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			auditCommand(),
 			reportCommand(),
 			studyCommand(),
+			mergeCommand(),
+			statusCommand(),
 			selfcheckCommand(),
 		},
 		// Errors are printed by run; keep cli from printing or exiting.
