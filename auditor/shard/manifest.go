@@ -142,7 +142,7 @@ func (e *CoverError) Error() string {
 	for _, d := range e.Doubled {
 		parts = append(parts, fmt.Sprintf("shard %d/%d is given %d times (%s)", d.Index, e.Count, len(d.Dirs), strings.Join(d.Dirs, ", ")))
 	}
-	return "shard: " + strings.Join(parts, "; ")
+	return strings.Join(parts, "; ") // each part begins with "shard"
 }
 
 // Cover checks that the manifests, read from the folders dirs, are of one

@@ -65,7 +65,7 @@ func runStatus(c *cli.Context) error {
 		}
 		state := "done"
 		if rem := f.Remaining(); len(rem) > 0 {
-			state = fmt.Sprintf("%d units left", len(rem))
+			state = fmt.Sprintf("%d of %d units left", len(rem), len(m.Units))
 			var names []string
 			for _, u := range rem {
 				names = append(names, u.String())
@@ -86,7 +86,7 @@ func runStatus(c *cli.Context) error {
 	switch err := shard.Cover(dirs, manifests); {
 	case len(folders) < len(dirs):
 	case err != nil:
-		fmt.Fprintf(c.App.Writer, "these folders are not every shard once: %v\n", strings.TrimPrefix(err.Error(), "shard: "))
+		fmt.Fprintf(c.App.Writer, "these folders are not every shard once: %v\n", err)
 	case len(left) == 0:
 		fmt.Fprintf(c.App.Writer, "all %d shards are done: %s merge %s --out DIR\n", len(dirs), progName, strings.Join(dirs, " "))
 	}
