@@ -19,7 +19,7 @@ CONFORMANCE_REPORT ?= conformance-report.txt
 FUZZTIME ?= 30s
 # Fuzz targets of `make fuzz`, as space-separated PACKAGE:FuzzName entries,
 # e.g. ./onnxgrad:FuzzDecode.
-FUZZ_TARGETS ?= ./onnxgrad:FuzzDecode ./internal/npy:FuzzRead ./trainer/dataset:FuzzReadIDXImages ./trainer/dataset:FuzzReadIDXLabels ./trainer/dataset:FuzzReadCIFAR ./trainer/optim:FuzzUnmarshalState ./auditor:FuzzReadRecords ./auditor:FuzzReadConfidence
+FUZZ_TARGETS ?= ./onnxgrad:FuzzDecode ./internal/npy:FuzzRead ./trainer/dataset:FuzzReadIDXImages ./trainer/dataset:FuzzReadIDXLabels ./trainer/dataset:FuzzReadCIFAR ./trainer/optim:FuzzUnmarshalState ./auditor:FuzzReadRecords ./auditor:FuzzReadConfidence ./auditor:FuzzReadRobust ./auditor/compare:FuzzParseGates
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # The onnxruntime library that `make ort` installs and the tests load, unless

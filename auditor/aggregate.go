@@ -65,7 +65,7 @@ func Summarize(records []Record, pgd []PGDResult, settings *Settings) (*Summary,
 		return cmp.Or(
 			cmp.Compare(a.Epoch, b.Epoch),
 			cmp.Compare(a.Split.order(), b.Split.order()),
-			cmp.Compare(a.Norm.order(), b.Norm.order()),
+			cmp.Compare(normOrder(a.Norm), normOrder(b.Norm)),
 		)
 	})
 	refined := slices.ContainsFunc(records, func(r Record) bool { return r.Refined() })
@@ -87,7 +87,7 @@ func Summarize(records []Record, pgd []PGDResult, settings *Settings) (*Summary,
 		return cmp.Or(
 			cmp.Compare(a.Epoch, b.Epoch),
 			cmp.Compare(a.Split.order(), b.Split.order()),
-			cmp.Compare(a.Norm.order(), b.Norm.order()),
+			cmp.Compare(normOrder(a.Norm), normOrder(b.Norm)),
 			cmp.Compare(a.Eps, b.Eps),
 		)
 	})

@@ -61,7 +61,7 @@ func (e *ParseError) Unwrap() error { return e.Err }
 
 // ErrHeader is wrapped by a ParseError when a file does not start with the
 // expected header.
-var ErrHeader = errors.New("not a margins.csv header")
+var ErrHeader = errors.New("not the expected header")
 
 // Writer writes records as margins.csv rows. Call Flush (or Close of the
 // underlying file after Flush) when done; errors are sticky.
@@ -188,6 +188,7 @@ func ReadRecords(r io.Reader, name string) ([]Record, error) {
 type csvTable struct {
 	name   string   // file name, as given to the reader
 	header []string // the expected header row
+	fields int      // the fields of each row in the file (a prefix of header)
 	cr     *csv.Reader
 }
 
@@ -198,6 +199,13 @@ type csvTable struct {
 // here, with errors that are *ParseError values; each should return its
 // own errors made by t's methods. The row slice is reused by the next call.
 func readTable(r io.Reader, name string, header []string, each func(t *csvTable, row []string) error) error {
+	return readTableFrom(r, name, header, len(header), each)
+}
+
+// readTableFrom is readTable for a format whose later versions added
+// columns at the end: the file's header may stop after the first required
+// columns of header, and each then sees the missing fields as "".
+func readTableFrom(r io.Reader, name string, header []string, required int, each func(t *csvTable, row []string) error) error {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1 // the header is checked below
 	cr.ReuseRecord = true
@@ -208,17 +216,29 @@ func readTable(r io.Reader, name string, header []string, each func(t *csvTable,
 	if err != nil {
 		return csvError(name, err)
 	}
-	if len(head) != len(header) {
-		return &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %d", ErrHeader, len(head), len(header))}
+	if len(head) < required || len(head) > len(header) {
+		want := strconv.Itoa(len(header))
+		if required < len(header) {
+			want = fmt.Sprintf("%d to %d", required, len(header))
+		}
+		return &ParseError{File: name, Line: 1, Err: fmt.Errorf("%w: %d columns, want %s", ErrHeader, len(head), want)}
 	}
-	cr.FieldsPerRecord = len(header)
+	cr.FieldsPerRecord = len(head)
 	for i, h := range head {
 		if h != header[i] {
 			return &ParseError{File: name, Line: 1, Column: i + 1, Field: header[i],
 				Err: fmt.Errorf("%w: column is %q, want %q", ErrHeader, h, header[i])}
 		}
 	}
-	t := &csvTable{name: name, header: header, cr: cr}
+	if len(head) < len(header) {
+		full := make([]string, len(header))
+		inner := each
+		each = func(t *csvTable, row []string) error {
+			clear(full[copy(full, row):])
+			return inner(t, full)
+		}
+	}
+	t := &csvTable{name: name, header: header, fields: len(head), cr: cr}
 	for {
 		row, err := cr.Read()
 		if err == io.EOF {
@@ -234,8 +254,11 @@ func readTable(r io.Reader, name string, header []string, each func(t *csvTable,
 }
 
 // line returns the 1-based line on which field col (0-based) of the
-// current row starts.
+// current row starts; for a column the file lacks, that of the row.
 func (t *csvTable) line(col int) int {
+	if col >= t.fields {
+		col = 0
+	}
 	line, _ := t.cr.FieldPos(col)
 	return line
 }

@@ -150,8 +150,8 @@ func testParseErrors[T any](t *testing.T, header []string, read func(io.Reader, 
 	t.Helper()
 	n := len(header)
 	table := []parseErrorCase{
-		{"empty", "", 0, 0, "empty file: not a margins.csv header"},
-		{"short header", "checkpoint,epoch\n", 1, 0, fmt.Sprintf("not a margins.csv header: 2 columns, want %d", n)},
+		{"empty", "", 0, 0, "empty file: not the expected header"},
+		{"short header", "checkpoint,epoch\n", 1, 0, fmt.Sprintf("not the expected header: 2 columns, want %d", n)},
 		{"bad header", strings.Join(header[:n-1], ",") + ",x\n", 1, n, fmt.Sprintf("column is \"x\", want %q", header[n-1])},
 		{"short row", strings.Join(header, ",") + "\na.onnx,1,test\n", 2, 0, "wrong number of fields"},
 	}

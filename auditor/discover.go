@@ -190,7 +190,7 @@ var ErrMetadataEpoch = errors.New("metadata epoch is not a non-negative integer"
 func metadataEpoch(path string) (epoch int, ok bool, err error) {
 	m, err := onnxgrad.Load(path)
 	if err != nil {
-		return 0, false, fmt.Errorf("auditor: checkpoint %s: %w", path, err)
+		return 0, false, err // onnxgrad's errors name the file
 	}
 	for _, p := range m.GetMetadataProps() {
 		if p.GetKey() != MetadataEpoch {

@@ -24,6 +24,12 @@
 //
 //	checkpoint,epoch,split,index,max_softmax
 //
+// robust.csv ([WriteRobust], [ReadRobust]) holds whether every audited
+// image is still classified correctly under each PGD attack, one row per
+// (checkpoint, split, norm, eps, image), adding up to the PGD results:
+//
+//	checkpoint,epoch,split,norm,eps,index,robust
+//
 // # Statistics
 //
 // [Summarize] groups the records by (epoch, split, norm, group), where the
@@ -55,8 +61,13 @@
 // the probability outputs" or "log-probabilities (LogSoftmax output)" (the
 // margins are those of the logits in every case), and "batch", present for
 // a model exported with a fixed batch size B, is "batch fixed at B:
-// rewritten to symbolic" or "batch fixed at B: fed B images per run"; both
-// are absent for checkpoints audited before they were recorded.
+// rewritten to symbolic" or "batch fixed at B: fed B images per run";
+// "epoch_from" says where the epoch came from ("metadata", "name", or
+// "position" for checkpoints without epochs: separate models numbered in
+// the order given), "input_range" and "normalization" the input convention
+// the attacks used, from the settings or the checkpoint's metadata (settings
+// "range" [0, 0] means "from each checkpoint's metadata"). Each is absent
+// for checkpoints audited before it was recorded.
 //
 //	{
 //	  "format": "marginaudit-summary",
@@ -66,7 +77,9 @@
 //	    {"checkpoint": "epoch-001.onnx", "epoch": 1,
 //	     "accuracy": [{"split": "train", "images": 1000, "correct": 912, "accuracy": 0.912}, …],
 //	     "scores": "logits",                   // the class scores attacked, see ModelInfo
-//	     "batch": "batch fixed at 1: rewritten to symbolic"}  // absent for a symbolic batch
+//	     "batch": "batch fixed at 1: rewritten to symbolic",  // absent for a symbolic batch
+//	     "epoch_from": "metadata",             // "name", or "position" for separate models
+//	     "input_range": [0, 1], "normalization": "none"}  // or "mean=a,b,c;std=d,e,f"
 //	  ],
 //	  "groups": [                              // by epoch, split, norm, group
 //	    {"checkpoint": "epoch-001.onnx", "epoch": 1, "split": "test", "norm": "l2",
@@ -117,9 +130,11 @@
 //	parts/NAME.csv              records of the finished checkpoint NAME
 //	parts/pgd/NAME.csv          its PGD results
 //	parts/confidence/NAME.csv   its images' max-softmax
-//	parts/model/NAME.csv        how its model was run (ModelHeader: scores, batch)
+//	parts/model/NAME.csv        how its model was run (see ModelHeader)
+//	parts/robust/NAME.csv       its images' PGD outcomes
 //	margins.csv                 all parts' records, by epoch
 //	confidence.csv              all parts' max-softmax, by epoch
+//	robust.csv                  all parts' PGD outcomes, by epoch
 //	summary.json                see above ([Store.WriteReport])
 //	transitions.csv             see above ([Store.WriteReport])
 //

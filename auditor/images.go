@@ -29,6 +29,32 @@ func (e *ImageShapeError) Error() string {
 	return fmt.Sprintf("%s: images are %s but model %s takes %s", e.Images, attack.FormatSizes(e.Shape), e.Checkpoint, want)
 }
 
+// check returns an error naming the images of split when there are none,
+// when an image would have no values (a size ≤ 0 in Shape), or when X,
+// Labels and Index disagree in length.
+func (im *Images) check(split Split) error {
+	if im == nil || im.Len() == 0 {
+		return fmt.Errorf("auditor: no images for split %s", split)
+	}
+	name := im.Name
+	if name == "" {
+		name = "images of split " + string(split)
+	}
+	if slices.ContainsFunc(im.Shape, func(d int64) bool { return d <= 0 }) {
+		return fmt.Errorf("auditor: %s: an image is %v: no values", name, im.Shape)
+	}
+	n := im.Len()
+	switch {
+	case len(im.Index) != n:
+		return fmt.Errorf("auditor: %s: %d labels but %d indices", name, n, len(im.Index))
+	case len(im.X) == 0 || len(im.X)%n != 0:
+		return fmt.Errorf("auditor: %s: %d values are not %d whole images", name, len(im.X), n)
+	case im.Shape != nil && len(im.X) != n*attack.ImageSize(im.Shape):
+		return fmt.Errorf("auditor: %s: %d values, want %d images of %v", name, len(im.X), n, im.Shape)
+	}
+	return nil
+}
+
 // someImages returns the images of the first split, nil if there is none.
 func (cfg *Config) someImages() *Images {
 	if len(cfg.Settings.Splits) == 0 {

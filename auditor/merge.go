@@ -193,7 +193,9 @@ func mergeParts(folders []*ShardFolder) ([]*Part, error) {
 }
 
 // mergeCheckpoint puts together the part of checkpoint name from the
-// pieces, sorted by their first image.
+// pieces, sorted by their first image: every kind of row of a Part (a
+// kind it does not carry over is caught by TestMergeEqualsOneAudit, which
+// compares every file of the folders).
 func mergeCheckpoint(name string, pieces []piece, s *Settings) (*Part, error) {
 	read := map[*ShardFolder]*Part{}
 	var out *Part
@@ -233,6 +235,7 @@ func mergeCheckpoint(name string, pieces []piece, s *Settings) (*Part, error) {
 			p := read[pc.folder]
 			out.Confidence = append(out.Confidence, rowsOf(p.Confidence, func(c *Confidence) bool { return c.Split == split })...)
 			out.PGD = append(out.PGD, rowsOf(p.PGD, func(r *PGDResult) bool { return r.Split == split })...)
+			out.Robust = append(out.Robust, rowsOf(p.Robust, func(r *RobustImage) bool { return r.Split == split })...)
 		}
 	}
 	return out, nil

@@ -30,6 +30,8 @@ func TestModelInfoRoundTrip(t *testing.T) {
 		nil,
 		{Checkpoint: "epoch-001.onnx", Epoch: 1, Scores: "logits"},
 		{Checkpoint: "a,b.onnx", Epoch: 0, Scores: "log-probabilities (Softmax replaced by LogSoftmax)", Batch: "batch fixed at 2: fed 2 images per run"},
+		{Checkpoint: "resnet.onnx", Epoch: 2, Scores: "logits", EpochFrom: FromPosition, InputRange: [2]float64{-1, 255},
+			Normalization: "mean=0.4914,0.4822,0.4465;std=0.247,0.243,0.261"},
 	} {
 		var b bytes.Buffer
 		if err := writeModelInfo(&b, m); err != nil {
@@ -45,11 +47,31 @@ func TestModelInfoRoundTrip(t *testing.T) {
 	}
 }
 
+// A model part written before the epoch source and the input convention
+// were recorded reads with them empty.
+func TestReadModelInfoFirstFormat(t *testing.T) {
+	data := "checkpoint,epoch,scores,batch\nepoch-003.onnx,3,logits,\n"
+	got, err := readModelInfo(strings.NewReader(data), "model.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ModelInfo{Checkpoint: "epoch-003.onnx", Epoch: 3, Scores: "logits"}); *got != want {
+		t.Errorf("read %+v, want %+v", got, want)
+	}
+}
+
 func TestReadModelInfoErrors(t *testing.T) {
-	head := strings.Join(ModelHeader, ",") + "\n"
+	head := strings.Join(ModelHeader[:modelRequired], ",") + "\n"
+	full := strings.Join(ModelHeader, ",") + "\n"
 	for _, tc := range []struct {
 		name, data, want string
 	}{
+		{"short row", full + "a.onnx,1,logits,\n", "model.csv:2: wrong number of fields"},
+		{"epoch from", full + "a.onnx,1,logits,,file,\"0,1\",none\n", `epoch from "file"`},
+		{"range", full + "a.onnx,1,logits,,name,1,none\n", `column 6 (input_range): invalid range "1"`},
+		{"empty range", full + "a.onnx,1,logits,,name,\"1,1\",none\n", `invalid range "1,1": want "lo,hi", two finite numbers with lo < hi`},
+		{"normalization", full + "a.onnx,1,logits,,name,\"0,1\",mean=1\n", `normalization "mean=1": bad normalisation: std (none): want a std for the mean given`},
+		{"extra column", full[:len(full)-1] + ",x\n", "8 columns, want 4 to 7"},
 		{"two rows", head + "a.onnx,1,logits,\na.onnx,1,logits,\n", "model.csv:3: a second row"},
 		{"no scores", head + "a.onnx,1,,\n", "model.csv:2: no scores"},
 		{"bad epoch", head + "a.onnx,x,logits,\n", `model.csv:2: column 2 (epoch): invalid integer "x"`},
@@ -67,9 +89,10 @@ func TestReadModelInfoErrors(t *testing.T) {
 }
 
 func FuzzReadModelInfo(f *testing.F) {
-	head := strings.Join(ModelHeader, ",") + "\n"
+	head := strings.Join(ModelHeader[:modelRequired], ",") + "\n"
 	f.Add([]byte(head))
 	f.Add([]byte(head + "a.onnx,1,logits,\n"))
+	f.Add([]byte(strings.Join(ModelHeader, ",") + "\nm.onnx,0,logits,,position,\"0,255\",\"mean=0.5;std=0.25\"\n"))
 	f.Add([]byte(head + "\"a,\"\"b\"\".onnx\",0,log of the probability outputs,\"batch fixed at 1: rewritten to symbolic\"\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzRoundTrip(t, data, readModelInfos, writeModelInfos, func(a, b ModelInfo) bool { return a == b })

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/marginaudit/marginaudit/auditor/attack"
 )
 
 // Split names the part of a data set an image comes from.
@@ -34,25 +36,18 @@ func (s Split) order() int {
 	return 1
 }
 
-// Norm names the norm in which a margin is measured.
-type Norm string
+// Norm names the norm in which a margin is measured: the attacks' norm,
+// "l2" or "linf" in margins.csv and settings.json.
+type Norm = attack.Norm
 
 // The norms of a margin, in the order the auditor reports them.
 const (
-	L2   Norm = "l2"   // Euclidean norm of the perturbation
-	LInf Norm = "linf" // largest absolute pixel change of the perturbation
+	L2   = attack.L2   // Euclidean norm of the perturbation
+	LInf = attack.LInf // largest absolute pixel change of the perturbation
 )
 
-// ParseNorm returns the norm named s ("l2" or "linf").
-func ParseNorm(s string) (Norm, error) {
-	switch Norm(s) {
-	case L2, LInf:
-		return Norm(s), nil
-	}
-	return "", fmt.Errorf("auditor: unknown norm %q (want l2 or linf)", s)
-}
-
-func (n Norm) order() int {
+// normOrder is the place of n in reports: L2 first.
+func normOrder(n Norm) int {
 	if n == L2 {
 		return 0
 	}
@@ -136,7 +131,7 @@ func (r *Record) validate() *fieldError {
 	if r.Correct != (r.Label == r.Pred) {
 		return bad(colCorrect, "correct is %t but label %d and prediction %d say %t", r.Correct, r.Label, r.Pred, r.Label == r.Pred)
 	}
-	if _, err := ParseNorm(string(r.Norm)); err != nil {
+	if _, err := attack.ParseNorm(string(r.Norm)); err != nil {
 		return bad(colNorm, "unknown norm %q (want l2 or linf)", r.Norm)
 	}
 	switch m := r.Margin; {

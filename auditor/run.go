@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
-	"strconv"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/auditor/shard"
+	"github.com/marginaudit/marginaudit/internal/convention"
+	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -35,6 +39,12 @@ type Images struct {
 	// First is the position of the first image among the split's, when
 	// a shard audits a range of them (see Config.Shard).
 	First int
+	// Dataset is the name of the data set the images come from, as the
+	// trainer writes it in a checkpoint's metadata ("mnist",
+	// "fashion-mnist", "cifar10"); "" for arrays given by the user. A
+	// checkpoint whose metadata names another data set is audited all the
+	// same, with a warning.
+	Dataset string
 }
 
 // Len is the number of images.
@@ -52,11 +62,27 @@ type Config struct {
 	Data map[Split]*Images
 	// Threads per onnxruntime run; 0 lets onnxruntime choose.
 	Threads int
-	// BatchSize is how many images DeepFool attacks together; 0 means 64.
+	// BatchSize is how many images an attack run takes; 0 means
+	// attack.DefaultDeepFoolBatch for DeepFool and attack.DefaultRobustBatch
+	// for PGD.
 	BatchSize int
 	// Shard, when set, audits only that shard of the work into Out, as
 	// package shard divides it (see planShard); nil audits all of it.
 	Shard *shard.Spec
+}
+
+// Validate checks the settings (Settings.Validate) and the speed options,
+// all that can be checked before the images are read and the checkpoints
+// found; Run calls it first. Its errors wrap ErrSettings and name the
+// option ("threads", "batch_size", or a setting).
+func (cfg *Config) Validate() error {
+	switch {
+	case cfg.Threads < 0:
+		return &option.Error{Kind: ErrSettings, Field: "threads", Value: cfg.Threads, Want: "0 (onnxruntime chooses) or a number of threads ≥ 1"}
+	case cfg.BatchSize < 0:
+		return &option.Error{Kind: ErrSettings, Field: "batch_size", Value: cfg.BatchSize, Want: fmt.Sprintf("0 (the default, %d) or a number of images ≥ 1", attack.DefaultDeepFoolBatch)}
+	}
+	return cfg.Settings.Validate()
 }
 
 // Progress hears about an audit as it runs; the CLI renders it. Library code
@@ -74,6 +100,10 @@ type Progress interface {
 	// Finished is called after each checkpoint: skipped (already in the
 	// store), audited, or failed with err.
 	Finished(c Checkpoint, skipped bool, err error, elapsed time.Duration)
+	// Warn reports something about checkpoint c that does not stop its
+	// audit but may make its results mean less than they seem, such as
+	// metadata naming another data set than the images'.
+	Warn(c Checkpoint, msg string)
 }
 
 // CheckpointError reports a checkpoint that could not be audited.
@@ -90,8 +120,11 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 
 // Run audits every checkpoint of cfg not already in the store, committing
 // each one's results when it finishes, then writes summary.json and
-// transitions.csv. A checkpoint's results are the DeepFool margins and the
-// PGD robust accuracies of every split, and each image's clean max-softmax
+// transitions.csv. A folder that holds no audit yet is created with the
+// first finished checkpoint: when every checkpoint fails, nothing is
+// written. A checkpoint's results are the DeepFool margins and the
+// PGD robust accuracies of every split (with each image's outcome,
+// robust.csv), and each image's clean max-softmax
 // probability from the same classifier (confidence.csv; for a model that
 // outputs probabilities, its largest output), and how its model was run
 // (ModelInfo). A checkpoint that fails is reported to p and skipped; Run
@@ -101,9 +134,12 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 	if p == nil {
 		p = nopProgress{}
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	for _, s := range cfg.Settings.Splits {
-		if cfg.Data[s] == nil || cfg.Data[s].Len() == 0 {
-			return nil, fmt.Errorf("auditor: no images for split %s", s)
+		if err := cfg.Data[s].check(s); err != nil {
+			return nil, err
 		}
 	}
 	ckpts, err := Discover(cfg.Checkpoints)
@@ -118,11 +154,11 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 		return nil, err
 	}
 	ckpts = plan.checkpoints(ckpts)
-	store, err := OpenStore(cfg.Out, &cfg.Settings)
-	if err != nil {
-		return nil, err
+	store, err := openExistingStore(cfg.Out, &cfg.Settings)
+	if err == nil && store != nil {
+		err = plan.attach(store)
 	}
-	if err := plan.attach(store); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	var failures []error
@@ -130,7 +166,7 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if store.Done(c.Name) {
+		if store != nil && store.Done(c.Name) {
 			p.Finished(c, true, nil, 0)
 			continue
 		}
@@ -140,7 +176,15 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 		err := c.Err
 		if err == nil {
 			var part *Part
-			if part, err = auditCheckpoint(ctx, ccfg, c, p); err == nil {
+			if part, err = auditCheckpoint(ctx, ccfg, c, p); err == nil && store == nil {
+				if store, err = OpenStore(cfg.Out, &cfg.Settings); err == nil {
+					err = plan.attach(store)
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			if err == nil {
 				err = store.Commit(part)
 			}
 		}
@@ -152,11 +196,36 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 			failures = append(failures, &CheckpointError{Checkpoint: c.Name, Err: err})
 		}
 	}
+	if store == nil {
+		return nil, errors.Join(failures...)
+	}
 	sum, err := store.WriteReport()
 	if err != nil {
 		return nil, err
 	}
 	return sum, errors.Join(failures...)
+}
+
+// openExistingStore opens the store in dir when dir holds an audit
+// (settings.json or parts), and returns nil when it holds none yet, so
+// that a run whose every checkpoint fails writes nothing. A dir that is a
+// file is an error at once.
+func openExistingStore(dir string, settings *Settings) (*Store, error) {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("auditor: audit directory: %w", err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("auditor: audit directory %s is a file", dir)
+	}
+	for _, f := range []string{SettingsFile, PartsDir} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			return OpenStore(dir, settings)
+		}
+	}
+	return nil, nil
 }
 
 // work counts the attack runs of one checkpoint.
@@ -179,13 +248,19 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
 	}
+	if im := cfg.someImages(); im != nil && im.Dataset != "" {
+		if d := modelMetadata(m)[MetadataDataset]; d != "" && !strings.EqualFold(d, im.Dataset) {
+			p.Warn(c, fmt.Sprintf("checkpoint %s: its metadata says %s=%s, but the images are %s", c.Name, MetadataDataset, d, im.Dataset))
+		}
+	}
 	opt.Name, opt.Threads = c.Name, cfg.Threads
 	clf, err := newClassifier(m, opt, cfg.someImages(), c.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer clf.Close()
-	info := ModelInfo{Checkpoint: c.Name, Epoch: c.Epoch, Scores: string(clf.ScoreSource()), Batch: clf.Batch().String()}
+	info := ModelInfo{Checkpoint: c.Name, Epoch: c.Epoch, Scores: string(clf.ScoreSource()), Batch: clf.Batch().String(),
+		EpochFrom: c.From, InputRange: [2]float64{widen(opt.Lo), widen(opt.Hi)}, Normalization: formatNormalization(opt.Mean, opt.Std)}
 	p.Model(c, info)
 	part := &Part{Checkpoint: c.Name, Epoch: c.Epoch, Model: &info}
 	s := &cfg.Settings
@@ -203,9 +278,8 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
 		}
 		for _, norm := range s.Norms {
-			df := attack.DefaultDeepFoolOptions(attackNorm(norm))
-			df.Overshoot, df.MaxIter, df.Candidates, df.Retries, df.Refine = s.Overshoot, s.MaxIter, s.Candidates, s.Retries, s.Refine
-			df.Seed, df.BatchSize, df.Progress, df.FirstImage = uint64(s.Seed), cfg.BatchSize, progress, im.First
+			df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
+				BatchSize: cfg.BatchSize, Progress: progress, FirstImage: im.First}
 			res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
 			if err != nil {
 				return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
@@ -225,17 +299,17 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		}
 		for _, norm := range s.PGD.Norms {
 			for _, eps := range s.PGD.Eps {
-				po := attack.PGDOptions{Norm: attackNorm(norm), Eps: eps, Steps: s.PGD.Steps, Step: s.PGD.StepSize,
-					RandomStart: s.PGD.RandomStart, Seed: uint64(s.Seed), BatchSize: cfg.BatchSize, EarlyStop: true}
-				if po.Step == 0 {
-					po.Step = 2.5 * eps / float64(po.Steps) // Madry et al. 2018
-				}
+				po := attack.PGDOptions{Norm: norm, Eps: eps, PGDParams: s.PGD.PGDParams, Seed: uint64(s.Seed),
+					BatchSize: cfg.BatchSize, EarlyStop: true}
 				rob, err := attack.RobustAccuracy(ctx, clf, im.X, im.Labels, po)
 				if err != nil {
 					return nil, fmt.Errorf("PGD %s ε=%g on %s: %w", norm, eps, split, err)
 				}
 				p.Done(im.Len())
 				part.PGD = append(part.PGD, PGDResult{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Norm: norm, Eps: eps, Images: rob.N, Robust: rob.Robust})
+				for i, robust := range rob.IsRobust {
+					part.Robust = append(part.Robust, RobustImage{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Norm: norm, Eps: eps, Index: im.Index[i], Robust: robust})
+				}
 			}
 		}
 	}
@@ -258,48 +332,45 @@ func maxSoftmaxes(clf *attack.Classifier, im *Images) ([]float64, error) {
 	return out, nil
 }
 
-func attackNorm(n Norm) attack.Norm {
-	if n == LInf {
-		return attack.LInf
-	}
-	return attack.L2
-}
-
 // Metadata keys describing a checkpoint's input convention (written by the
 // trainer; other models may carry them or take the settings instead).
 const (
-	MetadataInputRange    = "input_range"   // "lo,hi", e.g. "0,1"
-	MetadataNormalization = "normalization" // "none", or "mean=a,b,c;std=d,e,f"
+	MetadataInputRange    = convention.KeyRange         // "lo,hi", e.g. "0,1"
+	MetadataNormalization = convention.KeyNormalization // "none", or "mean=a,b,c;std=d,e,f"
+	MetadataDataset       = "dataset"                   // the data set it was trained on, e.g. "mnist"
 )
+
+// modelMetadata returns the metadata_props of m as a map.
+func modelMetadata(m *onnxpb.ModelProto) map[string]string {
+	meta := map[string]string{}
+	for _, p := range m.GetMetadataProps() {
+		meta[p.GetKey()] = p.GetValue()
+	}
+	return meta
+}
 
 // classifierOptions combines the settings with the checkpoint's metadata:
 // settings win where set; otherwise the metadata's input range and
 // normalisation apply, and [0, 1] without normalisation by default.
 func classifierOptions(m *onnxpb.ModelProto, s *Settings) (attack.Options, error) {
-	meta := map[string]string{}
-	for _, p := range m.GetMetadataProps() {
-		meta[p.GetKey()] = p.GetValue()
-	}
+	meta := modelMetadata(m)
 	var opt attack.Options
-	lo, hi := s.Range[0], s.Range[1]
-	if lo == 0 && hi == 0 {
-		lo, hi = 0, 1
-		if r, ok := meta[MetadataInputRange]; ok {
-			v, err := parseFloats(r)
-			if err != nil || len(v) != 2 || !(v[0] < v[1]) {
-				return opt, fmt.Errorf("metadata %s=%q: want \"lo,hi\" with lo < hi", MetadataInputRange, r)
+	r := s.Range
+	if r == [2]float64{} {
+		r = [2]float64{0, 1}
+		if v, ok := meta[MetadataInputRange]; ok {
+			var err error
+			if r, err = convention.ParseRange(v); err != nil {
+				return opt, fmt.Errorf("metadata %s: %w", MetadataInputRange, err)
 			}
-			lo, hi = v[0], v[1]
 		}
 	}
-	opt.Lo, opt.Hi = float32(lo), float32(hi)
+	opt.Lo, opt.Hi = float32(r[0]), float32(r[1])
 	mean, std := s.Mean, s.Std
 	if len(mean) == 0 && len(std) == 0 {
-		if n, ok := meta[MetadataNormalization]; ok && n != "none" && n != "" {
-			var err error
-			if mean, std, err = parseNormalization(n); err != nil {
-				return opt, fmt.Errorf("metadata %s=%q: %w", MetadataNormalization, n, err)
-			}
+		var err error
+		if mean, std, err = convention.ParseNormalization(meta[MetadataNormalization]); err != nil {
+			return opt, fmt.Errorf("metadata %s=%q: %w", MetadataNormalization, meta[MetadataNormalization], err)
 		}
 	}
 	opt.Mean, opt.Std = float32s(mean), float32s(std)
@@ -309,44 +380,6 @@ func classifierOptions(m *onnxpb.ModelProto, s *Settings) (attack.Options, error
 	}
 	opt.Output = s.Output
 	return opt, nil
-}
-
-// parseNormalization reads "mean=a,b,c;std=d,e,f".
-func parseNormalization(s string) (mean, std []float64, err error) {
-	for _, part := range strings.Split(s, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return nil, nil, errors.New(`want "mean=a,b,c;std=d,e,f"`)
-		}
-		vals, err := parseFloats(v)
-		if err != nil {
-			return nil, nil, err
-		}
-		switch k {
-		case "mean":
-			mean = vals
-		case "std":
-			std = vals
-		default:
-			return nil, nil, fmt.Errorf("unknown key %q", k)
-		}
-	}
-	if len(mean) == 0 || len(std) == 0 {
-		return nil, nil, errors.New("both mean and std are needed")
-	}
-	return mean, std, nil
-}
-
-func parseFloats(s string) ([]float64, error) {
-	var out []float64
-	for _, f := range strings.Split(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func float32s(v []float64) []float32 {
@@ -366,3 +399,4 @@ func (nopProgress) Checkpoint(Checkpoint, int, int, int)            {}
 func (nopProgress) Done(int)                                        {}
 func (nopProgress) Model(Checkpoint, ModelInfo)                     {}
 func (nopProgress) Finished(Checkpoint, bool, error, time.Duration) {}
+func (nopProgress) Warn(Checkpoint, string)                         {}

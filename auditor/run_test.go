@@ -6,11 +6,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/internal/testmodels"
@@ -42,8 +44,8 @@ func runFixture(t *testing.T, names ...string) Config {
 		Checkpoints: []string{dir},
 		Out:         filepath.Join(t.TempDir(), "audit"),
 		Settings: Settings{Data: "fixture", Splits: []Split{Test}, N: 4, Sample: "first", Seed: 1,
-			Norms: []Norm{L2, LInf}, Overshoot: 0.02, MaxIter: 50, Retries: 2, Refine: true,
-			PGD: PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.01}, Steps: 5}},
+			Norms: []Norm{L2, LInf}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2, Refine: true},
+			PGD: PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.01}, PGDParams: attack.PGDParams{Steps: 5}}},
 		Data:    map[Split]*Images{Test: im},
 		Threads: 1,
 	}
@@ -54,11 +56,13 @@ type recordingProgress struct {
 	failed           map[string]error
 	done             int
 	models           []ModelInfo
+	warnings         []string
 }
 
 func (p *recordingProgress) Checkpoint(Checkpoint, int, int, int) {}
 func (p *recordingProgress) Done(n int)                           { p.done += n }
 func (p *recordingProgress) Model(_ Checkpoint, m ModelInfo)      { p.models = append(p.models, m) }
+func (p *recordingProgress) Warn(_ Checkpoint, msg string)        { p.warnings = append(p.warnings, msg) }
 func (p *recordingProgress) Finished(c Checkpoint, skipped bool, err error, _ time.Duration) {
 	switch {
 	case skipped:
@@ -95,7 +99,8 @@ func TestRunRecordsModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ModelInfo{Checkpoint: "epoch-004.onnx", Epoch: 4,
-		Scores: "log-probabilities (Softmax replaced by LogSoftmax)", Batch: "batch fixed at 1: rewritten to symbolic"}
+		Scores: "log-probabilities (Softmax replaced by LogSoftmax)", Batch: "batch fixed at 1: rewritten to symbolic",
+		EpochFrom: FromName, InputRange: [2]float64{0, 1}, Normalization: "none"}
 	if len(p.models) != 1 || p.models[0] != want {
 		t.Errorf("progress heard %+v, want %+v", p.models, want)
 	}
@@ -133,7 +138,7 @@ func TestRunAuditsResumesAndSkips(t *testing.T) {
 		t.Errorf("summary has %d PGD results, want 2", len(sum.PGD))
 	}
 	for i, m := range p.models {
-		if want := (ModelInfo{Checkpoint: p.audited[i], Epoch: i, Scores: "logits"}); m != want || sum.Checkpoints[i].Scores != "logits" || sum.Checkpoints[i].Batch != "" {
+		if want := (ModelInfo{Checkpoint: p.audited[i], Epoch: i, Scores: "logits", EpochFrom: FromName, InputRange: [2]float64{0, 1}, Normalization: "none"}); m != want || sum.Checkpoints[i].Scores != "logits" || sum.Checkpoints[i].Batch != "" {
 			t.Errorf("model %+v, summary %+v; want %+v", m, sum.Checkpoints[i], want)
 		}
 	}
@@ -231,4 +236,82 @@ func readRecordsFile(t *testing.T, path string) ([]Record, error) {
 	}
 	defer f.Close()
 	return ReadRecords(f, path)
+}
+
+// Images that cannot be audited are refused before anything is read or
+// written, with an error naming them.
+func TestRunRefusesDegenerateImages(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		im   *Images
+		want string
+	}{
+		{"none", nil, "no images for split test"},
+		{"empty", &Images{Name: "x.npy"}, "no images for split test"},
+		{"zero size", &Images{Name: "x.npy", X: []float32{}, Labels: []int{1}, Index: []int{0}, Shape: []int64{0, 28, 28}}, "x.npy: an image is [0 28 28]: no values"},
+		{"no values", &Images{Name: "x.npy", Labels: []int{1}, Index: []int{0}}, "x.npy: 0 values are not 1 whole images"},
+		{"indices", &Images{Name: "x.npy", X: make([]float32, 4), Labels: []int{1, 2}, Index: []int{0}}, "x.npy: 2 labels but 1 indices"},
+		{"shape", &Images{Name: "x.npy", X: make([]float32, 4), Labels: []int{1, 2}, Index: []int{0, 1}, Shape: []int64{1, 2, 2}}, "x.npy: 4 values, want 2 images of [1 2 2]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "audit")
+			cfg := Config{Checkpoints: []string{"no-such.onnx"}, Out: out,
+				Settings: Settings{Data: "x.npy,y.npy", Splits: []Split{Test}, N: 1, Sample: SampleFirst, Norms: []Norm{L2},
+					DeepFoolParams: attack.DefaultDeepFoolParams()}, Data: map[Split]*Images{Test: tc.im}}
+			if _, err := Run(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one saying %q", err, tc.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("the refused audit wrote %s", out)
+			}
+		})
+	}
+}
+
+// An audit whose every checkpoint fails writes nothing: no folder, no
+// settings.json, no empty margins.csv.
+func TestRunWritesNothingWhenEveryCheckpointFails(t *testing.T) {
+	cfg := runFixture(t)
+	if err := os.WriteFile(filepath.Join(cfg.Checkpoints[0], "epoch-001.onnx"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &recordingProgress{}
+	sum, err := Run(context.Background(), cfg, p)
+	var ce *CheckpointError
+	if !errors.As(err, &ce) || sum != nil || len(p.failed) != 1 {
+		t.Fatalf("summary %v, error %v; want no summary and a CheckpointError", sum, err)
+	}
+	if _, err := os.Stat(cfg.Out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed audit wrote %s (%v)", cfg.Out, err)
+	}
+}
+
+// A checkpoint whose metadata names another data set than the images' is
+// audited with a warning naming it and both data sets; the same data set
+// in another letter case, or images without a data set, give none.
+func TestRunWarnsOfAnotherDataset(t *testing.T) {
+	cfg := runFixture(t)
+	m, err := onnxgrad.Load("../testdata/models/mlp.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String("dataset"), Value: proto.String("mnist")})
+	if err := onnxgrad.Save(filepath.Join(cfg.Checkpoints[0], "epoch-001.onnx"), m); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ dataset, want string }{
+		{"fashion-mnist", "checkpoint epoch-001.onnx: its metadata says dataset=mnist, but the images are fashion-mnist"},
+		{"MNIST", ""},
+		{"", ""},
+	} {
+		cfg.Out = filepath.Join(t.TempDir(), "audit")
+		cfg.Data[Test].Dataset = tc.dataset
+		p := &recordingProgress{}
+		if _, err := Run(context.Background(), cfg, p); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(p.warnings, "\n"); got != tc.want {
+			t.Errorf("images of %q: warnings %q, want %q", tc.dataset, got, tc.want)
+		}
+	}
 }

@@ -3,9 +3,21 @@ package auditor
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/convention"
+	"github.com/marginaudit/marginaudit/internal/option"
+)
+
+// How Settings.Sample picks the N images of a split.
+const (
+	SampleFirst  = "first"  // the first N
+	SampleRandom = "random" // a random subset drawn with Settings.Seed
 )
 
 // Settings are everything that determines an audit's results: the data,
@@ -25,7 +37,7 @@ type Settings struct {
 	// N is the number of images per split: the first N, or a random subset
 	// of N drawn with Seed when Sample is "random".
 	N      int    `json:"n"`
-	Sample string `json:"sample"` // "first" or "random"
+	Sample string `json:"sample"` // SampleFirst or SampleRandom
 	Seed   int64  `json:"seed"`   // seed of the subset and of the attacks' random noise
 
 	// Range is the pixel range [lo, hi] of the inputs; Mean and Std the
@@ -43,25 +55,104 @@ type Settings struct {
 	// not the first; stored only when given, like Layout.
 	Output string `json:"output,omitempty"`
 
-	// DeepFool.
-	Norms      []Norm  `json:"norms"`      // norms of the margins
-	Overshoot  float64 `json:"overshoot"`  // scale of the cumulative perturbation, 0.02
-	MaxIter    int     `json:"max_iter"`   // iterations per attempt, 50
-	Candidates int     `json:"candidates"` // top-k candidate classes; 0 for all
-	Retries    int     `json:"retries"`    // restarts from a noisy image after a failure
-	Refine     bool    `json:"refine"`     // bisection to the exact crossing
+	// Norms are the norms of the DeepFool margins; DeepFoolParams the
+	// attack's parameters (overshoot, max_iter, candidates, retries,
+	// refine), stored under their own JSON names.
+	Norms []Norm `json:"norms"`
+	attack.DeepFoolParams
 
 	PGD PGDSettings `json:"pgd"`
 }
 
-// PGDSettings are the parameters of the PGD robust-accuracy attacks; an
-// audit without PGD has no Eps.
+// PGDSettings are the parameters of the PGD robust-accuracy attacks: one
+// attack per norm and radius, each with the PGDParams (steps, step_size
+// in pixel units, 0 for 2.5·ε/steps, random_start). An audit without PGD
+// has no Eps and zero PGDParams.
 type PGDSettings struct {
-	Norms       []Norm    `json:"norms"`
-	Eps         []float64 `json:"eps"`       // radii
-	Steps       int       `json:"steps"`     // iterations
-	StepSize    float64   `json:"step_size"` // step length, as a fraction of eps
-	RandomStart bool      `json:"random_start"`
+	Norms []Norm    `json:"norms"`
+	Eps   []float64 `json:"eps"` // radii, in pixel units
+	attack.PGDParams
+}
+
+// ErrSettings is wrapped by the errors of Settings.Validate.
+var ErrSettings = errors.New("auditor: bad settings")
+
+// Validate checks every setting before any work: the image choice, the
+// pixel range and normalisation, and the attacks' parameters (with
+// attack's own Validate). Its errors wrap ErrSettings; errors.As finds an
+// *option.Error naming the setting by its dotted JSON name, such as "n",
+// "max_iter" or "pgd.eps". Auditing checks the settings again against each
+// checkpoint (the candidates against its classes, the range against its
+// images).
+func (s *Settings) Validate() error {
+	bad := func(field string, value any, want string) error {
+		return &option.Error{Kind: ErrSettings, Field: field, Value: value, Want: want}
+	}
+	switch {
+	case s.Data == "":
+		return bad("data", `""`, "a data set name or the image and label files")
+	case len(s.Splits) == 0:
+		return bad("splits", "(none)", "train, test or both")
+	case s.N < 1:
+		return bad("n", s.N, "a number of images ≥ 1")
+	case s.Sample != SampleFirst && s.Sample != SampleRandom:
+		return bad("sample", strconv.Quote(s.Sample), SampleFirst+" or "+SampleRandom)
+	case s.Range != [2]float64{} && !(s.Range[0] < s.Range[1] && option.Finite(s.Range[0]) && option.Finite(s.Range[1])):
+		return bad("range", s.Range, "finite lo < hi, or [0, 0] for the checkpoints' own")
+	}
+	for i, sp := range s.Splits {
+		if _, err := ParseSplit(string(sp)); err != nil {
+			return bad("splits", strconv.Quote(string(sp)), "train or test")
+		}
+		if slices.Contains(s.Splits[:i], sp) {
+			return bad("splits", joinList(s.Splits), "each split at most once")
+		}
+	}
+	if err := convention.CheckNormalization(s.Mean, s.Std); err != nil {
+		return option.Nest(ErrSettings, "", err)
+	}
+	if s.Layout != "" && s.Layout != "nchw" && s.Layout != "nhwc" {
+		return bad("layout", strconv.Quote(s.Layout), `"" (detect), nchw or nhwc`)
+	}
+	if err := attack.ValidateNorms("norms", s.Norms, false); err != nil {
+		return option.Nest(ErrSettings, "", err)
+	}
+	if err := s.DeepFoolParams.Validate(); err != nil {
+		return option.Nest(ErrSettings, "", err)
+	}
+	return option.Nest(ErrSettings, "pgd.", s.PGD.validate())
+}
+
+// validate checks the PGD settings: none at all, or radii, norms and
+// parameters.
+func (p *PGDSettings) validate() error {
+	if len(p.Eps) == 0 {
+		if len(p.Norms) > 0 || p.PGDParams != (attack.PGDParams{}) {
+			return &option.Error{Kind: ErrSettings, Field: "eps", Value: "(none)", Want: "radii for the PGD norms and parameters given"}
+		}
+		return nil
+	}
+	for i, eps := range p.Eps {
+		if !(eps >= 0) || !option.Finite(eps) {
+			return &option.Error{Kind: ErrSettings, Field: "eps", Value: eps, Want: "finite radii ≥ 0"}
+		}
+		if slices.Contains(p.Eps[:i], eps) {
+			return &option.Error{Kind: ErrSettings, Field: "eps", Value: joinList(p.Eps), Want: "each radius at most once"}
+		}
+	}
+	if err := attack.ValidateNorms("norms", p.Norms, false); err != nil {
+		return err
+	}
+	return p.PGDParams.Validate()
+}
+
+// joinList writes a list as a flag takes it, "a,b,c".
+func joinList[T any](v []T) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
 }
 
 // SettingDiff is one setting that differs between two Settings: its

@@ -1,8 +1,13 @@
 package auditor
 
 import (
+	"encoding/json"
+	"errors"
+	"math"
 	"strings"
 	"testing"
+
+	"github.com/marginaudit/marginaudit/internal/option"
 )
 
 func TestDiffSettings(t *testing.T) {
@@ -76,5 +81,111 @@ func TestSettingsErrorMessage(t *testing.T) {
 	want := `auditor: out/settings.json: the results there were computed with other settings (n: 4 before, 1000 now; norms: ["l2"] before, ["linf"] now)`
 	if e.Error() != want {
 		t.Errorf("got\n%s\nwant\n%s", e.Error(), want)
+	}
+}
+
+// settings.json as audits before attack owned the parameters wrote it
+// (testSettings, MarshalIndent): the same JSON names, in the same order,
+// so that those audits resume.
+const storedSettings = `{
+  "data": "mnist",
+  "splits": [
+    "test",
+    "train"
+  ],
+  "n": 4,
+  "sample": "first",
+  "seed": 1,
+  "range": [
+    0,
+    1
+  ],
+  "mean": null,
+  "std": null,
+  "norms": [
+    "l2",
+    "linf"
+  ],
+  "overshoot": 0.02,
+  "max_iter": 50,
+  "candidates": 0,
+  "retries": 10,
+  "refine": true,
+  "pgd": {
+    "norms": [
+      "linf"
+    ],
+    "eps": [
+      0.1,
+      0.3
+    ],
+    "steps": 40,
+    "step_size": 0.1,
+    "random_start": true
+  }
+}`
+
+func TestSettingsJSONNames(t *testing.T) {
+	b, err := json.MarshalIndent(testSettings().canonical(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != storedSettings {
+		t.Errorf("settings.json changed:\n%s\nwant\n%s", b, storedSettings)
+	}
+	var back Settings
+	if err := json.Unmarshal([]byte(storedSettings), &back); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := DiffSettings(testSettings(), &back); err != nil || d != nil {
+		t.Errorf("stored settings read back with differences %v, %v", d, err)
+	}
+}
+
+func TestSettingsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		field string // the setting named; "" when valid
+		mod   func(*Settings)
+	}{
+		{"", func(*Settings) {}},
+		{"", func(s *Settings) { s.PGD = PGDSettings{} }},
+		{"", func(s *Settings) { s.Range = [2]float64{} }},
+		{"", func(s *Settings) { s.Mean, s.Std = []float64{0.5}, []float64{0.2, 0.3, 0.4} }},
+		{"data", func(s *Settings) { s.Data = "" }},
+		{"splits", func(s *Settings) { s.Splits = nil }},
+		{"splits", func(s *Settings) { s.Splits = []Split{Test, Test} }},
+		{"splits", func(s *Settings) { s.Splits = []Split{"val"} }},
+		{"n", func(s *Settings) { s.N = 0 }},
+		{"sample", func(s *Settings) { s.Sample = "last" }},
+		{"range", func(s *Settings) { s.Range = [2]float64{1, 0} }},
+		{"range", func(s *Settings) { s.Range = [2]float64{0, math.Inf(1)} }},
+		{"std", func(s *Settings) { s.Mean, s.Std = []float64{0.5}, []float64{0} }},
+		{"std", func(s *Settings) { s.Mean, s.Std = []float64{0.5}, []float64{-1} }},
+		{"std", func(s *Settings) { s.Mean, s.Std = []float64{1, 2, 3}, []float64{1, 2} }},
+		{"std", func(s *Settings) { s.Mean = []float64{0.5} }},
+		{"layout", func(s *Settings) { s.Layout = "chw" }},
+		{"norms", func(s *Settings) { s.Norms = []Norm{L2, L2} }},
+		{"norms", func(s *Settings) { s.Norms = nil }},
+		{"overshoot", func(s *Settings) { s.Overshoot = math.NaN() }},
+		{"max_iter", func(s *Settings) { s.MaxIter = -1 }},
+		{"candidates", func(s *Settings) { s.Candidates = 1 }},
+		{"retries", func(s *Settings) { s.Retries = -1 }},
+		{"pgd.eps", func(s *Settings) { s.PGD.Eps = []float64{-1} }},
+		{"pgd.eps", func(s *Settings) { s.PGD.Eps = []float64{0.1, 0.1} }},
+		{"pgd.eps", func(s *Settings) { s.PGD.Eps = nil }},
+		{"pgd.norms", func(s *Settings) { s.PGD.Norms = []Norm{"l1"} }},
+		{"pgd.steps", func(s *Settings) { s.PGD.Steps = 0 }},
+		{"pgd.step_size", func(s *Settings) { s.PGD.Step = -0.1 }},
+	} {
+		s := testSettings()
+		tc.mod(s)
+		err := s.Validate()
+		var oe *option.Error
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("valid settings %+v: %v", s, err)
+		case tc.field != "" && (!errors.Is(err, ErrSettings) || !errors.As(err, &oe) || oe.Field != tc.field):
+			t.Errorf("%s: %v, want ErrSettings naming %s", tc.field, err, tc.field)
+		}
 	}
 }

@@ -27,6 +27,8 @@ const (
 	PGDPartsDir        = "parts/pgd"        // one PGD part per finished checkpoint
 	ConfidencePartsDir = "parts/confidence" // one confidence part per finished checkpoint
 	ModelPartsDir      = "parts/model"      // how each finished checkpoint's model was run
+	RobustFile         = "robust.csv"       // every audited image's PGD outcome, by epoch (see RobustImage)
+	RobustPartsDir     = "parts/robust"     // one robust part per finished checkpoint
 )
 
 // PGDHeader is the header row of a PGD part file.
@@ -98,7 +100,18 @@ var (
 			return err
 		},
 	}
-	extraKinds = []*extraKind{&pgdKind, &confidenceKind, &modelKind}
+	robustKind = extraKind{
+		dir: RobustPartsDir, what: "robust outcome", file: RobustFile, header: RobustHeader,
+		rows:  func(p *Part) int { return len(p.Robust) },
+		owner: func(p *Part, i int) (string, int) { return p.Robust[i].Checkpoint, p.Robust[i].Epoch },
+		check: checkRobust,
+		write: func(w io.Writer, p *Part) error { return WriteRobust(w, p.Robust) },
+		read: func(r io.Reader, path string, p *Part) (err error) {
+			p.Robust, err = ReadRobust(r, path)
+			return err
+		},
+	}
+	extraKinds = []*extraKind{&pgdKind, &confidenceKind, &modelKind, &robustKind}
 )
 
 // Store is a resumable audit directory. The results of each checkpoint are
@@ -111,26 +124,30 @@ var (
 //	parts/pgd/NAME.csv        its PGD results (header PGDHeader)
 //	parts/confidence/NAME.csv its images' max-softmax, confidence.csv format
 //	parts/model/NAME.csv      how its model was run (header ModelHeader)
+//	parts/robust/NAME.csv     its images' PGD outcomes, robust.csv format
 //	margins.csv               all parts' records, by epoch then name
 //	confidence.csv            all confidence parts' rows, by epoch then name
+//	robust.csv                all robust parts' rows, by epoch then name
 //	summary.json              written by WriteReport
 //	transitions.csv           written by WriteReport
 //
 // Every file is written to a hidden temporary file in its folder, synced,
 // and renamed over its final name, so no reader ever sees half a file. A
 // checkpoint is finished exactly when parts/NAME.csv exists: Commit writes
-// the PGD, confidence and model parts first and the margins part last, and
-// removes the old margins part first when it replaces a finished
-// checkpoint. OpenStore removes temporary files and PGD, confidence and
-// model parts without their margins part (the leftovers of an interrupted commit)
-// and rebuilds margins.csv and confidence.csv from the parts, so a crash
-// between a commit and the rebuild loses nothing.
+// the PGD, confidence, model and robust parts first and the margins part
+// last, and removes the old margins part first when it replaces a finished
+// checkpoint. OpenStore removes temporary files and PGD, confidence, model
+// and robust parts without their margins part (the leftovers of an
+// interrupted commit) and rebuilds margins.csv, confidence.csv and
+// robust.csv from the parts, so a crash between a commit and the rebuild
+// loses nothing.
 //
-// A store written before PGD, confidence or model parts existed opens all
-// the same; its checkpoints have no PGD results, confidences or model
-// descriptions. confidence.csv
-// is written only when some finished checkpoint has confidences: a store
-// without any has no confidence.csv (one already there is left alone).
+// A store written before PGD, confidence, model or robust parts existed
+// opens all the same; its checkpoints have no PGD results, confidences,
+// model descriptions or robust outcomes. confidence.csv (robust.csv) is
+// written only when some finished checkpoint has confidences (robust
+// outcomes): a store without any has no such file (one already there is
+// left alone).
 //
 // A Store is safe for concurrent use by the goroutines of one process; two
 // processes must not use one directory at the same time.
@@ -286,6 +303,10 @@ type Part struct {
 	// Model says how the checkpoint's model was run (with the Checkpoint
 	// and Epoch above); nil when not recorded.
 	Model *ModelInfo
+	// Robust holds each image's outcome under each PGD attack, adding up
+	// to PGD (with the Checkpoint and Epoch above); or nothing, when not
+	// recorded.
+	Robust []RobustImage
 }
 
 // Commit stores the results of a finished checkpoint atomically and

@@ -42,7 +42,11 @@ func makePart(i, n int) *Part {
 		}
 	}
 	for _, eps := range []float64{0.1, 0.3} {
-		p.PGD = append(p.PGD, PGDResult{Checkpoint: name, Epoch: i, Split: Test, Norm: LInf, Eps: eps, Images: n, Robust: n / (2 + int(eps*10))})
+		robust := n / (2 + int(eps*10))
+		p.PGD = append(p.PGD, PGDResult{Checkpoint: name, Epoch: i, Split: Test, Norm: LInf, Eps: eps, Images: n, Robust: robust})
+		for idx := range n {
+			p.Robust = append(p.Robust, RobustImage{Checkpoint: name, Epoch: i, Split: Test, Norm: LInf, Eps: eps, Index: idx, Robust: idx < robust})
+		}
 	}
 	p.Model = &ModelInfo{Checkpoint: name, Epoch: i, Scores: "logits"}
 	if i%2 == 1 {
@@ -114,6 +118,7 @@ func checkStore(t *testing.T, st *Store, parts ...*Part) {
 	if len(pgd) != 2*len(parts) {
 		t.Errorf("%d PGD results, want %d", len(pgd), 2*len(parts))
 	}
+	checkRobustFile(t, st, parts...)
 	got, err = os.ReadFile(filepath.Join(st.Dir(), ConfidenceFile))
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +183,9 @@ func TestStoreResume(t *testing.T) {
 	b.Reset()
 	writeModelInfo(&b, parts[2].Model)
 	os.WriteFile(filepath.Join(dir, ModelPartsDir, "epoch-002.onnx.csv"), b.Bytes(), 0o644)
+	b.Reset()
+	WriteRobust(&b, parts[2].Robust)
+	os.WriteFile(filepath.Join(dir, RobustPartsDir, "epoch-002.onnx.csv"), b.Bytes(), 0o644)
 	// Crash after committing checkpoint 3 but before margins.csv and
 	// confidence.csv were rebuilt: its parts are in place, the combined
 	// files are stale.
@@ -190,6 +198,9 @@ func TestStoreResume(t *testing.T) {
 	b.Reset()
 	writeModelInfo(&b, parts[3].Model)
 	os.WriteFile(filepath.Join(dir, ModelPartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
+	b.Reset()
+	WriteRobust(&b, parts[3].Robust)
+	os.WriteFile(filepath.Join(dir, RobustPartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
 	b.Reset()
 	WriteRecords(&b, parts[3].Records)
 	os.WriteFile(filepath.Join(dir, PartsDir, "epoch-003.onnx.csv"), b.Bytes(), 0o644)
@@ -210,7 +221,8 @@ func TestStoreResume(t *testing.T) {
 	checkStore(t, st, parts[0], parts[1], parts[3])
 	for _, p := range []string{tmp, filepath.Join(dir, ".margins.csv.tmp-9"), filepath.Join(dir, ".confidence.csv.tmp-9"),
 		filepath.Join(dir, PGDPartsDir, "epoch-002.onnx.csv"), filepath.Join(dir, ConfidencePartsDir, "epoch-002.onnx.csv"),
-		filepath.Join(dir, ModelPartsDir, "epoch-002.onnx.csv"), filepath.Join(dir, ConfidencePartsDir, ".epoch-002.onnx.csv.tmp-5")} {
+		filepath.Join(dir, ModelPartsDir, "epoch-002.onnx.csv"), filepath.Join(dir, RobustPartsDir, "epoch-002.onnx.csv"),
+		filepath.Join(dir, ConfidencePartsDir, ".epoch-002.onnx.csv.tmp-5")} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind: %v", p, err)
 		}
@@ -471,14 +483,14 @@ func TestStoreCommitErrors(t *testing.T) {
 			for i := range p.Records {
 				p.Records[i].Checkpoint = p.Checkpoint
 			}
-			p.PGD, p.Confidence, p.Model = nil, nil, nil
+			p.PGD, p.Confidence, p.Model, p.Robust = nil, nil, nil, nil
 		}, "not a plain file name"},
 		{"epoch taken", func(p *Part) {
 			p.Epoch = 1
 			for i := range p.Records {
 				p.Records[i].Epoch = 1
 			}
-			p.PGD, p.Confidence, p.Model = nil, nil, nil
+			p.PGD, p.Confidence, p.Model, p.Robust = nil, nil, nil, nil
 		}, "epoch 1 belongs to the finished checkpoint epoch-001.onnx"},
 		{"duplicate", func(p *Part) { p.Records = append(p.Records, p.Records[0]) }, "two records for epoch-002.onnx"},
 		{"invalid", func(p *Part) { p.Records[2].Iterations = -1 }, "negative iterations"},
@@ -489,6 +501,11 @@ func TestStoreCommitErrors(t *testing.T) {
 		{"confidence extra", func(p *Part) { p.Confidence[2].Split = Train }, "a confidence for train image 2, which has no record"},
 		{"foreign model", func(p *Part) { p.Model.Epoch = 3 }, "model description 0 is of epoch-002.onnx (epoch 3)"},
 		{"model without scores", func(p *Part) { p.Model.Scores = "" }, "no scores"},
+		{"robust miscounted", func(p *Part) { p.Robust[0].Robust = false }, "test linf eps 0.1: 1 of 4 images robust, but the robust rows say 0 of 4"},
+		{"robust twice", func(p *Part) { p.Robust[1].Index = 0 }, "two robust rows for epoch-002.onnx test linf eps 0.1 image 0"},
+		{"robust without PGD", func(p *Part) { p.PGD = p.PGD[:1] }, "robust rows for test linf eps 0.3 without a PGD result"},
+		{"robust invalid", func(p *Part) { p.Robust[0].Eps = -1 }, "eps -1 is not a finite number"},
+		{"foreign robust", func(p *Part) { p.Robust[5].Epoch = 4 }, "robust outcome 5 is of epoch-002.onnx (epoch 4)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := makePart(2, 4)
@@ -502,7 +519,7 @@ func TestStoreCommitErrors(t *testing.T) {
 			}
 			ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
 			for _, e := range ents {
-				if e.Name() != "epoch-001.onnx.csv" && e.Name() != "pgd" && e.Name() != "confidence" && e.Name() != "model" {
+				if e.Name() != "epoch-001.onnx.csv" && e.Name() != "pgd" && e.Name() != "confidence" && e.Name() != "model" && e.Name() != "robust" {
 					t.Errorf("a refused commit left %s", e.Name())
 				}
 			}
@@ -701,4 +718,28 @@ func readSummaryFile(t *testing.T, dir string) *Summary {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// checkRobustFile checks that robust.csv holds the parts' robust rows, in
+// epoch order.
+func checkRobustFile(t *testing.T, st *Store, parts ...*Part) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(st.Dir(), RobustFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := ReadRobust(f, RobustFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := slices.Clone(parts)
+	slices.SortFunc(sorted, func(a, b *Part) int { return a.Epoch - b.Epoch })
+	var want []RobustImage
+	for _, p := range sorted {
+		want = append(want, p.Robust...)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("robust.csv has %d rows, want %d (or they differ)", len(got), len(want))
+	}
 }

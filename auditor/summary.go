@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/marginaudit/marginaudit/auditor/attack"
 )
 
 // Identification of summary.json; Version changes only when a field changes
@@ -39,10 +41,20 @@ type CheckpointSummary struct {
 	Accuracy   []Accuracy `json:"accuracy"`         // train before test; only audited splits
 	Scores     string     `json:"scores,omitempty"` // the class scores the attacks used
 	Batch      string     `json:"batch,omitempty"`  // how a fixed batch was handled; absent when symbolic
+	// EpochFrom says where the epoch came from: "metadata", "name", or
+	// "position" for checkpoints without epochs (separate models numbered
+	// in the order given); absent when not recorded.
+	EpochFrom EpochSource `json:"epoch_from,omitempty"`
+	// InputRange is the pixel range [lo, hi] the attacks used, and
+	// Normalization the normalisation inside the graph ("none" or
+	// "mean=a,b,c;std=d,e,f"): from the settings or the checkpoint's
+	// metadata; absent when not recorded.
+	InputRange    []float64 `json:"input_range,omitempty"`
+	Normalization string    `json:"normalization,omitempty"`
 }
 
-// describeModels sets the scores and batch of the checkpoints that models
-// describe.
+// describeModels sets the scores, batch, epoch source and input
+// convention of the checkpoints that models describe.
 func (s *Summary) describeModels(models []ModelInfo) {
 	by := map[string]*ModelInfo{}
 	for i := range models {
@@ -51,7 +63,10 @@ func (s *Summary) describeModels(models []ModelInfo) {
 	for i := range s.Checkpoints {
 		c := &s.Checkpoints[i]
 		if m := by[c.Checkpoint]; m != nil && m.Epoch == c.Epoch {
-			c.Scores, c.Batch = m.Scores, m.Batch
+			c.Scores, c.Batch, c.EpochFrom, c.Normalization = m.Scores, m.Batch, m.EpochFrom, m.Normalization
+			if m.InputRange != [2]float64{} {
+				c.InputRange = []float64{m.InputRange[0], m.InputRange[1]}
+			}
 		}
 	}
 }
@@ -167,7 +182,7 @@ func (p *PGDResult) validate() error {
 	if _, err := ParseSplit(string(p.Split)); err != nil {
 		return err
 	}
-	if _, err := ParseNorm(string(p.Norm)); err != nil {
+	if _, err := attack.ParseNorm(string(p.Norm)); err != nil {
 		return err
 	}
 	return nil

@@ -99,6 +99,9 @@ func Decode(data []byte, name string) (*onnxpb.ModelProto, error) {
 // unmarshal parses a serialized model, inlines its local functions (see
 // inlineFunctions) and sorts its nodes.
 func unmarshal(data []byte, name string) (*onnxpb.ModelProto, error) {
+	if len(data) == 0 {
+		return nil, &FormatError{File: name, Msg: "empty file, not an ONNX model"}
+	}
 	m := new(onnxpb.ModelProto)
 	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, &FormatError{File: name, Msg: "not a valid ONNX protobuf (truncated or corrupt file?)", Err: err}

@@ -180,3 +180,12 @@ func FuzzDecode(f *testing.F) {
 		_, _ = Inspect(m, "fuzz.onnx")
 	})
 }
+
+// An empty file is a FormatError that says so, not a model without a graph.
+func TestDecodeEmpty(t *testing.T) {
+	_, err := Decode(nil, "x.onnx")
+	var fe *FormatError
+	if !errors.As(err, &fe) || err.Error() != "onnxgrad: x.onnx: empty file, not an ONNX model" {
+		t.Errorf("error %v, want a FormatError saying the file is empty", err)
+	}
+}

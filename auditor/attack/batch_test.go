@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestClassifierFixedBatch(t *testing.T) {
 				}
 				sameDeepFool(t, norm.String(), got, want, 1e-4)
 			}
-			po := PGDOptions{Norm: LInf, Eps: 0.05, Step: 0.02, Steps: 5, RandomStart: true, Seed: 2, BatchSize: 5}
+			po := PGDOptions{Norm: LInf, Eps: 0.05, PGDParams: PGDParams{Step: 0.02, Steps: 5, RandomStart: true}, Seed: 2, BatchSize: 5}
 			want, err := RobustAccuracy(context.Background(), twin, x, labels, po)
 			if err != nil {
 				t.Fatal(err)
@@ -98,7 +99,7 @@ func TestClassifierFixedBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("PGD %+v; the twin gives %+v", got, want)
 			}
 		})

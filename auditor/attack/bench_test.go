@@ -111,7 +111,7 @@ func BenchmarkPGD(b *testing.B) {
 	x := tile(xa.Data, c.SampleSize(), n, 0.05, 1)
 	labels := make([]int, n)
 	adv := make([]float32, len(x))
-	p, err := NewPGD(c, PGDOptions{Norm: LInf, Eps: 0.1, Step: 0.025, Steps: 10, RandomStart: true})
+	p, err := NewPGD(c, PGDOptions{Norm: LInf, Eps: 0.1, PGDParams: PGDParams{Step: 0.025, Steps: 10, RandomStart: true}})
 	if err != nil {
 		b.Fatal(err)
 	}

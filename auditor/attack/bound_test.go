@@ -184,7 +184,7 @@ func TestPGDBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := PGDOptions{Norm: LInf, Eps: 0.05, Step: 0.01, Steps: 5, RandomStart: true, Seed: 3}
+	opt := PGDOptions{Norm: LInf, Eps: 0.05, PGDParams: PGDParams{Step: 0.01, Steps: 5, RandomStart: true}, Seed: 3}
 	pi, err := NewPGD(ci, opt)
 	if err != nil {
 		t.Fatal(err)

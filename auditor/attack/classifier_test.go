@@ -470,7 +470,7 @@ func TestClassifierErrors(t *testing.T) {
 	if _, err := DeepFool(context.Background(), c, []float32{0, 0, 2, 0}, nil, DefaultDeepFoolOptions(L2)); !errors.As(err, &re) || re.Index != 2 {
 		t.Errorf("DeepFool on a pixel out of range: %v", err)
 	}
-	if _, err := DeepFool(context.Background(), c, x[:4], nil, DeepFoolOptions{}); err == nil || !strings.Contains(err.Error(), "norm Norm(0)") {
+	if _, err := DeepFool(context.Background(), c, x[:4], nil, DeepFoolOptions{}); !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), `norm ""`) {
 		t.Errorf("DeepFool without a norm: %v", err)
 	}
 	if _, err := NewPGD(c, PGDOptions{Norm: LInf, Eps: -1}); err == nil {

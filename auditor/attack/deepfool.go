@@ -7,29 +7,16 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 )
 
-// DeepFoolOptions configure [DeepFool]. [DefaultDeepFoolOptions] gives the
-// settings of the study; in a struct literal, Overshoot and Retries are used
-// as written (0 is meaningful), while zero MaxIter, NoiseStd, RefineSteps and
-// BatchSize select their defaults.
+// DeepFoolOptions configure [DeepFool]: the norm, the parameters that
+// decide the results, and how the attack runs. [DefaultDeepFoolOptions]
+// gives the settings of the study.
 type DeepFoolOptions struct {
 	// Norm is L2 or LInf.
 	Norm Norm
-	// Overshoot scales the cumulative perturbation: x = x₀ + (1+Overshoot)·P.
-	Overshoot float64
-	// MaxIter is the most steps per attempt; 0 means 50.
-	MaxIter int
-	// Candidates is how many of the highest clean scores take part,
-	// including the predicted class: 0 means all K, otherwise 2 ≤ k ≤ K.
-	// The work per step scales with Candidates − 1.
-	Candidates int
-	// Retries is how many times an image that has not flipped after MaxIter
-	// steps is attacked again from a noisy start.
-	Retries int
-	// NoiseStd is the standard deviation σ of the Gaussian noise of the
-	// retries, in pixel units; 0 means 0.01·(hi − lo).
-	NoiseStd float64
+	DeepFoolParams
 	// Seed seeds the noise; with image i's retry r drawing from its own
 	// generator, results do not depend on BatchSize or on the order of
 	// the images.
@@ -38,13 +25,8 @@ type DeepFoolOptions struct {
 	// of an attack that is run in pieces: image i draws its noise as image
 	// FirstImage+i of the whole, so the pieces give the whole's results.
 	FirstImage int
-	// Refine tightens each margin by a bisection on the segment between
-	// the clean image and the adversarial one, RefineSteps halvings (0
-	// means 20), reported in DeepFoolResult.Refined.
-	Refine      bool
-	RefineSteps int
 	// BatchSize is how many images are attacked together (one Jacobian run
-	// per step); 0 means 64.
+	// per step); 0 means DefaultDeepFoolBatch.
 	BatchSize int
 	// KeepPerturbation stores x_adv − x₀ in each result.
 	KeepPerturbation bool
@@ -52,11 +34,25 @@ type DeepFoolOptions struct {
 	Progress Progress
 }
 
-// DefaultDeepFoolOptions returns the settings of the study (and of Foolbox
-// 3, but for the candidates and the retries): overshoot 0.02, at most 50
-// steps, all classes as candidates, 10 noisy retries, batches of 64.
+// DefaultDeepFoolOptions returns the study's DeepFool in the given norm:
+// DefaultDeepFoolParams, batches of DefaultDeepFoolBatch.
 func DefaultDeepFoolOptions(norm Norm) DeepFoolOptions {
-	return DeepFoolOptions{Norm: norm, Overshoot: 0.02, MaxIter: 50, Retries: 10, RefineSteps: 20, BatchSize: 64}
+	return DeepFoolOptions{Norm: norm, DeepFoolParams: DefaultDeepFoolParams(), BatchSize: DefaultDeepFoolBatch}
+}
+
+// Validate checks o but for what depends on the classifier (the
+// candidates' upper bound); its errors wrap ErrOptions.
+func (o DeepFoolOptions) Validate() error {
+	if !o.Norm.valid() {
+		return bad("norm", strconv.Quote(string(o.Norm)), "l2 or linf")
+	}
+	if err := o.DeepFoolParams.Validate(); err != nil {
+		return err
+	}
+	if o.BatchSize < 0 {
+		return bad("batch_size", o.BatchSize, "an integer ≥ 0 (0: the default)")
+	}
+	return nil
 }
 
 // DeepFoolResult is what DeepFool found for one image.
@@ -138,43 +134,26 @@ func DeepFool(ctx context.Context, c *Classifier, x []float32, labels []int, opt
 	return df.res, nil
 }
 
-// deepFoolDefaults checks opt and fills in the defaults.
+// deepFoolDefaults checks opt and fills in the defaults of its zero
+// fields.
 func (c *Classifier) deepFoolDefaults(opt DeepFoolOptions) (DeepFoolOptions, error) {
-	bad := func(format string, args ...any) (DeepFoolOptions, error) {
-		return opt, fmt.Errorf("attack: %s: DeepFool: "+format, append([]any{c.name}, args...)...)
+	if err := opt.Validate(); err != nil {
+		return opt, fmt.Errorf("%s: DeepFool: %w", c.name, err)
 	}
-	switch {
-	case !opt.Norm.valid():
-		return bad("norm %v; want L2 or LInf", opt.Norm)
-	case !(opt.Overshoot >= 0) || math.IsInf(opt.Overshoot, 0):
-		return bad("overshoot %v; want a finite value ≥ 0", opt.Overshoot)
-	case opt.MaxIter < 0:
-		return bad("MaxIter %d; want ≥ 0", opt.MaxIter)
-	case opt.Candidates < 0 || opt.Candidates == 1 || opt.Candidates > c.k:
-		return bad("%d candidates; want 0 (all) or 2 to %d", opt.Candidates, c.k)
-	case opt.Retries < 0:
-		return bad("%d retries; want ≥ 0", opt.Retries)
-	case !(opt.NoiseStd >= 0) || math.IsInf(opt.NoiseStd, 0):
-		return bad("noise σ %v; want a finite value ≥ 0", opt.NoiseStd)
-	case opt.RefineSteps < 0:
-		return bad("%d refinement steps; want ≥ 0", opt.RefineSteps)
-	case opt.BatchSize < 0:
-		return bad("batch size %d; want ≥ 0", opt.BatchSize)
-	}
-	if opt.MaxIter == 0 {
-		opt.MaxIter = 50
+	if opt.Candidates > c.k {
+		return opt, fmt.Errorf("%s: DeepFool: %w", c.name, bad("candidates", opt.Candidates, fmt.Sprintf("0 (all) or 2 to %d, the model's classes", c.k)))
 	}
 	if opt.Candidates == 0 {
 		opt.Candidates = c.k
 	}
 	if opt.NoiseStd == 0 {
-		opt.NoiseStd = 0.01 * float64(c.hi-c.lo)
+		opt.NoiseStd = DefaultNoiseScale * float64(c.hi-c.lo)
 	}
 	if opt.RefineSteps == 0 {
-		opt.RefineSteps = 20
+		opt.RefineSteps = DefaultRefineSteps
 	}
 	if opt.BatchSize == 0 {
-		opt.BatchSize = 64
+		opt.BatchSize = DefaultDeepFoolBatch
 	}
 	return opt, nil
 }

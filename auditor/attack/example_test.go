@@ -2,11 +2,13 @@ package attack_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/npy"
+	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 )
 
@@ -41,4 +43,21 @@ func ExampleDeepFool() {
 	// image 1: class 9 → 8 after 1 steps, margin 0.186 (refined 0.183)
 	// image 2: class 9 → 8 after 1 steps, margin 0.423 (refined 0.417)
 	// image 3: class 8 → 9 after 1 steps, margin 0.166 (refined 0.163)
+}
+
+// Check PGD's parameters before any model is loaded: the error names the
+// option by its settings.json name and says what it takes.
+func ExamplePGDParams_Validate() {
+	p := attack.DefaultPGDParams()
+	fmt.Println(p.Steps, p.StepFor(0.1))
+
+	p.Steps = 0
+	err := p.Validate()
+	var oe *option.Error
+	fmt.Println(errors.Is(err, attack.ErrOptions), errors.As(err, &oe) && oe.Field == "steps")
+	fmt.Println(err)
+	// Output:
+	// 20 0.0125
+	// true true
+	// attack: bad options: steps 0: want an integer ≥ 1
 }

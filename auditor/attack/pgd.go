@@ -5,23 +5,20 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+
+	"github.com/marginaudit/marginaudit/internal/option"
 )
 
-// PGDOptions configure [PGD].
+// PGDOptions configure [PGD]: the ball, the parameters that decide the
+// results, and how the attack runs.
 type PGDOptions struct {
 	// Norm is LInf or L2.
 	Norm Norm
 	// Eps is the radius ε of the ball around the clean image, in pixel
 	// units of the chosen norm.
 	Eps float64
-	// Step is the step size α: each step moves α·sign(∇) (L∞) or α·∇/‖∇‖₂
-	// (L2).
-	Step float64
-	// Steps is the number of gradient steps.
-	Steps int
-	// RandomStart starts from a uniformly random point of the ε-ball
-	// (clipped to the range) instead of the clean image.
-	RandomStart bool
+	PGDParams
 	// Seed seeds the random starts. A PGD value draws from one generator
 	// for its whole life, so successive calls get fresh starts, unless
 	// [PGD.Reseed] restarts it.
@@ -35,6 +32,25 @@ type PGDOptions struct {
 	EarlyStop bool
 	// Progress, if not nil, hears of finished images.
 	Progress Progress
+}
+
+// DefaultPGDOptions returns the study's robust-accuracy PGD at radius eps
+// in the given norm: DefaultPGDParams.
+func DefaultPGDOptions(norm Norm, eps float64) PGDOptions {
+	return PGDOptions{Norm: norm, Eps: eps, PGDParams: DefaultPGDParams()}
+}
+
+// Validate checks o; its errors wrap ErrOptions.
+func (o PGDOptions) Validate() error {
+	switch {
+	case !o.Norm.valid():
+		return bad("norm", strconv.Quote(string(o.Norm)), "linf or l2")
+	case !(o.Eps >= 0) || !option.Finite(o.Eps):
+		return bad("eps", o.Eps, "a finite radius ≥ 0")
+	case o.BatchSize < 0:
+		return bad("batch_size", o.BatchSize, "an integer ≥ 0 (0: all the images)")
+	}
+	return o.PGDParams.Validate()
 }
 
 // PGD runs projected gradient descent on the cross-entropy loss (Madry et
@@ -57,21 +73,10 @@ func NewPGD(c *Classifier, opt PGDOptions) (*PGD, error) {
 	if c == nil {
 		return nil, ErrClosed
 	}
-	bad := func(format string, args ...any) (*PGD, error) {
-		return nil, fmt.Errorf("attack: %s: PGD: "+format, append([]any{c.name}, args...)...)
+	if err := opt.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: PGD: %w", c.name, err)
 	}
-	switch {
-	case !opt.Norm.valid():
-		return bad("norm %v; want LInf or L2", opt.Norm)
-	case !(opt.Eps >= 0) || math.IsInf(opt.Eps, 0):
-		return bad("ε = %v; want a finite value ≥ 0", opt.Eps)
-	case !(opt.Step >= 0) || math.IsInf(opt.Step, 0):
-		return bad("step %v; want a finite value ≥ 0", opt.Step)
-	case opt.Steps < 0:
-		return bad("%d steps; want ≥ 0", opt.Steps)
-	case opt.BatchSize < 0:
-		return bad("batch size %d; want ≥ 0", opt.BatchSize)
-	}
+	opt.Step = opt.StepFor(opt.Eps)
 	src := rand.NewPCG(opt.Seed, pgdStream)
 	return &PGD{c: c, opt: opt, src: src, rng: rand.New(src)}, nil
 }
@@ -262,6 +267,8 @@ type Robustness struct {
 	// and Robust those it still classifies correctly under the attack
 	// (Robust ≤ Correct: an image counts only if both hold).
 	N, Correct, Robust int
+	// IsRobust tells, image by image, whether it counts in Robust.
+	IsRobust []bool
 }
 
 // CleanAccuracy returns Correct/N.
@@ -273,11 +280,11 @@ func (r Robustness) RobustAccuracy() float64 { return float64(r.Robust) / float6
 // RobustAccuracy attacks the images in x with PGD and counts the images
 // classified correctly both clean and at every point the attack visits:
 // EarlyStop is forced on, since one misclassified point in the ball is
-// enough. A zero opt.BatchSize means 128 images per run.
+// enough. A zero opt.BatchSize means DefaultRobustBatch images per run.
 func RobustAccuracy(ctx context.Context, c *Classifier, x []float32, labels []int, opt PGDOptions) (Robustness, error) {
 	opt.EarlyStop = true
 	if opt.BatchSize == 0 {
-		opt.BatchSize = 128
+		opt.BatchSize = DefaultRobustBatch
 	}
 	p, err := NewPGD(c, opt)
 	if err != nil {
@@ -292,12 +299,13 @@ func RobustAccuracy(ctx context.Context, c *Classifier, x []float32, labels []in
 	if err := p.Attack(ctx, adv, x, labels, success); err != nil {
 		return Robustness{}, err
 	}
-	r := Robustness{N: len(pred)}
+	r := Robustness{N: len(pred), IsRobust: make([]bool, len(pred))}
 	for i, y := range labels {
 		if pred[i] == y {
 			r.Correct++
 			if !success[i] {
 				r.Robust++
+				r.IsRobust[i] = true
 			}
 		}
 	}

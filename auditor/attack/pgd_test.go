@@ -42,7 +42,7 @@ func TestPGDLinearOptimum(t *testing.T) {
 			for i := range labels {
 				labels[i] = rng.IntN(2)
 			}
-			p, err := NewPGD(c, PGDOptions{Norm: tc.norm, Eps: tc.eps, Step: tc.step, Steps: tc.steps, RandomStart: tc.randomStart, Seed: 3})
+			p, err := NewPGD(c, PGDOptions{Norm: tc.norm, Eps: tc.eps, PGDParams: PGDParams{Step: tc.step, Steps: tc.steps, RandomStart: tc.randomStart}, Seed: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestPGDConstraints(t *testing.T) {
 		{L2, 2, 0.4},        // DeepFool: mean L2 margin 0.92
 	} {
 		t.Run(tc.norm.String(), func(t *testing.T) {
-			opt := PGDOptions{Norm: tc.norm, Eps: tc.eps, Step: tc.step, Steps: 10, RandomStart: true, Seed: 9, BatchSize: 10}
+			opt := PGDOptions{Norm: tc.norm, Eps: tc.eps, PGDParams: PGDParams{Step: tc.step, Steps: 10, RandomStart: true}, Seed: 9, BatchSize: 10}
 			p, err := NewPGD(c, opt)
 			if err != nil {
 				t.Fatal(err)
@@ -159,8 +159,8 @@ func TestPGDConstraints(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%d of %d fooled; clean accuracy %.3f, robust %.3f", fooled, n, r.CleanAccuracy(), r.RobustAccuracy())
-			if r.N != n || r.Correct != n-n/4 || r.Robust > r.Correct || r.RobustAccuracy() > r.CleanAccuracy() {
-				t.Errorf("%+v: want N = %d, Correct = %d, Robust ≤ Correct", r, n, n-n/4)
+			if r.N != n || r.Correct != n-n/4 || r.Robust > r.Correct || r.RobustAccuracy() > r.CleanAccuracy() || countTrue(r.IsRobust) != r.Robust || len(r.IsRobust) != n {
+				t.Errorf("%+v: want N = %d, Correct = %d, Robust ≤ Correct, IsRobust of every image adding up to Robust", r, n, n-n/4)
 			}
 			if fooled == 0 || r.Robust == r.Correct {
 				t.Errorf("the attack fooled nothing; choose a larger ε")
@@ -174,7 +174,7 @@ func TestPGDConstraints(t *testing.T) {
 func TestPGDAllocations(t *testing.T) {
 	m, xa := fixture(t, "mlp")
 	c := newClassifier(t, m, Options{Threads: 1})
-	p, err := NewPGD(c, PGDOptions{Norm: LInf, Eps: 0.1, Step: 0.02, Steps: 5, RandomStart: true})
+	p, err := NewPGD(c, PGDOptions{Norm: LInf, Eps: 0.1, PGDParams: PGDParams{Step: 0.02, Steps: 5, RandomStart: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,4 +196,15 @@ func TestPGDAllocations(t *testing.T) {
 	if b := after.bytes - before.bytes; b > 32*1024 {
 		t.Errorf("a second attack allocated %d bytes; want under 32 kB", b)
 	}
+}
+
+// countTrue counts the true values of b.
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
 }

@@ -109,7 +109,7 @@ func TestClassifierScoreSources(t *testing.T) {
 				got.margins[norm] = res
 			}
 			for _, eps := range []float64{0.02, 0.05} {
-				r, err := RobustAccuracy(context.Background(), c, x, labels, PGDOptions{Norm: LInf, Eps: eps, Step: eps / 4, Steps: 10, RandomStart: true, Seed: 4})
+				r, err := RobustAccuracy(context.Background(), c, x, labels, PGDOptions{Norm: LInf, Eps: eps, PGDParams: PGDParams{Step: eps / 4, Steps: 10, RandomStart: true}, Seed: 4})
 				if err != nil {
 					t.Fatal(err)
 				}

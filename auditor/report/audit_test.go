@@ -60,7 +60,7 @@ func TestReportOfRealAudit(t *testing.T) {
 		Checkpoints: []string{ckpts},
 		Out:         filepath.Join(dir, "audit"),
 		Settings: auditor.Settings{Data: "fixture", Splits: []auditor.Split{auditor.Test}, N: 4, Sample: "first", Seed: 1,
-			Norms: []auditor.Norm{auditor.L2, auditor.LInf}, Overshoot: 0.02, MaxIter: 50, Retries: 2},
+			Norms: []auditor.Norm{auditor.L2, auditor.LInf}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2}},
 		Data: map[auditor.Split]*auditor.Images{auditor.Test: {
 			X: x.Data, Labels: labels, Index: []int{0, 1, 2, 3}, Shape: []int64{1, 28, 28}}},
 		Threads: 1,

@@ -7,7 +7,9 @@
 // # Inputs
 //
 // Each [Audit] is a folder with settings.json and margins.csv, and
-// normally summary.json (its PGD robust accuracies are shown) and
+// normally summary.json (its PGD robust accuracies are shown, and how each
+// checkpoint was run: the pixel range and normalisation the attacks used,
+// where its epoch came from) and
 // confidence.csv (see below), which audits made before it was recorded
 // lack. Margin statistics are recomputed from margins.csv with
 // auditor.Summarize, so they describe exactly the records drawn. Audits carry a label ("standard", "adversarial", …); the audit
@@ -38,6 +40,15 @@
 //     rank formula, ties counting ½), and the same for the max-softmax
 //     baseline −max_softmax on the same images when the audit has
 //     confidence.csv; otherwise the baseline is null and a note says why.
+//
+// # Separate models
+//
+// An audit whose checkpoints had no epochs (summary.json's epoch_from is
+// "position" for each) compares separate models side by side, not the
+// epochs of a training run: the report names the models by file on axes,
+// in captions and in sentences, and computes no trend (1), no ratio to
+// standard training (2) and no transitions, with a note saying so.
+// Options.Epochs then counts the models in the order given, from 0.
 //
 // Failed attacks (no margin) are left out of every statistic and counted in
 // summary.json (audits[].failures) and in the captions.
@@ -87,7 +98,10 @@
 //	  "margin": "margin",                 // or "margin_refined" (Options.Refined)
 //	  "alpha": 0.05,                      // significance level of the sentences
 //	  "audits": [{"label": "standard", "dir": "runs/std", "data": "mnist",
-//	      "epochs": [0, 1, …], "splits": ["train", "test"], "norms": ["l2", "linf"],
+//	      "epochs": [0, 1, …], "checkpoints": ["epoch-000.onnx", …],  // parallel to epochs
+//	      "separate_models": false,       // true: models without epochs, see above
+//	      "input": "pixel range [0, 1] from the checkpoints' metadata; no normalisation",
+//	      "splits": ["train", "test"], "norms": ["l2", "linf"],
 //	      "images": [{"split": "train", "images": 1000}, …],
 //	      "failures": [{"norm": "l2", "failures": 3, "attacks": 22000}, …],
 //	      "confidence": true,             // confidence.csv was present

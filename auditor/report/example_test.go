@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/auditor/report"
 )
 
@@ -23,7 +24,7 @@ func ExampleWrite() {
 	auditDir := filepath.Join(root, "audit")
 	store, err := auditor.OpenStore(auditDir, &auditor.Settings{
 		Data: "mnist", Splits: []auditor.Split{auditor.Test}, N: 8, Sample: "first", Range: [2]float64{0, 1},
-		Norms: []auditor.Norm{auditor.L2}, Overshoot: 0.02, MaxIter: 50, Retries: 10,
+		Norms: []auditor.Norm{auditor.L2}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -50,9 +50,10 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 	}
 	if len(audits) > 1 {
 		for _, n := range []auditor.Norm{auditor.L2, auditor.LInf} {
+			// Separate models have no epochs to line up with others'.
 			var with []*audit
 			for _, a := range audits {
-				if a.hasNorm(n) {
+				if a.hasNorm(n) && !a.separate {
 					with = append(with, a)
 				}
 			}
@@ -89,6 +90,10 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		}
 	}
 	for _, a := range audits {
+		if a.separate {
+			notes = append(notes, fmt.Sprintf("audit %s compares separate models, not epochs of a training run: no transitions between epochs, no comparison with other audits per epoch", a.Label))
+			continue
+		}
 		for _, s := range a.splits {
 			f, fig, err := sankeyFigure(a, s)
 			if err != nil {
@@ -117,10 +122,11 @@ func normName(n auditor.Norm) string {
 	return string(n)
 }
 
-// marginAxis is the axis label of margins, with their unit.
-func marginAxis(prefix string, n auditor.Norm, s *auditor.Settings) string {
+// marginAxis is the axis label of margins, with their unit: the pixel
+// range when one applies to every checkpoint of a.
+func marginAxis(prefix string, n auditor.Norm, a *audit) string {
 	unit := "pixel space"
-	if r := s.Range; r[0] != r[1] {
+	if r, ok := a.pixelRange(); ok {
 		unit = fmt.Sprintf("pixel space, range [%s, %s]", fmtG(r[0]), fmtG(r[1]))
 	}
 	return fmt.Sprintf("%s%s margin (%s)", prefix, normName(n), unit)
@@ -191,15 +197,15 @@ func splitColor(s auditor.Split) (color.Color, draw.GlyphDrawer) {
 // marginFigure: mean margin ± SE per epoch, train and test, with the clean
 // (and PGD robust) accuracy in a companion panel.
 func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
-	left := newPanel("mean margin ± standard error", "epoch", marginAxis("mean ", n, a.settings))
-	right := newPanel("accuracy ± standard error", "epoch", "accuracy (% of audited images)")
-	epochAxis(left, a.epochs)
-	epochAxis(right, a.epochs)
+	left := newPanel("mean margin ± standard error", a.unit(), marginAxis("mean ", n, a))
+	right := newPanel("accuracy ± standard error", a.unit(), "accuracy (% of audited images)")
+	checkpointAxis(left, a, a.epochs)
+	checkpointAxis(right, a, a.epochs)
 	var legend []legendItem
 	for i, s := range a.splits {
 		c, shape := splitColor(s)
 		x, mean, se := groupSeries(a, s, n, auditor.All)
-		thumbs := series{x: x, y: mean, se: se, color: c, shape: shape, dx: dodge(i, len(a.splits))}.add(left)
+		thumbs := series{x: x, y: mean, se: se, color: c, shape: shape, dx: dodge(i, len(a.splits)), points: a.separate}.add(left)
 		var ax, acc, accSE []float64
 		for _, e := range a.epochs {
 			if v, ok := a.accuracy(e, s); ok && v.Images > 0 {
@@ -209,7 +215,7 @@ func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 				accSE = append(accSE, 100*math.Sqrt(p*(1-p)/float64(v.Images)))
 			}
 		}
-		series{x: ax, y: acc, se: accSE, color: c, shape: shape, dx: dodge(i, len(a.splits))}.add(right)
+		series{x: ax, y: acc, se: accSE, color: c, shape: shape, dx: dodge(i, len(a.splits)), points: a.separate}.add(right)
 		legend = append(legend, legendItem{fmt.Sprintf("%s (n = %d)", s, a.images(s)), thumbs})
 	}
 	// PGD robust accuracy in the same norm.
@@ -243,20 +249,28 @@ func marginFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 			x = append(x, float64(r.Epoch))
 			y = append(y, 100*float64(r.RobustAccuracy))
 		}
-		thumbs := series{x: x, y: y, color: c, shape: draw.CrossGlyph{}, dashes: dashes[i%len(dashes)]}.add(right)
+		thumbs := series{x: x, y: y, color: c, shape: draw.CrossGlyph{}, dashes: dashes[i%len(dashes)], points: a.separate}.add(right)
 		legend = append(legend, legendItem{fmt.Sprintf("%s, PGD %s ε = %s (robust)", k.split, normName(n), fmtG(k.eps)), thumbs})
 	}
 	left.Y.Min = 0
 	f := &figure{
-		title:  fmt.Sprintf("%s: mean %s margin and accuracy per epoch (%s)", a.Label, normName(n), dataName(a)),
+		title:  fmt.Sprintf("%s: mean %s margin and accuracy per %s (%s)", a.Label, normName(n), a.unit(), dataName(a)),
 		legend: legend,
 		panels: [][]*plot.Plot{{left, right}},
 		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
 	}
-	caption := fmt.Sprintf("Audit %s on %s, %s. Left: mean %s margin of all audited images per epoch (epoch 0 is the initialisation), bars ± one standard error of the mean. Right: clean accuracy on the same images, bars ± one binomial standard error",
-		a.Label, dataName(a), splitsText(a, a.splits), normName(n))
+	per := "per epoch (epoch 0 is the initialisation)"
+	if a.separate {
+		per = "of each model"
+	}
+	caption := fmt.Sprintf("Audit %s on %s, %s. Left: mean %s margin of all audited images %s, bars ± one standard error of the mean. Right: clean accuracy on the same images, bars ± one binomial standard error",
+		a.Label, dataName(a), splitsText(a, a.splits), normName(n), per)
 	if len(keys) > 0 {
-		caption += fmt.Sprintf(", and accuracy under PGD %s attacks (dashed)", normName(n))
+		mark := "dashed"
+		if a.separate {
+			mark = "crosses"
+		}
+		caption += fmt.Sprintf(", and accuracy under PGD %s attacks (%s)", normName(n), mark)
 	}
 	caption += ". Margins: " + attackText(a, n, opts) + "."
 	return f, Figure{Kind: FigMargin, Caption: caption, Audit: a.Label, Norm: n}
@@ -285,7 +299,7 @@ func compareFigure(audits []*audit, n auditor.Norm, opts *Options) (*figure, Fig
 	var row []*plot.Plot
 	var legend []legendItem
 	for _, s := range splits {
-		p := newPanel(fmt.Sprintf("%s split", s), "epoch", marginAxis("mean ", n, audits[0].settings))
+		p := newPanel(fmt.Sprintf("%s split", s), "epoch", marginAxis("mean ", n, audits[0]))
 		epochAxis(p, epochs)
 		p.Y.Min = 0
 		for i, a := range audits {
@@ -341,12 +355,12 @@ func groupsFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 		{auditor.Incorrect, "misclassified", vermillion, draw.TriangleGlyph{}},
 	}
 	for _, s := range a.splits {
-		p := newPanel(fmt.Sprintf("%s split", s), "epoch", marginAxis("mean ", n, a.settings))
-		epochAxis(p, a.epochs)
+		p := newPanel(fmt.Sprintf("%s split", s), a.unit(), marginAxis("mean ", n, a))
+		checkpointAxis(p, a, a.epochs)
 		p.Y.Min = 0
 		for i, k := range kinds {
 			x, mean, se := groupSeries(a, s, n, k.kind)
-			thumbs := series{x: x, y: mean, se: se, color: k.color, shape: k.shape, dx: dodge(i, len(kinds))}.add(p)
+			thumbs := series{x: x, y: mean, se: se, color: k.color, shape: k.shape, dx: dodge(i, len(kinds)), points: a.separate}.add(p)
 			if len(row) == 0 {
 				legend = append(legend, legendItem{k.name, thumbs})
 			}
@@ -359,8 +373,8 @@ func groupsFigure(a *audit, n auditor.Norm, opts *Options) (*figure, Figure) {
 		panels: [][]*plot.Plot{row},
 		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
 	}
-	caption := fmt.Sprintf("Audit %s on %s, %s. Mean %s margin per epoch of the images the checkpoint classifies correctly and of those it misclassifies (measured to the boundary of the predicted class), ± one standard error; a point is missing where a group is empty, a bar where it has one image. Margins: %s.",
-		a.Label, dataName(a), splitsText(a, a.splits), normName(n), attackText(a, n, opts))
+	caption := fmt.Sprintf("Audit %s on %s, %s. Mean %s margin per %s of the images the checkpoint classifies correctly and of those it misclassifies (measured to the boundary of the predicted class), ± one standard error; a point is missing where a group is empty, a bar where it has one image. Margins: %s.",
+		a.Label, dataName(a), splitsText(a, a.splits), normName(n), a.unit(), attackText(a, n, opts))
 	return f, Figure{Kind: FigGroups, Caption: caption, Audit: a.Label, Norm: n}
 }
 
@@ -390,7 +404,7 @@ func histEpochs(a *audit, want []int) ([]int, []string) {
 		}
 	}
 	if len(missing) > 0 {
-		notes = append(notes, fmt.Sprintf("audit %s has no epoch %s: no histogram of it", a.Label, strings.Join(missing, ", ")))
+		notes = append(notes, fmt.Sprintf("audit %s has no %s %s: no histogram of it", a.Label, a.unit(), strings.Join(missing, ", ")))
 	}
 	slices.Sort(out)
 	return out, notes
@@ -421,11 +435,11 @@ func histogramFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int, op
 		pooled := append(slices.Clone(c.correct), c.incorrect...)
 		hi, cut := histRange(pooled)
 		if cut > 0 {
-			cuts = append(cuts, fmt.Sprintf("%d at epoch %d (axis ends at %s)", cut, e, fmtG(hi)))
+			cuts = append(cuts, fmt.Sprintf("%d at %s (axis ends at %s)", cut, a.at(e), fmtG(hi)))
 		}
 		bins := histBins(len(pooled))
-		title := fmt.Sprintf("epoch %d: %d correct, %d misclassified", e, len(c.correct), len(c.incorrect))
-		p := newPanel(title, marginAxis("", n, a.settings), "density (1 / margin unit)")
+		title := fmt.Sprintf("%s: %d correct, %d misclassified", a.at(e), len(c.correct), len(c.incorrect))
+		p := newPanel(title, marginAxis("", n, a), "density (1 / margin unit)")
 		for _, g := range []struct {
 			x    []float64
 			fill color.Color
@@ -448,18 +462,14 @@ func histogramFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int, op
 	if len(panels) > 1 {
 		h = 7.4 * vg.Inch
 	}
-	var es []string
-	for _, e := range epochs {
-		es = append(es, strconv.Itoa(e))
-	}
 	f := &figure{
 		title:  fmt.Sprintf("%s: %s margins of correctly classified vs misclassified %s images (%s)", a.Label, normName(n), s, dataName(a)),
 		legend: legend,
 		panels: panels,
 		w:      10 * vg.Inch, h: h,
 	}
-	caption := fmt.Sprintf("Audit %s on %s, %s, epochs %s. Histograms of the %s margins of the correctly classified and of the misclassified images, overlaid on common bins within each panel and each normalised to unit area (density), so that groups of different sizes compare; each panel has its own scale.",
-		a.Label, dataName(a), splitsText(a, []auditor.Split{s}), strings.Join(es, ", "), normName(n))
+	caption := fmt.Sprintf("Audit %s on %s, %s, %s. Histograms of the %s margins of the correctly classified and of the misclassified images, overlaid on common bins within each panel and each normalised to unit area (density), so that groups of different sizes compare; each panel has its own scale.",
+		a.Label, dataName(a), splitsText(a, []auditor.Split{s}), a.listed(epochs), normName(n))
 	if len(cuts) > 0 {
 		caption += " Where the largest margin lies beyond 1.25 times the 99.5th percentile, the axis ends at that percentile; the margins beyond it count in the densities but are not drawn: " + strings.Join(cuts, ", ") + "."
 	}

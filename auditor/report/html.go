@@ -14,7 +14,7 @@ import (
 // referred to relatively, so the report folder can be moved or archived.
 
 type pageAudit struct {
-	Label, Dir, Data, Splits, Epochs, Norms, DeepFool, PGD, Failures, Confidence string
+	Label, Dir, Data, Splits, Epochs, Norms, Input, DeepFool, PGD, Failures, Confidence string
 }
 
 type pageFigure struct {
@@ -64,8 +64,8 @@ figcaption { font-size: 0.92em; color: #333; }
 
 <h2 id="audits">Audits</h2>
 <table>
-<tr><th>label</th><th>data</th><th>images</th><th>epochs</th><th>norms</th><th>attack</th><th>PGD</th><th>failed attacks</th><th>confidence</th></tr>
-{{range .Audits}}<tr><td><b>{{.Label}}</b><br><small>{{.Dir}}</small></td><td>{{.Data}}</td><td>{{.Splits}}</td><td>{{.Epochs}}</td><td>{{.Norms}}</td><td>{{.DeepFool}}</td><td>{{.PGD}}</td><td>{{.Failures}}</td><td>{{.Confidence}}</td></tr>
+<tr><th>label</th><th>data</th><th>images</th><th>checkpoints</th><th>norms</th><th>input</th><th>attack</th><th>PGD</th><th>failed attacks</th><th>confidence</th></tr>
+{{range .Audits}}<tr><td><b>{{.Label}}</b><br><small>{{.Dir}}</small></td><td>{{.Data}}</td><td>{{.Splits}}</td><td>{{.Epochs}}</td><td>{{.Norms}}</td><td>{{.Input}}</td><td>{{.DeepFool}}</td><td>{{.PGD}}</td><td>{{.Failures}}</td><td>{{.Confidence}}</td></tr>
 {{end}}</table>
 
 <h2 id="observations">Observations</h2>
@@ -73,7 +73,7 @@ figcaption { font-size: 0.92em; color: #333; }
 <ul class="obs">{{range .Lines}}<li>{{.}}</li>{{end}}</ul>
 {{end}}{{if .Notes}}<p><b>Notes</b></p>
 <ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>
-{{end}}<p>Every number above, and those per epoch below, is in <a href="summary.json">summary.json</a>.</p>
+{{end}}<p>Every number above, and those per checkpoint below, is in <a href="summary.json">summary.json</a>.</p>
 {{range .Tables}}<details><summary>{{.Title}}</summary>
 <table><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr>{{range .}}<td class="n">{{.}}</td>{{end}}</tr>
@@ -93,6 +93,10 @@ figcaption { font-size: 0.92em; color: #333; }
 </html>
 `))
 
+// sectionModels is the page's section of the margin figures of audits of
+// separate models.
+const sectionModels = "models"
+
 // writeHTML writes the report's page.
 func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
 	p := page{Notes: o.Notes, Sections: o.sections()}
@@ -104,8 +108,11 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
 			sp = append(sp, fmt.Sprintf("%s: %d", si.Split, si.Images))
 		}
 		pa.Splits = strings.Join(sp, ", ")
-		if n := len(a.epochs); n > 0 {
-			pa.Epochs = fmt.Sprintf("%d–%d (%d checkpoints)", a.epochs[0], a.epochs[n-1], n)
+		switch n := len(a.epochs); {
+		case a.separate:
+			pa.Epochs = fmt.Sprintf("%d separate models: %s", n, strings.Join(info.Checkpoints, ", "))
+		case n > 0:
+			pa.Epochs = fmt.Sprintf("epochs %d–%d (%d checkpoints)", a.epochs[0], a.epochs[n-1], n)
 		}
 		var ns []string
 		for _, n := range a.norms {
@@ -117,8 +124,9 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
 		if s.Candidates > 0 {
 			cand = fmt.Sprintf("top %d classes", s.Candidates)
 		}
-		pa.DeepFool = fmt.Sprintf("DeepFool, overshoot %s, ≤ %d iterations, %s, ≤ %d restarts, %s; pixel range [%s, %s]",
-			fmtG(s.Overshoot), s.MaxIter, cand, s.Retries, map[bool]string{true: "refined", false: "unrefined"}[s.Refine], fmtG(s.Range[0]), fmtG(s.Range[1]))
+		pa.Input = info.Input
+		pa.DeepFool = fmt.Sprintf("DeepFool, overshoot %s, ≤ %d iterations, %s, ≤ %d restarts, %s",
+			fmtG(s.Overshoot), s.MaxIter, cand, s.Retries, map[bool]string{true: "refined", false: "unrefined"}[s.Refine])
 		if len(s.PGD.Eps) > 0 {
 			var eps []string
 			for _, e := range s.PGD.Eps {
@@ -147,20 +155,26 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
 	p.Tables = observationTables(o)
 
 	intro := map[string]pageSection{
-		FigMargin:    {Title: "Mean margin per epoch", Intro: "How far the images are from the decision boundary over training, with the accuracy on the same images beside it."},
-		FigCompare:   {Title: "Audits compared", Intro: "The mean margins of the audits overlaid on common axes (for example standard vs adversarial training)."},
-		FigGroups:    {Title: "Correctly classified vs misclassified images", Intro: "Mean margins of the two groups per epoch: observation (3) over training."},
-		FigHistogram: {Title: "Margin distributions", Intro: "Histograms of the margins of correctly classified and misclassified images at chosen epochs, each normalised to unit area."},
-		FigSankey:    {Title: "Transitions between epochs", Intro: "How images move between correctly classified and misclassified from one epoch to the next."},
+		FigMargin:     {Title: "Mean margin per epoch", Intro: "How far the images are from the decision boundary over training, with the accuracy on the same images beside it."},
+		sectionModels: {Title: "Mean margin per model", Intro: "How far the images are from the decision boundary of each model, with the accuracy on the same images beside it."},
+		FigCompare:    {Title: "Audits compared", Intro: "The mean margins of the audits overlaid on common axes (for example standard vs adversarial training)."},
+		FigGroups:     {Title: "Correctly classified vs misclassified images", Intro: "Mean margins of the two groups per epoch or model: observation (3)."},
+		FigHistogram:  {Title: "Margin distributions", Intro: "Histograms of the margins of correctly classified and misclassified images at chosen epochs or models, each normalised to unit area."},
+		FigSankey:     {Title: "Transitions between epochs", Intro: "How images move between correctly classified and misclassified from one epoch to the next."},
 	}
 	byAudit := map[string]*audit{}
 	for _, a := range audits {
 		byAudit[a.Label] = a
 	}
-	for _, kind := range []string{FigMargin, FigCompare, FigGroups, FigHistogram, FigSankey} {
+	for _, kind := range []string{FigMargin, sectionModels, FigCompare, FigGroups, FigHistogram, FigSankey} {
 		sec := intro[kind]
 		for _, f := range o.Figures {
-			if f.Kind != kind {
+			// Margin figures of separate models have a section of their own.
+			k := f.Kind
+			if k == FigMargin && byAudit[f.Audit].separate {
+				k = sectionModels
+			}
+			if k != kind {
 				continue
 			}
 			pf := pageFigure{Figure: f, Anchor: strings.TrimSuffix(strings.TrimPrefix(f.PNG, FiguresDir+"/"), ".png")}
@@ -202,19 +216,19 @@ func observationTables(o *Observations) []pageTable {
 		ts = append(ts, t)
 	}
 	if len(o.IncorrectRatio) > 0 {
-		t := pageTable{Title: "(3) Misclassified vs correctly classified, per epoch (Mann–Whitney U, two-sided, normal approximation with tie and continuity correction)",
-			Header: []string{"audit", "epoch", "split", "norm", "n correct", "n misclassified", "mean correct", "mean misclassified", "ratio", "U", "z", "p"}}
+		t := pageTable{Title: "(3) Misclassified vs correctly classified, per epoch or model (Mann–Whitney U, two-sided, normal approximation with tie and continuity correction)",
+			Header: []string{"audit", "epoch or model", "split", "norm", "n correct", "n misclassified", "mean correct", "mean misclassified", "ratio", "U", "z", "p"}}
 		for _, r := range o.IncorrectRatio {
-			t.Rows = append(t.Rows, []string{r.Audit, strconv.Itoa(r.Epoch), string(r.Split), normName(r.Norm), strconv.Itoa(r.NCorrect), strconv.Itoa(r.NIncorrect),
+			t.Rows = append(t.Rows, []string{r.Audit, o.point(r.Audit, r.Epoch), string(r.Split), normName(r.Norm), strconv.Itoa(r.NCorrect), strconv.Itoa(r.NIncorrect),
 				fmtV(r.MeanCorrect), fmtV(r.MeanIncorrect), fmtR(r.Ratio), fmtV(r.U), fmtR(r.Z), fmtP(r.P)})
 		}
 		ts = append(ts, t)
 	}
 	if len(o.Detection) > 0 {
-		t := pageTable{Title: "(4) AUROC of the margin and of the max-softmax baseline as detectors of misclassified images, per epoch",
-			Header: []string{"audit", "epoch", "split", "norm", "n correct", "n misclassified", "AUROC margin", "AUROC max-softmax"}}
+		t := pageTable{Title: "(4) AUROC of the margin and of the max-softmax baseline as detectors of misclassified images, per epoch or model",
+			Header: []string{"audit", "epoch or model", "split", "norm", "n correct", "n misclassified", "AUROC margin", "AUROC max-softmax"}}
 		for _, r := range o.Detection {
-			t.Rows = append(t.Rows, []string{r.Audit, strconv.Itoa(r.Epoch), string(r.Split), normName(r.Norm), strconv.Itoa(r.NCorrect), strconv.Itoa(r.NIncorrect),
+			t.Rows = append(t.Rows, []string{r.Audit, o.point(r.Audit, r.Epoch), string(r.Split), normName(r.Norm), strconv.Itoa(r.NCorrect), strconv.Itoa(r.NIncorrect),
 				fmtR(r.AUROCMargin), fmtR(r.AUROCMaxSoftmax)})
 		}
 		ts = append(ts, t)

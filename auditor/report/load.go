@@ -20,6 +20,15 @@ type audit struct {
 	records  []auditor.Record     // margins as the report uses them (refined when Options.Refined)
 	summary  *auditor.Summary     // recomputed from records, PGD from summary.json
 	conf     map[imageKey]float64 // max-softmax per image; nil without confidence.csv
+	// models describes how each checkpoint was run, by epoch, from
+	// summary.json; empty for audits made before it was recorded.
+	models map[int]auditor.CheckpointSummary
+	// names holds each epoch's checkpoint file name.
+	names map[int]string
+	// separate is set when the checkpoints had no epochs: separate models
+	// numbered in the order given, compared side by side rather than
+	// epochs of a training run.
+	separate bool
 
 	epochs []int
 	splits []auditor.Split
@@ -115,6 +124,12 @@ func load(a Audit, refined bool) (*audit, []string, error) {
 			have[r.Checkpoint] = r.Epoch
 		}
 		stale := 0
+		out.models = map[int]auditor.CheckpointSummary{}
+		for _, c := range sum.Checkpoints {
+			if e, ok := have[c.Checkpoint]; ok && e == c.Epoch {
+				out.models[c.Epoch] = c
+			}
+		}
 		for _, p := range sum.PGD {
 			if e, ok := have[p.Checkpoint]; ok && e == p.Epoch {
 				pgd = append(pgd, p.PGDResult)
@@ -162,8 +177,12 @@ func (a *audit) index() {
 		g := &a.summary.Groups[i]
 		a.groups[groupKey{cellKey{g.Epoch, g.Split, g.Norm}, g.Group}] = g
 	}
+	a.names = map[int]string{}
+	a.separate = len(a.summary.Checkpoints) > 0
 	for _, c := range a.summary.Checkpoints {
 		a.epochs = append(a.epochs, c.Epoch)
+		a.names[c.Epoch] = c.Checkpoint
+		a.separate = a.separate && a.models[c.Epoch].EpochFrom == auditor.FromPosition
 	}
 	a.cells = map[cellKey]*cell{}
 	splits, norms := map[auditor.Split]bool{}, map[auditor.Norm]bool{}

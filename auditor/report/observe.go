@@ -37,10 +37,20 @@ type Observations struct {
 
 // AuditInfo describes one audit of the report.
 type AuditInfo struct {
-	Label      string            `json:"label"`
-	Dir        string            `json:"dir"`  // as given
-	Data       string            `json:"data"` // the audit's data set
-	Epochs     []int             `json:"epochs"`
+	Label  string `json:"label"`
+	Dir    string `json:"dir"`  // as given
+	Data   string `json:"data"` // the audit's data set
+	Epochs []int  `json:"epochs"`
+	// Checkpoints are the checkpoints' file names, parallel to Epochs.
+	Checkpoints []string `json:"checkpoints"`
+	// SeparateModels is set when the checkpoints had no epochs: separate
+	// models numbered in the order given, compared side by side. The
+	// trend (1), the ratio to standard training (2) and the transitions
+	// are then not computed, and the text names models, not epochs.
+	SeparateModels bool `json:"separate_models"`
+	// Input is the pixel range and normalisation the attacks used, from
+	// the audit's settings or each checkpoint's metadata.
+	Input      string            `json:"input"`
 	Splits     []auditor.Split   `json:"splits"`
 	Norms      []auditor.Norm    `json:"norms"`
 	Images     []SplitImages     `json:"images"`     // images audited per split
@@ -192,6 +202,10 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 			Label: a.Label, Dir: a.Dir, Data: a.settings.Data,
 			Epochs: a.epochs, Splits: a.splits, Norms: a.norms,
 			Confidence: a.conf != nil, Settings: a.settings,
+			SeparateModels: a.separate, Input: a.inputText(),
+		}
+		for _, e := range a.epochs {
+			info.Checkpoints = append(info.Checkpoints, a.names[e])
 		}
 		for _, s := range a.splits {
 			info.Images = append(info.Images, SplitImages{s, a.images(s)})
@@ -213,6 +227,10 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 
 	// (1) Trend after epoch 1.
 	for _, a := range audits {
+		if a.separate {
+			notes = append(notes, fmt.Sprintf("audit %s compares separate models, not epochs of a training run: no trend of the mean margin", a.Label))
+			continue
+		}
 		for _, s := range a.splits {
 			for _, n := range a.norms {
 				if t, ok := trend(a, s, n, opts.Alpha); ok {
@@ -238,6 +256,10 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 	default:
 		for _, a := range audits {
 			if a == std {
+				continue
+			}
+			if a.separate || std.separate {
+				notes = append(notes, fmt.Sprintf("audits %s and %s are not both epochs of training runs: no ratio of their margins per epoch", a.Label, std.Label))
 				continue
 			}
 			if a.settings.Data != std.settings.Data {

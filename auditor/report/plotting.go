@@ -267,6 +267,9 @@ type series struct {
 	shape    draw.GlyphDrawer
 	dashes   []vg.Length
 	dx       float64 // horizontal dodge, so that bars of close series do not hide each other
+	// points draws no line: the x values are separate models, between
+	// which nothing changes gradually.
+	points bool
 }
 
 type errorPoints struct {
@@ -282,7 +285,7 @@ func (s series) add(p *plot.Plot) []plot.Thumbnailer {
 	var bars errorPoints
 	style := draw.LineStyle{Color: s.color, Width: vg.Points(1.5), Dashes: s.dashes}
 	flush := func() {
-		if len(seg) > 1 {
+		if len(seg) > 1 && !s.points {
 			p.Add(&plotter.Line{XYs: seg, LineStyle: style})
 		}
 		seg = nil
@@ -313,6 +316,9 @@ func (s series) add(p *plot.Plot) []plot.Thumbnailer {
 			eb.CapWidth = vg.Points(5)
 			p.Add(eb)
 		}
+	}
+	if s.points {
+		return []plot.Thumbnailer{dots}
 	}
 	return []plot.Thumbnailer{line, dots}
 }

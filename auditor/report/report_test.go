@@ -57,18 +57,37 @@ func TestRender(t *testing.T) {
 	fmt.Print(obs.Text())
 }
 
-// The golden report of two small synthetic audits: summary.json (compared
+// The golden reports of small synthetic audits: summary.json (compared
 // as numbers with a relative tolerance of 1e-9, since float rounding may
 // differ in the last bits between architectures that fuse multiply-adds)
-// and the printed text.
+// and the printed text. "training" is a standard and an adversarial
+// training run, with the initialisation (epoch 0) among the histograms'
+// epochs; "separate" an audit of three models without epochs, which the
+// report names and does not treat as a training run.
 func TestGolden(t *testing.T) {
 	t.Parallel()
-	audits := writeAudits(t, map[string]synth{
-		"standard":    standardSynth(7, 30),
-		"adversarial": adversarialSynth(7, 30),
-	}, "standard", "adversarial")
+	for _, tc := range []struct {
+		name, suffix string
+		synths       map[string]synth
+		order        []string
+		opts         report.Options
+	}{
+		{"training", "", map[string]synth{"standard": standardSynth(7, 30), "adversarial": adversarialSynth(7, 30)},
+			[]string{"standard", "adversarial"}, report.Options{Epochs: []int{0, 1, 6, 9}}},
+		{"separate", ".separate", map[string]synth{"models": separateSynth(30)}, []string{"models"}, report.Options{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			checkGoldenReport(t, writeAudits(t, tc.synths, tc.order...), tc.opts, tc.suffix)
+		})
+	}
+}
+
+// checkGoldenReport writes the report of audits and compares it with
+// testdata/summary<suffix>.golden.json and observations<suffix>.golden.txt.
+func checkGoldenReport(t *testing.T, audits []report.Audit, opts report.Options, suffix string) {
 	out := t.TempDir()
-	obs, err := report.Write(context.Background(), audits, out, report.Options{Epochs: []int{1, 6, 9}})
+	obs, err := report.Write(context.Background(), audits, out, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +104,8 @@ func TestGolden(t *testing.T) {
 	for _, a := range audits {
 		text = strings.ReplaceAll(text, a.Dir, "DIR/"+a.Label)
 	}
-	goldenJSON := filepath.Join("testdata", "summary.golden.json")
-	goldenText := filepath.Join("testdata", "observations.golden.txt")
+	goldenJSON := filepath.Join("testdata", "summary"+suffix+".golden.json")
+	goldenText := filepath.Join("testdata", "observations"+suffix+".golden.txt")
 	if *update {
 		if err := os.WriteFile(goldenJSON, got, 0o644); err != nil {
 			t.Fatal(err)

@@ -2,9 +2,10 @@ package report
 
 import (
 	"math"
-	"sort"
 
 	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/marginaudit/marginaudit/auditor/compare"
 )
 
 // Ranks returns the ranks of x, 1 for the smallest value, with tied values
@@ -17,33 +18,8 @@ func Ranks(x []float64) []float64 {
 }
 
 // ranksTies returns the average ranks of x and Σ(t³ − t) over the groups of
-// t tied values, the tie term of the rank statistics' variances.
-func ranksTies(x []float64) (ranks []float64, tieTerm float64) {
-	idx := make([]int, len(x))
-	for i, v := range x {
-		if math.IsNaN(v) {
-			panic("report: rank of NaN")
-		}
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return x[idx[a]] < x[idx[b]] })
-	ranks = make([]float64, len(x))
-	for i := 0; i < len(idx); {
-		j := i + 1
-		for j < len(idx) && x[idx[j]] == x[idx[i]] {
-			j++
-		}
-		// Positions i…j−1 (0-based) hold ranks i+1…j; their average:
-		avg := float64(i+1+j) / 2
-		for k := i; k < j; k++ {
-			ranks[idx[k]] = avg
-		}
-		t := float64(j - i)
-		tieTerm += t*t*t - t
-		i = j
-	}
-	return ranks, tieTerm
-}
+// t tied values (see compare.AverageRanks).
+func ranksTies(x []float64) (ranks []float64, tieTerm float64) { return compare.AverageRanks(x) }
 
 // ExactSpearmanMax is the largest sample for which Spearman computes an
 // exact permutation p-value; larger samples use the t approximation.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/attack"
 )
 
 // synth describes a synthetic but realistic audit: accuracy rising from
@@ -23,6 +24,14 @@ type synth struct {
 	confidence bool    // measure confidences (confidence.csv)
 	pgd        bool    // PGD L∞ results at ε = 0.1
 	refine     bool    // refined margins: 0.97 times the DeepFool margins
+	// models records how each checkpoint was run (auditor.ModelInfo),
+	// with the pixel range [0, 1] from the checkpoints' metadata
+	// (settings.json then stores [0, 0]), as audits do since they record
+	// it; without, the audit is one made before.
+	models bool
+	// separate names the checkpoints of an audit of separate models, with
+	// no epochs (numbered in this order); nil for a training run.
+	separate []string
 }
 
 // accuracy is the fraction of images a checkpoint gets right.
@@ -51,11 +60,14 @@ func (s synth) write(t testing.TB, dir string) {
 	t.Helper()
 	settings := &auditor.Settings{
 		Data: "mnist", Splits: []auditor.Split{auditor.Train, auditor.Test}, N: s.n, Sample: "first", Seed: 1,
-		Range: [2]float64{0, 1}, Norms: []auditor.Norm{auditor.L2, auditor.LInf},
-		Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine,
+		Norms:          []auditor.Norm{auditor.L2, auditor.LInf},
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine},
+	}
+	if !s.models {
+		settings.Range = [2]float64{0, 1}
 	}
 	if s.pgd {
-		settings.PGD = auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{0.1}, Steps: 20, StepSize: 0.25, RandomStart: true}
+		settings.PGD = auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{0.1}, PGDParams: attack.PGDParams{Steps: 20, Step: 0.25, RandomStart: true}}
 	}
 	store, err := auditor.OpenStore(dir, settings)
 	if err != nil {
@@ -73,9 +85,20 @@ func (s synth) write(t testing.TB, dir string) {
 			labels[sp] = append(labels[sp], int(rng.next()%uint64(s.classes)))
 		}
 	}
-	for e := range s.epochs {
-		name := fmt.Sprintf("epoch-%03d.onnx", e)
+	epochs := s.epochs
+	if s.separate != nil {
+		epochs = len(s.separate)
+	}
+	for e := range epochs {
+		name, from := fmt.Sprintf("epoch-%03d.onnx", e), auditor.FromName
+		if s.separate != nil {
+			name, from = s.separate[e], auditor.FromPosition
+		}
 		part := &auditor.Part{Checkpoint: name, Epoch: e}
+		if s.models {
+			part.Model = &auditor.ModelInfo{Checkpoint: name, Epoch: e, Scores: "logits", EpochFrom: from,
+				InputRange: [2]float64{0, 1}, Normalization: "none"}
+		}
 		for _, sp := range settings.Splits {
 			acc := s.accuracy(sp, e)
 			robust := 0
@@ -134,7 +157,14 @@ func (s synth) write(t testing.TB, dir string) {
 
 // standard and adversarial are the two synthetic trainings of the tests.
 func standardSynth(epochs, n int) synth {
-	return synth{seed: 1, epochs: epochs, n: n, classes: 10, scale: 1, linfScale: 0.07, failRate: 0.002, confidence: true, pgd: true}
+	return synth{seed: 1, epochs: epochs, n: n, classes: 10, scale: 1, linfScale: 0.07, failRate: 0.002, confidence: true, pgd: true, models: true}
+}
+
+// separateSynth is an audit of three separate models, compared side by
+// side: the checkpoints have no epochs.
+func separateSynth(n int) synth {
+	return synth{seed: 3, n: n, classes: 10, scale: 1.2, linfScale: 0.08, failRate: 0.002, confidence: true, pgd: true, models: true,
+		separate: []string{"resnet18.onnx", "vgg11.onnx", "mlp.onnx"}}
 }
 
 func adversarialSynth(epochs, n int) synth {

@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/marginaudit/marginaudit/auditor"
@@ -64,7 +66,11 @@ func (o *Observations) sections() []section {
 			where(t.Audit, t.Split, t.Norm), fmtV(t.MeanFirst), t.FirstEpoch, fmtV(t.MeanLast), t.LastEpoch,
 			fmtPct(t.RelativeChange), fmtRho(t.Rho), pEq(t.P), t.Method, len(t.Epochs), verdict))
 	}
-	if len(o.Trend) == 0 {
+	switch {
+	case len(o.Trend) > 0:
+	case !slices.ContainsFunc(o.Audits, func(a AuditInfo) bool { return !a.SeparateModels }):
+		s1.Lines = append(s1.Lines, "not measured: the checkpoints are separate models, not epochs of a training run.")
+	default:
 		s1.Lines = append(s1.Lines, "not measured: no epoch ≥ 1 with margins.")
 	}
 
@@ -141,11 +147,11 @@ func (o *Observations) sections() []section {
 			}
 		}
 		if last == nil {
-			s3.Lines = append(s3.Lines, where(k.audit, k.split, k.norm)+": no epoch has both misclassified and correctly classified images with margins.")
+			s3.Lines = append(s3.Lines, fmt.Sprintf("%s: no %s has both misclassified and correctly classified images with margins.", where(k.audit, k.split, k.norm), o.unit(k.audit)))
 			continue
 		}
-		line := fmt.Sprintf("%s: %s at epoch %d (%d misclassified vs %d correct, %s); significantly below 1 at %d and above 1 at %d of %d epochs (p < %s, uncorrected).",
-			where(k.audit, k.split, k.norm), fmtR(last.Ratio), last.Epoch, last.NIncorrect, last.NCorrect, pEq(last.P), smaller, larger, tested, alpha)
+		line := fmt.Sprintf("%s: %s at %s (%d misclassified vs %d correct, %s); significantly below 1 at %d and above 1 at %d of %d %ss (p < %s, uncorrected).",
+			where(k.audit, k.split, k.norm), fmtR(last.Ratio), o.at(k.audit, last.Epoch), last.NIncorrect, last.NCorrect, pEq(last.P), smaller, larger, tested, o.unit(k.audit), alpha)
 		s3.Lines = append(s3.Lines, line)
 	}
 
@@ -167,10 +173,10 @@ func (o *Observations) sections() []section {
 			}
 		}
 		if last == nil {
-			s4.Lines = append(s4.Lines, where(k.audit, k.split, k.norm)+": undefined at every epoch (no epoch has both misclassified and correctly classified images).")
+			s4.Lines = append(s4.Lines, fmt.Sprintf("%s: undefined at every %[2]s (no %[2]s has both misclassified and correctly classified images).", where(k.audit, k.split, k.norm), o.unit(k.audit)))
 			continue
 		}
-		line := fmt.Sprintf("%s: %s at epoch %d", where(k.audit, k.split, k.norm), fmtR(last.AUROCMargin), last.Epoch)
+		line := fmt.Sprintf("%s: %s at %s", where(k.audit, k.split, k.norm), fmtR(last.AUROCMargin), o.at(k.audit, last.Epoch))
 		switch {
 		case !conf[k.audit]:
 			line += fmt.Sprintf("; max-softmax baseline not measured (no %s)", auditor.ConfidenceFile)
@@ -182,6 +188,34 @@ func (o *Observations) sections() []section {
 		s4.Lines = append(s4.Lines, line+".")
 	}
 	return []section{s1, s2, s3, s4}
+}
+
+// at names the checkpoint of an audit at epoch e: "epoch 3", or "model
+// resnet.onnx" for an audit of separate models.
+func (o *Observations) at(audit string, e int) string {
+	return o.unit(audit) + " " + o.point(audit, e)
+}
+
+// point is the checkpoint of an audit at epoch e: "3", or its file name
+// for an audit of separate models.
+func (o *Observations) point(audit string, e int) string {
+	for _, a := range o.Audits {
+		if i := slices.Index(a.Epochs, e); a.Label == audit && a.SeparateModels && i >= 0 && i < len(a.Checkpoints) {
+			return a.Checkpoints[i]
+		}
+	}
+	return strconv.Itoa(e)
+}
+
+// unit is what an audit's checkpoints are: "epoch", or "model" for
+// separate models.
+func (o *Observations) unit(audit string) string {
+	for _, a := range o.Audits {
+		if a.Label == audit && a.SeparateModels {
+			return "model"
+		}
+	}
+	return "epoch"
 }
 
 // minExactP is the smallest two-sided exact p-value of Spearman's ρ for n

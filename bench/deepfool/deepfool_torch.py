@@ -16,7 +16,7 @@ Run from the repository root (see bench/deepfool/README.md):
 Semantics (as auditor/attack/doc.go): candidates = the top-k clean logits,
 fixed, reference k_hat = the clean prediction; per step, for each candidate
 f' = f_k - f_khat, w' = grad f_k - grad f_khat, d_k = |f'| / (||w'||_q + 1e-8)
-(q = 2 for L2, 1 for Linf); the smallest plus 1e-4; L2 step d w'/(||w'||_2 +
+(q = 2 for l2, 1 for linf); the smallest plus 1e-4; L2 step d w'/(||w'||_2 +
 1e-8), Linf step d sign(w'); P += step; x = clip(x0 + (1 + overshoot) P);
 an image stops once its prediction differs from k_hat. The implementation
 is the straightforward one: one forward pass per step over the images still
@@ -129,7 +129,7 @@ def deepfool(model, x0, norm, overshoot=0.02, steps=50, candidates=0, retries=10
                     i = int(idx[active[j]])
                     if flipped[j]:
                         delta = (x[active[j]] - x0[i]).flatten().double()
-                        margins[i] = float(delta.norm(2) if norm == "L2" else delta.abs().max())
+                        margins[i] = float(delta.norm(2) if norm == "l2" else delta.abs().max())
                     iters[i] += int(attempt[active[j]])
                 keep = ~done
                 if not keep.any():
@@ -145,13 +145,13 @@ def deepfool(model, x0, norm, overshoot=0.02, steps=50, candidates=0, retries=10
                 active = active[keep]
                 w = torch.stack(grads, 1).flatten(2)          # [a, k-1, D]
                 gaps = torch.stack(gaps, 1)                   # [a, k-1]
-                q = w.norm(p=2 if norm == "L2" else 1, dim=2)
+                q = w.norm(p=2 if norm == "l2" else 1, dim=2)
                 dist = gaps.abs() / (q + 1e-8)
                 best = dist.argmin(dim=1)
                 r = torch.arange(len(active))
                 d = dist[r, best] + 1e-4
                 wb = w[r, best]
-                if norm == "L2":
+                if norm == "l2":
                     step = (d / (wb.norm(dim=1) + 1e-8))[:, None] * wb
                 else:
                     step = d[:, None] * wb.sign()
@@ -174,7 +174,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", default=os.path.join(HERE, "out"), help="folder with NAME.x.npy from TestDumpBenchImages")
     ap.add_argument("--models", default="mlp,cnn")
-    ap.add_argument("--norms", default="L2,Linf")
+    ap.add_argument("--norms", default="l2,linf")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per case (the best is reported)")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -14,11 +16,13 @@ import (
 
 	"github.com/marginaudit/marginaudit/auditor"
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/convention"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/trainer/dataset"
 )
 
 func auditCommand() *cli.Command {
+	df, pgd := attack.DefaultDeepFoolParams(), attack.DefaultPGDParams()
 	return &cli.Command{
 		Name:      "audit",
 		Usage:     "measure DeepFool margins and PGD robustness of checkpoints",
@@ -27,7 +31,7 @@ func auditCommand() *cli.Command {
 			"the model's metadata or file name) and every image, DeepFool finds the nearest point of another " +
 			"class; its distance is the image's margin (an upper bound of the distance to the decision " +
 			"boundary). Results go to DIR/margins.csv, DIR/summary.json, DIR/transitions.csv and " +
-			"DIR/confidence.csv (each image's clean max-softmax). Each " +
+			"DIR/confidence.csv (each image's clean max-softmax) and DIR/robust.csv (each image's PGD outcome). Each " +
 			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
 			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
 			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +
@@ -46,7 +50,7 @@ func auditCommand() *cli.Command {
 			&cli.StringFlag{Name: "labels", Usage: "labels as an integer .npy `FILE` [N]"},
 			&cli.StringFlag{Name: "split", Usage: "splits to audit", Value: "test"},
 			&cli.IntFlag{Name: "n", Usage: "images per split", Value: 1000},
-			&cli.StringFlag{Name: "sample", Usage: "which images: first or random", Value: "first"},
+			&cli.StringFlag{Name: "sample", Usage: "which images: first or random", Value: auditor.SampleFirst},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the random subset and of the attacks' noise", Value: 1},
 			&cli.StringFlag{Name: "range", Usage: "pixel range `LO,HI` (default: metadata, else 0,1)"},
 			&cli.StringFlag{Name: "mean", Usage: "per-channel normalisation mean, e.g. `0.4914,0.4822,0.4465`"},
@@ -54,16 +58,17 @@ func auditCommand() *cli.Command {
 			&cli.StringFlag{Name: "layout", Usage: "the models' channel axis: auto (detect), nchw or nhwc", Value: "auto"},
 			&cli.StringFlag{Name: "output", Usage: "the graph output `NAME` holding the class scores (default: the first)"},
 			&cli.StringFlag{Name: "norm", Usage: "margin norms: l2, linf or both", Value: "l2,linf"},
-			&cli.IntFlag{Name: "candidates", Usage: "DeepFool candidate classes: the top `K` (0: all)"},
-			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: 50},
-			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: 0.02},
-			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: 10},
-			&cli.BoolFlag{Name: "refine", Usage: "tighten each margin by bisection (margin_refined column)"},
-			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, e.g. `0.05,0.1` (none by default)"},
-			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms", Value: "linf"},
-			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps", Value: 20},
-			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size (default 2.5·ε/steps)"},
-			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: 64},
+			&cli.IntFlag{Name: "candidates", Usage: "DeepFool candidate classes: the top `K` (0: all)", Value: df.Candidates},
+			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: df.MaxIter},
+			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: df.Overshoot},
+			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: df.Retries},
+			&cli.BoolFlag{Name: "refine", Usage: "tighten each margin by bisection (margin_refined column)", Value: df.Refine},
+			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, in pixel units, e.g. `0.05,0.1` (none by default)"},
+			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms (with --pgd-eps)", Value: "linf"},
+			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps (with --pgd-eps)", Value: pgd.Steps},
+			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size in pixel units, the same for every radius (with --pgd-eps)",
+				Value: pgd.Step, DefaultText: fmt.Sprintf("%g·ε/steps", attack.DefaultPGDStepScale)},
+			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: attack.DefaultDeepFoolBatch},
 			shardFlag(),
 			waitFlag(),
 		},
@@ -82,78 +87,96 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseZero(c, "audit", "batch"); err != nil {
+		return err
+	}
 	sp, err := shardSpec(c)
 	if err != nil {
 		return err
+	}
+	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s,
+		Threads: c.Int("threads"), BatchSize: c.Int("batch"), Shard: sp}
+	if err := cfg.Validate(); err != nil {
+		return auditFlags.usage("audit", err)
 	}
 	lock, err := lockOutput(c, "audit", c.String("out"))
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	data, dtype, err := loadAuditData(c, &s)
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	data, dtype, err := loadAuditData(c, &s, bar)
 	if err != nil {
 		return err
 	}
-	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	cfg.Data = data
 	p := &auditProgress{bar: bar}
-	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s, Data: data,
-		Threads: c.Int("threads"), BatchSize: c.Int("batch"), Shard: sp}
 	sum, err := auditor.Run(c.Context, cfg, p)
 	err = shardUsage(err)
-	if sum != nil && len(sum.Checkpoints) > 0 { // else every checkpoint failed
-		printAuditSummary(c, sum)
+	if sum != nil && len(sum.Checkpoints) > 0 { // else nothing was audited
+		if perr := printAuditSummary(c.App.Writer, sum); err == nil {
+			err = perr
+		}
 	}
-	return withHint(err, auditHint(err, dtype, c.IsSet("range")))
+	if err != nil {
+		return withHint(err, auditHint(err, dtype, c.IsSet("range")))
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s\n", filepath.Join(c.String("out"), auditor.MarginsFile))
+	return nil
 }
 
-// auditSettings turns the flags into the settings that determine results.
+// auditFlags names the flags of audit that set each setting.
+var auditFlags = flagNames{
+	"data": "data", "splits": "split", "n": "n", "sample": "sample", "range": "range", "mean": "mean", "std": "std",
+	"layout": "layout", "norms": "norm", "overshoot": "overshoot", "max_iter": "max-iter", "candidates": "candidates",
+	"retries": "retries", "pgd.eps": "pgd-eps", "pgd.norms": "pgd-norm", "pgd.steps": "pgd-steps",
+	"pgd.step_size": "pgd-step", "batch_size": "batch", "threads": "threads",
+}
+
+// auditSettings turns the flags into the settings that determine results,
+// refusing what cannot be parsed and combinations that make no sense;
+// auditor.Config.Validate checks the values.
 func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	s := auditor.Settings{N: c.Int("n"), Sample: c.String("sample"), Seed: c.Int64("seed"),
-		Overshoot: c.Float64("overshoot"), MaxIter: c.Int("max-iter"), Candidates: c.Int("candidates"),
-		Retries: c.Int("retries"), Refine: c.Bool("refine")}
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: c.Float64("overshoot"), MaxIter: c.Int("max-iter"),
+			Candidates: c.Int("candidates"), Retries: c.Int("retries"), Refine: c.Bool("refine")}}
 	switch {
 	case c.String("data") != "" && c.String("images") != "":
 		return s, usagef("audit", "give --data or --images, not both")
 	case c.String("data") != "":
-		s.Data = c.String("data")
+		name, err := checkDataName("audit", c.String("data"))
+		if err != nil {
+			return s, err
+		}
+		s.Data = name
 	case c.String("images") != "" && c.String("labels") != "":
+		if err := needs(c, "audit", "--data", "data-dir"); err != nil {
+			return s, err
+		}
 		s.Data = c.String("images") + "," + c.String("labels")
 	default:
 		return s, usagef("audit", "give --data NAME, or --images X.npy with --labels Y.npy")
 	}
-	if s.N <= 0 {
-		return s, usagef("audit", "--n %d: want a positive number of images", s.N)
-	}
-	if s.Sample != "first" && s.Sample != "random" {
-		return s, usagef("audit", "--sample %q: want first or random", s.Sample)
-	}
-	for _, f := range strings.Split(c.String("split"), ",") {
-		sp, err := auditor.ParseSplit(strings.TrimSpace(f))
-		if err != nil {
-			return s, usagef("audit", "--split: %v", err)
-		}
-		s.Splits = append(s.Splits, sp)
-	}
 	var err error
-	if s.Norms, err = parseNorms(c.String("norm")); err != nil {
-		return s, usagef("audit", "--norm: %v", err)
+	for _, f := range strings.Split(c.String("split"), ",") {
+		s.Splits = append(s.Splits, auditor.Split(strings.TrimSpace(f)))
+	}
+	if c.String("images") != "" && (len(s.Splits) != 1 || s.Splits[0] != auditor.Test) {
+		return s, usagef("audit", "--split %s: --images gives one split; want test", c.String("split"))
+	}
+	if s.Norms, err = parseNorms(c, "norm"); err != nil {
+		return s, err
 	}
 	if r := c.String("range"); r != "" {
-		v, err := parseFloatList(r)
-		if err != nil || len(v) != 2 || !(v[0] < v[1]) {
-			return s, usagef("audit", "--range %q: want LO,HI with LO < HI", r)
+		if s.Range, err = convention.ParseRange(r); err != nil {
+			return s, usagef("audit", "--range %v", err)
 		}
-		s.Range = [2]float64{v[0], v[1]}
 	}
-	if s.Mean, err = parseFloatList(c.String("mean")); err != nil {
+	if s.Mean, err = convention.ParseFloats(c.String("mean")); err != nil {
 		return s, usagef("audit", "--mean: %v", err)
 	}
-	if s.Std, err = parseFloatList(c.String("std")); err != nil {
+	if s.Std, err = convention.ParseFloats(c.String("std")); err != nil {
 		return s, usagef("audit", "--std: %v", err)
-	}
-	if (s.Mean == nil) != (s.Std == nil) {
-		return s, usagef("audit", "give --mean and --std together")
 	}
 	layout, err := attack.ParseLayout(c.String("layout"))
 	if err != nil {
@@ -163,62 +186,47 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 		s.Layout = strings.ToLower(layout.String())
 	}
 	s.Output = c.String("output")
-	if eps := c.String("pgd-eps"); eps != "" {
-		if s.PGD.Eps, err = parseFloatList(eps); err != nil {
-			return s, usagef("audit", "--pgd-eps: %v", err)
-		}
-		if s.PGD.Norms, err = parseNorms(c.String("pgd-norm")); err != nil {
-			return s, usagef("audit", "--pgd-norm: %v", err)
-		}
-		s.PGD.Steps, s.PGD.StepSize, s.PGD.RandomStart = c.Int("pgd-steps"), c.Float64("pgd-step"), true
+	eps := c.String("pgd-eps")
+	if eps == "" {
+		return s, needs(c, "audit", "--pgd-eps", "pgd-norm", "pgd-steps", "pgd-step")
 	}
+	if s.PGD.Eps, err = convention.ParseFloats(eps); err != nil {
+		return s, usagef("audit", "--pgd-eps: %v", err)
+	}
+	if s.PGD.Norms, err = parseNorms(c, "pgd-norm"); err != nil {
+		return s, err
+	}
+	s.PGD.PGDParams = attack.PGDParams{Steps: c.Int("pgd-steps"), Step: c.Float64("pgd-step"), RandomStart: true}
 	return s, nil
 }
 
-func parseNorms(s string) ([]auditor.Norm, error) {
+// parseNorms parses audit's flag holding a list of norm names, such as
+// "l2,linf".
+func parseNorms(c *cli.Context, flag string) ([]auditor.Norm, error) {
 	var out []auditor.Norm
-	for _, f := range strings.Split(s, ",") {
-		n, err := auditor.ParseNorm(strings.TrimSpace(f))
+	for _, f := range strings.Split(c.String(flag), ",") {
+		n, err := attack.ParseNorm(strings.TrimSpace(f))
 		if err != nil {
-			return nil, err
+			return nil, usagef("audit", "--%s %q: want l2, linf or both", flag, c.String(flag))
 		}
 		out = append(out, n)
 	}
 	return out, nil
 }
 
-// parseFloatList parses "a,b,c" ("" gives nil).
-func parseFloatList(s string) ([]float64, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var out []float64
-	for _, f := range strings.Split(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%q is not a number", f)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-// loadAuditData reads the images of every split and picks the subset. It
-// also returns the element type of an --images array ("" for --data).
-func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*auditor.Images, string, error) {
+// loadAuditData reads the images of every split and picks the subset,
+// warning on bar when there are fewer images than asked for. It also
+// returns the element type of an --images array ("" for --data).
+func loadAuditData(c *cli.Context, s *auditor.Settings, bar *progressBar) (map[auditor.Split]*auditor.Images, string, error) {
 	if c.String("data") != "" {
-		data, err := loadDataset(c.String("data"), c.String("data-dir"), s)
+		data, err := loadDataset(c.String("data"), c.String("data-dir"), s, bar)
 		return data, "", err
-	}
-	if len(s.Splits) != 1 || s.Splits[0] != auditor.Test {
-		return nil, "", usagef("audit", "--images gives one split; use --split test")
 	}
 	d, x, err := readNpyDataset(c.String("images"), c.String("labels"))
 	if err != nil {
 		return nil, "", err
 	}
-	im := pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
-	im.Name = c.String("images")
+	im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed), c.String("images"), bar)
 	for _, n := range x.Shape[1:] {
 		im.Shape = append(im.Shape, int64(n))
 	}
@@ -226,16 +234,16 @@ func loadAuditData(c *cli.Context, s *auditor.Settings) (map[auditor.Split]*audi
 }
 
 // loadDataset reads the splits of s from a named data set and picks the
-// subset.
-func loadDataset(name, dir string, s *auditor.Settings) (map[auditor.Split]*auditor.Images, error) {
+// subset, warning on bar when a split has fewer images than asked for.
+func loadDataset(name, dir string, s *auditor.Settings, bar *progressBar) (map[auditor.Split]*auditor.Images, error) {
 	data := map[auditor.Split]*auditor.Images{}
 	for _, split := range s.Splits {
 		d, err := dataset.Load(name, string(split), dir)
 		if err != nil {
 			return nil, err
 		}
-		im := pickImages(d, s.N, s.Sample == "random", uint64(s.Seed))
-		im.Shape, im.Layout, im.Name = []int64{int64(d.C), int64(d.H), int64(d.W)}, attack.NCHW, name+" "+string(split)
+		im := pickImages(d, s.N, s.Sample == auditor.SampleRandom, uint64(s.Seed), d.Name+" "+string(split), bar)
+		im.Shape, im.Layout, im.Dataset = []int64{int64(d.C), int64(d.H), int64(d.W)}, attack.NCHW, d.Name
 		data[split] = im
 	}
 	return data, nil
@@ -253,8 +261,13 @@ func readNpyDataset(images, labels string) (*dataset.Dataset, *npy.Array, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(x.Shape) < 2 || x.Shape[0] == 0 {
+	switch {
+	case len(x.Shape) < 2:
 		return nil, nil, fmt.Errorf("%s: images must be [N, ...] with N > 0, got shape %s", images, formatInts(x.Shape))
+	case x.Shape[0] == 0:
+		return nil, nil, fmt.Errorf("%s holds no images (shape %s)", images, formatInts(x.Shape))
+	case slices.Contains(x.Shape[1:], 0):
+		return nil, nil, fmt.Errorf("%s: images of shape %s have no pixels: axis %d has size 0", images, formatInts(x.Shape), 1+slices.Index(x.Shape[1:], 0))
 	}
 	if len(y.Shape) != 1 || y.Shape[0] != x.Shape[0] {
 		return nil, nil, fmt.Errorf("%s: labels must be [%d] to match %s, got shape %s", labels, x.Shape[0], images, formatInts(y.Shape))
@@ -267,9 +280,13 @@ func readNpyDataset(images, labels string) (*dataset.Dataset, *npy.Array, error)
 	return &dataset.Dataset{Name: filepath.Base(images), Split: "test", Images: x.Data, N: x.Shape[0], Labels: y.Data}, x, nil
 }
 
-// pickImages takes the first n images of d, or n drawn at random.
-func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Images {
-	n = min(n, d.N)
+// pickImages takes the first n images of d (which holds some), or n drawn
+// at random, named name; when d has fewer, it takes all and warns on bar.
+func pickImages(d *dataset.Dataset, n int, random bool, seed uint64, name string, bar *progressBar) *auditor.Images {
+	if n > d.N {
+		bar.warn("-n %d: %s holds %d images: auditing all %d", n, name, d.N, d.N)
+		n = d.N
+	}
 	idx := make([]int, d.N)
 	for i := range idx {
 		idx[i] = i
@@ -281,7 +298,7 @@ func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Im
 	}
 	idx = idx[:n]
 	size := len(d.Images) / d.N
-	im := &auditor.Images{Index: idx, Labels: make([]int, n), X: make([]float32, 0, n*size)}
+	im := &auditor.Images{Index: idx, Labels: make([]int, n), X: make([]float32, 0, n*size), Name: name}
 	for k, i := range idx {
 		im.Labels[k] = d.Labels[i]
 		im.X = append(im.X, d.Images[i*size:(i+1)*size]...)
@@ -289,7 +306,9 @@ func pickImages(d *dataset.Dataset, n int, random bool, seed uint64) *auditor.Im
 	return im
 }
 
-// auditProgress renders auditor.Run's reports.
+// auditProgress renders auditor.Run's reports. A checkpoint that fails is
+// reported failed here and its error is printed once, with the others, by
+// run at the end.
 type auditProgress struct {
 	bar *progressBar
 	// model says how the checkpoint being audited is run, for the line
@@ -319,31 +338,73 @@ func (p *auditProgress) Finished(c auditor.Checkpoint, skipped bool, err error, 
 	case skipped:
 		p.bar.println(false, "%s: already audited, skipped", c.Name)
 	case err != nil:
-		p.bar.println(true, "%s: %s: failed: %v", progName, c.Name, err)
+		p.bar.println(false, "%s: failed (the error follows at the end)", c.Name)
+	case c.From == auditor.FromPosition: // a model, not an epoch of a run
+		p.bar.println(false, "%s: audited in %s (%s)", c.Name, elapsed.Round(time.Millisecond), p.model)
 	default:
 		p.bar.println(false, "%s: epoch %d audited in %s (%s)", c.Name, c.Epoch, elapsed.Round(time.Millisecond), p.model)
 	}
 }
 
-// printAuditSummary prints the mean margins per epoch, split and norm.
-func printAuditSummary(c *cli.Context, sum *auditor.Summary) {
-	t := newTable()
-	t.row("epoch\tsplit\tnorm\tn\taccuracy\tmean margin\tse\tcorrect\tincorrect\tfailures")
-	acc := map[string]auditor.Float{}
-	for _, ck := range sum.Checkpoints {
-		for _, a := range ck.Accuracy {
-			acc[fmt.Sprint(ck.Epoch, a.Split)] = a.Accuracy
-		}
-	}
-	type key struct {
+func (p *auditProgress) Warn(_ auditor.Checkpoint, msg string) { p.bar.warn("%s", msg) }
+
+// printAuditSummary prints to w the clean accuracy, the PGD robust
+// accuracy at each norm and radius, and the mean margins per checkpoint,
+// split and norm. Checkpoints without epochs (separate models) are named
+// rather than numbered.
+func printAuditSummary(w io.Writer, sum *auditor.Summary) error {
+	type ckSplit struct {
 		epoch int
 		split auditor.Split
-		norm  auditor.Norm
+	}
+	type pgdKey struct {
+		norm auditor.Norm
+		eps  float64
+	}
+	acc := map[ckSplit]auditor.Float{}
+	names := map[int]string{}
+	models := len(sum.Checkpoints) > 0
+	for _, ck := range sum.Checkpoints {
+		names[ck.Epoch] = ck.Checkpoint
+		models = models && ck.EpochFrom == auditor.FromPosition
+		for _, a := range ck.Accuracy {
+			acc[ckSplit{ck.Epoch, a.Split}] = a.Accuracy
+		}
+	}
+	var pgdCols []pgdKey
+	robust := map[ckSplit]map[pgdKey]auditor.Float{}
+	for _, r := range sum.PGD {
+		k, col := ckSplit{r.Epoch, r.Split}, pgdKey{r.Norm, r.Eps}
+		if !slices.Contains(pgdCols, col) {
+			pgdCols = append(pgdCols, col)
+		}
+		if robust[k] == nil {
+			robust[k] = map[pgdKey]auditor.Float{}
+		}
+		robust[k][col] = r.RobustAccuracy
+	}
+	slices.SortFunc(pgdCols, func(a, b pgdKey) int {
+		return cmp.Or(strings.Compare(string(a.norm), string(b.norm)), cmp.Compare(a.eps, b.eps))
+	})
+
+	head := "epoch"
+	if models {
+		head = "checkpoint"
+	}
+	head += "\tsplit\tnorm\tn\taccuracy"
+	for _, col := range pgdCols {
+		head += fmt.Sprintf("\tPGD %s ε=%s", col.norm, strconv.FormatFloat(col.eps, 'g', 4, 64))
+	}
+	t := newTable()
+	t.row("%s\tmean margin\tse\tcorrect\tincorrect\tfailures", head)
+	type key struct {
+		ckSplit
+		norm auditor.Norm
 	}
 	byGroup := map[key]map[auditor.GroupKind]auditor.Group{}
 	var keys []key
 	for _, g := range sum.Groups {
-		k := key{g.Epoch, g.Split, g.Norm}
+		k := key{ckSplit{g.Epoch, g.Split}, g.Norm}
 		if byGroup[k] == nil {
 			byGroup[k] = map[auditor.GroupKind]auditor.Group{}
 			keys = append(keys, k)
@@ -353,13 +414,22 @@ func printAuditSummary(c *cli.Context, sum *auditor.Summary) {
 	for _, k := range keys {
 		g := byGroup[k]
 		all := g[auditor.All]
-		t.row("%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d", k.epoch, k.split, k.norm, all.Images, fmtFloat(acc[fmt.Sprint(k.epoch, k.split)]),
-			fmtFloat(all.Margin.Mean), fmtFloat(all.Margin.SE), fmtFloat(g[auditor.Correct].Margin.Mean), fmtFloat(g[auditor.Incorrect].Margin.Mean), all.Failures)
+		row := strconv.Itoa(k.epoch)
+		if models {
+			row = names[k.epoch]
+		}
+		row += fmt.Sprintf("\t%s\t%s\t%d\t%s", k.split, k.norm, all.Images, fmtFloat(acc[k.ckSplit]))
+		for _, col := range pgdCols {
+			v, ok := robust[k.ckSplit][col]
+			if !ok {
+				v = auditor.Float(math.NaN())
+			}
+			row += "\t" + fmtFloat(v)
+		}
+		t.row("%s\t%s\t%s\t%s\t%s\t%d", row, fmtFloat(all.Margin.Mean), fmtFloat(all.Margin.SE),
+			fmtFloat(g[auditor.Correct].Margin.Mean), fmtFloat(g[auditor.Incorrect].Margin.Mean), all.Failures)
 	}
-	if err := t.writeTo(c.App.Writer); err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "%s: %v\n", progName, err)
-	}
-	fmt.Fprintf(c.App.Writer, "wrote %s\n", filepath.Join(c.String("out"), auditor.MarginsFile))
+	return t.writeTo(w)
 }
 
 func fmtFloat(f auditor.Float) string {

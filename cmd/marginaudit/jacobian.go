@@ -65,8 +65,6 @@ func runJacobian(c *cli.Context) error {
 		return usagef(cmd, "--batch %d: want at least 1", c.Int("batch"))
 	case c.Int("classes") < 0:
 		return usagef(cmd, "--classes %d: want a positive number of classes", c.Int("classes"))
-	case c.Int("threads") < 0:
-		return usagef(cmd, "--threads %d: want 0 or more", c.Int("threads"))
 	}
 	inputShape, err := parseInputShape(cmd, c.String("input-shape"))
 	if err != nil {

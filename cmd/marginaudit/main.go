@@ -13,6 +13,7 @@
 //	train      train a classifier, one ONNX checkpoint per epoch
 //	audit      measure DeepFool margins and PGD robustness of checkpoints
 //	report     figures, index.html and the study's observations from audits
+//	diff       compare two audits image by image; gate regressions for CI
 //	study      train standard and adversarial models, audit, report
 //	merge      merge the folders of an audit's shards (audit --shard I/N)
 //	status     show what the shards of an audit have done and what remains
@@ -87,7 +88,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: false,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress on stderr"},
-			&cli.IntFlag{Name: "threads", Usage: "run onnxruntime with `N` threads per run (0: one per core)"},
+			&cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("run onnxruntime with `N` threads per run (0: one per core; at most %d)", maxThreads)},
 		},
 		Commands: []*cli.Command{
 			inspectCommand(),
@@ -96,11 +97,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			trainCommand(),
 			auditCommand(),
 			reportCommand(),
+			diffCommand(),
 			studyCommand(),
 			mergeCommand(),
 			statusCommand(),
 			selfcheckCommand(),
 		},
+		Before: checkGlobalFlags,
 		// Errors are printed by run; keep cli from printing or exiting.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -143,11 +146,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // printError writes err to w as `marginaudit: message`, followed by a hint
-// line where one helps.
+// line where one helps. Joined errors (the failed checkpoints of an audit,
+// the failed fixtures of selfcheck) are printed one after the other, each
+// once.
 func printError(w io.Writer, app *cli.App, err error) {
 	var ue *usageError
 	var uo *onnxgrad.UnsupportedOpError
-	switch {
+	var he *hintedError
+	hint, inner := "", err
+	if h, ok := err.(*hintedError); ok {
+		hint, inner = h.hint, h.err
+	}
+	switch multi, isMulti := inner.(interface{ Unwrap() []error }); {
 	case errors.As(err, &ue):
 		fmt.Fprintf(w, "%s: %v\n", progName, err)
 		if cmd := app.Command(ue.cmd); cmd != nil && ue.cmd != "help" {
@@ -157,6 +167,13 @@ func printError(w io.Writer, app *cli.App, err error) {
 			fmt.Fprintf(w, "usage: %s\n", globalUsage)
 			fmt.Fprintf(w, "run '%s help' for the commands\n", progName)
 		}
+	case isMulti:
+		for _, e := range multi.Unwrap() {
+			printError(w, app, e)
+		}
+		if hint != "" {
+			fmt.Fprintf(w, "hint: %s\n", hint)
+		}
 	case errors.As(err, &uo):
 		file := uo.File
 		if file == "" {
@@ -165,8 +182,11 @@ func printError(w io.Writer, app *cli.App, err error) {
 		fmt.Fprintf(w, "%s: %s: unsupported op %q in node %q: %s\n", progName, file, uo.OpType, uo.Node, uo.Reason())
 		fmt.Fprintf(w, "hint: '%s inspect %s' lists every op of the model and whether onnxgrad differentiates it\n", progName, file)
 	default:
-		fmt.Fprintf(w, "%s: %v\n", progName, err)
-		var he *hintedError
+		// An error that wraps joined ones (study's audits) has a line for
+		// each; each gets the program's name.
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(w, "%s: %s\n", progName, line)
+		}
 		if errors.As(err, &he) {
 			fmt.Fprintf(w, "hint: %s\n", he.hint)
 		}

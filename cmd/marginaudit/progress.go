@@ -101,3 +101,9 @@ func (p *progressBar) println(force bool, format string, args ...any) {
 	}
 	fmt.Fprintf(p.w, format+"\n", args...)
 }
+
+// warn prints a warning line, "marginaudit: warning: …", even with -q:
+// a warning says that results may not mean what they seem.
+func (p *progressBar) warn(format string, args ...any) {
+	p.println(true, progName+": warning: "+format, args...)
+}

@@ -23,7 +23,7 @@ func reportCommand() *cli.Command {
 			"a misclassification detector (AUROC). The observations are also printed."),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "write the report to `DIR`"},
-			&cli.StringFlag{Name: "epochs", Usage: "epochs of the margin histograms, e.g. `0,1,5` (default: first, second, middle, last)"},
+			&cli.StringFlag{Name: "epochs", Usage: "epochs of the margin histograms, e.g. `0,1,5` (0: the initialisation; for separate models, their places from 0; default: first, second, middle, last)"},
 			&cli.StringFlag{Name: "standard", Usage: "label of the standard-training audit, the denominator of the margin ratio", Value: "standard"},
 			&cli.BoolFlag{Name: "refined", Usage: "use the refined margins (audits made with --refine)"},
 			waitFlag(),
@@ -47,7 +47,7 @@ func runReport(c *cli.Context) error {
 		}
 		audits = append(audits, report.Audit{Label: label, Dir: dir})
 	}
-	epochs, err := parseIntList("report", "epochs", c.String("epochs"))
+	epochs, err := parseInts("report", "epochs", c.String("epochs"), 0) // 0 is the initialisation
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runReport(c *cli.Context) error {
 func writeReport(c *cli.Context, audits []report.Audit, dir string, opt report.Options) error {
 	obs, err := report.Write(c.Context, audits, dir, opt)
 	if err != nil {
-		return fmt.Errorf("report: %w", err)
+		return err // the report package's errors say "report: …"
 	}
 	fmt.Fprint(c.App.Writer, obs.Text())
 	fmt.Fprintf(c.App.Writer, "wrote %s\n", filepath.Join(dir, "index.html"))

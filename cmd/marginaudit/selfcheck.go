@@ -80,8 +80,8 @@ func runSelfcheck(c *cli.Context) error {
 
 	t := newTable()
 	t.row("fixture\tN\tK\tmax|ΔJ|/max|J|\tmax|Δf|/max|f|\tmean margin (L2, linearised)\timages/s")
-	var firstErr error
-	var tried, failed int
+	var failures []error
+	tried := 0
 	for _, model := range models {
 		name := strings.TrimSuffix(filepath.Base(model), ".onnx")
 		base := strings.TrimSuffix(model, ".onnx")
@@ -100,11 +100,8 @@ func runSelfcheck(c *cli.Context) error {
 			return cerr // interrupted: the other fixtures would fail the same way
 		}
 		if err != nil {
-			failed++
-			fmt.Fprintf(stderr, "selfcheck: %s: %v\n", name, err)
-			if firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", name, err)
-			}
+			// Printed once, with the others, at the end.
+			failures = append(failures, fmt.Errorf("selfcheck: %s: %w", name, err))
 			t.row("%s\t-\t-\tfailed\t\t\t", name)
 			continue
 		}
@@ -116,8 +113,8 @@ func runSelfcheck(c *cli.Context) error {
 	if err := t.writeTo(c.App.Writer); err != nil {
 		return err
 	}
-	if firstErr != nil {
-		return fmt.Errorf("selfcheck: %d of %d fixtures failed, the first: %w", failed, tried, firstErr)
+	if len(failures) > 0 {
+		return errors.Join(append([]error{fmt.Errorf("selfcheck: %d of %d fixtures failed", len(failures), tried)}, failures...)...)
 	}
 	return nil
 }

@@ -1,14 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/auditor/report"
-	"github.com/marginaudit/marginaudit/trainer/dataset"
 	"github.com/marginaudit/marginaudit/trainer/model"
 	"github.com/marginaudit/marginaudit/trainer/optim"
 	"github.com/marginaudit/marginaudit/trainer/train"
@@ -32,8 +33,8 @@ func studyCommand() *cli.Command {
 			&cli.StringFlag{Name: "hidden", Usage: "dense hidden sizes, e.g. `256,256`"},
 			&cli.StringFlag{Name: "channels", Usage: "cnn conv channels, e.g. `32,64`"},
 			&cli.IntFlag{Name: "epochs", Usage: "epochs to train", Value: 5},
-			&cli.IntFlag{Name: "batch", Usage: "mini-batch size", Value: 128},
-			&cli.Float64Flag{Name: "lr", Usage: "Adam learning rate", Value: 1e-3},
+			&cli.IntFlag{Name: "batch", Usage: "mini-batch size", Value: train.DefaultBatchSize},
+			&cli.Float64Flag{Name: "lr", Usage: "Adam learning rate", Value: optim.Config{Name: optim.Adam}.WithDefaults().LR},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of training, image subsets and attacks", Value: 1},
 			&cli.IntFlag{Name: "train-limit", Usage: "train on the first `N` training images only"},
 			&cli.IntFlag{Name: "test-limit", Usage: "evaluate training on the first `N` test images only"},
@@ -46,6 +47,14 @@ func studyCommand() *cli.Command {
 	}
 }
 
+// studyFlags names the flags of study that set the training and audit
+// options.
+var studyFlags = flagNames{
+	"Dataset": "data", "Arch.Kind": "arch", "Arch.Hidden": "hidden", "Arch.Channels": "channels",
+	"Epochs": "epochs", "BatchSize": "batch", "Optim.LR": "lr", "TrainLimit": "train-limit", "TestLimit": "test-limit",
+	"Adv.steps": "adv-steps", "n": "n", "threads": "threads", "Threads": "threads",
+}
+
 func runStudy(c *cli.Context) error {
 	if c.Args().Present() {
 		return usagef("study", "unexpected argument %q", c.Args().First())
@@ -55,14 +64,14 @@ func runStudy(c *cli.Context) error {
 			return usagef("study", "--%s is required", f)
 		}
 	}
-	info, err := dataset.Lookup(c.String("data"))
+	name, err := checkDataName("study", c.String("data"))
 	if err != nil {
-		return usagef("study", "--data: %v", err)
+		return err
 	}
 	arch := model.Arch{Kind: c.String("arch")}
 	if arch.Kind == "" {
 		arch.Kind = "cnn"
-		if info.Name == "mnist" {
+		if name == "mnist" {
 			arch.Kind = "mlp"
 		}
 	}
@@ -72,7 +81,15 @@ func runStudy(c *cli.Context) error {
 	if arch.Channels, err = parseIntList("study", "channels", c.String("channels")); err != nil {
 		return err
 	}
-	adv, err := train.DefaultAdversarial(info.Name)
+	if err := refuseZero(c, "study", "batch", "lr"); err != nil {
+		return err
+	}
+	if c.Bool("no-adv") {
+		if err := needs(c, "study", "adversarial training (without --no-adv)", "adv-steps"); err != nil {
+			return err
+		}
+	}
+	adv, err := train.DefaultAdversarial(name)
 	if err != nil {
 		return err
 	}
@@ -80,7 +97,7 @@ func runStudy(c *cli.Context) error {
 		adv.Steps = c.Int("adv-steps")
 	}
 	out := c.String("out")
-	base := train.Config{Dataset: info.Name, DataDir: c.String("data-dir"), TrainLimit: c.Int("train-limit"),
+	base := train.Config{Dataset: name, DataDir: c.String("data-dir"), TrainLimit: c.Int("train-limit"),
 		TestLimit: c.Int("test-limit"), Arch: arch, Epochs: c.Int("epochs"), BatchSize: c.Int("batch"),
 		Seed: c.Uint64("seed"), Optim: optim.Config{Name: optim.Adam, LR: c.Float64("lr")}, Resume: true,
 		Threads: c.Int("threads")}
@@ -91,10 +108,20 @@ func runStudy(c *cli.Context) error {
 	if c.Bool("no-adv") {
 		variants = variants[:1]
 	}
-	settings := auditor.Settings{Data: info.Name, Splits: []auditor.Split{auditor.Train, auditor.Test}, N: c.Int("n"),
-		Sample: "random", Seed: int64(c.Uint64("seed")), Norms: []auditor.Norm{auditor.L2, auditor.LInf},
-		Overshoot: 0.02, MaxIter: 50, Retries: 10,
-		PGD: auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{adv.Eps}, Steps: 20, RandomStart: true}}
+	for _, v := range variants {
+		cfg := base
+		cfg.Adv, cfg.Out = v.adv, filepath.Join(out, v.label, "ckpts")
+		if err := cfg.Validate(); err != nil {
+			return studyFlags.usage("study", err)
+		}
+	}
+	settings := auditor.Settings{Data: name, Splits: []auditor.Split{auditor.Train, auditor.Test}, N: c.Int("n"),
+		Sample: auditor.SampleRandom, Seed: int64(c.Uint64("seed")), Norms: []auditor.Norm{auditor.L2, auditor.LInf},
+		DeepFoolParams: attack.DefaultDeepFoolParams(),
+		PGD:            auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{adv.Eps}, PGDParams: attack.DefaultPGDParams()}}
+	if err := (&auditor.Config{Settings: settings, Threads: c.Int("threads")}).Validate(); err != nil {
+		return studyFlags.usage("study", err)
+	}
 	// The stages below write under out through the libraries, which take
 	// no lock of their own: this one covers them all.
 	lock, err := lockOutput(c, "study", out)
@@ -102,11 +129,11 @@ func runStudy(c *cli.Context) error {
 		return err
 	}
 	defer lock.Close()
-	data, err := loadDataset(info.Name, c.String("data-dir"), &settings)
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	data, err := loadDataset(name, c.String("data-dir"), &settings, bar)
 	if err != nil {
 		return err
 	}
-	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	var audits []report.Audit
 	var failures []error
 	for _, v := range variants {
@@ -128,7 +155,7 @@ func runStudy(c *cli.Context) error {
 		audits = append(audits, report.Audit{Label: v.label, Dir: auditDir})
 	}
 	if len(failures) > 0 {
-		return failures[0]
+		return errors.Join(failures...)
 	}
 	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard"})
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/marginaudit/marginaudit/trainer/dataset"
 	"github.com/marginaudit/marginaudit/trainer/model"
 	"github.com/marginaudit/marginaudit/trainer/optim"
 	"github.com/marginaudit/marginaudit/trainer/train"
@@ -29,22 +31,23 @@ func trainCommand() *cli.Command {
 			&cli.StringFlag{Name: "hidden", Usage: "dense hidden sizes, e.g. `256,256` (default: 256,256 for mlp, 128 for cnn)"},
 			&cli.StringFlag{Name: "channels", Usage: "cnn conv channels, e.g. `32,64` (default 32,64)"},
 			&cli.IntFlag{Name: "epochs", Usage: "epochs to train", Value: 5},
-			&cli.IntFlag{Name: "batch", Usage: "mini-batch size", Value: 128},
-			&cli.StringFlag{Name: "opt", Usage: "optimizer: adam or sgd", Value: "adam"},
-			&cli.Float64Flag{Name: "lr", Usage: "learning rate (default 0.001 for adam, 0.01 for sgd)"},
-			&cli.Float64Flag{Name: "momentum", Usage: "sgd momentum"},
+			&cli.IntFlag{Name: "batch", Usage: "mini-batch size", Value: train.DefaultBatchSize},
+			&cli.StringFlag{Name: "opt", Usage: "optimizer: adam or sgd", Value: optim.Adam},
+			&cli.Float64Flag{Name: "lr", Usage: "learning rate", DefaultText: fmt.Sprintf("%g for adam, %g for sgd",
+				optim.Config{Name: optim.Adam}.WithDefaults().LR, optim.Config{Name: optim.SGD}.WithDefaults().LR)},
+			&cli.Float64Flag{Name: "momentum", Usage: "sgd momentum (with --opt sgd)"},
 			&cli.Float64Flag{Name: "weight-decay", Usage: "L2 weight decay"},
-			&cli.StringFlag{Name: "schedule", Usage: "learning-rate schedule: constant, step or cosine", Value: "constant"},
+			&cli.StringFlag{Name: "schedule", Usage: "learning-rate schedule: constant, step or cosine", Value: optim.Constant},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the initial weights and the shuffling", Value: 1},
 			&cli.IntFlag{Name: "train-limit", Usage: "train on the first `N` training images only"},
 			&cli.IntFlag{Name: "test-limit", Usage: "evaluate on the first `N` test images only"},
 			&cli.StringFlag{Name: "out", Usage: "write the checkpoints to `DIR`"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from the last complete checkpoint in DIR"},
 			&cli.StringFlag{Name: "adv", Usage: "adversarial training: pgd replaces a share of every batch by L∞ PGD examples (default: none)"},
-			&cli.Float64Flag{Name: "adv-eps", Usage: "PGD radius ε (default per data set: mnist 0.3, fashion-mnist 0.1, cifar10 8/255)"},
-			&cli.Float64Flag{Name: "adv-step", Usage: "PGD step size (default: mnist and fashion-mnist 0.01, cifar10 2/255)"},
-			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps (default: mnist 40, fashion-mnist 20, cifar10 10)"},
-			&cli.Float64Flag{Name: "adv-frac", Usage: "share of each batch replaced by PGD examples", Value: 0.5},
+			&cli.Float64Flag{Name: "adv-eps", Usage: "PGD radius ε", DefaultText: advDefaults(func(a *train.Adversarial) string { return fmt.Sprintf("%.4g", a.Eps) })},
+			&cli.Float64Flag{Name: "adv-step", Usage: "PGD step size in pixel units", DefaultText: advDefaults(func(a *train.Adversarial) string { return fmt.Sprintf("%.4g", a.Step) })},
+			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps", DefaultText: advDefaults(func(a *train.Adversarial) string { return fmt.Sprint(a.Steps) })},
+			&cli.Float64Flag{Name: "adv-frac", Usage: "share of each batch replaced by PGD examples", Value: train.DefaultAdvFrac},
 			waitFlag(),
 		},
 		Action: runTrain,
@@ -60,24 +63,38 @@ func runTrain(c *cli.Context) error {
 			return usagef("train", "--%s is required", f)
 		}
 	}
+	name, err := checkDataName("train", c.String("data"))
+	if err != nil {
+		return err
+	}
 	arch := model.Arch{Kind: c.String("arch")}
-	var err error
 	if arch.Hidden, err = parseIntList("train", "hidden", c.String("hidden")); err != nil {
 		return err
 	}
 	if arch.Channels, err = parseIntList("train", "channels", c.String("channels")); err != nil {
 		return err
 	}
+	if err := refuseZero(c, "train", "batch", "lr", "adv-frac"); err != nil {
+		return err
+	}
+	if !strings.EqualFold(c.String("opt"), optim.SGD) {
+		if err := needs(c, "train", "--opt sgd", "momentum"); err != nil {
+			return err
+		}
+	}
 	cfg := train.Config{
-		Dataset: c.String("data"), DataDir: c.String("data-dir"),
+		Dataset: name, DataDir: c.String("data-dir"),
 		TrainLimit: c.Int("train-limit"), TestLimit: c.Int("test-limit"),
 		Arch: arch, Epochs: c.Int("epochs"), BatchSize: c.Int("batch"), Seed: c.Uint64("seed"),
 		Optim: optim.Config{Name: c.String("opt"), LR: c.Float64("lr"), Momentum: c.Float64("momentum"),
 			WeightDecay: c.Float64("weight-decay"), Schedule: optim.Schedule{Kind: c.String("schedule")}},
 		Out: c.String("out"), Resume: c.Bool("resume"), Threads: c.Int("threads"),
 	}
-	if cfg.Adv, err = adversarialFlags(c); err != nil {
+	if cfg.Adv, err = adversarialFlags(c, name); err != nil {
 		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return trainFlags.usage("train", err)
 	}
 	lock, err := lockOutput(c, "train", cfg.Out)
 	if err != nil {
@@ -86,31 +103,35 @@ func runTrain(c *cli.Context) error {
 	defer lock.Close()
 	p := &trainProgress{bar: newProgressBar(c.App.ErrWriter, c.Bool("quiet"))}
 	if err := train.Run(c.Context, cfg, p); err != nil {
-		return fmt.Errorf("train: %w", err)
+		return err
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s: epochs %d–%d, test accuracy %.4f after epoch %d\n",
 		filepath.Join(cfg.Out, "epoch-*.onnx"), p.first-1, p.lastEpoch, p.testAcc, p.lastEpoch)
 	return nil
 }
 
-// adversarialFlags reads --adv and its parameters over the data set's
-// defaults.
-func adversarialFlags(c *cli.Context) (*train.Adversarial, error) {
+// trainFlags names the flags of train that set each field of train.Config.
+var trainFlags = flagNames{
+	"Dataset": "data", "Out": "out", "Epochs": "epochs", "BatchSize": "batch", "TrainLimit": "train-limit",
+	"TestLimit": "test-limit", "Threads": "threads", "Arch.Kind": "arch", "Arch.Hidden": "hidden",
+	"Arch.Channels": "channels", "Optim.Name": "opt", "Optim.LR": "lr", "Optim.Momentum": "momentum",
+	"Optim.WeightDecay": "weight-decay", "Optim.Schedule.Kind": "schedule", "Adv.Eps": "adv-eps",
+	"Adv.step_size": "adv-step", "Adv.steps": "adv-steps", "Adv.Frac": "adv-frac",
+}
+
+// adversarialFlags reads --adv and its parameters over the defaults of
+// the data set name; train.Config.Validate checks them.
+func adversarialFlags(c *cli.Context, name string) (*train.Adversarial, error) {
 	switch c.String("adv") {
 	case "", "none":
-		for _, f := range []string{"adv-eps", "adv-step", "adv-steps"} {
-			if c.IsSet(f) {
-				return nil, usagef("train", "--%s needs --adv pgd", f)
-			}
-		}
-		return nil, nil
+		return nil, needs(c, "train", "--adv pgd", "adv-eps", "adv-step", "adv-steps", "adv-frac")
 	case "pgd":
 	default:
 		return nil, usagef("train", "--adv %q: want pgd or none", c.String("adv"))
 	}
-	adv, err := train.DefaultAdversarial(c.String("data"))
+	adv, err := train.DefaultAdversarial(name)
 	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, err
 	}
 	if c.IsSet("adv-eps") {
 		adv.Eps = c.Float64("adv-eps")
@@ -122,10 +143,19 @@ func adversarialFlags(c *cli.Context) (*train.Adversarial, error) {
 		adv.Steps = c.Int("adv-steps")
 	}
 	adv.Frac = c.Float64("adv-frac")
-	if !(adv.Eps > 0) || !(adv.Step > 0) || adv.Steps <= 0 || !(adv.Frac > 0 && adv.Frac <= 1) {
-		return nil, usagef("train", "adversarial settings ε=%g, step %g, %d steps, frac %g: want positive values and 0 < frac ≤ 1", adv.Eps, adv.Step, adv.Steps, adv.Frac)
-	}
 	return adv, nil
+}
+
+// advDefaults lists a default of adversarial training per data set, as
+// "mnist 0.3, fashion-mnist 0.1, cifar10 0.03137".
+func advDefaults(value func(*train.Adversarial) string) string {
+	var s []string
+	for _, name := range dataset.Names() {
+		if a, err := train.DefaultAdversarial(name); err == nil {
+			s = append(s, name+" "+value(a))
+		}
+	}
+	return strings.Join(s, ", ")
 }
 
 // trainProgress renders train.Run's reports.
@@ -166,14 +196,23 @@ func (p *trainProgress) Epoch(e train.Epoch) {
 
 // parseIntList parses "a,b,c" ("" gives nil, the default).
 func parseIntList(cmd, flag, s string) ([]int, error) {
+	return parseInts(cmd, flag, s, 1)
+}
+
+// parseInts parses "a,b,c" of integers ≥ least ("" gives nil).
+func parseInts(cmd, flag, s string, least int) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
+	want := "positive integers"
+	if least != 1 {
+		want = fmt.Sprintf("integers ≥ %d", least)
+	}
 	var out []int
 	for _, f := range strings.Split(s, ",") {
-		var v int
-		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d", &v); err != nil || v <= 0 {
-			return nil, usagef(cmd, "--%s %q: want positive integers separated by commas", flag, s)
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < least {
+			return nil, usagef(cmd, "--%s %q: want %s separated by commas", flag, s, want)
 		}
 		out = append(out, v)
 	}

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/internal/convention"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 	"github.com/marginaudit/marginaudit/trainer/model"
 	"github.com/marginaudit/marginaudit/trainer/optim"
@@ -20,13 +20,13 @@ const (
 	KeyFormat = "marginaudit_checkpoint" // format version of these keys: "1"
 
 	// What the model reads and computes.
-	KeyDataset       = "dataset"       // "mnist", "fashion-mnist", "cifar10", or another name for custom data
-	KeyClasses       = "classes"       // number of classes K
-	KeyInputName     = "input_name"    // "input"
-	KeyOutputName    = "output_name"   // "logits" (raw scores, not probabilities)
-	KeyInputShape    = "input_shape"   // C,H,W, e.g. "1,28,28" (the batch axis is symbolic)
-	KeyInputRange    = "input_range"   // "0,1": the pixel range the model expects
-	KeyNormalization = "normalization" // "none": inputs are the pixels in input_range, not standardised
+	KeyDataset       = "dataset"                   // "mnist", "fashion-mnist", "cifar10", or another name for custom data
+	KeyClasses       = "classes"                   // number of classes K
+	KeyInputName     = "input_name"                // "input"
+	KeyOutputName    = "output_name"               // "logits" (raw scores, not probabilities)
+	KeyInputShape    = "input_shape"               // C,H,W, e.g. "1,28,28" (the batch axis is symbolic)
+	KeyInputRange    = convention.KeyRange         // "0,1": the pixel range the model expects
+	KeyNormalization = convention.KeyNormalization // "none": inputs are the pixels in input_range, not standardised
 
 	// Architecture.
 	KeyArchitecture = "architecture" // "mlp" or "cnn"
@@ -136,7 +136,7 @@ func (m *Metadata) Props() []*onnxpb.StringStringEntryProto {
 	add(KeyInputName, model.InputName)
 	add(KeyOutputName, model.OutputName)
 	add(KeyInputShape, model.FormatInts(m.InputShape))
-	add(KeyInputRange, f(m.InputRange[0])+","+f(m.InputRange[1]))
+	add(KeyInputRange, convention.FormatRange(m.InputRange))
 	add(KeyNormalization, m.Normalization)
 	add(KeyArchitecture, m.Arch.Kind)
 	add(KeyHidden, model.FormatInts(m.Arch.Hidden))
@@ -263,13 +263,10 @@ func ParseMetadata(props []*onnxpb.StringStringEntryProto) (*Metadata, error) {
 		m.Arch.Channels = nil
 	}
 	if r := kv[KeyInputRange]; r != "" {
-		lo, hi, ok := strings.Cut(r, ",")
-		a, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
-		b, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
-		if !ok || err1 != nil || err2 != nil || !(a < b) {
+		var err error
+		if m.InputRange, err = convention.ParseRange(r); err != nil {
 			p.fail(KeyInputRange, r)
 		}
-		m.InputRange = [2]float64{a, b}
 	}
 	if len(m.InputShape) != 3 && p.err == nil {
 		p.fail(KeyInputShape, kv[KeyInputShape])

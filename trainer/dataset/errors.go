@@ -42,6 +42,10 @@ var (
 	// different numbers of examples.
 	ErrCountMismatch = errors.New("dataset: image and label counts differ")
 
+	// ErrEmpty reports a split of a named dataset whose files hold no
+	// images: valid files, but nothing to train on or to audit.
+	ErrEmpty = errors.New("dataset: empty split")
+
 	// ErrUnknownDataset reports a dataset name that Load does not know.
 	ErrUnknownDataset = errors.New("dataset: unknown dataset")
 

@@ -162,7 +162,8 @@ func findFile(dir, base string) (string, bool) {
 // MNIST-format files are read as train-images-idx3-ubyte.gz (or unpacked, or
 // named train-images.idx3-ubyte) and so on, with t10k- files for the test
 // split. Missing data fails with a *NotFoundError that lists where Load
-// looked and how to get the data.
+// looked and how to get the data; files that hold no images fail with
+// ErrEmpty.
 func Load(name, split, dir string) (*Dataset, error) {
 	info, err := Lookup(name)
 	if err != nil {
@@ -217,6 +218,9 @@ func loadFiles(info Info, split string, paths []string) (*Dataset, error) {
 	if d.C != info.C || d.H != info.H || d.W != info.W {
 		return nil, fmt.Errorf("%w: %s holds %d×%d×%d images, %s has %d×%d×%d",
 			ErrBadDims, paths[0], d.C, d.H, d.W, info.Name, info.C, info.H, info.W)
+	}
+	if d.N == 0 {
+		return nil, fmt.Errorf("%w: %s holds no images", ErrEmpty, paths[0])
 	}
 	d.Name, d.Split = info.Name, split
 	return d, nil

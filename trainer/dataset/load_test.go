@@ -203,6 +203,17 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// Files that hold no images are an error naming the file, not a data set
+// of none: training and audits need images.
+func TestLoadEmpty(t *testing.T) {
+	root := isolate(t)
+	writeIDXSplit(t, root, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 0, 28, 28)
+	_, err := Load("fashion-mnist", "test", root)
+	if !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), filepath.Join(root, "t10k-images-idx3-ubyte")+" holds no images") {
+		t.Errorf("error %v, want ErrEmpty naming the images file", err)
+	}
+}
+
 func TestLookup(t *testing.T) {
 	tests := []struct {
 		name          string

@@ -3,8 +3,12 @@ package model
 import (
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/marginaudit/marginaudit/internal/option"
 )
 
 // Names of the graph's tensors.
@@ -68,34 +72,33 @@ func (a Arch) WithDefaults() Arch {
 	return a
 }
 
-// Validate checks a (after WithDefaults) for an input of c×h×w.
+// Validate checks a (after WithDefaults) for an input of c×h×w. Errors in
+// a's fields wrap ErrUnknownArch (the kind) or ErrBadArch; errors.As finds
+// an *option.Error naming the field, such as "Kind" or "Channels".
 func (a Arch) Validate(c, h, w int) error {
 	if a.Kind != MLP && a.Kind != CNN {
-		return fmt.Errorf("%w %q (want %q or %q)", ErrUnknownArch, a.Kind, MLP, CNN)
+		return &option.Error{Kind: ErrUnknownArch, Field: "Kind", Value: strconv.Quote(a.Kind), Want: MLP + " or " + CNN}
 	}
 	if c <= 0 || h <= 0 || w <= 0 {
 		return fmt.Errorf("%w: input shape %dx%dx%d", ErrBadArch, c, h, w)
 	}
-	for _, n := range a.Hidden {
-		if n <= 0 {
-			return fmt.Errorf("%w: hidden size %d", ErrBadArch, n)
-		}
+	bad := func(field string, value any, want string) error {
+		return &option.Error{Kind: ErrBadArch, Field: field, Value: value, Want: want}
+	}
+	if slices.ContainsFunc(a.Hidden, func(n int) bool { return n <= 0 }) {
+		return bad("Hidden", FormatInts(a.Hidden), "sizes ≥ 1")
 	}
 	if a.Kind == CNN {
-		if len(a.Channels) == 0 {
-			return fmt.Errorf("%w: a cnn needs at least one conv stage", ErrBadArch)
-		}
-		for _, n := range a.Channels {
-			if n <= 0 {
-				return fmt.Errorf("%w: conv channels %d", ErrBadArch, n)
-			}
-		}
-		if a.Kernel <= 0 || a.Kernel%2 == 0 {
-			return fmt.Errorf("%w: kernel size %d must be odd and positive", ErrBadArch, a.Kernel)
-		}
-		if h>>len(a.Channels) == 0 || w>>len(a.Channels) == 0 {
-			return fmt.Errorf("%w: %d pooling stages need images of at least %d×%d pixels, got %d×%d",
-				ErrBadArch, len(a.Channels), 1<<len(a.Channels), 1<<len(a.Channels), h, w)
+		switch {
+		case len(a.Channels) == 0:
+			return bad("Channels", "(none)", "at least one conv stage")
+		case slices.ContainsFunc(a.Channels, func(n int) bool { return n <= 0 }):
+			return bad("Channels", FormatInts(a.Channels), "channel counts ≥ 1")
+		case a.Kernel <= 0 || a.Kernel%2 == 0:
+			return bad("Kernel", a.Kernel, "an odd size ≥ 1")
+		case h>>len(a.Channels) == 0 || w>>len(a.Channels) == 0:
+			return bad("Channels", FormatInts(a.Channels), fmt.Sprintf("at most %d pooling stages for images of %d×%d pixels",
+				bits.Len(uint(min(h, w)))-1, h, w))
 		}
 	}
 	return nil

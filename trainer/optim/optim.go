@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
+
+	"github.com/marginaudit/marginaudit/internal/option"
 )
 
 // Optimizer names.
@@ -70,23 +73,32 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks c (after WithDefaults).
+// Validate checks c (after WithDefaults). Its errors wrap ErrConfig;
+// errors.As finds an *option.Error naming the field, such as "LR" or
+// "Schedule.Kind".
 func (c Config) Validate() error {
 	switch {
 	case c.Name != SGD && c.Name != Adam:
-		return fmt.Errorf("%w: unknown optimizer %q (want %q or %q)", ErrConfig, c.Name, SGD, Adam)
+		return bad("Name", strconv.Quote(c.Name), SGD+" or "+Adam)
 	case !(c.LR > 0) || math.IsInf(c.LR, 0):
-		return fmt.Errorf("%w: learning rate %g must be positive", ErrConfig, c.LR)
-	case c.Momentum < 0 || c.Momentum >= 1:
-		return fmt.Errorf("%w: momentum %g must lie in [0, 1)", ErrConfig, c.Momentum)
-	case c.Name == Adam && (c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1):
-		return fmt.Errorf("%w: Adam betas %g, %g must lie in [0, 1)", ErrConfig, c.Beta1, c.Beta2)
-	case c.Name == Adam && !(c.Eps > 0):
-		return fmt.Errorf("%w: Adam eps %g must be positive", ErrConfig, c.Eps)
-	case c.WeightDecay < 0 || math.IsNaN(c.WeightDecay):
-		return fmt.Errorf("%w: weight decay %g must not be negative", ErrConfig, c.WeightDecay)
+		return bad("LR", c.LR, "a finite learning rate > 0")
+	case !(c.Momentum >= 0 && c.Momentum < 1):
+		return bad("Momentum", c.Momentum, "a value in [0, 1)")
+	case c.Name == Adam && !(c.Beta1 >= 0 && c.Beta1 < 1):
+		return bad("Beta1", c.Beta1, "a value in [0, 1)")
+	case c.Name == Adam && !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return bad("Beta2", c.Beta2, "a value in [0, 1)")
+	case c.Name == Adam && (!(c.Eps > 0) || math.IsInf(c.Eps, 0)):
+		return bad("Eps", c.Eps, "a finite value > 0")
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return bad("WeightDecay", c.WeightDecay, "a finite value ≥ 0")
 	}
-	return c.Schedule.Validate()
+	return option.Nest(nil, "Schedule.", c.Schedule.Validate())
+}
+
+// bad returns the *option.Error of a field.
+func bad(field string, value any, want string) error {
+	return &option.Error{Kind: ErrConfig, Field: field, Value: value, Want: want}
 }
 
 // An Optimizer updates a fixed list of weight tensors in place. It is not

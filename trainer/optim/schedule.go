@@ -3,6 +3,7 @@ package optim
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -51,22 +52,22 @@ func (s Schedule) WithDefaults() Schedule {
 	return s
 }
 
-// Validate checks s (after WithDefaults).
+// Validate checks s (after WithDefaults); see Config.Validate.
 func (s Schedule) Validate() error {
 	switch s.Kind {
 	case Constant, Cosine:
 	case StepDecay:
 		if s.StepSize <= 0 {
-			return fmt.Errorf("%w: step schedule every %d epochs", ErrConfig, s.StepSize)
+			return bad("StepSize", s.StepSize, "a number of epochs ≥ 1")
 		}
 		if !(s.Gamma > 0) || s.Gamma > 1 {
-			return fmt.Errorf("%w: step schedule factor %g must lie in (0, 1]", ErrConfig, s.Gamma)
+			return bad("Gamma", s.Gamma, "a factor in (0, 1]")
 		}
 	default:
-		return fmt.Errorf("%w: unknown learning-rate schedule %q (want %q, %q or %q)", ErrConfig, s.Kind, Constant, StepDecay, Cosine)
+		return bad("Kind", strconv.Quote(s.Kind), fmt.Sprintf("%s, %s or %s", Constant, StepDecay, Cosine))
 	}
-	if s.MinLR < 0 || math.IsNaN(s.MinLR) {
-		return fmt.Errorf("%w: minimum learning rate %g must not be negative", ErrConfig, s.MinLR)
+	if !(s.MinLR >= 0) || math.IsInf(s.MinLR, 0) {
+		return bad("MinLR", s.MinLR, "a finite learning rate ≥ 0")
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint"
@@ -36,7 +35,7 @@ func newAdversary(m *model.Model, a Adversarial, threads int) (*adversary, error
 	}
 	// BatchSize 0: the whole share of a mini-batch in one run per step.
 	// Without EarlyStop every image takes all the steps, as in Madry et al.
-	pgd, err := attack.NewPGD(c, attack.PGDOptions{Norm: a.Norm, Eps: a.Eps, Step: a.Step, Steps: a.Steps, RandomStart: a.RandomStart})
+	pgd, err := attack.NewPGD(c, attack.PGDOptions{Norm: a.Norm, Eps: a.Eps, PGDParams: a.PGDParams})
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("train: adversarial training: %w", err)
@@ -106,7 +105,7 @@ func (a *Adversarial) record() checkpoint.Adversarial {
 		return checkpoint.Adversarial{}
 	}
 	return checkpoint.Adversarial{
-		Method: "pgd", Norm: strings.ToLower(a.Norm.String()),
+		Method: "pgd", Norm: string(a.Norm),
 		Eps: a.Eps, Step: a.Step, Steps: a.Steps, Frac: a.Frac, RandomStart: a.RandomStart,
 	}
 }

@@ -24,7 +24,7 @@ func TestAdversaryReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Init(5)
-	cfg := Adversarial{Norm: attack.LInf, Eps: 0.1, Step: 0.03, Steps: 4, RandomStart: true, Frac: 0.5}
+	cfg := Adversarial{Norm: attack.LInf, Eps: 0.1, PGDParams: attack.PGDParams{Step: 0.03, Steps: 4, RandomStart: true}, Frac: 0.5}
 	a, err := newAdversary(m, cfg, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint"
@@ -18,7 +19,7 @@ import (
 )
 
 // smallAdv is a cheap PGD for the 8×8 synthetic images.
-var smallAdv = train.Adversarial{Norm: attack.LInf, Eps: 0.1, Step: 0.025, Steps: 5, RandomStart: true}
+var smallAdv = train.Adversarial{Norm: attack.LInf, Eps: 0.1, PGDParams: attack.PGDParams{Step: 0.025, Steps: 5, RandomStart: true}}
 
 func TestDefaultAdversarial(t *testing.T) {
 	for _, tc := range []struct {
@@ -39,7 +40,7 @@ func TestDefaultAdversarial(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := train.Adversarial{Norm: attack.LInf, Eps: tc.eps, Step: tc.step, Steps: tc.steps, RandomStart: true, Frac: 0.5}
+			want := train.Adversarial{Norm: attack.LInf, Eps: tc.eps, PGDParams: attack.PGDParams{Step: tc.step, Steps: tc.steps, RandomStart: true}, Frac: 0.5}
 			if *a != want {
 				t.Errorf("DefaultAdversarial(%q) = %+v, want %+v", name, *a, want)
 			}
@@ -52,20 +53,25 @@ func TestDefaultAdversarial(t *testing.T) {
 
 func TestAdversarialRejects(t *testing.T) {
 	base := baseConfig(t, smallMLP, 1)
-	for name, mod := range map[string]func(*train.Adversarial){
-		"norm":       func(a *train.Adversarial) { a.Norm = 7 },
-		"eps":        func(a *train.Adversarial) { a.Eps = 0 },
-		"step":       func(a *train.Adversarial) { a.Step = -0.1 },
-		"steps":      func(a *train.Adversarial) { a.Steps = 0 },
-		"frac":       func(a *train.Adversarial) { a.Frac = 1.5 },
-		"frac below": func(a *train.Adversarial) { a.Frac = -0.5 },
+	for _, tc := range []struct {
+		field string
+		mod   func(*train.Adversarial)
+	}{
+		{"Adv.Norm", func(a *train.Adversarial) { a.Norm = "l1" }},
+		{"Adv.Eps", func(a *train.Adversarial) { a.Eps = 0 }},
+		{"Adv.step_size", func(a *train.Adversarial) { a.Step = -0.1 }},
+		{"Adv.steps", func(a *train.Adversarial) { a.Steps = 0 }},
+		{"Adv.Frac", func(a *train.Adversarial) { a.Frac = 1.5 }},
+		{"Adv.Frac", func(a *train.Adversarial) { a.Frac = -0.5 }},
 	} {
 		cfg := base
 		a := smallAdv
-		mod(&a)
+		tc.mod(&a)
 		cfg.Adv = &a
-		if err := train.Run(context.Background(), cfg, nil); !errors.Is(err, train.ErrConfig) {
-			t.Errorf("%s: %v, want ErrConfig", name, err)
+		err := train.Run(context.Background(), cfg, nil)
+		var oe *option.Error
+		if !errors.Is(err, train.ErrConfig) || !errors.As(err, &oe) || oe.Field != tc.field {
+			t.Errorf("%s: %v, want ErrConfig naming %s", tc.field, err, tc.field)
 		}
 	}
 }
@@ -156,9 +162,9 @@ func TestAdversarialResume(t *testing.T) {
 	part.Epochs, part.Resume = 3, true
 	for name, adv := range map[string]*train.Adversarial{
 		"none":         nil,
-		"other ε":      {Norm: attack.LInf, Eps: 0.2, Step: 0.025, Steps: 5, RandomStart: true},
-		"other frac":   {Norm: attack.LInf, Eps: 0.1, Step: 0.025, Steps: 5, RandomStart: true, Frac: 0.25},
-		"no rnd start": {Norm: attack.LInf, Eps: 0.1, Step: 0.025, Steps: 5},
+		"other ε":      {Norm: attack.LInf, Eps: 0.2, PGDParams: attack.PGDParams{Step: 0.025, Steps: 5, RandomStart: true}},
+		"other frac":   {Norm: attack.LInf, Eps: 0.1, PGDParams: attack.PGDParams{Step: 0.025, Steps: 5, RandomStart: true}, Frac: 0.25},
+		"no rnd start": {Norm: attack.LInf, Eps: 0.1, PGDParams: attack.PGDParams{Step: 0.025, Steps: 5}},
 	} {
 		other := part
 		other.Adv = adv
@@ -196,7 +202,7 @@ func robustness(t *testing.T, path string, test *dataset.Dataset, eps float64) a
 	}
 	defer c.Close()
 	r, err := attack.RobustAccuracy(context.Background(), c, test.Images, test.Labels,
-		attack.PGDOptions{Norm: attack.LInf, Eps: eps, Step: eps / 4, Steps: 20, RandomStart: true, Seed: 1})
+		attack.PGDOptions{Norm: attack.LInf, Eps: eps, PGDParams: attack.PGDParams{Step: eps / 4, Steps: 20, RandomStart: true}, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +225,7 @@ func TestAdversarialRobustness(t *testing.T) {
 		t.Fatal(err)
 	}
 	adv := baseConfig(t, smallMLP, 6)
-	adv.Adv = &train.Adversarial{Norm: attack.LInf, Eps: eps, Step: eps / 4, Steps: 7, RandomStart: true}
+	adv.Adv = &train.Adversarial{Norm: attack.LInf, Eps: eps, PGDParams: attack.PGDParams{Step: eps / 4, Steps: 7, RandomStart: true}}
 	if err := train.Run(context.Background(), adv, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,11 @@ package train
 import (
 	"errors"
 	"fmt"
-	"math"
+	"strconv"
+	"strings"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/trainer/dataset"
 	"github.com/marginaudit/marginaudit/trainer/model"
 	"github.com/marginaudit/marginaudit/trainer/optim"
@@ -81,16 +83,15 @@ type Adversarial struct {
 	// Norm is the norm of the ball: attack.LInf (the default and the
 	// study's) or attack.L2.
 	Norm attack.Norm
-	// Eps is the radius ε of the ball, Step the size of each step (in
-	// pixel units) and Steps their number.
-	Eps, Step float64
-	Steps     int
-	// RandomStart starts each attack from a random point of the ball,
-	// drawn from a generator seeded by (Seed, epoch, batch), so that a
-	// resumed run draws what an uninterrupted one does.
-	RandomStart bool
+	// Eps is the radius ε of the ball, in pixel units.
+	Eps float64
+	// PGDParams are the steps (Step in pixel units, 0 for
+	// attack.DefaultPGDStepScale·ε/Steps) and the random start. A random
+	// start is drawn from a generator seeded by (Seed, epoch, batch), so
+	// that a resumed run draws what an uninterrupted one does.
+	attack.PGDParams
 	// Frac is the share of each mini-batch replaced, in (0, 1]; 0 means
-	// 0.5, the study's half.
+	// DefaultAdvFrac, the study's half.
 	Frac float64
 }
 
@@ -109,7 +110,7 @@ func DefaultAdversarial(name string) (*Adversarial, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: no default adversarial settings: %w", ErrConfig, err)
 	}
-	a := &Adversarial{Norm: attack.LInf, RandomStart: true, Frac: 0.5}
+	a := &Adversarial{Norm: attack.LInf, PGDParams: attack.PGDParams{RandomStart: true}, Frac: DefaultAdvFrac}
 	switch info.Name {
 	case "mnist":
 		a.Eps, a.Step, a.Steps = 0.3, 0.01, 40
@@ -123,42 +124,51 @@ func DefaultAdversarial(name string) (*Adversarial, error) {
 	return a, nil
 }
 
+// Defaults of Config and Adversarial.
+const (
+	DefaultBatchSize     = 128
+	DefaultEvalBatchSize = 1000
+	// DefaultAdvFrac is the study's share of each batch replaced by
+	// adversarial examples.
+	DefaultAdvFrac = 0.5
+	// MaxEpochs is the most epochs that checkpoint names allow.
+	MaxEpochs = 999_999_999
+)
+
 // withDefaults returns a with defaults applied.
 func (a Adversarial) withDefaults() Adversarial {
-	if a.Norm == 0 {
+	if a.Norm == "" {
 		a.Norm = attack.LInf
 	}
 	if a.Frac == 0 {
-		a.Frac = 0.5
+		a.Frac = DefaultAdvFrac
+	}
+	if a.Steps > 0 {
+		a.Step = a.StepFor(a.Eps)
 	}
 	return a
 }
 
-// validate checks a after withDefaults.
+// validate checks a after withDefaults; its fields are named "Adv.…".
 func (a Adversarial) validate() error {
-	finite := func(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
 	switch {
 	case a.Norm != attack.LInf && a.Norm != attack.L2:
-		return fmt.Errorf("%w: adversarial norm %v; want L∞ or L2", ErrConfig, a.Norm)
-	case !finite(a.Eps):
-		return fmt.Errorf("%w: adversarial ε = %v; want a finite value > 0", ErrConfig, a.Eps)
-	case !finite(a.Step):
-		return fmt.Errorf("%w: adversarial step %v; want a finite value > 0", ErrConfig, a.Step)
-	case a.Steps < 1:
-		return fmt.Errorf("%w: %d adversarial steps; want at least 1", ErrConfig, a.Steps)
+		return bad("Adv.Norm", a.Norm, "linf or l2")
+	case !(a.Eps > 0) || !option.Finite(a.Eps):
+		return bad("Adv.Eps", a.Eps, "a finite radius > 0")
 	case !(a.Frac > 0 && a.Frac <= 1):
-		return fmt.Errorf("%w: adversarial fraction %v; want a share of the batch in (0, 1]", ErrConfig, a.Frac)
+		return bad("Adv.Frac", a.Frac, "a share of the batch in (0, 1]")
 	}
-	return nil
+	return option.Nest(ErrConfig, "Adv.", a.PGDParams.Validate())
 }
 
 // withDefaults returns c with defaults applied.
 func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
-		c.BatchSize = 128
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.EvalBatchSize == 0 {
-		c.EvalBatchSize = 1000
+		c.EvalBatchSize = DefaultEvalBatchSize
 	}
 	if c.Dataset == "" && c.Train != nil {
 		c.Dataset = c.Train.Name
@@ -172,33 +182,55 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate checks the settings that do not need the data.
-func (c Config) validate() error {
+// Validate checks, with the defaults applied, every setting that can be
+// checked without reading the data: for a named Dataset that includes the
+// architecture on its image size. Run calls it first. Its errors wrap
+// ErrConfig; errors.As finds an *option.Error naming the field by its
+// path in Config, such as "Epochs", "Optim.LR" or "Adv.Eps".
+func (c Config) Validate() error {
+	c = c.withDefaults()
 	switch {
 	case c.Out == "":
-		return fmt.Errorf("%w: no output folder", ErrConfig)
-	case c.Epochs < 0:
-		return fmt.Errorf("%w: %d epochs", ErrConfig, c.Epochs)
-	case c.Epochs > 999_999_999:
-		return fmt.Errorf("%w: %d epochs is more than checkpoint names allow", ErrConfig, c.Epochs)
-	case c.BatchSize < 0 || c.EvalBatchSize < 0:
-		return fmt.Errorf("%w: batch sizes %d, %d", ErrConfig, c.BatchSize, c.EvalBatchSize)
-	case c.TrainLimit < 0 || c.TestLimit < 0:
-		return fmt.Errorf("%w: negative image limit", ErrConfig)
+		return bad("Out", `""`, "an output folder")
+	case c.Epochs < 0 || c.Epochs > MaxEpochs:
+		return bad("Epochs", c.Epochs, fmt.Sprintf("0 (only the initialisation) to %d", MaxEpochs))
+	case c.BatchSize < 0:
+		return bad("BatchSize", c.BatchSize, "an integer ≥ 1")
+	case c.EvalBatchSize < 0:
+		return bad("EvalBatchSize", c.EvalBatchSize, "an integer ≥ 1")
+	case c.TrainLimit < 0:
+		return bad("TrainLimit", c.TrainLimit, "0 (all) or a number of images ≥ 1")
+	case c.TestLimit < 0:
+		return bad("TestLimit", c.TestLimit, "0 (all) or a number of images ≥ 1")
 	case c.Threads < 0:
-		return fmt.Errorf("%w: %d threads", ErrConfig, c.Threads)
+		return bad("Threads", c.Threads, "0 (one per core) or a number of threads ≥ 1")
 	case c.Dataset == "" && (c.Train == nil || c.Test == nil):
-		return fmt.Errorf("%w: no dataset", ErrConfig)
+		return bad("Dataset", `""`, "a data set name, or Train and Test")
 	case (c.Train == nil) != (c.Test == nil):
-		return fmt.Errorf("%w: Train and Test must be given together", ErrConfig)
+		return bad("Train", "without Test", "Train and Test together")
 	}
 	if err := c.Optim.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return option.Nest(ErrConfig, "Optim.", err)
+	}
+	if c.Train == nil {
+		info, err := dataset.Lookup(c.Dataset)
+		if err != nil {
+			return &option.Error{Kind: ErrConfig, Field: "Dataset", Value: strconv.Quote(c.Dataset),
+				Want: strings.Join(dataset.Names(), ", ")}
+		}
+		if err := c.Arch.Validate(info.C, info.H, info.W); err != nil {
+			return option.Nest(ErrConfig, "Arch.", err)
+		}
 	}
 	if c.Adv != nil {
 		return c.Adv.validate()
 	}
 	return nil
+}
+
+// bad returns the *option.Error of a Config field.
+func bad(field string, value any, want string) error {
+	return &option.Error{Kind: ErrConfig, Field: field, Value: value, Want: want}
 }
 
 // loadData returns the training and test sets, limited as configured.

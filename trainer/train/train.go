@@ -24,10 +24,10 @@ func Run(ctx context.Context, cfg Config, p Progress) error {
 	if p == nil {
 		p = nop{}
 	}
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg = cfg.withDefaults()
 	trainSet, testSet, err := cfg.loadData()
 	if err != nil {
 		return fmt.Errorf("train: %w", err)

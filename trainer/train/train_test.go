@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint/checkpointtest"
@@ -269,19 +270,39 @@ func TestRunCancel(t *testing.T) {
 
 func TestRunRejects(t *testing.T) {
 	base := baseConfig(t, smallMLP, 1)
-	for name, mod := range map[string]func(*train.Config){
-		"no out":        func(c *train.Config) { c.Out = "" },
-		"no data":       func(c *train.Config) { c.Train, c.Test = nil, nil },
-		"no test":       func(c *train.Config) { c.Test = nil },
-		"bad arch":      func(c *train.Config) { c.Arch = model.Arch{Kind: "rnn"} },
-		"bad optimizer": func(c *train.Config) { c.Optim.Name = "lbfgs" },
-		"bad epochs":    func(c *train.Config) { c.Epochs = -1 },
+	for _, tc := range []struct {
+		field string // the field the error names
+		mod   func(*train.Config)
+	}{
+		{"Out", func(c *train.Config) { c.Out = "" }},
+		{"Dataset", func(c *train.Config) { c.Train, c.Test, c.Dataset = nil, nil, "" }},
+		{"Dataset", func(c *train.Config) { c.Train, c.Test, c.Dataset = nil, nil, "imagenet" }},
+		{"Train", func(c *train.Config) { c.Test = nil }},
+		{"Arch.Kind", func(c *train.Config) { c.Train, c.Test, c.Dataset, c.Arch = nil, nil, "mnist", model.Arch{Kind: "rnn"} }},
+		{"Arch.Channels", func(c *train.Config) {
+			c.Train, c.Test, c.Dataset, c.Arch = nil, nil, "mnist", model.Arch{Kind: "cnn", Channels: []int{4, 4, 4, 4, 4}}
+		}},
+		{"Optim.Name", func(c *train.Config) { c.Optim.Name = "lbfgs" }},
+		{"Optim.LR", func(c *train.Config) { c.Optim.LR = -1 }},
+		{"Optim.Schedule.Kind", func(c *train.Config) { c.Optim.Schedule.Kind = "linear" }},
+		{"Epochs", func(c *train.Config) { c.Epochs = -1 }},
+		{"BatchSize", func(c *train.Config) { c.BatchSize = -3 }},
+		{"TrainLimit", func(c *train.Config) { c.TrainLimit = -1 }},
+		{"Threads", func(c *train.Config) { c.Threads = -1 }},
 	} {
 		cfg := base
-		mod(&cfg)
-		if err := train.Run(context.Background(), cfg, nil); !errors.Is(err, train.ErrConfig) {
-			t.Errorf("%s: %v, want ErrConfig", name, err)
+		tc.mod(&cfg)
+		err := train.Run(context.Background(), cfg, nil)
+		var oe *option.Error
+		if !errors.Is(err, train.ErrConfig) || !errors.As(err, &oe) || oe.Field != tc.field {
+			t.Errorf("%s: %v, want ErrConfig naming %s", tc.field, err, tc.field)
 		}
+	}
+	// A bad architecture for the images given is found when they are read.
+	cfg := base
+	cfg.Arch = model.Arch{Kind: "rnn"}
+	if err := train.Run(context.Background(), cfg, nil); !errors.Is(err, train.ErrConfig) {
+		t.Errorf("bad architecture: %v, want ErrConfig", err)
 	}
 }
 

@@ -167,7 +167,7 @@ func main() {
 			step = 2.5 * *robustEps / float64(*robustSteps)
 		}
 		p.robust = test.Head(*robust)
-		p.pgd = attack.PGDOptions{Norm: attack.LInf, Eps: *robustEps, Step: step, Steps: *robustSteps, RandomStart: true, Seed: 1}
+		p.pgd = attack.PGDOptions{Norm: attack.LInf, Eps: *robustEps, PGDParams: attack.PGDParams{Step: step, Steps: *robustSteps, RandomStart: true}, Seed: 1}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
