@@ -15,11 +15,13 @@ DEMO_FLAGS ?=
 TESTFLAGS ?=
 # Where `make conformance` writes its report.
 CONFORMANCE_REPORT ?= conformance-report.txt
+# The manual page that `make man` writes.
+MAN_PAGE ?= marginaudit.1
 # Duration of each fuzz target in `make fuzz`.
 FUZZTIME ?= 30s
 # Fuzz targets of `make fuzz`, as space-separated PACKAGE:FuzzName entries,
-# e.g. ./onnxgrad:FuzzDecode.
-FUZZ_TARGETS ?= ./onnxgrad:FuzzDecode ./internal/npy:FuzzRead ./trainer/dataset:FuzzReadIDXImages ./trainer/dataset:FuzzReadIDXLabels ./trainer/dataset:FuzzReadCIFAR ./trainer/optim:FuzzUnmarshalState ./auditor:FuzzReadRecords ./auditor:FuzzReadConfidence ./auditor:FuzzReadRobust ./auditor/compare:FuzzParseGates
+# e.g. ./onnxgrad:FuzzDecode; by default every Fuzz function of the tests.
+FUZZ_TARGETS ?= $(shell grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed -E 's|^(.*)/[^/]*:func (Fuzz.*)|\1:\2|' | sort)
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # The onnxruntime library that `make ort` installs and the tests load, unless
@@ -30,7 +32,7 @@ ORT_CACHE_LIB := $(CACHE_HOME)/marginaudit/onnxruntime-$(ORT_VERSION)/libonnxrun
 MARGINAUDIT_ORT_LIB ?= $(ORT_CACHE_LIB)
 export MARGINAUDIT_ORT_LIB
 
-.PHONY: help ort data onnx-testdata lint test conformance demo bench fuzz
+.PHONY: help ort data onnx-testdata lint test conformance demo bench fuzz man
 
 help:
 	@echo 'make demo   the main job: a small MNIST study (train, audit, report) into $(DEMO_OUT)'
@@ -42,6 +44,7 @@ help:
 	@echo 'make lint   gofmt check, go vet, staticcheck'
 	@echo 'make bench  run the benchmarks'
 	@echo 'make fuzz   run FUZZ_TARGETS for FUZZTIME each'
+	@echo 'make man    write the manual page $(MAN_PAGE), generated from the command definitions'
 
 ort:
 	@.ci/install-onnxruntime
@@ -75,15 +78,31 @@ conformance: ort onnx-testdata
 demo: ort data
 	$(GO) run ./cmd/marginaudit study --data mnist --epochs 5 --train-limit 10000 --n 200 --out $(DEMO_OUT) $(DEMO_FLAGS)
 
+# Written under a temporary name first, so a failed run leaves no page.
+man:
+	$(GO) run ./cmd/marginaudit man > $(MAN_PAGE).tmp
+	mv $(MAN_PAGE).tmp $(MAN_PAGE)
+
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The list is read whole before grep: in a pipe, grep -q would exit at the
+# match and go test die of SIGPIPE, failing the pipe under pipefail.
+# Go 1.26's fuzz coordinator may fail a target with a bare "context deadline
+# exceeded" when FUZZTIME ends while a worker is mid-run (golang/go#75804,
+# fixed in Go 1.27); without a failing input written, that is no finding.
 fuzz: ort
 	@if [[ -z "$(strip $(FUZZ_TARGETS))" ]]; then echo "fuzz: FUZZ_TARGETS is empty, nothing to fuzz"; fi
-	@for target in $(FUZZ_TARGETS); do \
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	for target in $(FUZZ_TARGETS); do \
 		pkg=$${target%%:*}; name=$${target#*:}; \
-		$(GO) test -list "^$$name\$$" "$$pkg" | grep -qx "$$name" || \
+		list=$$($(GO) test -list "^$$name\$$" "$$pkg"); \
+		grep -qx "$$name" <<<"$$list" || \
 			{ echo "fuzz: no fuzz target $$name in $$pkg" >&2; exit 1; }; \
 		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s "$$pkg"; \
+		if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s "$$pkg" 2>&1 | tee "$$log"; then \
+			if grep -qx '    context deadline exceeded' "$$log" && ! grep -q 'Failing input written' "$$log"; then \
+				echo "fuzz: $$name: ignoring Go's end-of-fuzztime race (golang/go#75804): no failing input" >&2; \
+			else exit 1; fi; \
+		fi; \
 	done

@@ -109,7 +109,7 @@ func (p *shardPlan) attach(store *Store) error {
 	case have == nil && len(store.Finished()) > 0:
 		return fmt.Errorf("auditor: %s holds an audit of all the work, not shard %s; give each shard a folder of its own", store.Dir(), p.manifest.Shard)
 	case have == nil:
-		return WriteFileAtomic(path, p.manifest.Write)
+		return writeFile(path, p.manifest.Write)
 	case !have.SameWork(p.manifest):
 		return fmt.Errorf("auditor: %s holds shard %s of other work (%d units of %d checkpoints and splits), not shard %s of these %d checkpoints and splits; give each division of the work folders of its own",
 			store.Dir(), have.Shard, len(have.Units), len(have.Items), p.manifest.Shard, len(p.manifest.Items))

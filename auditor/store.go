@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/marginaudit/marginaudit/internal/atomicfile"
 )
 
 // Files of an audit directory.
@@ -213,12 +215,12 @@ func OpenStore(dir string, settings *Settings) (*Store, error) {
 		dirs = append(dirs, d)
 	}
 	for _, d := range dirs {
-		if err := removeTemp(d); err != nil {
-			return nil, err
+		if err := atomicfile.RemoveTemp(d); err != nil {
+			return nil, fmt.Errorf("auditor: %w", err)
 		}
 	}
 	if newStore {
-		if err := WriteFileAtomic(settingsPath, func(w io.Writer) error {
+		if err := writeFile(settingsPath, func(w io.Writer) error {
 			_, err := w.Write(append(want, '\n'))
 			return err
 		}); err != nil {
@@ -396,17 +398,17 @@ func (s *Store) write(p *Part) error {
 	if _, ok := s.parts[p.Checkpoint]; ok {
 		// Un-finish first, so that a crash below never pairs the new extra
 		// parts with the old margins.
-		if err := os.Remove(s.partPath(p.Checkpoint)); err != nil {
+		if err := atomicfile.Remove(s.partPath(p.Checkpoint)); err != nil {
 			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 		}
 		delete(s.parts, p.Checkpoint)
 	}
 	for _, k := range extraKinds {
-		if err := WriteFileAtomic(s.extraPath(k, p.Checkpoint), func(w io.Writer) error { return k.write(w, p) }); err != nil {
+		if err := writeFile(s.extraPath(k, p.Checkpoint), func(w io.Writer) error { return k.write(w, p) }); err != nil {
 			return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 		}
 	}
-	if err := WriteFileAtomic(s.partPath(p.Checkpoint), func(w io.Writer) error { return WriteRecords(w, p.Records) }); err != nil {
+	if err := writeFile(s.partPath(p.Checkpoint), func(w io.Writer) error { return WriteRecords(w, p.Records) }); err != nil {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
 	s.parts[p.Checkpoint] = p.Epoch
@@ -493,10 +495,10 @@ func (s *Store) WriteReport() (*Summary, error) {
 		return nil, err
 	}
 	sum.describeModels(models)
-	if err := WriteFileAtomic(filepath.Join(s.dir, SummaryFile), func(w io.Writer) error { return WriteSummary(w, sum) }); err != nil {
+	if err := writeFile(filepath.Join(s.dir, SummaryFile), func(w io.Writer) error { return WriteSummary(w, sum) }); err != nil {
 		return nil, err
 	}
-	if err := WriteFileAtomic(filepath.Join(s.dir, TransitionsFile), func(w io.Writer) error { return WriteTransitions(w, sum.Transitions) }); err != nil {
+	if err := writeFile(filepath.Join(s.dir, TransitionsFile), func(w io.Writer) error { return WriteTransitions(w, sum.Transitions) }); err != nil {
 		return nil, err
 	}
 	return sum, nil
@@ -637,7 +639,7 @@ var errNoRows = errors.New("no rows")
 // parts in dir of the finished checkpoints, in order. When optional is
 // set, a missing part adds nothing and a file without rows is not written.
 func (s *Store) concat(file string, header []string, dir string, optional bool) error {
-	err := WriteFileAtomic(filepath.Join(s.dir, file), func(w io.Writer) error {
+	err := writeFile(filepath.Join(s.dir, file), func(w io.Writer) error {
 		if _, err := io.WriteString(w, strings.Join(header, ",")+"\n"); err != nil {
 			return err
 		}
@@ -671,63 +673,11 @@ func (s *Store) concat(file string, header []string, dir string, optional bool) 
 	return err
 }
 
-// tempPattern is the name of a temporary file for the file name base.
-func tempPattern(base string) string { return "." + base + ".tmp-*" }
-
-// isTemp reports whether name is a temporary file made by writeFileAtomic.
-func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") }
-
-// removeTemp removes the temporary files that an interrupted write left in
-// dir.
-func removeTemp(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
+// writeFile writes the store's file path through fn, atomically and with
+// mode 0644 (see package atomicfile).
+func writeFile(path string, fn func(io.Writer) error) error {
+	if err := atomicfile.Write(path, 0o644, fn); err != nil {
 		return fmt.Errorf("auditor: %w", err)
-	}
-	for _, e := range ents {
-		if e.Type().IsRegular() && isTemp(e.Name()) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("auditor: removing a temporary file: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// WriteFileAtomic writes a file through write: into a temporary file in
-// the same folder, synced, then renamed over path, and the folder synced.
-// On failure the temporary file is removed and path is untouched.
-func WriteFileAtomic(path string, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
-	if err != nil {
-		return fmt.Errorf("auditor: %w", err)
-	}
-	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("auditor: writing %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // make the rename durable; not all systems can sync a folder
-		d.Close()
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/marginaudit/marginaudit/internal/atomicfile"
 )
 
 // makePart returns checkpoint i's results: epoch i, n test images in two
@@ -250,7 +251,7 @@ func TestStoreResume(t *testing.T) {
 func assertNoTemp(t *testing.T, dir string) {
 	t.Helper()
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && isTemp(d.Name()) {
+		if err == nil && atomicfile.IsTemp(d.Name()) {
 			t.Errorf("temporary file %s left behind", path)
 		}
 		return nil
@@ -528,24 +529,6 @@ func TestStoreCommitErrors(t *testing.T) {
 	checkStore(t, st, makePart(1, 4))
 }
 
-func TestWriteFileAtomicFailure(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f.csv")
-	os.WriteFile(path, []byte("old\n"), 0o644)
-	boom := errors.New("boom")
-	err := WriteFileAtomic(path, func(w io.Writer) error {
-		w.Write([]byte("new, half"))
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("err = %v", err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "old\n" {
-		t.Errorf("file is %q after a failed write", b)
-	}
-	assertNoTemp(t, dir)
-}
-
 func TestStoreWriteReport(t *testing.T) {
 	dir := t.TempDir()
 	st, _ := OpenStore(dir, testSettings())
@@ -619,7 +602,7 @@ func TestStoreKillResume(t *testing.T) {
 			ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
 			n := 0
 			for _, e := range ents {
-				if strings.HasSuffix(e.Name(), ".csv") && !isTemp(e.Name()) {
+				if strings.HasSuffix(e.Name(), ".csv") && !atomicfile.IsTemp(e.Name()) {
 					n++
 				}
 			}
@@ -641,7 +624,7 @@ func TestStoreKillResume(t *testing.T) {
 		// write in progress, a PGD part whose margins part never came.
 		leftovers := 0
 		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err == nil && isTemp(d.Name()) {
+			if err == nil && atomicfile.IsTemp(d.Name()) {
 				leftovers++
 			}
 			return nil
@@ -651,7 +634,7 @@ func TestStoreKillResume(t *testing.T) {
 		margins := 0
 		ents, _ := os.ReadDir(filepath.Join(dir, PartsDir))
 		for _, e := range ents {
-			if e.Type().IsRegular() && !isTemp(e.Name()) {
+			if e.Type().IsRegular() && !atomicfile.IsTemp(e.Name()) {
 				margins++
 			}
 		}

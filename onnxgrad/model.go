@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/internal/atomicfile"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
 
@@ -120,38 +121,16 @@ func Encode(m *onnxpb.ModelProto) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
 
-// Save writes the model to path atomically: it is written to a temporary file
-// in the same folder, synced, and renamed, so a crash never leaves a
-// half-written model under the final name.
+// Save writes the model to path atomically, with mode 0644 less the umask
+// (see package atomicfile): a crash never leaves a half-written model under
+// the final name.
 func Save(path string, m *onnxpb.ModelProto) error {
 	data, err := Encode(m)
 	if err != nil {
 		return fmt.Errorf("onnxgrad: encoding %s: %w", path, err)
 	}
-	return WriteFileAtomic(path, data)
-}
-
-// WriteFileAtomic writes data to path through a temporary file and a rename.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("onnxgrad: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("onnxgrad: writing %s: %w", path, werr)
 	}
 	return nil
 }

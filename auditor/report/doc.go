@@ -69,7 +69,8 @@
 //
 // # Report directory
 //
-//	index.html           the page: audits, observations, figures with captions; no scripts, no network
+//	index.html           the page: audits, observations, figures with captions; needs no other file
+//	                     (figures embedded as data: URIs), no scripts, no network
 //	summary.json         the Observations, below
 //	figures/NAME.png     every figure at 96 dpi (10 in wide: 960 px)
 //	figures/NAME.svg     the same as SVG
@@ -82,8 +83,8 @@
 //	hist-LABEL-SPLIT-NORM    density histograms of correct vs misclassified margins at Options.Epochs
 //	sankey-LABEL-SPLIT       correct/misclassified transitions between consecutive epochs
 //
-// Every file is written atomically (temporary file, then rename), and
-// index.html last.
+// Every file is written atomically (package atomicfile: temporary file,
+// fsync, rename, mode 0644 less the umask), and index.html last.
 //
 // # summary.json
 //

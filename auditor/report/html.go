@@ -1,17 +1,23 @@
 package report
 
 import (
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io"
+	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/marginaudit/marginaudit/auditor"
 )
 
-// The page: one static HTML file, no scripts, no network; images are
-// referred to relatively, so the report folder can be moved or archived.
+// The page: one static HTML file, no scripts, no network, that needs no
+// other file: every figure is in it as a data: URI, the PNG shown and the
+// SVG behind a download link, so index.html can be mailed or attached on
+// its own. The figures are also in the report's folder as files.
 
 type pageAudit struct {
 	Label, Dir, Data, Splits, Epochs, Norms, Input, DeepFool, PGD, Failures, Confidence string
@@ -20,7 +26,10 @@ type pageAudit struct {
 type pageFigure struct {
 	Figure
 	Anchor      string
-	Transitions [][]string // rows of the transitions table under a Sankey
+	PNGData     template.URL // data: URI of the PNG
+	SVGData     template.URL // data: URI of the SVG
+	SVGName     string       // the SVG's file name, for its download link
+	Transitions [][]string   // rows of the transitions table under a Sankey
 }
 
 type pageSection struct {
@@ -73,7 +82,7 @@ figcaption { font-size: 0.92em; color: #333; }
 <ul class="obs">{{range .Lines}}<li>{{.}}</li>{{end}}</ul>
 {{end}}{{if .Notes}}<p><b>Notes</b></p>
 <ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>
-{{end}}<p>Every number above, and those per checkpoint below, is in <a href="summary.json">summary.json</a>.</p>
+{{end}}<p>Every number above, and those per checkpoint below, is in summary.json, written beside this page.</p>
 {{range .Tables}}<details><summary>{{.Title}}</summary>
 <table><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr>{{range .}}<td class="n">{{.}}</td>{{end}}</tr>
@@ -82,8 +91,8 @@ figcaption { font-size: 0.92em; color: #333; }
 {{range .Figures}}<h2>{{.Title}}</h2>
 <p>{{.Intro}}</p>
 {{range .Figures}}<figure id="{{.Anchor}}">
-<img src="{{.PNG}}" alt="{{.Title}}">
-<figcaption>{{.Caption}} <a href="{{.SVG}}">SVG</a></figcaption>
+<img src="{{.PNGData}}" alt="{{.Title}}">
+<figcaption>{{.Caption}} <a href="{{.SVGData}}" download="{{.SVGName}}">SVG</a></figcaption>
 {{if .Transitions}}<table><tr><th>split</th><th>from epoch</th><th>to epoch</th><th class="n">stay correct</th><th class="n">become misclassified</th><th class="n">become correct</th><th class="n">stay misclassified</th></tr>
 {{range .Transitions}}<tr>{{range .}}<td class="n">{{.}}</td>{{end}}</tr>
 {{end}}</table>{{end}}
@@ -97,8 +106,9 @@ figcaption { font-size: 0.92em; color: #333; }
 // separate models.
 const sectionModels = "models"
 
-// writeHTML writes the report's page.
-func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
+// writeHTML writes the report's page, with the figures read from the
+// report folder dir.
+func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error {
 	p := page{Notes: o.Notes, Sections: o.sections()}
 	for i, a := range audits {
 		info := o.Audits[i]
@@ -177,7 +187,14 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
 			if k != kind {
 				continue
 			}
-			pf := pageFigure{Figure: f, Anchor: strings.TrimSuffix(strings.TrimPrefix(f.PNG, FiguresDir+"/"), ".png")}
+			pf := pageFigure{Figure: f, Anchor: strings.TrimSuffix(strings.TrimPrefix(f.PNG, FiguresDir+"/"), ".png"), SVGName: path.Base(f.SVG)}
+			var err error
+			if pf.PNGData, err = dataURI(dir, f.PNG, "image/png"); err != nil {
+				return err
+			}
+			if pf.SVGData, err = dataURI(dir, f.SVG, "image/svg+xml"); err != nil {
+				return err
+			}
 			if kind == FigSankey {
 				for _, t := range byAudit[f.Audit].summary.Transitions {
 					if t.Split == f.Split {
@@ -193,6 +210,17 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit) error {
 		}
 	}
 	return pageTemplate.Execute(w, p)
+}
+
+// dataURI returns the file name, relative to dir, as a data: URI of type
+// mime.
+func dataURI(dir, name, mime string) (template.URL, error) {
+	data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+	if err != nil {
+		return "", fmt.Errorf("report: embedding a figure: %w", err)
+	}
+	// The URI is built here from base64 only: safe to mark as such.
+	return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(data)), nil
 }
 
 // observationTables lays out the per-epoch statistics of observations (2)

@@ -16,8 +16,6 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
-
-	"github.com/marginaudit/marginaudit/auditor"
 )
 
 // The building blocks of the figures: a figure is a title, a legend row
@@ -239,7 +237,7 @@ func (f *figure) save(base string) (err error) {
 	}()
 	img := vgimg.NewWith(vgimg.UseWH(f.w, f.h), vgimg.UseDPI(figureDPI))
 	f.draw(draw.New(img))
-	if err := auditor.WriteFileAtomic(base+".png", func(w io.Writer) error {
+	if err := writeFile(base+".png", func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
 		return err
 	}); err != nil {
@@ -254,7 +252,7 @@ func (f *figure) save(base string) (err error) {
 	// Text was laid out with Liberation Sans; Arimo and Arial have the same
 	// metrics, so a viewer without Liberation keeps labels where they were.
 	out := bytes.ReplaceAll(buf.Bytes(), []byte("font-family:Liberation Sans;"), []byte(svgFontFamily))
-	return auditor.WriteFileAtomic(base+".svg", func(w io.Writer) error {
+	return writeFile(base+".svg", func(w io.Writer) error {
 		_, err := w.Write(out)
 		return err
 	})

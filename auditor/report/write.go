@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/internal/atomicfile"
 )
 
 // Files of a report directory.
@@ -125,13 +125,13 @@ func Write(ctx context.Context, audits []Audit, outDir string, opts Options) (*O
 	obs.Figures = figs
 	obs.Notes = append(obs.Notes, notes...)
 
-	if err := auditor.WriteFileAtomic(filepath.Join(outDir, SummaryFile), func(w io.Writer) error {
+	if err := writeFile(filepath.Join(outDir, SummaryFile), func(w io.Writer) error {
 		return writeJSON(w, obs)
 	}); err != nil {
 		return nil, err
 	}
-	if err := auditor.WriteFileAtomic(filepath.Join(outDir, IndexFile), func(w io.Writer) error {
-		return writeHTML(w, obs, loaded)
+	if err := writeFile(filepath.Join(outDir, IndexFile), func(w io.Writer) error {
+		return writeHTML(w, obs, loaded, outDir)
 	}); err != nil {
 		return nil, err
 	}
@@ -183,4 +183,13 @@ func uniqueSlug(label string, taken map[string]bool) string {
 	}
 	taken[s] = true
 	return s
+}
+
+// writeFile writes the report's file path through fn, atomically and with
+// mode 0644 (see package atomicfile).
+func writeFile(path string, fn func(io.Writer) error) error {
+	if err := atomicfile.Write(path, 0o644, fn); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
 }

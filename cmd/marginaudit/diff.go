@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/marginaudit/marginaudit/auditor"
 	"github.com/marginaudit/marginaudit/auditor/compare"
+	"github.com/marginaudit/marginaudit/internal/atomicfile"
 )
 
 func diffCommand() *cli.Command {
@@ -88,7 +88,7 @@ func runDiff(c *cli.Context) error {
 		return fmt.Errorf("diff: %w", err)
 	}
 	if file := c.String("junit"); file != "" {
-		if err := auditor.WriteFileAtomic(file, func(w io.Writer) error { return compare.WriteJUnit(w, res) }); err != nil {
+		if err := atomicfile.Write(file, 0o644, func(w io.Writer) error { return compare.WriteJUnit(w, res) }); err != nil {
 			return fmt.Errorf("diff: %w", err)
 		}
 	}

@@ -18,6 +18,10 @@
 //	merge      merge the folders of an audit's shards (audit --shard I/N)
 //	status     show what the shards of an audit have done and what remains
 //	selfcheck  check onnxgrad's Jacobians against PyTorch's on the fixtures
+//	completion print a shell completion script for bash, zsh or fish
+//
+// `marginaudit --version` prints the version and the VCS revision it was
+// built from; `marginaudit man` prints the manual page (`make man`).
 //
 // Run `marginaudit help COMMAND` for a command's flags. Flags may follow the
 // arguments. The exit status is 0 on success, 1 on a runtime error and 2 on a
@@ -39,6 +43,10 @@ import (
 )
 
 const progName = "marginaudit"
+
+// completionFlag is the flag with which the completion scripts ask the
+// program for the words that may come next (cli's EnableBashCompletion).
+const completionFlag = "--generate-bash-completion"
 
 func main() { os.Exit(exitCode(run(os.Args, os.Stdout, os.Stderr))) }
 
@@ -82,13 +90,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		UsageText: globalUsage,
 		Description: wrapText("Flags may come before or after a command's arguments. " +
 			"The exit status is 0 on success, 1 on a runtime error and 2 on a usage error."),
-		HideVersion:     true,
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		HideHelpCommand: false,
+		// --version is a flag of ours: cli's own would add a VERSION
+		// section, which differs from build to build, to the help.
+		HideVersion:          true,
+		EnableBashCompletion: true,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		HideHelpCommand:      false,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress on stderr"},
 			&cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("run onnxruntime with `N` threads per run (0: one per core; at most %d)", maxThreads)},
+			versionFlag,
 		},
 		Commands: []*cli.Command{
 			inspectCommand(),
@@ -102,6 +114,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			mergeCommand(),
 			statusCommand(),
 			selfcheckCommand(),
+			completionCommand(),
+			manCommand(),
 		},
 		Before: checkGlobalFlags,
 		// Errors are printed by run; keep cli from printing or exiting.
@@ -110,6 +124,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return usagef("", "%v", err)
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool(versionFlag.Name) && !c.Args().Present() {
+				_, err := fmt.Fprintf(c.App.Writer, "%s version %s\n", progName, version())
+				return err
+			}
 			if c.Args().Present() {
 				return usagef("", "unknown command %q", c.Args().First())
 			}
@@ -206,7 +224,13 @@ func lowerFirst(s string) string {
 // at the first argument: `marginaudit grad m.onnx --out g.onnx -q` becomes
 // `marginaudit -q grad --out g.onnx m.onnx`. Everything after "--" stays an
 // argument. Unknown flags stay with the command, which reports them.
+//
+// cli's shell completion flag, --generate-bash-completion, must stay last:
+// it is taken off before the reordering and put back after it.
 func reorderArgs(app *cli.App, args []string) []string {
+	if n := len(args); n > 1 && args[n-1] == completionFlag {
+		return append(reorderArgs(app, args[:n-1:n-1]), completionFlag)
+	}
 	if len(args) < 2 {
 		return args
 	}

@@ -105,6 +105,10 @@ func runTrain(c *cli.Context) error {
 	if err := train.Run(c.Context, cfg, p); err != nil {
 		return err
 	}
+	if p.first > p.epochs { // a resumed run that had finished
+		fmt.Fprintf(c.App.Writer, "nothing to train: %s holds epochs 0–%d\n", filepath.Join(cfg.Out, "epoch-*.onnx"), p.epochs)
+		return nil
+	}
 	fmt.Fprintf(c.App.Writer, "wrote %s: epochs %d–%d, test accuracy %.4f after epoch %d\n",
 		filepath.Join(cfg.Out, "epoch-*.onnx"), p.first-1, p.lastEpoch, p.testAcc, p.lastEpoch)
 	return nil
@@ -161,13 +165,18 @@ func advDefaults(value func(*train.Adversarial) string) string {
 // trainProgress renders train.Run's reports.
 type trainProgress struct {
 	bar       *progressBar
-	first     int
+	first     int // the first epoch to train
+	epochs    int // the last epoch of the run
 	lastEpoch int
 	testAcc   float64
 }
 
 func (p *trainProgress) Start(s train.Start) {
-	p.first = s.First
+	p.first, p.epochs = s.First, s.Epochs
+	if s.First > s.Epochs {
+		p.bar.println(false, "every epoch up to %d is already trained", s.Epochs)
+		return
+	}
 	how := "training"
 	if s.Resumed {
 		how = fmt.Sprintf("resuming after epoch %d,", s.First-1)

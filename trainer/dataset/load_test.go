@@ -2,6 +2,8 @@ package dataset
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -27,6 +29,7 @@ func isolate(t *testing.T) string {
 	t.Helper()
 	tmp := t.TempDir()
 	t.Setenv(EnvDataDir, "")
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(tmp, "cache"))
 	t.Setenv("GOMODCACHE", filepath.Join(tmp, "modcache"))
 	t.Setenv("GOPATH", filepath.Join(tmp, "gopath"))
 	t.Setenv("HOME", filepath.Join(tmp, "home"))
@@ -113,8 +116,15 @@ func TestLoadNotFound(t *testing.T) {
 	partial := filepath.Join(root, "partial")
 	writeFile(t, partial, "data_batch_1.bin", cifarRecords(1, 1))
 	writeFile(t, partial, "data_batch_2.bin", cifarRecords(1, 2))
+	for _, d := range []string{"env", "empty"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	mod := filepath.Join("github.com", "petar", "!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63", "data")
+	cacheRoot := filepath.Join(root, "cache", "marginaudit", "data")
 	caches := []string{
+		filepath.Join(cacheRoot, "mnist"),
 		filepath.Join(root, "modcache", mod),
 		filepath.Join(root, "gopath", "pkg", "mod", mod),
 		filepath.Join(root, "home", "go", "pkg", "mod", mod),
@@ -139,6 +149,15 @@ func TestLoadNotFound(t *testing.T) {
 			wantSearched: append([]string{filepath.Join(root, "env", "mnist")}, caches...),
 		},
 		{
+			name: "cifar10", split: "test", env: filepath.Join(root, "env"),
+			wantFile: "test_batch.bin",
+			wantSearched: []string{
+				filepath.Join(root, "env", "cifar10"), filepath.Join(root, "env", "cifar-10-batches-bin"), filepath.Join(root, "env", "cifar10", "cifar-10-batches-bin"),
+				filepath.Join(cacheRoot, "cifar10"), filepath.Join(cacheRoot, "cifar-10-batches-bin"), filepath.Join(cacheRoot, "cifar10", "cifar-10-batches-bin"),
+			},
+			wantHint: []string{"no built-in location", "into " + filepath.Join(cacheRoot, "cifar10")},
+		},
+		{
 			name: "fashion-mnist", split: "test", dir: filepath.Join(root, "empty"),
 			wantFile:     "t10k-images-idx3-ubyte.gz",
 			wantSearched: []string{filepath.Join(root, "empty"), filepath.Join(root, "empty", "fashion-mnist")},
@@ -147,7 +166,7 @@ func TestLoadNotFound(t *testing.T) {
 		{
 			name: "cifar10", split: "train",
 			wantFile: "data_batch_1.bin",
-			wantHint: []string{"no default location", "cifar-10-binary.tar.gz", EnvDataDir},
+			wantHint: []string{"no built-in location", "cifar-10-binary.tar.gz", EnvDataDir},
 		},
 		{
 			name: "cifar10", split: "train", dir: partial,
@@ -251,21 +270,90 @@ func TestLookup(t *testing.T) {
 
 func TestSearchPath(t *testing.T) {
 	root := isolate(t)
+	cache := filepath.Join(root, "cache", "marginaudit", "data")
 	got, err := SearchPath("fashion-mnist", "")
-	if err != nil || !slices.Equal(got, []string{fashionMNISTDir}) {
-		t.Errorf("fashion-mnist default: %q, %v", got, err)
+	if want := []string{filepath.Join(cache, "fashion-mnist"), fashionMNISTDir}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("fashion-mnist default: %q, %v; want %q", got, err, want)
 	}
 	t.Setenv(EnvDataDir, root)
 	got, _ = SearchPath("fashion-mnist", "")
-	if want := []string{filepath.Join(root, "fashion-mnist"), fashionMNISTDir}; !slices.Equal(got, want) {
+	if want := []string{filepath.Join(root, "fashion-mnist"), filepath.Join(cache, "fashion-mnist"), fashionMNISTDir}; !slices.Equal(got, want) {
 		t.Errorf("fashion-mnist with %s: %q, want %q", EnvDataDir, got, want)
 	}
-	got, _ = SearchPath("cifar10", "/x")
-	if want := []string{"/x", "/x/cifar10", "/x/cifar-10-batches-bin", "/x/cifar10/cifar-10-batches-bin"}; !slices.Equal(got, want) {
-		t.Errorf("cifar10 in /x: %q, want %q", got, want)
+	got, _ = SearchPath("cifar10", "")
+	if want := []string{
+		filepath.Join(root, "cifar10"), filepath.Join(root, "cifar-10-batches-bin"), filepath.Join(root, "cifar10", "cifar-10-batches-bin"),
+		filepath.Join(cache, "cifar10"), filepath.Join(cache, "cifar-10-batches-bin"), filepath.Join(cache, "cifar10", "cifar-10-batches-bin"),
+	}; !slices.Equal(got, want) {
+		t.Errorf("cifar10 with %s: %q, want %q", EnvDataDir, got, want)
+	}
+	got, _ = SearchPath("cifar10", root)
+	if want := []string{root, filepath.Join(root, "cifar10"), filepath.Join(root, "cifar-10-batches-bin"), filepath.Join(root, "cifar10", "cifar-10-batches-bin")}; !slices.Equal(got, want) {
+		t.Errorf("cifar10 in %s: %q, want %q", root, got, want)
 	}
 	if _, err := SearchPath("nope", ""); !errors.Is(err, ErrUnknownDataset) {
 		t.Errorf("unknown: %v", err)
+	}
+}
+
+// The links "make data" makes in the cache root are read: Load follows
+// them.
+func TestLoadCacheLinks(t *testing.T) {
+	root := isolate(t)
+	real := filepath.Join(root, "real")
+	writeIDXSplit(t, real, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 7, 28, 28)
+	links := filepath.Join(root, "cache", "marginaudit", "data", "mnist")
+	if err := os.MkdirAll(links, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"} {
+		if err := os.Symlink(filepath.Join(real, f), filepath.Join(links, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := Load("mnist", "test", "")
+	if err != nil || d.N != 7 {
+		t.Fatalf("Load through the cache links: %v", err)
+	}
+	// $MARGINAUDIT_DATA_DIR comes first.
+	env := filepath.Join(root, "env")
+	writeIDXSplit(t, filepath.Join(env, "mnist"), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 3, 28, 28)
+	t.Setenv(EnvDataDir, env)
+	if d, err := Load("mnist", "test", ""); err != nil || d.N != 3 {
+		t.Errorf("with %s: %v, N = %d; want its 3 images", EnvDataDir, err, d.N)
+	}
+}
+
+// A data directory that is not an existing folder is an error naming it
+// (and the variable), never a fallback to the other places.
+func TestLoadMissingDataDir(t *testing.T) {
+	root := isolate(t)
+	// Data in the cache root that a fallback would find.
+	writeIDXSplit(t, filepath.Join(root, "cache", "marginaudit", "data", "mnist"), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 2, 28, 28)
+	file := filepath.Join(root, "file")
+	writeFile(t, root, "file", []byte("x"))
+	missing := filepath.Join(root, "nonexistent")
+	for _, tt := range []struct {
+		name, env, dir string
+		want           error
+		wantMsg        string
+	}{
+		{"env missing", missing, "", fs.ErrNotExist, "$" + EnvDataDir + " names " + missing},
+		{"env a file", file, "", errNotFolder, "$" + EnvDataDir + " names " + file + ": not a folder"},
+		{"dir missing", "", missing, fs.ErrNotExist, "data directory " + missing},
+		{"dir a file, env fine", root, file, errNotFolder, "data directory " + file},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(EnvDataDir, tt.env)
+			_, err := Load("mnist", "test", tt.dir)
+			var de *DataDirError
+			if !errors.As(err, &de) || !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("error %v, want a *DataDirError wrapping %v saying %q", err, tt.want, tt.wantMsg)
+			}
+			if _, err := SearchPath("mnist", tt.dir); !errors.As(err, &de) {
+				t.Errorf("SearchPath: error %v, want a *DataDirError", err)
+			}
+		})
 	}
 }
 
