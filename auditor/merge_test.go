@@ -9,27 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/marginaudit/marginaudit/auditor/audittest"
 	"github.com/marginaudit/marginaudit/auditor/shard"
 )
-
-// readTree returns every file under dir by its path relative to dir.
-func readTree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		rel, _ := filepath.Rel(dir, path)
-		files[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
 
 // auditShards audits cfg as n shards into folders under a temporary
 // folder and returns them.
@@ -70,23 +52,12 @@ func TestMergeEqualsOneAudit(t *testing.T) {
 			if _, err := Run(context.Background(), cfg, nil); err != nil {
 				t.Fatal(err)
 			}
-			want := readTree(t, cfg.Out)
 			dirs := auditShards(t, cfg, tc.shards)
 			merged := filepath.Join(t.TempDir(), "merged")
 			if _, err := Merge(dirs, merged); err != nil {
 				t.Fatal(err)
 			}
-			got := readTree(t, merged)
-			for name, w := range want {
-				if got[name] != w {
-					t.Errorf("%s differs from one process's:\n%s\nwant\n%s", name, got[name], w)
-				}
-			}
-			for name := range got {
-				if _, ok := want[name]; !ok {
-					t.Errorf("merged folder has %s, one process's has not", name)
-				}
-			}
+			audittest.Same(t, cfg.Out, merged, MarginsFile, SummaryFile, TransitionsFile, ConfidenceFile, SettingsFile)
 
 			p := &recordingProgress{}
 			resumed := cfg

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/audittest"
 	"github.com/marginaudit/marginaudit/auditor/shard"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 )
@@ -32,38 +33,7 @@ func mlpCheckpoints(t *testing.T, dir string, n int) string {
 // byte for byte, and no others.
 func sameAudit(t *testing.T, want, got string) {
 	t.Helper()
-	read := func(dir string) map[string]string {
-		files := map[string]string{}
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			rel, _ := filepath.Rel(dir, path)
-			files[rel] = string(b)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return files
-	}
-	w, g := read(want), read(got)
-	for _, f := range []string{auditor.MarginsFile, auditor.SummaryFile, auditor.TransitionsFile, auditor.ConfidenceFile, auditor.SettingsFile} {
-		if w[f] == "" {
-			t.Errorf("%s has no %s", want, f)
-		}
-	}
-	for name, data := range w {
-		if g[name] != data {
-			t.Errorf("%s differs from %s's (%d vs %d bytes)", filepath.Join(got, name), want, len(g[name]), len(data))
-		}
-	}
-	for name := range g {
-		if _, ok := w[name]; !ok {
-			t.Errorf("%s has %s, %s has not", got, name, want)
-		}
-	}
+	audittest.Same(t, want, got, auditor.MarginsFile, auditor.SummaryFile, auditor.TransitionsFile, auditor.ConfidenceFile, auditor.SettingsFile)
 }
 
 // TestShardsMergeAsOneAudit audits MNIST images as three shards, split by

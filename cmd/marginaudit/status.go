@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -20,7 +21,8 @@ func statusCommand() *cli.Command {
 		Description: wrapText("For each folder of 'marginaudit audit --shard', prints its shard and how many of its " +
 			"units (checkpoint × split × image range), checkpoints and images are finished, then the units left. " +
 			"It only reads the folders, without their lock, so it runs beside the audits, such as on a cluster's " +
-			"login node while the job array runs. A folder that does not exist yet is a shard not started."),
+			"login node while the job array runs. A folder that does not exist yet is a shard not started; one without " +
+			"settings.json a shard that has not finished its first checkpoint."),
 		Action: runStatus,
 	}
 }
@@ -40,7 +42,11 @@ func runStatus(c *cli.Context) error {
 		f, err := auditor.ReadShardFolder(d)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			t.row("%s\t-\t-\t-\t-\tnot started", d)
+			state := "not started"
+			if _, serr := os.Stat(d); serr == nil {
+				state = "started, no checkpoint finished" // the store is made at the first
+			}
+			t.row("%s\t-\t-\t-\t-\t%s", d, state)
 			continue
 		case err != nil:
 			t.row("%s\t-\t-\t-\t-\tunreadable", d)
