@@ -1,8 +1,8 @@
 // Package attack runs adversarial attacks on a differentiable ONNX image
 // classifier: DeepFool (L2 and L∞), which measures how far each image lies
-// from the decision boundary, and projected gradient descent (PGD, L∞ and
-// L2), which measures robust accuracy and generates the adversarial examples
-// of adversarial training. It is shared by the auditor and the trainer and
+// from the decision boundary, the FMN refinement of its margins, and
+// projected gradient descent (PGD, L∞ and L2), which measures robust
+// accuracy and generates the adversarial examples of adversarial training. It is shared by the auditor and the trainer and
 // depends only on onnxgrad and the onnxruntime wrapper.
 //
 // # Classifier
@@ -87,6 +87,22 @@
 // Images leave the batch as soon as they flip (the active images are packed
 // into the front of the batch buffers and free places are refilled with the
 // next images), so every Jacobian computed serves an image still in play.
+//
+// # FMN refinement
+//
+// [FMN] tightens DeepFool's margins with the fast minimum-norm attack
+// (Pintor et al., NeurIPS 2021), warm-started at DeepFool's adversarial
+// points and batched over images: per step one Jacobian run with one seed
+// row gives the gradient of the logit gap f_j − f_k̂ (j the best other
+// class), and the norm constraint ε shrinks by 1 − γ while the point is
+// adversarial and grows by 1 + γ while it is not, γ and the step size
+// annealed by a cosine over a step budget (25 by default). The refined
+// margin is the norm of the closest point a forward run of the model
+// confirms as classified other than k̂, at most DeepFool's margin. Images
+// DeepFool failed start from PGD at growing radius; an image nothing flips
+// within the input range is reported as censored at the largest radius
+// tried ([RefineResult.Censored], [RefineResult.CensoredAt]), never
+// dropped. [FMN.Refine] lists the steps.
 //
 // # PGD
 //

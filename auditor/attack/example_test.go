@@ -12,14 +12,14 @@ import (
 	"github.com/marginaudit/marginaudit/onnxgrad"
 )
 
-// Measure how far each of four images lies from the decision boundary of a
-// small MLP, in L2, with the margins tightened by bisection.
-func ExampleDeepFool() {
+// exampleMLP loads the small MLP of testdata/models and its four images,
+// [4, 1, 28, 28] in (0, 1).
+func exampleMLP() (*attack.Classifier, []float32) {
 	m, err := onnxgrad.Load("../../testdata/models/mlp.onnx")
 	if err != nil {
 		log.Fatal(err)
 	}
-	x, err := npy.ReadFile("../../testdata/models/mlp.x.npy") // [4, 1, 28, 28] in (0, 1)
+	x, err := npy.ReadFile("../../testdata/models/mlp.x.npy")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -27,11 +27,18 @@ func ExampleDeepFool() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	return c, x.Data
+}
+
+// Measure how far each of four images lies from the decision boundary of a
+// small MLP, in L2, with the margins tightened by bisection.
+func ExampleDeepFool() {
+	c, x := exampleMLP()
 	defer c.Close()
 
 	opt := attack.DefaultDeepFoolOptions(attack.L2)
 	opt.Refine = true
-	res, err := attack.DeepFool(context.Background(), c, x.Data, nil, opt)
+	res, err := attack.DeepFool(context.Background(), c, x, nil, opt)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -60,4 +67,38 @@ func ExamplePGDParams_Validate() {
 	// 20 0.0125
 	// true true
 	// attack: bad options: steps 0: want an integer ≥ 1
+}
+
+// Tighten DeepFool's L∞ margins of four images with 25 steps of FMN; an
+// image nothing flips would be reported as censored.
+func ExampleFMN_Refine() {
+	c, x := exampleMLP()
+	defer c.Close()
+
+	opt := attack.DefaultDeepFoolOptions(attack.LInf)
+	opt.KeepPerturbation = true // FMN starts from DeepFool's points
+	start, err := attack.DeepFool(context.Background(), c, x, nil, opt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmn, err := attack.NewFMN(c, attack.DefaultFMNOptions(attack.LInf))
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := fmn.Refine(context.Background(), x, start)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Censored {
+			fmt.Printf("image %d: censored at %.3f\n", i, r.CensoredAt)
+			continue
+		}
+		fmt.Printf("image %d: class %d → %d, margin %.5f (DeepFool %.5f, from %v)\n", i, r.Pred, r.AdvPred, r.Margin, start[i].Margin, r.Start)
+	}
+	// Output:
+	// image 0: class 8 → 9, margin 0.00370 (DeepFool 0.00421, from deepfool)
+	// image 1: class 9 → 8, margin 0.00819 (DeepFool 0.00842, from deepfool)
+	// image 2: class 9 → 8, margin 0.01834 (DeepFool 0.01865, from deepfool)
+	// image 3: class 8 → 9, margin 0.00728 (DeepFool 0.00751, from deepfool)
 }

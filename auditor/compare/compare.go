@@ -147,12 +147,16 @@ type MismatchError struct {
 
 // Error names every difference.
 func (e *MismatchError) Error() string {
+	return fmt.Sprintf("compare: %s and %s were not audited alike (%s)", e.Baseline, e.Candidate, strings.Join(e.Differences(), "; "))
+}
+
+// Differences describes each difference: the settings', then the images'.
+func (e *MismatchError) Differences() []string {
 	var parts []string
 	for _, d := range e.Settings {
 		parts = append(parts, fmt.Sprintf("%s: %s in the baseline, %s in the candidate", d.Field, d.Old, d.New))
 	}
-	parts = append(parts, e.Images...)
-	return fmt.Sprintf("compare: %s and %s were not audited alike (%s)", e.Baseline, e.Candidate, strings.Join(parts, "; "))
+	return append(parts, e.Images...)
 }
 
 // Compare compares the candidate's results with the baseline's, image by

@@ -20,6 +20,7 @@ type Folder struct {
 	Dir      string
 	Settings auditor.Settings
 	records  []auditor.Record      // margins.csv
+	summary  *auditor.Summary      // summary.json; nil without it
 	pgd      []auditor.PGDResult   // from summary.json; nil without it
 	robust   []auditor.RobustImage // robust.csv; nil without it
 	models   []string              // checkpoints by epoch, as in margins.csv
@@ -59,6 +60,7 @@ func ReadFolder(dir string) (*Folder, error) {
 		if err != nil {
 			return err
 		}
+		f.summary = sum
 		for _, p := range sum.PGD {
 			f.pgd = append(f.pgd, p.PGDResult)
 		}
@@ -93,6 +95,15 @@ func readFile(path string, optional bool, read func(r io.Reader, path string) er
 	}
 	return nil
 }
+
+// Records returns the folder's margins.csv, one record per (checkpoint,
+// split, image, norm); callers must not modify them.
+func (f *Folder) Records() []auditor.Record { return f.records }
+
+// Summary returns the folder's summary.json, nil when it has none (audits
+// in progress or made before it existed). It may be older than the
+// margins: compare its checkpoints with Models.
+func (f *Folder) Summary() *auditor.Summary { return f.summary }
 
 // Models returns the names of the folder's checkpoints, by epoch.
 func (f *Folder) Models() []string { return f.models }

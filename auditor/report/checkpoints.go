@@ -16,6 +16,9 @@ import (
 
 // at names the checkpoint of epoch e: "epoch 3", or "model resnet.onnx".
 func (a *audit) at(e int) string {
+	if a.member {
+		return "model " + a.Label
+	}
 	if a.separate {
 		return "model " + a.names[e]
 	}
@@ -35,6 +38,9 @@ func (a *audit) listed(es []int) string {
 	s := make([]string, len(es))
 	for i, e := range es {
 		s[i] = fmt.Sprint(e)
+		if a.member {
+			return "model " + a.Label
+		}
 		if a.separate {
 			s[i] = a.names[e]
 		}

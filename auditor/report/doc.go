@@ -6,7 +6,8 @@
 //
 // # Inputs
 //
-// Each [Audit] is a folder with settings.json and margins.csv, and
+// Each [Audit] is a folder with settings.json and margins.csv (read with
+// compare.ReadFolder, the reader `marginaudit diff` uses), and
 // normally summary.json (its PGD robust accuracies are shown, and how each
 // checkpoint was run: the pixel range and normalisation the attacks used,
 // where its epoch came from) and
@@ -50,6 +51,25 @@
 // standard training (2) and no transitions, with a note saying so.
 // Options.Epochs then counts the models in the order given, from 0.
 //
+// # Model sets
+//
+// Two audits or more that hold one checkpoint each, none with an epoch
+// (epoch_from "position": models made elsewhere, audited one per folder),
+// are a model set; Options.Models makes any audits of one checkpoint each
+// a model set (an audit of several checkpoints is then an error). Other
+// inputs are reported audit by audit, as training runs or as above. A model is named by
+// its audit's label (LABEL=DIR on the command line). The report then draws
+// the models side by side, pairs each with a baseline (the first, or
+// Options.Baseline) image by image with compare.Compare — as `marginaudit
+// diff` does: mean paired change with its t-interval, Wilcoxon's test,
+// the share of images whose margin dropped, the change of clean and PGD
+// robust accuracy with McNemar's test — and states (3) and (4) per model.
+// A pair audited with other settings or on other images
+// (compare.MismatchError) is reported as not compared, with what differs,
+// and the report goes on. No trend (1), no ratio to standard training (2),
+// no transitions; Options.Epochs is ignored; every sentence, caption and
+// heading speaks of models.
+//
 // Failed attacks (no margin) are left out of every statistic and counted in
 // summary.json (audits[].failures) and in the captions.
 //
@@ -82,6 +102,13 @@
 //	groups-LABEL-NORM        mean margin ± SE of correct vs misclassified images per epoch, one panel per split
 //	hist-LABEL-SPLIT-NORM    density histograms of correct vs misclassified margins at Options.Epochs
 //	sankey-LABEL-SPLIT       correct/misclassified transitions between consecutive epochs
+//
+// A model set has instead, besides hist-LABEL-SPLIT-NORM of each model:
+//
+//	models-NORM              mean margin ± SE per model, one panel per split
+//	distribution-SPLIT-NORM  the models' margin histograms overlaid, each of unit area
+//	robustness-SPLIT-NORM    R(ε), the fraction of images whose margin exceeds ε, per model;
+//	                         an image whose attack failed counts as above every ε
 //
 // Every file is written atomically (package atomicfile: temporary file,
 // fsync, rename, mode 0644 less the umask), and index.html last.
@@ -126,6 +153,14 @@
 //	  "figures": [{"kind": "margin", "png": "figures/margin-standard-l2.png",
 //	      "svg": "figures/margin-standard-l2.svg", "title": "…", "caption": "…",
 //	      "audit": "standard", "norm": "l2"}],   // "split" too where a figure has one
+//	  "model_set": {                      // null unless the audits are a model set
+//	    "baseline": "a", "level": 0.95,
+//	    "margins": [{"model": "a", "checkpoint": "a.onnx", "split": "test", "norm": "l2",
+//	        "images": 100, "failures": 0, "accuracy": 0.97,
+//	        "margin": {"n": 100, "mean": 1.4, "se": 0.05, "min": …, "q1": …, "median": …, "q3": …, "max": …}}],
+//	    "pairs": [{"model": "b", "baseline": "a", "comparable": true,
+//	        "reason": "…",                  // why not, when comparable is false (lists then empty)
+//	        "margins": […], "accuracy": […], "robust_accuracy": […]}]},  // as in marginaudit diff --json
 //	  "notes": ["audit adversarial has no confidence.csv: …"]
 //	}
 package report

@@ -40,7 +40,17 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		figs = append(figs, fig)
 		return nil
 	}
+	if len(audits) > 0 && audits[0].member {
+		for _, f := range modelSetFigures(audits, opts) {
+			if err := emit(f.Figure, f.fig, f.name); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	for _, a := range audits {
+		if a.member {
+			continue // one model: its mean margin is in the models figure
+		}
 		for _, n := range a.norms {
 			f, fig := marginFigure(a, n, opts)
 			if err := emit(fig, f, fmt.Sprintf("margin-%s-%s", a.slug, n)); err != nil {
@@ -67,6 +77,9 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		}
 	}
 	for _, a := range audits {
+		if a.member {
+			continue // one model: the histograms below show its groups
+		}
 		for _, n := range a.norms {
 			f, fig := groupsFigure(a, n, opts)
 			if err := emit(fig, f, fmt.Sprintf("groups-%s-%s", a.slug, n)); err != nil {
@@ -75,7 +88,11 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		}
 	}
 	for _, a := range audits {
-		epochs, n := histEpochs(a, opts.Epochs)
+		want := opts.Epochs
+		if a.member {
+			want = nil // its one model
+		}
+		epochs, n := histEpochs(a, want)
 		notes = append(notes, n...)
 		if len(epochs) == 0 {
 			continue
@@ -90,6 +107,9 @@ func drawFigures(ctx context.Context, audits []*audit, outDir string, opts *Opti
 		}
 	}
 	for _, a := range audits {
+		if a.member {
+			continue
+		}
 		if a.separate {
 			notes = append(notes, fmt.Sprintf("audit %s compares separate models, not epochs of a training run: no transitions between epochs, no comparison with other audits per epoch", a.Label))
 			continue
@@ -513,10 +533,23 @@ func histRange(x []float64) (hi float64, cut int) {
 // drawn.
 func densityBins(x []float64, hi float64, n int) []plotter.HistogramBin {
 	w := hi / float64(n)
-	bins := make([]plotter.HistogramBin, n)
-	for i := range bins {
-		bins[i].Min, bins[i].Max = float64(i)*w, float64(i+1)*w
+	var out []plotter.HistogramBin
+	for i, d := range densities(x, hi, n) {
+		// Empty bins are left out, so that no outline runs along the
+		// axis where a group has no margins.
+		if d > 0 {
+			out = append(out, plotter.HistogramBin{Min: float64(i) * w, Max: float64(i+1) * w, Weight: d})
+		}
 	}
+	return out
+}
+
+// densities bins x on [0, hi] into n bins and returns each bin's density,
+// count/(len(x)·width). Values beyond hi count in the densities but fall
+// in no bin.
+func densities(x []float64, hi float64, n int) []float64 {
+	w := hi / float64(n)
+	d := make([]float64, n)
 	for _, v := range x {
 		i := int(v / w)
 		if i >= n {
@@ -525,18 +558,12 @@ func densityBins(x []float64, hi float64, n int) []plotter.HistogramBin {
 			}
 			i = n - 1
 		}
-		bins[i].Weight++
+		d[i]++
 	}
-	// Empty bins are left out, so that no outline runs along the axis
-	// where a group has no margins.
-	out := bins[:0]
-	for _, b := range bins {
-		if b.Weight > 0 {
-			b.Weight /= float64(len(x)) * w
-			out = append(out, b)
-		}
+	for i := range d {
+		d[i] /= float64(len(x)) * w
 	}
-	return out
+	return d
 }
 
 // The flows of the transitions diagram.

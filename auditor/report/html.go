@@ -104,7 +104,7 @@ figcaption { font-size: 0.92em; color: #333; }
 
 // sectionModels is the page's section of the margin figures of audits of
 // separate models.
-const sectionModels = "models"
+const sectionModels = "separate models" // a page section, not a figure kind (FigModels is "models")
 
 // writeHTML writes the report's page, with the figures read from the
 // report folder dir.
@@ -119,6 +119,8 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 		}
 		pa.Splits = strings.Join(sp, ", ")
 		switch n := len(a.epochs); {
+		case a.member:
+			pa.Epochs = "model " + a.Label + ": " + strings.Join(info.Checkpoints, ", ")
 		case a.separate:
 			pa.Epochs = fmt.Sprintf("%d separate models: %s", n, strings.Join(info.Checkpoints, ", "))
 		case n > 0:
@@ -172,11 +174,14 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 		FigHistogram:  {Title: "Margin distributions", Intro: "Histograms of the margins of correctly classified and misclassified images at chosen epochs or models, each normalised to unit area."},
 		FigSankey:     {Title: "Transitions between epochs", Intro: "How images move between correctly classified and misclassified from one epoch to the next."},
 	}
+	for k, sec := range modelSetIntros(o) {
+		intro[k] = sec
+	}
 	byAudit := map[string]*audit{}
 	for _, a := range audits {
 		byAudit[a.Label] = a
 	}
-	for _, kind := range []string{FigMargin, sectionModels, FigCompare, FigGroups, FigHistogram, FigSankey} {
+	for _, kind := range []string{FigMargin, sectionModels, FigModels, FigDistribution, FigRobustness, FigCompare, FigGroups, FigHistogram, FigSankey} {
 		sec := intro[kind]
 		for _, f := range o.Figures {
 			// Margin figures of separate models have a section of their own.
@@ -226,7 +231,7 @@ func dataURI(dir, name, mime string) (template.URL, error) {
 // observationTables lays out the per-epoch statistics of observations (2)
 // to (4) as tables.
 func observationTables(o *Observations) []pageTable {
-	var ts []pageTable
+	ts := modelSetTables(o)
 	if len(o.Trend) > 0 {
 		t := pageTable{Title: "(1) Trend per audit, split and norm", Header: []string{"audit", "split", "norm", "epochs", "mean first", "mean last", "change", "Spearman ρ", "p", "method", "direction"}}
 		for _, r := range o.Trend {
@@ -261,5 +266,5 @@ func observationTables(o *Observations) []pageTable {
 		}
 		ts = append(ts, t)
 	}
-	return ts
+	return renameForModelSet(o, ts)
 }

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,12 +9,14 @@ import (
 	"slices"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/compare"
 )
 
 // audit is an audit directory read into memory.
 type audit struct {
 	Audit
-	slug     string // Label made safe for file names
+	slug     string          // Label made safe for file names
+	folder   *compare.Folder // the folder as read, for paired comparisons
 	settings *auditor.Settings
 	records  []auditor.Record     // margins as the report uses them (refined when Options.Refined)
 	summary  *auditor.Summary     // recomputed from records, PGD from summary.json
@@ -29,6 +30,9 @@ type audit struct {
 	// numbered in the order given, compared side by side rather than
 	// epochs of a training run.
 	separate bool
+	// member is set when the audit is one model of a model set, named by
+	// its label.
+	member bool
 
 	epochs []int
 	splits []auditor.Split
@@ -62,37 +66,23 @@ type cell struct {
 	failures                 int
 }
 
-// load reads the audit directory of a: settings.json, margins.csv, and,
-// when present, summary.json (for PGD robust accuracy) and confidence.csv.
-// Margin statistics are recomputed from margins.csv with auditor.Summarize,
-// so they always describe exactly the records that the report shows.
+// load reads the audit directory of a with compare.ReadFolder
+// (settings.json, margins.csv, and, when present, summary.json for PGD
+// robust accuracy and how each checkpoint was run, and robust.csv), and
+// confidence.csv when present. Margin statistics are recomputed from
+// margins.csv with auditor.Summarize, so they always describe exactly the
+// records that the report shows.
 func load(a Audit, refined bool) (*audit, []string, error) {
 	var notes []string
 	out := &audit{Audit: a}
-
-	path := filepath.Join(a.Dir, auditor.SettingsFile)
-	data, err := os.ReadFile(path)
+	folder, err := compare.ReadFolder(a.Dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("report: audit %q: %w", a.Label, err)
 	}
-	out.settings = new(auditor.Settings)
-	if err := json.Unmarshal(data, out.settings); err != nil {
-		return nil, nil, fmt.Errorf("report: %s: %w", path, err)
-	}
-
-	path = filepath.Join(a.Dir, auditor.MarginsFile)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("report: audit %q: %w", a.Label, err)
-	}
-	recs, err := auditor.ReadRecords(f, path)
-	f.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("report: %w", err)
-	}
-	if len(recs) == 0 {
-		return nil, nil, fmt.Errorf("report: %s: no records: the audit has no finished checkpoint", path)
-	}
+	out.folder = folder
+	out.settings = &folder.Settings
+	recs := slices.Clone(folder.Records())
+	path := filepath.Join(a.Dir, auditor.MarginsFile)
 	if refined {
 		for i := range recs {
 			r := &recs[i]
@@ -106,19 +96,9 @@ func load(a Audit, refined bool) (*audit, []string, error) {
 	out.records = recs
 
 	var pgd []auditor.PGDResult
-	path = filepath.Join(a.Dir, auditor.SummaryFile)
-	f, err = os.Open(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	if sum := folder.Summary(); sum == nil {
 		notes = append(notes, fmt.Sprintf("audit %s has no %s: no PGD robust accuracy", a.Label, auditor.SummaryFile))
-	case err != nil:
-		return nil, nil, fmt.Errorf("report: audit %q: %w", a.Label, err)
-	default:
-		sum, err := auditor.ReadSummary(f, path)
-		f.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("report: %w", err)
-		}
+	} else {
 		have := map[string]int{}
 		for _, r := range recs {
 			have[r.Checkpoint] = r.Epoch
@@ -139,7 +119,7 @@ func load(a Audit, refined bool) (*audit, []string, error) {
 		}
 		if len(sum.Checkpoints) != len(have) || stale > 0 {
 			notes = append(notes, fmt.Sprintf("%s lists %d checkpoints, %s %d: the summary is older than the margins; rerun the audit to refresh it (PGD results of checkpoints missing from the margins are left out)",
-				path, len(sum.Checkpoints), auditor.MarginsFile, len(have)))
+				filepath.Join(a.Dir, auditor.SummaryFile), len(sum.Checkpoints), auditor.MarginsFile, len(have)))
 		}
 	}
 
@@ -149,7 +129,7 @@ func load(a Audit, refined bool) (*audit, []string, error) {
 	}
 
 	path = filepath.Join(a.Dir, auditor.ConfidenceFile)
-	f, err = os.Open(path)
+	f, err := os.Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:

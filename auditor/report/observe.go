@@ -30,6 +30,9 @@ type Observations struct {
 	AdversarialRatio []ModelRatio     `json:"adversarial_ratio"` // observation (2)
 	IncorrectRatio   []IncorrectRatio `json:"incorrect_ratio"`   // observation (3)
 	Detection        []Detection      `json:"detection"`         // margin as a misclassification detector
+	// ModelSet compares the models of a model set; null for other
+	// reports.
+	ModelSet *ModelSet `json:"model_set"`
 
 	Figures []Figure `json:"figures"`
 	Notes   []string `json:"notes"` // what was skipped and why
@@ -225,8 +228,15 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 		}
 	}
 
+	if audits[0].member {
+		notes = append(notes, fmt.Sprintf("the %d audits are a model set, one model each, named by their labels and compared side by side", len(audits)))
+	}
+
 	// (1) Trend after epoch 1.
 	for _, a := range audits {
+		if a.member {
+			continue
+		}
 		if a.separate {
 			notes = append(notes, fmt.Sprintf("audit %s compares separate models, not epochs of a training run: no trend of the mean margin", a.Label))
 			continue
@@ -250,7 +260,7 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 		}
 	}
 	switch {
-	case len(audits) < 2:
+	case len(audits) < 2 || audits[0].member:
 	case std == nil:
 		notes = append(notes, fmt.Sprintf("no audit is labelled %q: no ratio of mean margins to standard training", opts.Standard))
 	default:

@@ -2,6 +2,7 @@ package report_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -65,7 +66,9 @@ func TestRender(t *testing.T) {
 // and the printed text. "training" is a standard and an adversarial
 // training run, with the initialisation (epoch 0) among the histograms'
 // epochs; "separate" an audit of three models without epochs, which the
-// report names and does not treat as a training run.
+// report names and does not treat as a training run; "model set" three
+// audits of one model each, the third on other images (so not paired),
+// with histogram epochs given that a model set ignores.
 func TestGolden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -77,6 +80,11 @@ func TestGolden(t *testing.T) {
 		{"training", "", map[string]synth{"standard": standardSynth(7, 30), "adversarial": adversarialSynth(7, 30)},
 			[]string{"standard", "adversarial"}, report.Options{Epochs: []int{0, 1, 6, 9}}},
 		{"separate", ".separate", map[string]synth{"models": separateSynth(30)}, []string{"models"}, report.Options{}},
+		{"model set", ".modelset", map[string]synth{
+			"small": modelSynth(4, 9, "small.onnx", 1, 0.03),
+			"large": modelSynth(5, 9, "large.onnx", 1.4, 0),
+			"other": modelSynth(6, 10, "other.onnx", 1.2, 0.01),
+		}, []string{"small", "large", "other"}, report.Options{Epochs: []int{3}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -540,5 +548,58 @@ func checkSelfContained(t *testing.T, page []byte, figs []report.Figure, dir str
 				t.Errorf("index.html does not embed %s", file.name)
 			}
 		}
+	}
+}
+
+// When audits form a model set: two or more of one model each without an
+// epoch, or of one checkpoint each with Options.Models; a baseline must
+// name one of them.
+func TestModelSetChoice(t *testing.T) {
+	t.Parallel()
+	models := writeAudits(t, map[string]synth{"a": modelSynth(4, 9, "a.onnx", 1, 0), "b": modelSynth(5, 9, "b.onnx", 1.2, 0)}, "a", "b")
+	run := writeAudits(t, map[string]synth{"run": standardSynth(2, 10), "one": standardSynth(1, 10)}, "run", "one")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		audits []report.Audit
+		opts   report.Options
+		set    bool   // a model set, baseline its first model
+		err    string // or this error
+	}{
+		{"models without epochs", models, report.Options{}, true, ""},
+		{"baseline", models, report.Options{Baseline: "b"}, true, ""},
+		{"one model", models[:1], report.Options{}, false, ""},
+		{"checkpoints with epochs", []report.Audit{run[1], models[0]}, report.Options{}, false, ""},
+		{"forced", []report.Audit{run[1], models[0]}, report.Options{Models: true}, true, ""},
+		{"forced on a training run", []report.Audit{run[0], models[0]}, report.Options{Models: true}, false, `audit "run" holds 2 checkpoints (epoch-000.onnx, epoch-001.onnx)`},
+		{"forced on one audit", models[:1], report.Options{Models: true}, false, "a model set takes two audits or more"},
+		{"unknown baseline", models, report.Options{Baseline: "c"}, false, `no audit is labelled "c"`},
+		{"baseline of a training run", run, report.Options{Baseline: "run"}, false, "not a model set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			obs, err := report.Write(ctx, tc.audits, t.TempDir(), tc.opts)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := obs.ModelSet != nil; got != tc.set {
+				t.Fatalf("a model set: %v, want %v", got, tc.set)
+			}
+			if !tc.set {
+				return
+			}
+			if want := cmp.Or(tc.opts.Baseline, tc.audits[0].Label); obs.ModelSet.Baseline != want || len(obs.ModelSet.Pairs) != len(tc.audits)-1 {
+				t.Errorf("baseline %q with %d pairs, want %q with %d", obs.ModelSet.Baseline, len(obs.ModelSet.Pairs), want, len(tc.audits)-1)
+			}
+			if len(obs.Trend) != 0 || len(obs.AdversarialRatio) != 0 {
+				t.Errorf("a model set has %d trends and %d ratios to standard training", len(obs.Trend), len(obs.AdversarialRatio))
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package report_test
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"testing"
@@ -32,6 +33,12 @@ type synth struct {
 	// separate names the checkpoints of an audit of separate models, with
 	// no epochs (numbered in this order); nil for a training run.
 	separate []string
+	// images seeds the images' labels and difficulties, so that audits
+	// of different models share their images; 0: seed.
+	images uint64
+	// stage is how far into training the checkpoints are, in epochs, on
+	// top of their position: separate models of a model set are trained.
+	stage int
 }
 
 // accuracy is the fraction of images a checkpoint gets right.
@@ -73,7 +80,7 @@ func (s synth) write(t testing.TB, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := splitmix64(s.seed)
+	rng := splitmix64(cmp.Or(s.images, s.seed))
 	// Each image has a fixed difficulty; a checkpoint gets it right when
 	// the difficulty is below its accuracy, with a little noise, so that
 	// most transitions are correct→correct and a few go back and forth.
@@ -89,6 +96,9 @@ func (s synth) write(t testing.TB, dir string) {
 	if s.separate != nil {
 		epochs = len(s.separate)
 	}
+	if s.images != 0 {
+		rng = splitmix64(s.seed)
+	}
 	for e := range epochs {
 		name, from := fmt.Sprintf("epoch-%03d.onnx", e), auditor.FromName
 		if s.separate != nil {
@@ -100,7 +110,7 @@ func (s synth) write(t testing.TB, dir string) {
 				InputRange: [2]float64{0, 1}, Normalization: "none"}
 		}
 		for _, sp := range settings.Splits {
-			acc := s.accuracy(sp, e)
+			acc := s.accuracy(sp, e+s.stage)
 			robust := 0
 			for i := range s.n {
 				label := labels[sp][i]
@@ -112,7 +122,7 @@ func (s synth) write(t testing.TB, dir string) {
 				// Lognormal margins; misclassified images lie closer to the
 				// boundary of their predicted class.
 				z := rng.norm()
-				m := s.meanMargin(e) * math.Exp(0.35*z-0.35*0.35/2)
+				m := s.meanMargin(e+s.stage) * math.Exp(0.35*z-0.35*0.35/2)
 				if !correct {
 					m *= 0.25 + 0.2*rng.float()
 				}
@@ -121,7 +131,7 @@ func (s synth) write(t testing.TB, dir string) {
 				}
 				if s.confidence {
 					// Confident where the margin is large; noisy.
-					c := 1 / (1 + math.Exp(-(3*m/s.meanMargin(max(e, 1)) + 0.8*rng.norm())))
+					c := 1 / (1 + math.Exp(-(3*m/s.meanMargin(max(e+s.stage, 1)) + 0.8*rng.norm())))
 					part.Confidence = append(part.Confidence, auditor.Confidence{Checkpoint: name, Epoch: e, Split: sp, Index: i, MaxSoftmax: math.Max(0.1, c)})
 				}
 				for _, norm := range settings.Norms {
@@ -165,6 +175,13 @@ func standardSynth(epochs, n int) synth {
 func separateSynth(n int) synth {
 	return synth{seed: 3, n: n, classes: 10, scale: 1.2, linfScale: 0.08, failRate: 0.002, confidence: true, pgd: true, models: true,
 		separate: []string{"resnet18.onnx", "vgg11.onnx", "mlp.onnx"}}
+}
+
+// modelSynth is an audit of one model without an epoch, on the images
+// seeded by images: three of them with the same images form a model set.
+func modelSynth(seed, images uint64, name string, scale, accDrop float64) synth {
+	return synth{seed: seed, images: images, n: 30, classes: 10, scale: scale, linfScale: 0.08, accDrop: accDrop, failRate: 0.01,
+		confidence: true, pgd: true, models: true, separate: []string{name}, stage: 6}
 }
 
 func adversarialSynth(epochs, n int) synth {

@@ -15,7 +15,9 @@ import (
 // notes: what the CLI prints at the end of a report. Observations (2) to (4)
 // are stated at the last epoch where they are defined (for (3) and (4), the
 // last with both misclassified and correctly classified images); the
-// summary.json has every epoch.
+// summary.json has every epoch. A model set is stated instead as the
+// margins per model, the pairs with its baseline, and (3) and (4) per
+// model.
 func (o *Observations) Text() string {
 	var b strings.Builder
 	for _, sec := range o.sections() {
@@ -146,6 +148,10 @@ func (o *Observations) sections() []section {
 				}
 			}
 		}
+		if o.ModelSet != nil {
+			s3.Lines = append(s3.Lines, modelIncorrectLine(k.audit, k.split, k.norm, last))
+			continue
+		}
 		if last == nil {
 			s3.Lines = append(s3.Lines, fmt.Sprintf("%s: no %s has both misclassified and correctly classified images with margins.", where(k.audit, k.split, k.norm), o.unit(k.audit)))
 			continue
@@ -172,11 +178,18 @@ func (o *Observations) sections() []section {
 				last = &det[k][i]
 			}
 		}
+		if o.ModelSet != nil && last == nil {
+			s4.Lines = append(s4.Lines, fmt.Sprintf("%s: undefined (the model has no misclassified or no correctly classified images with margins).", where(k.audit, k.split, k.norm)))
+			continue
+		}
 		if last == nil {
 			s4.Lines = append(s4.Lines, fmt.Sprintf("%s: undefined at every %[2]s (no %[2]s has both misclassified and correctly classified images).", where(k.audit, k.split, k.norm), o.unit(k.audit)))
 			continue
 		}
-		line := fmt.Sprintf("%s: %s at %s", where(k.audit, k.split, k.norm), fmtR(last.AUROCMargin), o.at(k.audit, last.Epoch))
+		line := fmt.Sprintf("%s: %s", where(k.audit, k.split, k.norm), fmtR(last.AUROCMargin))
+		if o.ModelSet == nil {
+			line += " at " + o.at(k.audit, last.Epoch)
+		}
 		switch {
 		case !conf[k.audit]:
 			line += fmt.Sprintf("; max-softmax baseline not measured (no %s)", auditor.ConfidenceFile)
@@ -187,7 +200,24 @@ func (o *Observations) sections() []section {
 		}
 		s4.Lines = append(s4.Lines, line+".")
 	}
+	if o.ModelSet != nil {
+		// A model set has no training run: no (1) and (2); the sections
+		// on correct vs misclassified images lose their numbers.
+		for _, s := range []*section{&s3, &s4} {
+			s.Heading = strings.TrimPrefix(strings.TrimPrefix(s.Heading, "(3) "), "(4) ")
+		}
+		return append(o.modelSetSections(marginKind), s3, s4)
+	}
 	return []section{s1, s2, s3, s4}
+}
+
+// modelIncorrectLine states observation (3) for the one model of a model
+// set; last is nil when it has no two groups to compare.
+func modelIncorrectLine(model string, s auditor.Split, n auditor.Norm, last *IncorrectRatio) string {
+	if last == nil {
+		return fmt.Sprintf("%s: not measured (the model has no misclassified or no correctly classified images with margins).", where(model, s, n))
+	}
+	return fmt.Sprintf("%s: %s (%d misclassified vs %d correct, %s).", where(model, s, n), fmtR(last.Ratio), last.NIncorrect, last.NCorrect, pEq(last.P))
 }
 
 // at names the checkpoint of an audit at epoch e: "epoch 3", or "model
@@ -199,6 +229,9 @@ func (o *Observations) at(audit string, e int) string {
 // point is the checkpoint of an audit at epoch e: "3", or its file name
 // for an audit of separate models.
 func (o *Observations) point(audit string, e int) string {
+	if o.ModelSet != nil {
+		return audit
+	}
 	for _, a := range o.Audits {
 		if i := slices.Index(a.Epochs, e); a.Label == audit && a.SeparateModels && i >= 0 && i < len(a.Checkpoints) {
 			return a.Checkpoints[i]

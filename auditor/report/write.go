@@ -50,6 +50,14 @@ type Options struct {
 	// The p-values themselves are reported uncorrected for the number of
 	// tests.
 	Alpha float64
+	// Models makes the audits a model set even when their checkpoints
+	// have epochs: each audit must then hold one checkpoint. Without it,
+	// audits form a model set when there are two or more, each holding
+	// one checkpoint without an epoch.
+	Models bool
+	// Baseline is the label of the model of a model set that the others
+	// are paired with. Default: the first audit.
+	Baseline string
 }
 
 func (o *Options) withDefaults() Options {
@@ -111,8 +119,17 @@ func Write(ctx context.Context, audits []Audit, outDir string, opts Options) (*O
 		notes = append(notes, n...)
 	}
 
+	set, err := modelSet(loaded, &opts)
+	if err != nil {
+		return nil, err
+	}
 	obs, n := observe(loaded, &opts)
 	notes = append(notes, n...)
+	if set {
+		if obs.ModelSet, err = observeModelSet(loaded, &opts); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := os.MkdirAll(filepath.Join(outDir, FiguresDir), 0o755); err != nil {
 		return nil, fmt.Errorf("report: %w", err)

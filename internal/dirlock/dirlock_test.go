@@ -25,12 +25,18 @@ import (
 // on stdout and waits to be killed.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("DIRLOCK_TEST_HOLD"); dir != "" {
-		if _, err := dirlock.TryLock(dir); err != nil {
+		l, err := dirlock.TryLock(dir)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		fmt.Println("locked")
-		select {}
+		// Sleep rather than block forever: the runtime ends a process whose
+		// goroutines all block ("all goroutines are asleep"). Using l after
+		// the sleep keeps its file from the garbage collector, whose
+		// finalizer would close it and drop the lock.
+		time.Sleep(time.Hour)
+		l.Close()
 	}
 	os.Exit(m.Run())
 }
