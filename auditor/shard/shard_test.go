@@ -305,3 +305,24 @@ func FuzzReadManifest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"0/1", "3/4", " 2/3 ", "4/4", "-1/2", "a/b", "1/", "/1", "1//2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, err := Parse(s)
+		if err != nil {
+			if !errors.Is(err, ErrSpec) {
+				t.Fatalf("Parse(%q): %v does not wrap ErrSpec", s, err)
+			}
+			return
+		}
+		if sp.Index < 0 || sp.Index >= sp.Count {
+			t.Fatalf("Parse(%q) = %v, not 0 ≤ I < N", s, sp)
+		}
+		if again, err := Parse(sp.String()); err != nil || again != sp {
+			t.Fatalf("Parse(%q) = %v, but its String %q reads as %v, %v", s, sp, sp.String(), again, err)
+		}
+	})
+}
