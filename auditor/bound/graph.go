@@ -87,7 +87,9 @@ func aString(name, v string) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_STRING.Enum(), S: []byte(v)}
 }
 
-func (b *builder) reshape(x string, dims ...int64) string { return b.op("Reshape", []string{x, b.ints(dims...)}) }
+func (b *builder) reshape(x string, dims ...int64) string {
+	return b.op("Reshape", []string{x, b.ints(dims...)})
+}
 
 func (b *builder) sumLast(x string) string {
 	return b.op("ReduceSum", []string{x, b.ints(-1)}, aInt("keepdims", 0))

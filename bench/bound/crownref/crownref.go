@@ -272,3 +272,24 @@ func (r *run) concretise(a []float64) float64 {
 	}
 	return max(box, dot-b.Eps*math.Sqrt(sq))
 }
+
+// Certify returns the largest radius found by steps halvings of
+// [0, upper] at which Lower proves pred over the ball (ball.Eps is
+// ignored), the float64 twin of auditor/bound's Certifier.Certify without
+// its safety factor.
+func Certify(net *bound.Net, ball Ball, pred int, upper float64, steps int) float64 {
+	lo, hi := 0.0, upper
+	for range steps {
+		ball.Eps = (lo + hi) / 2
+		proven := true
+		for _, v := range Lower(net, ball, pred) {
+			proven = proven && v > 0
+		}
+		if proven {
+			lo = ball.Eps
+		} else {
+			hi = ball.Eps
+		}
+	}
+	return lo
+}
