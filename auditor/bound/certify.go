@@ -99,7 +99,8 @@ func New(c *attack.Classifier, opt Options) (*Certifier, error) {
 }
 
 // bytesPerImage estimates the memory of the largest linear bound tensors
-// of one image: rows × values per tensor, a few alive at a time.
+// of one image: rows × values per tensor, a few alive at a time (bounds
+// found by forward passes take no rows).
 func (n *Net) bytesPerImage() int {
 	biggest := 0
 	for _, t := range n.Shapes {
@@ -107,7 +108,7 @@ func (n *Net) bytesPerImage() int {
 	}
 	rows := n.Classes
 	for _, l := range n.Layers {
-		if l.Kind == Relu || l.Kind == MaxPool {
+		if (l.Kind == Relu || l.Kind == MaxPool) && n.affineChain(l.In[0]) == nil {
 			rows = max(rows, 2*n.Size(l.In[0]))
 		}
 	}

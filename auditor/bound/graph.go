@@ -2,6 +2,7 @@ package bound
 
 import (
 	"fmt"
+	"math"
 
 	"google.golang.org/protobuf/proto"
 
@@ -151,11 +152,118 @@ func (b *builder) intermediate(t int) {
 		return
 	}
 	n := int64(b.net.Size(t))
+	if chain := b.net.affineChain(t); chain != nil {
+		b.lower[t], b.upper[t] = b.affineBounds(chain)
+		return
+	}
 	eye := b.op("EyeLike", []string{b.op("ConstantOfShape", []string{b.ints(n, n)})}, aInt("dtype", int64(onnxpb.TensorProto_FLOAT)))
 	rows := b.reshape(b.op("Concat", []string{eye, b.op("Neg", []string{eye})}, aInt("axis", 0)), 1, 2*n, n)
 	low := b.backward(t, rows, 2*n)
 	b.lower[t] = b.op("Slice", []string{low, b.ints(0), b.ints(n), b.ints(1)})
 	b.upper[t] = b.op("Neg", []string{b.op("Slice", []string{low, b.ints(n), b.ints(2 * n), b.ints(1)})})
+}
+
+// affineChain returns the layers from the image to tensor t, in order, if
+// they are Scale and Reshape layers around a single Dense or Conv: then t
+// is D₂·W·D₁·x + c with diagonal D₁, D₂, and its CROWN bounds need no
+// backward pass (see affineBounds). Otherwise it returns nil.
+func (n *Net) affineChain(t int) []*Layer {
+	var chain []*Layer
+	linear := 0
+	for t != 0 {
+		var producer *Layer
+		for i := range n.Layers {
+			if n.Layers[i].Out == t {
+				producer = &n.Layers[i]
+			}
+		}
+		switch producer.Kind {
+		case Dense, Conv:
+			linear++
+		case Scale, Reshape:
+		default:
+			return nil
+		}
+		chain = append([]*Layer{producer}, chain...)
+		t = producer.In[0]
+	}
+	if linear != 1 {
+		return nil
+	}
+	return chain
+}
+
+// affineBounds returns the bounds [N, size] of the affine map A·x + c of
+// the chain, exactly what CROWN's rows ±e_i give, by forward passes: over
+// the box, A·m + c ∓ |A|·r with m and r the box's centre and half-width
+// (|A| = |D₂|·|W|·|D₁|); for L2 also over the ball,
+// A·x + c ∓ ε·√((A∘A)·1), where A∘A = D₂²·(W∘W)·D₁², keeping the tighter.
+func (b *builder) affineBounds(chain []*Layer) (lower, upper string) {
+	d := int64(b.net.Size(0))
+	half := b.scalar(0.5)
+	mid := b.reshape(b.op("Mul", []string{b.op("Add", []string{b.xl, b.xu}), half}), -1, d)
+	rad := b.reshape(b.op("Mul", []string{b.op("Sub", []string{b.xu, b.xl}), half}), -1, d)
+	centre := b.forward(chain, mid, func(v float64) float64 { return v }, true)
+	spread := b.forward(chain, rad, math.Abs, false)
+	lower = b.op("Sub", []string{centre, spread})
+	upper = b.op("Add", []string{centre, spread})
+	if b.norm == attack.LInf {
+		return lower, upper
+	}
+	ones := make([]float64, d)
+	for i := range ones {
+		ones[i] = 1
+	}
+	sq := func(v float64) float64 { return v * v }
+	norms := b.op("Sqrt", []string{b.forward(chain, b.floats("ones", []int64{1, d}, ones), sq, false)})
+	ball := b.op("Mul", []string{b.eps2, norms})
+	at := b.forward(chain, b.reshape(b.x3, -1, d), func(v float64) float64 { return v }, true)
+	lower = b.op("Max", []string{lower, b.op("Sub", []string{at, ball})})
+	upper = b.op("Min", []string{upper, b.op("Add", []string{at, ball})})
+	return lower, upper
+}
+
+// forward applies the chain to x [B, size(0)], every weight and scale
+// passed through f, with the biases and shifts when affine (else the
+// linear part alone).
+func (b *builder) forward(chain []*Layer, x string, f func(float64) float64, affine bool) string {
+	apply := func(v []float64) []float64 {
+		out := make([]float64, len(v))
+		for i, w := range v {
+			out[i] = f(w)
+		}
+		return out
+	}
+	for _, L := range chain {
+		is, os := b.net.Shapes[L.In[0]], b.net.Shapes[L.Out]
+		switch L.Kind {
+		case Scale:
+			x = b.op("Mul", []string{x, b.floats("mul", []int64{int64(len(L.Mul))}, apply(L.Mul))})
+			if affine {
+				x = b.op("Add", []string{x, b.floats("shift", []int64{int64(len(L.Shift))}, L.Shift)})
+			}
+		case Dense:
+			wt := make([]float64, len(L.W))
+			rows, cols := int(L.WShape[0]), int(L.WShape[1])
+			for i := range rows {
+				for j := range cols {
+					wt[j*rows+i] = f(L.W[i*cols+j])
+				}
+			}
+			x = b.op("MatMul", []string{x, b.floats("wt", []int64{L.WShape[1], L.WShape[0]}, wt)})
+			if affine {
+				x = b.op("Add", []string{x, b.floats("b", []int64{L.WShape[0]}, L.B)})
+			}
+		case Conv:
+			in := []string{b.reshape(x, -1, is[0], is[1], is[2]), b.floats("kernel", L.WShape, apply(L.W))}
+			if affine {
+				in = append(in, b.floats("b", []int64{L.WShape[0]}, L.B))
+			}
+			x = b.op("Conv", in, aInts("strides", L.Strides), aInts("pads", L.Pads), aInts("dilations", L.Dilate), aInt("group", L.Group))
+		}
+		x = b.reshape(x, -1, int64(size(os)))
+	}
+	return x
 }
 
 // backward returns the name of a lower bound [N, S] of rows·tensor_t, rows
