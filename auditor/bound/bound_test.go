@@ -287,7 +287,7 @@ func TestTinyReluBruteForce(t *testing.T) {
 // final Softmax, flattened by x.view).
 func TestFixturesBelowDeepFool(t *testing.T) {
 	count := 0
-	for _, name := range []string{"mlp", "mlp_view", "cnn", "cnn_small", "cnn_small_softmax"} {
+	for _, name := range []string{"mlp", "mlp_view", "cnn_small", "cnn_small_softmax", "cnn"} {
 		m, x := fixture(t, name)
 		start := time.Now()
 		c, ct := certifier(t, m, attack.Options{}, bound.Options{Steps: 8})

@@ -38,6 +38,8 @@ type builder struct {
 	lower, upper map[int]string
 	// at the input: xl, xu [N, 1, D] the box, x3 [N, 1, D], eps2 [N, 1].
 	xl, xu, x3, eps2, batch string
+	// one is 1 [1], computed from the batch size, so never constant.
+	one string
 }
 
 func (b *builder) fresh(hint string) string {
@@ -107,6 +109,7 @@ func boundGraph(net *Net, norm attack.Norm, lo, hi float64) *onnxpb.ModelProto {
 	b.xu = b.reshape(b.op("Min", []string{b.op("Add", []string{xf, b.eps2}), b.scalar(hi)}), -1, 1, d)
 	b.x3 = b.reshape(xf, -1, 1, d)
 	b.batch = b.op("Slice", []string{b.op("Shape", []string{xf}), b.ints(0), b.ints(1)})
+	b.one = b.op("Cast", []string{b.op("Greater", []string{b.batch, b.ints(0)})}, aInt("to", int64(onnxpb.TensorProto_FLOAT)))
 	for _, l := range net.Layers {
 		if l.Kind == Relu || l.Kind == MaxPool {
 			b.intermediate(l.In[0])
@@ -158,6 +161,10 @@ func (b *builder) intermediate(t int) {
 	}
 	eye := b.op("EyeLike", []string{b.op("ConstantOfShape", []string{b.ints(n, n)})}, aInt("dtype", int64(onnxpb.TensorProto_FLOAT)))
 	rows := b.reshape(b.op("Concat", []string{eye, b.op("Neg", []string{eye})}, aInt("axis", 0)), 1, 2*n, n)
+	// Times a 1 that depends on the batch: else onnxruntime's constant
+	// folding runs the backward ops on the 2n rows at session creation,
+	// slowly (minutes for a small CNN).
+	rows = b.op("Mul", []string{rows, b.one})
 	low := b.backward(t, rows, 2*n)
 	b.lower[t] = b.op("Slice", []string{low, b.ints(0), b.ints(n), b.ints(1)})
 	b.upper[t] = b.op("Neg", []string{b.op("Slice", []string{low, b.ints(n), b.ints(2 * n), b.ints(1)})})

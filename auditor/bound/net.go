@@ -128,7 +128,11 @@ func Parse(m *onnxpb.ModelProto, name string) (*Net, error) {
 		return nil, fmt.Errorf("bound: %s: want one image input and one output", name)
 	}
 	var sample []int64
-	for _, d := range image.GetType().GetTensorType().GetShape().GetDim()[1:] {
+	dims := image.GetType().GetTensorType().GetShape().GetDim()
+	if len(dims) < 2 {
+		return nil, fmt.Errorf("bound: %s: input %q has rank %d; want a batch of images", name, image.GetName(), len(dims))
+	}
+	for _, d := range dims[1:] {
 		if d.GetDimValue() <= 0 {
 			return nil, fmt.Errorf("bound: %s: input %q has no fixed image size", name, image.GetName())
 		}
@@ -154,12 +158,10 @@ func Parse(m *onnxpb.ModelProto, name string) (*Net, error) {
 			continue
 		}
 		var data []int
-		var dataNames []string
 		readsShape := false
 		for _, in := range n.GetInput() {
 			if t, ok := tensor[in]; ok {
 				data = append(data, t)
-				dataNames = append(dataNames, in)
 			}
 			readsShape = readsShape || shapeOnly[in]
 		}
@@ -253,6 +255,9 @@ func (p *parser) floats(n *onnxpb.NodeProto, i int) ([]float64, []int64, error) 
 
 // ints returns the constant integer input i of n.
 func (p *parser) ints(n *onnxpb.NodeProto, i int) ([]int64, bool) {
+	if i >= len(n.GetInput()) {
+		return nil, false
+	}
 	t, ok := p.consts[n.GetInput()[i]]
 	if !ok {
 		return nil, false
@@ -516,10 +521,12 @@ func (p *parser) conv(n *onnxpb.NodeProto, data []int, in []int64) (*Layer, []in
 	if err != nil {
 		return nil, nil, err
 	}
+	if group <= 0 || dims[0]%group != 0 || len(b) != int(dims[0]) {
+		return nil, nil, p.unsupported(n, "kernel %v, group %d, %d biases", dims, group, len(b))
+	}
 	l := &Layer{Kind: Conv, In: data, W: w, WShape: dims, B: b, Group: group, Pads: pads,
 		Strides: attrInts(n, "strides", []int64{1, 1}), Dilate: attrInts(n, "dilations", []int64{1, 1})}
-	out := []int64{dims[0], outSize(in[1], dims[2], l.Strides[0], pads[0], pads[2], l.Dilate[0]), outSize(in[2], dims[3], l.Strides[1], pads[1], pads[3], l.Dilate[1])}
-	return l, out, nil
+	return p.window(n, l, in, dims[0], dims[2:])
 }
 
 func (p *parser) pool(n *onnxpb.NodeProto, op string, data []int, in []int64) (*Layer, []int64, error) {
@@ -547,7 +554,25 @@ func (p *parser) pool(n *onnxpb.NodeProto, op string, data []int, in []int64) (*
 	if op == "AveragePool" {
 		l.Kind, l.CountPad = AvgPool, attrInt(n, "count_include_pad", 0) == 1
 	}
-	out := []int64{in[0], outSize(in[1], k[0], l.Strides[0], pads[0], pads[2], 1), outSize(in[2], k[1], l.Strides[1], pads[1], pads[3], 1)}
+	return p.window(n, l, in, in[0], k)
+}
+
+// window checks the attributes of a 2-D window op l (kernel k, input in per
+// image, c output channels) and returns it with its output shape.
+func (p *parser) window(n *onnxpb.NodeProto, l *Layer, in []int64, c int64, k []int64) (*Layer, []int64, error) {
+	ok := len(l.Strides) == 2 && len(l.Pads) == 4 && len(l.Dilate) == 2 && len(k) == 2
+	for i := 0; ok && i < 2; i++ {
+		span := l.Dilate[i]*(k[i]-1) + 1 // a window wholly in the padding has no input
+		ok = l.Strides[i] > 0 && l.Dilate[i] > 0 && k[i] > 0 && l.Pads[i] >= 0 && l.Pads[i+2] >= 0 &&
+			l.Pads[i] < span && l.Pads[i+2] < span
+	}
+	if !ok {
+		return nil, nil, p.unsupported(n, "kernel %v, strides %v, pads %v, dilations %v", k, l.Strides, l.Pads, l.Dilate)
+	}
+	out := []int64{c, outSize(in[1], k[0], l.Strides[0], l.Pads[0], l.Pads[2], l.Dilate[0]), outSize(in[2], k[1], l.Strides[1], l.Pads[1], l.Pads[3], l.Dilate[1])}
+	if out[1] <= 0 || out[2] <= 0 {
+		return nil, nil, p.unsupported(n, "output size %v for input %v", out, in)
+	}
 	return l, out, nil
 }
 
@@ -568,6 +593,9 @@ func (p *parser) elementwise(n *onnxpb.NodeProto, op string, data []int, net *Ne
 	c, dims, err := p.floats(n, ci)
 	if err != nil {
 		return nil, nil, err
+	}
+	if c == nil || len(n.GetInput()) != 2 {
+		return nil, nil, p.unsupported(n, "want two operands")
 	}
 	full, err := broadcast(c, dims, in)
 	if err != nil {
