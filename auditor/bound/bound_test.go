@@ -282,15 +282,20 @@ func TestTinyReluBruteForce(t *testing.T) {
 }
 
 // TestFixturesBelowDeepFool: the certified radius never exceeds the margin
-// DeepFool finds, on every image of the fixture models that bound
+// DeepFool finds, on the images of the fixture models that bound
 // propagation supports (dense, convolutional with max pooling, with a
-// final Softmax, flattened by x.view).
+// final Softmax, flattened by x.view), and is positive.
 func TestFixturesBelowDeepFool(t *testing.T) {
 	count := 0
-	for _, name := range []string{"mlp", "mlp_view", "cnn_small", "cnn_small_softmax", "cnn"} {
+	for _, tc := range []struct {
+		name   string
+		images int // the CNNs' 3,136-row backward passes cost seconds per image
+	}{{"mlp", 4}, {"mlp_view", 4}, {"cnn_small", 2}, {"cnn_small_softmax", 2}, {"cnn", 2}} {
+		name := tc.name
 		m, x := fixture(t, name)
 		start := time.Now()
-		c, ct := certifier(t, m, attack.Options{}, bound.Options{Steps: 8})
+		c, ct := certifier(t, m, attack.Options{}, bound.Options{Steps: 6})
+		x = x[:tc.images*c.SampleSize()]
 		for _, norm := range norms {
 			res, err := attack.DeepFool(context.Background(), c, x, nil, attack.DefaultDeepFoolOptions(norm))
 			if err != nil {
