@@ -18,8 +18,7 @@ const (
 	// the bracket's upper end.
 	DefaultSteps = 16
 	// DefaultSafety shrinks every certified radius by 0.1 %: the bound
-	// graphs run in float32 (onnxruntime's CPU Conv has no float64
-	// kernel), and at the radius where the bound crosses zero its rounding
+	// graphs run in float32, and at the radius where the bound crosses zero its rounding
 	// error (relative 1e-6 of its terms) could flip a proof; a radius
 	// 0.1 % smaller lowers the bound by far more than that. Tests hold the
 	// result against the float64 reference (bench/bound/crownref).

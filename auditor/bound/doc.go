@@ -31,6 +31,9 @@
 // backward pass per such tensor, from 2n rows ±e_i (n its size) to the
 // image. Interval arithmetic is not used: it is much looser on these
 // networks, and the cost of CROWN's passes is what the batch size pays.
+// Where a tensor is affine in the image (Scale and Reshape layers around
+// one Gemm or Conv, as every first layer is), the same bounds come from
+// forward passes with |W| and W∘W instead of 2n rows.
 //
 // At the image, min over the ball of Λx: for L∞ the ball meets the box
 // exactly, the box [max(lo, x−ε), min(hi, x+ε)] giving Λ⁺x_l + Λ⁻x_u;
