@@ -48,9 +48,8 @@
 // and a prediction each: inputs x [N, image...], eps [N], spec [N, K−1, K],
 // output the K−1 lower bounds [N, K−1]. [Certifier.Certify] bisects each
 // image's ε over [0, upper] (Options.Steps halvings, all images of a batch
-// together) and returns the largest ε proven. The graphs run in float32
-// (onnxruntime's CPU Conv has no float64 kernel), so every radius is
-// shrunk by Options.Safety (0.1 %); the tests hold the graphs against a
+// together) and returns the largest ε proven. The graphs run in float32,
+// the models' precision, so every radius is shrunk by Options.Safety (0.1 %); the tests hold the graphs against a
 // float64 reference (bench/bound/crownref) to 2e-5 of the bound's scale.
 //
 // Supported: Gemm, MatMul by a constant (+ Add of a bias), Conv (2-D, any
