@@ -22,10 +22,11 @@
 //     otherwise, for a lower bound, entries of Λ ≥ 0 take the lower line
 //     a·x with a = 1 if u ≥ −l else 0 (CROWN's adaptive choice) and
 //     entries < 0 the upper line s·(x − l) with s = u/(u − l).
-//   - MaxPool (DeepPoly's simple relaxation): max ≥ x_j for the window's
-//     input j of largest lower bound, max ≤ the window's largest upper
-//     bound (a constant). The case where one input dominates the window,
-//     which DeepPoly makes exact, is not special-cased: sound, looser.
+//   - MaxPool (DeepPoly): max ≥ x_j for the window's input j of largest
+//     lower bound, max ≤ the window's largest upper bound (a constant);
+//     max = x_j where l_j ≥ u_i for every other input i of the window, a
+//     case tested only where windows tile the input (kernel = stride, no
+//     padding), as the trainer's and most small CNNs' pools do.
 //
 // The bounds l, u of every Relu and MaxPool input are CROWN's too: one
 // backward pass per such tensor, from 2n rows ±e_i (n its size) to the

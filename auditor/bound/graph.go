@@ -397,25 +397,43 @@ func (b *builder) avgT(L *Layer, in int, g string, s int64) string {
 	return b.reshape(y, -1, s, int64(size(is)))
 }
 
-// maxT relaxes a MaxPool (DeepPoly's simple form): max ≥ x_j with j the
-// window's input of largest lower bound, max ≤ the window's largest upper
-// bound, a constant. Positive entries of Λ go to x_j (a scatter by the
-// indices of MaxPool over the lower bounds), negative ones to the constant.
+// maxT relaxes a MaxPool (DeepPoly): max ≥ x_j with j the window's input
+// of largest lower bound, and max ≤ the window's largest upper bound (a
+// constant) — or max = x_j where l_j ≥ u_i for every other input i of a
+// window that overlaps no other (kernel = stride, no padding; the test
+// masks j out of the window). Positive entries of Λ, and all of a stable
+// window's, go to x_j (a scatter by the indices of MaxPool over the lower
+// bounds); the other negative ones to the constant.
 func (b *builder) maxT(L *Layer, in int, g string, s int64, consts *[]string) string {
 	is := b.net.Shapes[in]
 	nin, nout := int64(size(is)), int64(b.net.Size(L.Out))
 	attrs := []*onnxpb.AttributeProto{aInts("kernel_shape", L.Kernel), aInts("strides", L.Strides), aInts("pads", L.Pads)}
 	spatial := func(v string) string { return b.reshape(v, -1, is[0], is[1], is[2]) }
-	idx := b.opN("MaxPool", 2, []string{spatial(b.lower[in])}, attrs...)[1]
+	pooled := b.opN("MaxPool", 2, []string{spatial(b.lower[in])}, attrs...)
 	top := b.op("MaxPool", []string{spatial(b.upper[in])}, attrs...)
-	local := b.reshape(b.op("Mod", []string{idx, b.ints(nin)}), -1, 1, nout)
-	full := b.op("Concat", []string{b.batch, b.ints(s, nout)}, aInt("axis", 0))
-	pos := b.op("Expand", []string{b.op("Relu", []string{g}), full})
-	zeros := b.op("ConstantOfShape", []string{b.op("Concat", []string{b.batch, b.ints(s, nin)}, aInt("axis", 0))},
-		&onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: onnxgrad.NewTensorFloat32("zero", []int64{1}, []float32{0})})
-	x := b.op("ScatterElements", []string{zeros, b.op("Expand", []string{local, full}), pos}, aInt("axis", 2), aString("reduction", "add"))
+	local := b.reshape(b.op("Mod", []string{pooled[1], b.ints(nin)}), -1, 1, nout)
 	neg := b.op("Min", []string{g, b.scalar(0)})
-	*consts = append(*consts, b.op("MatMul", []string{neg, b.reshape(top, -1, nout, 1)}))
+	pos := b.op("Relu", []string{g})
+	zero := func(shape string) string {
+		return b.op("ConstantOfShape", []string{shape},
+			&onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: onnxgrad.NewTensorFloat32("zero", []int64{1}, []float32{0})})
+	}
+	loose := neg // the negative entries bounded by the constant
+	if L.Tiles() {
+		flat := b.reshape(local, -1, nout)
+		ones := b.op("Expand", []string{b.scalar(1), b.op("Shape", []string{flat})})
+		chosen := b.op("ScatterElements", []string{zero(b.op("Concat", []string{b.batch, b.ints(nin)}, aInt("axis", 0))), flat, ones}, aInt("axis", 1))
+		others := b.op("Sub", []string{b.upper[in], b.op("Mul", []string{chosen, b.scalar(1e30)})})
+		rival := b.op("MaxPool", []string{spatial(others)}, attrs...)
+		stable := b.reshape(b.op("Cast", []string{b.op("GreaterOrEqual", []string{pooled[0], rival})}, aInt("to", int64(onnxpb.TensorProto_FLOAT))), -1, 1, nout)
+		exact := b.op("Mul", []string{neg, stable})
+		pos = b.op("Add", []string{pos, exact})
+		loose = b.op("Sub", []string{neg, exact})
+	}
+	full := b.op("Concat", []string{b.batch, b.ints(s, nout)}, aInt("axis", 0))
+	x := b.op("ScatterElements", []string{zero(b.op("Concat", []string{b.batch, b.ints(s, nin)}, aInt("axis", 0))),
+		b.op("Expand", []string{local, full}), b.op("Expand", []string{pos, full})}, aInt("axis", 2), aString("reduction", "add"))
+	*consts = append(*consts, b.op("MatMul", []string{loose, b.reshape(top, -1, nout, 1)}))
 	return x
 }
 

@@ -66,6 +66,13 @@ type Layer struct {
 	CountPad bool
 }
 
+// Tiles reports whether the windows of a pooling layer tile its input
+// without overlap or padding (kernel = stride, no pads), where a MaxPool
+// whose window is dominated by one input is bounded exactly.
+func (l *Layer) Tiles() bool {
+	return l.Kernel[0] == l.Strides[0] && l.Kernel[1] == l.Strides[1] && l.Pads[0] == 0 && l.Pads[1] == 0 && l.Pads[2] == 0 && l.Pads[3] == 0
+}
+
 // Net is a classifier as bound propagation sees it: a directed acyclic
 // graph of [Layer]s in topological order from the image (tensor 0) to the
 // class logits (tensor Output).

@@ -202,7 +202,9 @@ func (r *run) convT(L *bound.Layer, in int, g, x []float64) float64 {
 
 // poolT propagates Λ through a pooling layer: AvgPool exactly, MaxPool by
 // the relaxation max ≥ x_j (j the window's input of largest lower bound)
-// and max ≤ the window's largest upper bound. It returns the constant.
+// and max ≤ the window's largest upper bound, or max = x_j where windows
+// tile the input and l_j ≥ u_i for every other input i (as the graphs do:
+// they test this only for tiling windows). It returns the constant.
 func (r *run) poolT(L *bound.Layer, in int, g, x []float64) float64 {
 	is, os := r.net.Shapes[in], r.net.Shapes[L.Out]
 	C, H, W, Ho, Wo := int(is[0]), int(is[1]), int(is[2]), int(os[1]), int(os[2])
@@ -240,7 +242,13 @@ func (r *run) poolT(L *bound.Layer, in int, g, x []float64) float64 {
 					}
 					top = max(top, u[j])
 				}
-				if v >= 0 {
+				rival := math.Inf(-1)
+				for _, j := range cells {
+					if j != best {
+						rival = max(rival, u[j])
+					}
+				}
+				if v >= 0 || (L.Tiles() && l[best] >= rival) {
 					x[best] += v
 				} else {
 					c += v * top
