@@ -276,22 +276,9 @@ func (b *builder) forward(chain []*Layer, x string, f func(float64) float64, aff
 // backward returns the name of a lower bound [N, S] of rows·tensor_t, rows
 // [B, S, size(t)].
 func (b *builder) backward(t int, rows string, s int64) string {
-	lam := map[int]string{t: rows}
 	var consts []string // [B, S, 1] each
-	add := func(i int, v string) {
-		if old, ok := lam[i]; ok {
-			v = b.op("Add", []string{old, v})
-		}
-		lam[i] = v
-	}
 	net := b.net
-	for li := len(net.Layers) - 1; li >= 0; li-- {
-		L := &net.Layers[li]
-		g, ok := lam[L.Out]
-		if !ok {
-			continue
-		}
-		delete(lam, L.Out)
+	visit := func(L *Layer, g string) []string {
 		in := L.In[0]
 		nin, nout := int64(net.Size(in)), int64(net.Size(L.Out))
 		var x string
@@ -305,8 +292,7 @@ func (b *builder) backward(t int, rows string, s int64) string {
 		case Reshape:
 			x = g
 		case Sum:
-			add(L.In[1], g)
-			x = g
+			return []string{g, g}
 		case Relu:
 			x = b.relu(in, g, &consts)
 		case Conv:
@@ -322,9 +308,10 @@ func (b *builder) backward(t int, rows string, s int64) string {
 		case MaxPool:
 			x = b.maxT(L, in, g, s, &consts)
 		}
-		add(in, x)
+		return []string{x}
 	}
-	low := b.concretise(lam[0])
+	sum := func(a, c string) string { return b.op("Add", []string{a, c}) }
+	low := b.concretise(Backward(net, t, rows, visit, sum))
 	for _, c := range consts {
 		low = b.op("Add", []string{low, b.reshape(c, -1, s)})
 	}

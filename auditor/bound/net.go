@@ -96,6 +96,31 @@ func size(s []int64) int {
 	return p
 }
 
+// Backward carries a linear bound from tensor t back to the image: layers
+// are visited in reverse topological order, each whose output has a bound
+// (rows on t, to start) mapping it to one bound per input (visit), and
+// bounds on a tensor that feeds several layers are summed (add). It
+// returns the bound on the image. The ONNX graphs and the float64
+// reference (bench/bound/crownref) share it.
+func Backward[T any](n *Net, t int, rows T, visit func(l *Layer, g T) []T, add func(a, b T) T) T {
+	lam := map[int]T{t: rows}
+	for i := len(n.Layers) - 1; i >= 0; i-- {
+		l := &n.Layers[i]
+		g, ok := lam[l.Out]
+		if !ok {
+			continue
+		}
+		delete(lam, l.Out)
+		for j, x := range visit(l, g) {
+			if old, ok := lam[l.In[j]]; ok {
+				x = add(old, x)
+			}
+			lam[l.In[j]] = x
+		}
+	}
+	return lam[0]
+}
+
 // UnsupportedError says that a node of a model cannot be bounded.
 type UnsupportedError struct {
 	Model, Node, Op string

@@ -80,25 +80,9 @@ func (r *run) backward(t int, rows [][]float64) []float64 {
 }
 
 func (r *run) backwardRow(t int, row []float64) float64 {
-	lam := map[int][]float64{t: append([]float64(nil), row...)}
 	var c float64
-	add := func(i int, v []float64) {
-		if old, ok := lam[i]; ok {
-			for k := range old {
-				old[k] += v[k]
-			}
-			return
-		}
-		lam[i] = v
-	}
 	net := r.net
-	for li := len(net.Layers) - 1; li >= 0; li-- {
-		L := &net.Layers[li]
-		g, ok := lam[L.Out]
-		if !ok {
-			continue
-		}
-		delete(lam, L.Out)
+	visit := func(L *bound.Layer, g []float64) [][]float64 {
 		in := L.In[0]
 		x := make([]float64, net.Size(in))
 		switch L.Kind {
@@ -122,8 +106,8 @@ func (r *run) backwardRow(t int, row []float64) float64 {
 		case bound.Reshape:
 			copy(x, g)
 		case bound.Sum:
-			add(L.In[1], append([]float64(nil), g...))
 			copy(x, g)
+			return [][]float64{x, append([]float64(nil), g...)}
 		case bound.Relu:
 			l, u := r.l[in], r.u[in]
 			for j, v := range g {
@@ -140,9 +124,16 @@ func (r *run) backwardRow(t int, row []float64) float64 {
 		case bound.MaxPool, bound.AvgPool:
 			c += r.poolT(L, in, g, x)
 		}
-		add(in, x)
+		return [][]float64{x}
 	}
-	return c + r.concretise(lam[0])
+	sum := func(a, b []float64) []float64 {
+		for k := range a {
+			a[k] += b[k]
+		}
+		return a
+	}
+	image := bound.Backward(net, t, append([]float64(nil), row...), visit, sum)
+	return c + r.concretise(image)
 }
 
 // reluLines returns CROWN's relaxation of relu on [l, u]: the lower line
