@@ -158,4 +158,16 @@
 // interrupted audit resumes where it stopped, losing nothing and
 // duplicating nothing. Reopening a directory with other settings fails with
 // a [*SettingsError] that lists each differing field with both values.
+//
+// # Shards
+//
+// With [Config.Shard], Run audits one shard of the work, as package shard
+// divides it into checkpoint × split × image-range units, into a folder
+// that is an audit directory of those units plus shard.json (the work, the
+// shard and its units); it resumes only as that shard. [ReadShardFolder]
+// reads such a folder without changing it (for a status while the audit
+// runs), and [Merge] checks that shard folders share their settings, are
+// every shard once and have finished, then writes the audit directory one
+// Run of all the work writes, byte for byte: each checkpoint's part is put
+// together from its units' rows and committed through a Store.
 package auditor

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/auditor/shard"
 	"github.com/marginaudit/marginaudit/internal/convention"
 	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/onnxgrad"
@@ -35,6 +36,9 @@ type Images struct {
 	Layout attack.Layout
 	// Name names the images in errors, such as "images.npy".
 	Name string
+	// First is the position of the first image among the split's, when
+	// a shard audits a range of them (see Config.Shard).
+	First int
 	// Dataset is the name of the data set the images come from, as the
 	// trainer writes it in a checkpoint's metadata ("mnist",
 	// "fashion-mnist", "cifar10"); "" for arrays given by the user. A
@@ -69,6 +73,9 @@ type Config struct {
 	// finished checkpoint without them, which it cannot add without
 	// auditing that checkpoint again (remove its parts/NAME.csv to).
 	SaveAdversarial bool
+	// Shard, when set, audits only that shard of the work into Out, as
+	// package shard divides it (see planShard); nil audits all of it.
+	Shard *shard.Spec
 }
 
 // Validate checks the settings (Settings.Validate) and the speed options,
@@ -150,7 +157,15 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 	if len(ckpts) == 0 {
 		return nil, fmt.Errorf("auditor: no .onnx checkpoints in %s", strings.Join(cfg.Checkpoints, ", "))
 	}
+	plan, err := planShard(&cfg, ckpts)
+	if err != nil {
+		return nil, err
+	}
+	ckpts = plan.checkpoints(ckpts)
 	store, err := openExistingStore(cfg.Out, &cfg.Settings)
+	if err == nil && store != nil {
+		err = plan.attach(store)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -168,12 +183,16 @@ func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
 			continue
 		}
 		start := time.Now()
-		p.Checkpoint(c, i, len(ckpts), cfg.work())
+		ccfg := plan.config(cfg, c)
+		p.Checkpoint(c, i, len(ckpts), ccfg.work())
 		err := c.Err
 		if err == nil {
 			var part *Part
-			if part, err = auditCheckpoint(ctx, cfg, c, p); err == nil && store == nil {
-				if store, err = OpenStore(cfg.Out, &cfg.Settings); err != nil {
+			if part, err = auditCheckpoint(ctx, ccfg, c, p); err == nil && store == nil {
+				if store, err = OpenStore(cfg.Out, &cfg.Settings); err == nil {
+					err = plan.attach(store)
+				}
+				if err != nil {
 					return nil, err
 				}
 			}
@@ -312,7 +331,7 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 func margins(ctx context.Context, clf *attack.Classifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, []attack.DeepFoolResult, error) {
 	s := &cfg.Settings
 	df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
-		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine || cfg.SaveAdversarial, Progress: progress}
+		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine || cfg.SaveAdversarial, FirstImage: im.First, Progress: progress}
 	res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
 	if err != nil {
 		return nil, nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)

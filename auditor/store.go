@@ -326,6 +326,44 @@ type Part struct {
 // the rebuild of margins.csv fails, the checkpoint is finished all the
 // same and margins.csv is rebuilt by the next Commit or OpenStore.
 func (s *Store) Commit(p *Part) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.write(p); err != nil {
+		return err
+	}
+	if err := s.rebuild(); err != nil {
+		return fmt.Errorf("auditor: commit %s: the checkpoint is finished, but %w", p.Checkpoint, err)
+	}
+	return nil
+}
+
+// CommitAll commits the parts as Commit would, one after the other, but
+// rebuilds margins.csv and confidence.csv once, at the end: merging the
+// shards of a long audit commits every checkpoint at once.
+func (s *Store) CommitAll(parts []*Part) error {
+	for _, p := range parts {
+		if err := p.check(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range parts {
+		if err := s.write(p); err != nil {
+			return err
+		}
+	}
+	if err := s.rebuild(); err != nil {
+		return fmt.Errorf("auditor: commit: %d checkpoints are finished, but %w", len(parts), err)
+	}
+	return nil
+}
+
+// check checks that p can be committed (see Summarize).
+func (p *Part) check() error {
 	if err := checkName(p.Checkpoint); err != nil {
 		return fmt.Errorf("auditor: commit: %w", err)
 	}
@@ -358,9 +396,11 @@ func (s *Store) Commit(p *Part) error {
 	if err := checkAdversarial(p); err != nil {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
+	return nil
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// write stores the files of the checked part p; s.mu is held.
+func (s *Store) write(p *Part) error {
 	for name, e := range s.parts {
 		if e == p.Epoch && name != p.Checkpoint {
 			return fmt.Errorf("auditor: commit %s: epoch %d belongs to the finished checkpoint %s", p.Checkpoint, p.Epoch, name)
@@ -386,9 +426,6 @@ func (s *Store) Commit(p *Part) error {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
 	s.parts[p.Checkpoint] = p.Epoch
-	if err := s.rebuild(); err != nil {
-		return fmt.Errorf("auditor: commit %s: the checkpoint is finished, but %w", p.Checkpoint, err)
-	}
 	return nil
 }
 
@@ -555,10 +592,20 @@ func (s *Store) readExtra(k *extraKind, name string, p *Part) error {
 // readEpoch reads and checks every part of the finished checkpoint name
 // and returns its epoch, -1 when its parts have no rows.
 func (s *Store) readEpoch(name string) (int, error) {
+	p, err := s.readAll(name)
+	if err != nil {
+		return 0, err
+	}
+	return p.Epoch, nil
+}
+
+// readAll reads and checks every part of the finished checkpoint name;
+// its Epoch is -1 when its parts have no rows.
+func (s *Store) readAll(name string) (*Part, error) {
 	p := &Part{Checkpoint: name, Epoch: -1}
 	var err error
 	if p.Records, err = s.readPart(name); err != nil {
-		return 0, err
+		return nil, err
 	}
 	from := s.partPath(name)
 	if len(p.Records) > 0 {
@@ -566,7 +613,7 @@ func (s *Store) readEpoch(name string) (int, error) {
 	}
 	for _, k := range extraKinds {
 		if err := s.readExtra(k, name, p); err != nil {
-			return 0, err
+			return nil, err
 		}
 		for i := range k.rows(p) {
 			_, epoch := k.owner(p, i)
@@ -574,11 +621,11 @@ func (s *Store) readEpoch(name string) (int, error) {
 				p.Epoch, from = epoch, s.extraPath(k, name)
 			}
 			if epoch != p.Epoch {
-				return 0, fmt.Errorf("auditor: %s: epoch %d, but %d in %s", s.extraPath(k, name), epoch, p.Epoch, from)
+				return nil, fmt.Errorf("auditor: %s: epoch %d, but %d in %s", s.extraPath(k, name), epoch, p.Epoch, from)
 			}
 		}
 	}
-	return p.Epoch, nil
+	return p, nil
 }
 
 // rebuild rewrites margins.csv, and confidence.csv and any other file of an

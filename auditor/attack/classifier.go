@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/marginaudit/marginaudit/internal/ort"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
@@ -313,6 +315,13 @@ func (c *Classifier) Batch() FixedBatch { return c.batchInfo }
 
 // Normalised reports whether a normalisation was inserted into the graph.
 func (c *Classifier) Normalised() bool { return c.norm }
+
+// Model returns a copy of the graph the classifier runs: one image input
+// [N, InputShape...] in pixel space (the normalisation, if any, inserted in
+// front), the bound inputs, and one output of class scores [N, K] (see
+// [Classifier.ScoreSource]). Packages that analyse the classifier itself,
+// such as certified bounds, read it.
+func (c *Classifier) Model() *onnxpb.ModelProto { return proto.Clone(c.model).(*onnxpb.ModelProto) }
 
 // Close releases the onnxruntime sessions. It is safe to call more than once
 // and on a nil Classifier; afterwards the methods return [ErrClosed].

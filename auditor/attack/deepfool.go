@@ -21,6 +21,10 @@ type DeepFoolOptions struct {
 	// generator, results do not depend on BatchSize or on the order of
 	// the images.
 	Seed uint64
+	// FirstImage is the position of the first image among all the images
+	// of an attack that is run in pieces: image i draws its noise as image
+	// FirstImage+i of the whole, so the pieces give the whole's results.
+	FirstImage int
 	// BatchSize is how many images are attacked together (one Jacobian run
 	// per step); 0 means DefaultDeepFoolBatch.
 	BatchSize int
@@ -273,7 +277,7 @@ func (df *deepFool) restart(s int) {
 	df.retries[s]++
 	df.steps[s], df.fresh[s], df.stalled[s] = 0, true, false
 	i := df.img[s]
-	rng := rand.New(rand.NewPCG(df.opt.Seed, uint64(i)<<20|uint64(df.retries[s])))
+	rng := rand.New(rand.NewPCG(df.opt.Seed, uint64(df.opt.FirstImage+i)<<20|uint64(df.retries[s])))
 	x0, start := df.x0[i*d:(i+1)*d], df.start[s*d:(s+1)*d]
 	lo, hi := df.c.lo, df.c.hi
 	for j, v := range x0 {

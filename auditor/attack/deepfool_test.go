@@ -191,7 +191,7 @@ func TestDeepFoolFixtures(t *testing.T) {
 // of the CNN's images short of the boundary (it takes 4.9 steps on average):
 // the noisy retries must then be taken and counted, failures reported, and the
 // results must not depend on the batch size (each image's noise comes from
-// its own generator).
+// its own generator) nor on attacking the images in pieces (FirstImage).
 func TestDeepFoolRetries(t *testing.T) {
 	m, xa := fixture(t, "cnn")
 	c := newClassifier(t, m, Options{Name: "cnn.onnx", Threads: 2})
@@ -211,6 +211,22 @@ func TestDeepFoolRetries(t *testing.T) {
 		}
 		if !reflect.DeepEqual(runs[0], runs[1]) {
 			t.Errorf("retries %d: results differ between batch sizes 64 and 5:\n%+v\n%+v", retries, runs[0], runs[1])
+		}
+		// In two pieces, the second from image 11 on, as a shard attacks
+		// them: the same results.
+		var pieces []DeepFoolResult
+		d := c.SampleSize()
+		for _, r := range [][2]int{{0, 11}, {11, n}} {
+			opt.FirstImage = r[0]
+			res, err := DeepFool(context.Background(), c, x[r[0]*d:r[1]*d], nil, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pieces = append(pieces, res...)
+		}
+		opt.FirstImage = 0
+		if !reflect.DeepEqual(runs[0], pieces) {
+			t.Errorf("retries %d: results differ between one run and two pieces:\n%+v\n%+v", retries, runs[0], pieces)
 		}
 		var retried, rescued, failed, succeeded int
 		for i, r := range runs[0] {

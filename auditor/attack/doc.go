@@ -75,7 +75,8 @@
 // Beyond Foolbox, as in the study this project reproduces: an image that has
 // not flipped after MaxIter steps is retried from a noisy start
 // clip(x₀ + σ·z, lo, hi), z ~ N(0, I) drawn from a generator seeded by the
-// options' Seed and the image's index (so results do not depend on batching),
+// options' Seed and the image's index (so results do not depend on batching;
+// FirstImage offsets the index of an attack run in pieces),
 // σ = NoiseStd (default 0.01·(hi − lo)), with the same candidates and k̂, up
 // to Retries times (default 10); the retries are counted, and an image that
 // never flips is reported with Success = false and an infinite margin, never

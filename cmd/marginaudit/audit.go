@@ -73,6 +73,7 @@ func auditCommand() *cli.Command {
 				Value: pgd.Step, DefaultText: fmt.Sprintf("%g·ε/steps", attack.DefaultPGDStepScale)},
 			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: attack.DefaultDeepFoolBatch},
 			&cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy (not added to checkpoints already finished)"},
+			shardFlag(),
 			waitFlag(),
 		},
 		Action: runAudit,
@@ -93,8 +94,12 @@ func runAudit(c *cli.Context) error {
 	if err := refuseZero(c, "audit", "batch"); err != nil {
 		return err
 	}
+	sp, err := shardSpec(c)
+	if err != nil {
+		return err
+	}
 	cfg := auditor.Config{Checkpoints: c.Args().Slice(), Out: c.String("out"), Settings: s,
-		Threads: c.Int("threads"), BatchSize: c.Int("batch"), SaveAdversarial: c.Bool("save-adversarial")}
+		Threads: c.Int("threads"), BatchSize: c.Int("batch"), SaveAdversarial: c.Bool("save-adversarial"), Shard: sp}
 	if err := cfg.Validate(); err != nil {
 		return auditFlags.usage("audit", err)
 	}
@@ -111,6 +116,7 @@ func runAudit(c *cli.Context) error {
 	cfg.Data = data
 	p := &auditProgress{bar: bar}
 	sum, err := auditor.Run(c.Context, cfg, p)
+	err = shardUsage(err)
 	if sum != nil && len(sum.Checkpoints) > 0 { // else nothing was audited
 		if perr := printAuditSummary(c.App.Writer, sum); err == nil {
 			err = perr

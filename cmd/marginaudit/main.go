@@ -15,6 +15,8 @@
 //	report     figures, index.html and the study's observations from audits
 //	diff       compare two audits image by image; gate regressions for CI
 //	study      train standard and adversarial models, audit, report
+//	merge      merge the folders of an audit's shards (audit --shard I/N)
+//	status     show what the shards of an audit have done and what remains
 //	selfcheck  check onnxgrad's Jacobians against PyTorch's on the fixtures
 //	completion print a shell completion script for bash, zsh or fish
 //
@@ -109,6 +111,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			reportCommand(),
 			diffCommand(),
 			studyCommand(),
+			mergeCommand(),
+			statusCommand(),
 			selfcheckCommand(),
 			completionCommand(),
 			manCommand(),
