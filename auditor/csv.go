@@ -14,11 +14,12 @@ import (
 var Header = []string{
 	"checkpoint", "epoch", "split", "index", "label", "pred", "correct",
 	"norm", "margin", "margin_refined", "iterations", "retries", "success",
-	"censored",
+	"censored", "margin_lower",
 }
 
 // headerRequired is the number of columns every margins.csv has: files
-// written before censoring existed stop after success.
+// written before censoring and certified bounds existed stop after
+// success.
 const headerRequired = colCensored
 
 // Columns of margins.csv, indices into Header.
@@ -37,6 +38,7 @@ const (
 	colRetries
 	colSuccess
 	colCensored
+	colMarginLower
 	numColumns
 )
 
@@ -98,7 +100,7 @@ func (w *Writer) WriteHeader() error {
 // Write validates r and writes it as one row. Floats are written in the
 // shortest form that parses back to the same float64 (strconv 'g', -1); a
 // record without a refined margin has empty margin_refined and censored
-// fields.
+// fields, one without a certificate an empty margin_lower.
 func (w *Writer) Write(r *Record) error {
 	if fe := r.validate(); fe != nil {
 		return fmt.Errorf("auditor: record %s %s image %d %s: %s: %w", r.Checkpoint, r.Split, r.Index, r.Norm, Header[fe.column], fe)
@@ -126,6 +128,10 @@ func (w *Writer) Write(r *Record) error {
 	row[colCensored] = ""
 	if r.Refined() {
 		row[colCensored] = strconv.FormatBool(r.Censored)
+	}
+	row[colMarginLower] = ""
+	if r.Certified {
+		row[colMarginLower] = formatFloat(r.MarginLower)
 	}
 	if err := w.w.Write(row); err != nil {
 		return fmt.Errorf("auditor: writing margins: %w", err)
@@ -160,8 +166,8 @@ func WriteRecords(w io.Writer, records []Record) error {
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 // ReadRecords reads a margins.csv file from r; name (usually the file
-// name) appears in errors. A file written before the censored column
-// existed reads with Censored false. It checks the header, every field, and that no
+// name) appears in errors. A file written before the censored and
+// margin_lower columns existed reads with Censored and Certified false. It checks the header, every field, and that no
 // two rows share a (checkpoint, split, index, norm) key nor one checkpoint
 // two epochs. Errors are *ParseError values naming the line and column.
 func ReadRecords(r io.Reader, name string) ([]Record, error) {
@@ -359,6 +365,9 @@ func parseRow(row []string) (Record, int, error) {
 	r.Success = boolean(colSuccess)
 	if row[colCensored] != "" {
 		r.Censored = boolean(colCensored)
+	}
+	if row[colMarginLower] != "" {
+		r.MarginLower, r.Certified = float(colMarginLower), true
 	}
 	if err != nil {
 		return r, col, err

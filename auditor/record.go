@@ -80,6 +80,13 @@ type Record struct {
 	// tried, as far as the attacks can tell. Only refined records can be
 	// censored.
 	Censored bool
+	// MarginLower is the certified lower bound of the distance to the
+	// decision boundary when Certified (≤ MarginRefined and ≤ Margin
+	// where they are margins); 0 for a misclassified image, whose
+	// prediction is already wrong. Without Certified it is 0 and
+	// margin_lower is empty.
+	MarginLower float64
+	Certified   bool
 
 	Iterations int  // attack iterations of the last attempt (≥ 0)
 	Retries    int  // restarts from a noisy image (≥ 0)
@@ -157,6 +164,18 @@ func (r *Record) validate() *fieldError {
 	}
 	if r.Censored && !r.Refined() {
 		return bad(colCensored, "censored without a refined margin (the radius tried)")
+	}
+	switch m := r.MarginLower; {
+	case !r.Certified:
+		if m != 0 {
+			return bad(colMarginLower, "a lower bound %v without a certificate", m)
+		}
+	case !(m >= 0) || math.IsInf(m, 0):
+		return bad(colMarginLower, "certified lower bound %v is not a finite number ≥ 0", m)
+	case r.Success && m > r.Margin:
+		return bad(colMarginLower, "certified lower bound %v exceeds the margin %v", m, r.Margin)
+	case r.HasRefinedMargin() && m > r.MarginRefined:
+		return bad(colMarginLower, "certified lower bound %v exceeds the refined margin %v", m, r.MarginRefined)
 	}
 	if r.Iterations < 0 {
 		return bad(colIterations, "negative iterations %d", r.Iterations)

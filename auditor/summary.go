@@ -114,6 +114,10 @@ type Group struct {
 	Margin        Dist      `json:"margin"`         // margins of the successful attacks
 	MarginRefined *Dist     `json:"margin_refined"` // uncensored refined margins; null when the audit did not refine
 	Censored      int       `json:"censored"`       // refined images nothing flipped (0 without refinement)
+	// MarginLower describes the certified lower bounds of every image of
+	// the group (0 for a misclassified one); absent when the audit did not
+	// certify.
+	MarginLower *Dist `json:"margin_lower,omitempty"`
 }
 
 // Dist describes a sample of margins. Fields that are undefined for the

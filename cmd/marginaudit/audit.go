@@ -65,7 +65,7 @@ func auditCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: df.MaxIter},
 			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: df.Overshoot},
 			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: df.Retries},
-			refineFlag(), refineStepsFlag(),
+			refineFlag(), refineStepsFlag(), certifyFlag(),
 			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, in pixel units, e.g. `0.05,0.1` (none by default)"},
 			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms (with --pgd-eps)", Value: "linf"},
 			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps (with --pgd-eps)", Value: pgd.Steps},
@@ -148,6 +148,7 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	if s.RefineParams, err = refineParams(c, "audit"); err != nil {
 		return s, err
 	}
+	s.CertifySettings = certifySettings(c)
 	switch {
 	case c.String("data") != "" && c.String("images") != "":
 		return s, usagef("audit", "give --data or --images, not both")
@@ -215,6 +216,19 @@ func refineFlag() cli.Flag {
 
 func refineStepsFlag() cli.Flag {
 	return &cli.IntFlag{Name: "refine-steps", Usage: "FMN steps per image (with --refine)", Value: attack.DefaultFMNSteps}
+}
+
+// certifyFlag asks audit and study for certified lower bounds.
+func certifyFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "certify", Usage: "certify a lower bound of each margin by linear bound propagation (margin_lower column; 0 for misclassified images); a model with an op it does not support fails with the op named"}
+}
+
+// certifySettings reads --certify.
+func certifySettings(c *cli.Context) auditor.CertifySettings {
+	if !c.Bool("certify") {
+		return auditor.CertifySettings{}
+	}
+	return auditor.DefaultCertifySettings()
 }
 
 // refineParams reads the refinement's flags of cmd; --refine-steps needs

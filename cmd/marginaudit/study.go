@@ -22,7 +22,7 @@ func studyCommand() *cli.Command {
 		UsageText: progName + " study --data mnist|fashion-mnist|cifar10 --out DIR [--arch mlp|cnn] [--epochs E] [flags]",
 		Description: wrapText("Trains a standard and a PGD adversarially trained model (DIR/standard/ckpts, " +
 			"DIR/adversarial/ckpts), audits every checkpoint on train and test images with DeepFool L2 and L∞ " +
-			"and PGD at the training radius (DIR/*/audit; --refine adds FMN's refined margins), and writes the report (DIR/report/index.html). " +
+			"and PGD at the training radius (DIR/*/audit; --refine adds FMN's refined margins, --certify certified lower bounds), and writes the report (DIR/report/index.html). " +
 			"Every stage resumes: rerun the same command after an interruption. Defaults follow the study: " +
 			"a dense network on MNIST, a CNN on Fashion-MNIST and CIFAR-10, PGD radius 0.3, 0.1 and 8/255."),
 		Flags: []cli.Flag{
@@ -41,7 +41,7 @@ func studyCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Usage: "images audited per split (a seeded random subset)", Value: 500},
 			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps of adversarial training (default per data set)"},
 			&cli.BoolFlag{Name: "no-adv", Usage: "skip adversarial training"},
-			refineFlag(), refineStepsFlag(),
+			refineFlag(), refineStepsFlag(), certifyFlag(),
 			waitFlag(),
 		},
 		Action: runStudy,
@@ -123,6 +123,7 @@ func runStudy(c *cli.Context) error {
 	if settings.RefineParams, err = refineParams(c, "study"); err != nil {
 		return err
 	}
+	settings.CertifySettings = certifySettings(c)
 	if err := (&auditor.Config{Settings: settings, Threads: c.Int("threads")}).Validate(); err != nil {
 		return studyFlags.usage("study", err)
 	}
