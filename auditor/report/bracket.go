@@ -22,9 +22,10 @@ const (
 
 // Bracket is the bracket of one (audit, epoch, split, norm) of an audit
 // made with refinement: how far the refined margins (FMN, confirmed by a
-// forward run) lie below DeepFool's. The means are over the Paired images
-// that have both margins, so that MeanRefined ≤ MeanDeepFool image by
-// image; DeepFoolFailures images have no DeepFool margin, Censored images
+// forward run) lie below DeepFool's, and, when the audit certified, the
+// certified lower bounds below both. The means are over the Paired images
+// that have both margins, so that MeanLower ≤ MeanRefined ≤ MeanDeepFool
+// image by image; DeepFoolFailures images have no DeepFool margin, Censored images
 // no refined one (nothing flipped them within the input range), and both
 // are left out of the means and counted here.
 type Bracket struct {
@@ -39,6 +40,11 @@ type Bracket struct {
 	MeanDeepFool     auditor.Float `json:"mean_deepfool"`
 	MeanRefined      auditor.Float `json:"mean_refined"`
 	Ratio            auditor.Float `json:"ratio"` // MeanRefined / MeanDeepFool
+	// MeanLower is the mean certified lower bound of the Paired images (0
+	// for a misclassified one), and LowerRatio MeanLower / MeanRefined;
+	// null when the audit did not certify.
+	MeanLower  auditor.Float `json:"mean_lower"`
+	LowerRatio auditor.Float `json:"lower_ratio"`
 }
 
 // bracketCell holds the margins of one (epoch, split, norm) of a refined
@@ -48,6 +54,8 @@ type bracketCell struct {
 	deepFool, refined  []float64 // DeepFool's successes; uncensored refined margins
 	dfFailed, censored int
 	pairedDF, pairedRf []float64 // images with both
+	pairedLo           []float64 // their certified lower bounds, when certified
+	lower              []float64 // every image's certified lower bound, when certified
 }
 
 // bracketCells sorts the records of a refined audit by (epoch, split,
@@ -77,9 +85,15 @@ func bracketCells(recs []auditor.Record) map[cellKey]*bracketCell {
 		case r.Censored:
 			c.censored++
 		}
+		if r.Certified {
+			c.lower = append(c.lower, r.MarginLower)
+		}
 		if r.Success && r.HasRefinedMargin() {
 			c.pairedDF = append(c.pairedDF, r.Margin)
 			c.pairedRf = append(c.pairedRf, r.MarginRefined)
+			if r.Certified {
+				c.pairedLo = append(c.pairedLo, r.MarginLower)
+			}
 		}
 	}
 	return out
@@ -99,6 +113,11 @@ func brackets(a *audit) []Bracket {
 				b := Bracket{Audit: a.Label, Epoch: e, Split: s, Norm: n, Images: c.images, DeepFoolFailures: c.dfFailed,
 					Censored: c.censored, Paired: len(c.pairedDF), MeanDeepFool: mean(c.pairedDF), MeanRefined: mean(c.pairedRf)}
 				b.Ratio = ratio(b.MeanRefined, b.MeanDeepFool)
+				b.MeanLower, b.LowerRatio = auditor.Float(math.NaN()), auditor.Float(math.NaN())
+				if len(c.lower) > 0 {
+					b.MeanLower = mean(c.pairedLo)
+					b.LowerRatio = ratio(b.MeanLower, b.MeanRefined)
+				}
 				out = append(out, b)
 			}
 		}
@@ -132,6 +151,15 @@ func bracketCounts(a *audit, n auditor.Norm) string {
 		plural(failed, "image DeepFool failed on"), plural(censored, "censored image"))
 }
 
+// certifiedText describes the certified lower bounds of a figure's
+// caption; "" when the audit did not certify.
+func certifiedText(a *audit) string {
+	if !a.settings.Certify {
+		return ""
+	}
+	return fmt.Sprintf(" The certified lower bound (linear bound propagation, CROWN, %d bisection steps up to the refined margin) is at most the refined margin on every image; it is 0 for a misclassified image, whose prediction is wrong already.", a.settings.CertifySettings.Steps)
+}
+
 // bracketFigure: the mean DeepFool and refined margins per epoch, one
 // panel per split.
 func bracketFigure(a *audit, n auditor.Norm) (*figure, Figure) {
@@ -140,18 +168,23 @@ func bracketFigure(a *audit, n auditor.Norm) (*figure, Figure) {
 	for _, s := range a.splits {
 		p := newPanel(fmt.Sprintf("%s split", s), a.unit(), marginAxis("mean ", n, a))
 		checkpointAxis(p, a, a.epochs)
-		var x, df, rf []float64
+		var x, df, rf, lo []float64
 		for _, b := range brackets(a) {
 			if b.Split == s && b.Norm == n {
 				x, df, rf = append(x, float64(b.Epoch)), append(df, float64(b.MeanDeepFool)), append(rf, float64(b.MeanRefined))
+				lo = append(lo, float64(b.MeanLower))
 			}
 		}
 		tdf := series{x: x, y: df, color: vermillion, shape: draw.TriangleGlyph{}, dashes: []vg.Length{vg.Points(5), vg.Points(3)}, points: a.separate}.add(p)
 		trf := series{x: x, y: rf, color: blue, shape: draw.CircleGlyph{}, points: a.separate}.add(p)
+		tlo := series{x: x, y: lo, color: bluishGreen, shape: draw.SquareGlyph{}, dashes: []vg.Length{vg.Points(2), vg.Points(2)}, points: a.separate}.add(p)
 		p.Y.Min = 0
 		row = append(row, p)
 		if legend == nil {
 			legend = []legendItem{{"DeepFool (upper bound)", tdf}, {"refined by FMN (tighter upper bound)", trf}}
+			if a.settings.Certify {
+				legend = append(legend, legendItem{"certified (lower bound)", tlo})
+			}
 		}
 	}
 	f := &figure{
@@ -160,8 +193,8 @@ func bracketFigure(a *audit, n auditor.Norm) (*figure, Figure) {
 		panels: [][]*plot.Plot{row},
 		w:      10 * vg.Inch, h: 4.2 * vg.Inch,
 	}
-	caption := fmt.Sprintf("Audit %s on %s, %s. Mean %s margin per %s of the images that have both margins: DeepFool's and the one FMN refined from it (%d steps), whose adversarial point a forward run confirmed. Both are upper bounds of the distance to the decision boundary; the refined one is at most DeepFool's on every image. Left out and counted: %s.",
-		a.Label, dataName(a), splitsText(a, a.splits), normName(n), a.unit(), a.settings.RefineParams.Steps, bracketCounts(a, n))
+	caption := fmt.Sprintf("Audit %s on %s, %s. Mean %s margin per %s of the images that have both margins: DeepFool's and the one FMN refined from it (%d steps), whose adversarial point a forward run confirmed. Both are upper bounds of the distance to the decision boundary; the refined one is at most DeepFool's on every image.%s Left out and counted: %s.",
+		a.Label, dataName(a), splitsText(a, a.splits), normName(n), a.unit(), a.settings.RefineParams.Steps, certifiedText(a), bracketCounts(a, n))
 	return f, Figure{Kind: FigBracket, Caption: caption, Audit: a.Label, Norm: n}
 }
 
@@ -175,6 +208,7 @@ func bandFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int) (*figur
 	var panels [][]*plot.Plot
 	dfStyle := draw.LineStyle{Color: vermillion, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(5), vg.Points(3)}}
 	rfStyle := draw.LineStyle{Color: blue, Width: vg.Points(1.5)}
+	loStyle := draw.LineStyle{Color: bluishGreen, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}
 	fill := withAlpha(skyBlue, 90)
 	var counts []string
 	for i, e := range epochs {
@@ -197,7 +231,11 @@ func bandFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int) (*figur
 			eps[j] = hi * float64(j) / float64(curvePoints-1)
 		}
 		upper := robustCurve(c.deepFool, c.dfFailed, eps)
-		lower := robustCurve(c.refined, c.censored, eps)
+		refined := robustCurve(c.refined, c.censored, eps)
+		lower := refined
+		if len(c.lower) > 0 {
+			lower = robustCurve(c.lower, 0, eps)
+		}
 		p := newPanel(a.at(e), "ε, "+marginAxis("", n, a), "fraction of images with margin > ε")
 		band := make(plotter.XYs, 0, 2*len(eps))
 		du, dl := make(plotter.XYs, len(eps)), make(plotter.XYs, len(eps))
@@ -212,7 +250,14 @@ func bandFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int) (*figur
 			poly.Color, poly.LineStyle.Width = fill, 0
 			p.Add(poly)
 		}
-		p.Add(&plotter.Line{XYs: du, LineStyle: dfStyle}, &plotter.Line{XYs: dl, LineStyle: rfStyle})
+		dr := make(plotter.XYs, len(eps))
+		for j := range eps {
+			dr[j] = plotter.XY{X: eps[j], Y: refined[j]}
+		}
+		p.Add(&plotter.Line{XYs: du, LineStyle: dfStyle}, &plotter.Line{XYs: dr, LineStyle: rfStyle})
+		if len(c.lower) > 0 {
+			p.Add(&plotter.Line{XYs: dl, LineStyle: loStyle})
+		}
 		p.X.Min, p.X.Max = 0, hi
 		p.Y.Min, p.Y.Max = 0, 1
 		panels[len(panels)-1] = append(panels[len(panels)-1], p)
@@ -221,8 +266,13 @@ func bandFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int) (*figur
 	legend := []legendItem{
 		{"DeepFool", []plot.Thumbnailer{&plotter.Line{LineStyle: dfStyle}}},
 		{"refined by FMN", []plot.Thumbnailer{&plotter.Line{LineStyle: rfStyle}}},
-		{"band: where the empirical R(ε) lies", []plot.Thumbnailer{swatch{fill}}},
 	}
+	bandText := "the band between the two curves is what the refinement removed"
+	if a.settings.Certify {
+		legend = append(legend, legendItem{"certified", []plot.Thumbnailer{&plotter.Line{LineStyle: loStyle}}})
+		bandText = "the certified curve (dotted) counts the images whose certified lower bound exceeds ε, so the true R(ε) lies between it and the refined curve; the band spans from the certified to DeepFool's curve"
+	}
+	legend = append(legend, legendItem{"band", []plot.Thumbnailer{swatch{fill}}})
 	h := 4.2 * vg.Inch
 	if len(panels) > 1 {
 		h = 7.4 * vg.Inch
@@ -233,8 +283,8 @@ func bandFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int) (*figur
 		panels: panels,
 		w:      10 * vg.Inch, h: h,
 	}
-	caption := fmt.Sprintf("Audit %s on %s, %s, %s. R(ε), the fraction of the images whose %s margin exceeds ε, from DeepFool's margins (dashed) and from those FMN refined (%d steps, solid); both are upper bounds of each image's distance to the boundary, so the true R(ε) lies at or below the refined curve, and the band between the two curves is what the refinement removed. Correctly classified and misclassified images count alike. An image DeepFool failed on counts above every ε in DeepFool's curve; a censored image (no attack flipped it within the input range, up to the largest perturbation the range allows) counts above every ε in the refined curve. %s.",
-		a.Label, dataName(a), splitsText(a, []auditor.Split{s}), a.listed(epochs), normName(n), a.settings.RefineParams.Steps, strings.Join(counts, "; "))
+	caption := fmt.Sprintf("Audit %s on %s, %s, %s. R(ε), the fraction of the images whose %s margin exceeds ε, from DeepFool's margins (dashed) and from those FMN refined (%d steps, solid); both are upper bounds of each image's distance to the boundary, so the true R(ε) lies at or below the refined curve; %s. Correctly classified and misclassified images count alike. An image DeepFool failed on counts above every ε in DeepFool's curve; a censored image (no attack flipped it within the input range, up to the largest perturbation the range allows) counts above every ε in the refined curve. %s.",
+		a.Label, dataName(a), splitsText(a, []auditor.Split{s}), a.listed(epochs), normName(n), a.settings.RefineParams.Steps, bandText, strings.Join(counts, "; "))
 	return f, Figure{Kind: FigBand, Caption: caption, Audit: a.Label, Split: s, Norm: n}
 }
 
@@ -243,11 +293,11 @@ func bracketTable(o *Observations) []pageTable {
 	if len(o.Brackets) == 0 {
 		return nil
 	}
-	t := pageTable{Title: "The bracket: mean DeepFool and refined margins of the images with both, per epoch or model",
-		Header: []string{"audit", "epoch or model", "split", "norm", "images", "DeepFool failed", "censored", "paired", "mean DeepFool", "mean refined", "refined / DeepFool"}}
+	t := pageTable{Title: "The bracket: mean certified lower bound, refined and DeepFool margins of the images with both margins, per epoch or model",
+		Header: []string{"audit", "epoch or model", "split", "norm", "images", "DeepFool failed", "censored", "paired", "mean certified", "mean refined", "mean DeepFool", "refined / DeepFool", "certified / refined"}}
 	for _, b := range o.Brackets {
 		t.Rows = append(t.Rows, []string{b.Audit, o.point(b.Audit, b.Epoch), string(b.Split), normName(b.Norm), fmt.Sprint(b.Images),
-			fmt.Sprint(b.DeepFoolFailures), fmt.Sprint(b.Censored), fmt.Sprint(b.Paired), fmtV(b.MeanDeepFool), fmtV(b.MeanRefined), fmtR(b.Ratio)})
+			fmt.Sprint(b.DeepFoolFailures), fmt.Sprint(b.Censored), fmt.Sprint(b.Paired), fmtV(b.MeanLower), fmtV(b.MeanRefined), fmtV(b.MeanDeepFool), fmtR(b.Ratio), fmtR(b.LowerRatio)})
 	}
 	return []pageTable{t}
 }

@@ -96,7 +96,10 @@
 // "brackets", a table, the bracket figure), with the images DeepFool
 // failed on and the censored ones counted; and R(ε) at the chosen epochs
 // from both margins, drawn as a band (an image without a margin counts
-// above every ε, as in robustness-SPLIT-NORM).
+// above every ε, as in robustness-SPLIT-NORM). An audit that also
+// certified adds the mean certified lower bound (0 for misclassified
+// images) to the bracket and the certified R(ε) to the band, which then
+// spans from the certified curve to DeepFool's.
 //
 // # confidence.csv
 //
@@ -185,7 +188,8 @@
 //	      "auroc_margin": 0.957, "auroc_max_softmax": 0.864}],  // null without confidence.csv
 //	  "brackets": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",  // refined audits only
 //	      "images": 500, "deepfool_failures": 2, "censored": 0, "paired": 498,
-//	      "mean_deepfool": 1.41, "mean_refined": 1.37, "ratio": 0.97}],
+//	      "mean_deepfool": 1.41, "mean_refined": 1.37, "ratio": 0.97,
+//	      "mean_lower": 0.61, "lower_ratio": 0.45}],  // certified; null without certify
 //	  "calibration": [{"audit": "standard", "epoch": 10, "split": "test", "n": 1000,  // with confidence.csv
 //	      "accuracy": 0.963, "mean_confidence": 0.981, "ece": 0.021, "mce": 0.31,     // 15 equal-width bins
 //	      "bins": [{"lo": 0, "hi": 0.0667, "n": 0, "accuracy": null, "confidence": null}, …]}],

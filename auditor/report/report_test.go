@@ -460,7 +460,24 @@ func TestBracket(t *testing.T) {
 	t.Parallel()
 	s := standardSynth(3, 30)
 	s.refine, s.censor, s.failRate = true, 2, 0.05
-	audits := writeAudits(t, map[string]synth{"standard": s}, "standard")
+	c := s
+	c.certify = true
+	audits := writeAudits(t, map[string]synth{"standard": s, "certified": c}, "standard")
+	certified := writeAudits(t, map[string]synth{"standard": s, "certified": c}, "certified")
+	o, err := report.Write(context.Background(), certified, t.TempDir(), report.Options{Refined: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range o.Brackets {
+		if !(b.MeanLower > 0) || !(b.MeanLower < b.MeanRefined) || !(b.LowerRatio <= 0.5+1e-12) {
+			t.Errorf("certified bracket %+v: want 0 < mean lower < mean refined, lower/refined ≤ 0.5 (0 for misclassified)", b)
+		}
+	}
+	for _, f := range o.Figures {
+		if f.Kind == report.FigBand && !strings.Contains(f.Caption, "certified curve") {
+			t.Errorf("band caption does not explain the certified curve: %s", f.Caption)
+		}
+	}
 	for _, refined := range []bool{false, true} {
 		o, err := report.Write(context.Background(), audits, t.TempDir(), report.Options{Refined: refined})
 		if err != nil {
