@@ -223,13 +223,7 @@ func bandFigure(a *audit, s auditor.Split, n auditor.Norm, epochs []int) (*figur
 		for _, m := range append(slices.Clone(c.deepFool), c.refined...) {
 			hi = max(hi, m)
 		}
-		if hi <= 0 {
-			hi = 1
-		}
-		eps := make([]float64, curvePoints)
-		for j := range eps {
-			eps[j] = hi * float64(j) / float64(curvePoints-1)
-		}
+		hi, eps := epsGrid(hi)
 		upper := robustCurve(c.deepFool, c.dfFailed, eps)
 		refined := robustCurve(c.refined, c.censored, eps)
 		lower := refined
