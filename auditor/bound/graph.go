@@ -120,17 +120,7 @@ func boundGraph(net *Net, norm attack.Norm, lo, hi float64) *onnxpb.ModelProto {
 	b.nodes = append(b.nodes, &onnxpb.NodeProto{Name: proto.String("lower"), OpType: proto.String("Identity"), Input: []string{low}, Output: []string{outLow}})
 
 	vi := func(name string, dims ...any) *onnxpb.ValueInfoProto {
-		var sd []*onnxpb.TensorShapeProto_Dimension
-		for _, d := range dims {
-			switch d := d.(type) {
-			case string:
-				sd = append(sd, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: d}})
-			case int64:
-				sd = append(sd, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
-			}
-		}
-		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
-			ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Shape: &onnxpb.TensorShapeProto{Dim: sd}}}}}
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: floatTensorType(dims...)}
 	}
 	xdims := []any{"N"}
 	for _, v := range net.Shapes[0] {
@@ -437,4 +427,20 @@ func (b *builder) concretise(a string) string {
 	l2 := b.op("Sqrt", []string{b.sumLast(b.op("Mul", []string{a, a}))})
 	ball := b.op("Sub", []string{dot, b.op("Mul", []string{b.eps2, l2})})
 	return b.op("Max", []string{box, ball})
+}
+
+// floatTensorType is the type of a float tensor of dims, each a symbolic
+// dimension (string) or a size (int64).
+func floatTensorType(dims ...any) *onnxpb.TypeProto {
+	var sd []*onnxpb.TensorShapeProto_Dimension
+	for _, d := range dims {
+		switch d := d.(type) {
+		case string:
+			sd = append(sd, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: d}})
+		case int64:
+			sd = append(sd, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+	}
+	return &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+		ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Shape: &onnxpb.TensorShapeProto{Dim: sd}}}}
 }

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/auditor/bound"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -78,20 +79,6 @@ func intsAttr(name string, v ...int64) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
 }
 
-func tensorType(dims ...any) *onnxpb.TypeProto {
-	var sd []*onnxpb.TensorShapeProto_Dimension
-	for _, d := range dims {
-		switch d := d.(type) {
-		case string:
-			sd = append(sd, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: d}})
-		case int64:
-			sd = append(sd, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
-		}
-	}
-	return &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
-		ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Shape: &onnxpb.TensorShapeProto{Dim: sd}}}}
-}
-
 // model returns the classifier with input sample shape and k classes.
 func (b *netBuilder) model(sample []int64, k int64) *onnxpb.ModelProto {
 	b.nodes = append(b.nodes, &onnxpb.NodeProto{Name: proto.String("out"), OpType: proto.String("Identity"), Input: []string{b.last}, Output: []string{"y"}})
@@ -103,8 +90,8 @@ func (b *netBuilder) model(sample []int64, k int64) *onnxpb.ModelProto {
 		IrVersion:   proto.Int64(8),
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}},
 		Graph: &onnxpb.GraphProto{Name: proto.String("test"), Node: b.nodes, Initializer: b.inits,
-			Input:  []*onnxpb.ValueInfoProto{{Name: proto.String("x"), Type: tensorType(in...)}},
-			Output: []*onnxpb.ValueInfoProto{{Name: proto.String("y"), Type: tensorType("N", k)}}},
+			Input:  []*onnxpb.ValueInfoProto{{Name: proto.String("x"), Type: bound.FloatTensorType(in...)}},
+			Output: []*onnxpb.ValueInfoProto{{Name: proto.String("y"), Type: bound.FloatTensorType("N", k)}}},
 	}
 }
 

@@ -171,24 +171,36 @@ func (l *Lock) removeCreated() {
 }
 
 // mkdirAll creates dir and its missing parents, and returns the topmost
-// folder it created ("" when dir existed).
+// folder it created ("" when dir existed). Another lock's Close may remove
+// a parent it just created (an empty folder that lock had created), so a
+// creation that finds a parent gone starts over.
 func mkdirAll(dir string) (created string, err error) {
-	for d := filepath.Clean(dir); ; {
-		if _, err := os.Stat(d); err == nil {
-			break
+	for attempt := 0; ; attempt++ {
+		created = ""
+		for d := filepath.Clean(dir); ; {
+			if _, err := os.Stat(d); err == nil {
+				break
+			}
+			created = d
+			parent := filepath.Dir(d)
+			if parent == d {
+				break
+			}
+			d = parent
 		}
-		created = d
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			return created, nil
 		}
-		d = parent
+		if !errors.Is(err, fs.ErrNotExist) || attempt >= maxMkdirAttempts {
+			return "", fmt.Errorf("locking %s: %w", dir, err)
+		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("locking %s: %w", dir, err)
-	}
-	return created, nil
 }
+
+// maxMkdirAttempts bounds mkdirAll's retries: each one needs another
+// process to remove the folder in the instant between two mkdir calls.
+const maxMkdirAttempts = 100
 
 // isLockFile reports whether path still names the open file f.
 func isLockFile(f *os.File, path string) (bool, error) {

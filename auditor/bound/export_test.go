@@ -1,0 +1,4 @@
+package bound
+
+// FloatTensorType lets the tests build models with the graphs' own types.
+var FloatTensorType = floatTensorType
