@@ -69,13 +69,14 @@ func Summarize(records []Record, pgd []PGDResult, settings *Settings) (*Summary,
 		)
 	})
 	refined := slices.ContainsFunc(records, func(r Record) bool { return r.Refined() })
+	certified := slices.ContainsFunc(records, func(r Record) bool { return r.Certified })
 	for lo := 0; lo < len(sorted); {
 		hi := lo + 1
 		for hi < len(sorted) && sorted[hi].Epoch == sorted[lo].Epoch &&
 			sorted[hi].Split == sorted[lo].Split && sorted[hi].Norm == sorted[lo].Norm {
 			hi++
 		}
-		s.Groups = append(s.Groups, groups(sorted[lo:hi], refined)...)
+		s.Groups = append(s.Groups, groups(sorted[lo:hi], refined, certified)...)
 		lo = hi
 	}
 
@@ -96,9 +97,9 @@ func Summarize(records []Record, pgd []PGDResult, settings *Settings) (*Summary,
 
 // groups computes the three groups of the records of one (epoch, split,
 // norm).
-func groups(recs []Record, refined bool) []Group {
+func groups(recs []Record, refined, certified bool) []Group {
 	out := make([]Group, 0, len(groupKinds))
-	var margins, refinedMargins []float64
+	var margins, refinedMargins, lower []float64
 	for _, kind := range groupKinds {
 		g := Group{
 			Checkpoint: recs[0].Checkpoint,
@@ -107,26 +108,36 @@ func groups(recs []Record, refined bool) []Group {
 			Norm:       recs[0].Norm,
 			Group:      kind,
 		}
-		margins, refinedMargins = margins[:0], refinedMargins[:0]
+		margins, refinedMargins, lower = margins[:0], refinedMargins[:0], lower[:0]
 		for i := range recs {
 			r := &recs[i]
 			if (kind == Correct && !r.Correct) || (kind == Incorrect && r.Correct) {
 				continue
 			}
 			g.Images++
+			if r.Certified {
+				lower = append(lower, r.MarginLower)
+			}
+			switch {
+			case r.Censored:
+				g.Censored++
+			case r.Refined():
+				refinedMargins = append(refinedMargins, r.MarginRefined)
+			}
 			if !r.Success {
 				g.Failures++
 				continue
 			}
 			margins = append(margins, r.Margin)
-			if r.Refined() {
-				refinedMargins = append(refinedMargins, r.MarginRefined)
-			}
 		}
 		g.Margin = Describe(margins)
 		if refined {
 			d := Describe(refinedMargins)
 			g.MarginRefined = &d
+		}
+		if certified {
+			d := Describe(lower)
+			g.MarginLower = &d
 		}
 		out = append(out, g)
 	}

@@ -51,8 +51,8 @@ func testSettings() *Settings {
 	return &Settings{
 		Data: "mnist", Splits: []Split{Test, Train}, N: 4, Sample: "first", Seed: 1,
 		Range: [2]float64{0, 1}, Norms: []Norm{L2, LInf},
-		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: true},
-		PGD:            PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.1, 0.3}, PGDParams: attack.PGDParams{Steps: 40, Step: 0.1, RandomStart: true}},
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10}, RefineParams: attack.DefaultRefineParams(),
+		PGD: PGDSettings{Norms: []Norm{LInf}, Eps: []float64{0.1, 0.3}, PGDParams: attack.PGDParams{Steps: 40, Step: 0.1, RandomStart: true}},
 	}
 }
 

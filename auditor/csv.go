@@ -14,7 +14,13 @@ import (
 var Header = []string{
 	"checkpoint", "epoch", "split", "index", "label", "pred", "correct",
 	"norm", "margin", "margin_refined", "iterations", "retries", "success",
+	"censored", "margin_lower",
 }
+
+// headerRequired is the number of columns every margins.csv has: files
+// written before censoring and certified bounds existed stop after
+// success.
+const headerRequired = colCensored
 
 // Columns of margins.csv, indices into Header.
 const (
@@ -31,6 +37,8 @@ const (
 	colIterations
 	colRetries
 	colSuccess
+	colCensored
+	colMarginLower
 	numColumns
 )
 
@@ -91,7 +99,8 @@ func (w *Writer) WriteHeader() error {
 
 // Write validates r and writes it as one row. Floats are written in the
 // shortest form that parses back to the same float64 (strconv 'g', -1); a
-// record without a refined margin has an empty margin_refined field.
+// record without a refined margin has empty margin_refined and censored
+// fields, one without a certificate an empty margin_lower.
 func (w *Writer) Write(r *Record) error {
 	if fe := r.validate(); fe != nil {
 		return fmt.Errorf("auditor: record %s %s image %d %s: %s: %w", r.Checkpoint, r.Split, r.Index, r.Norm, Header[fe.column], fe)
@@ -116,6 +125,14 @@ func (w *Writer) Write(r *Record) error {
 	row[colIterations] = strconv.Itoa(r.Iterations)
 	row[colRetries] = strconv.Itoa(r.Retries)
 	row[colSuccess] = strconv.FormatBool(r.Success)
+	row[colCensored] = ""
+	if r.Refined() {
+		row[colCensored] = strconv.FormatBool(r.Censored)
+	}
+	row[colMarginLower] = ""
+	if r.Certified {
+		row[colMarginLower] = formatFloat(r.MarginLower)
+	}
 	if err := w.w.Write(row); err != nil {
 		return fmt.Errorf("auditor: writing margins: %w", err)
 	}
@@ -149,7 +166,8 @@ func WriteRecords(w io.Writer, records []Record) error {
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 // ReadRecords reads a margins.csv file from r; name (usually the file
-// name) appears in errors. It checks the header, every field, and that no
+// name) appears in errors. A file written before the censored and
+// margin_lower columns existed reads with Censored and Certified false. It checks the header, every field, and that no
 // two rows share a (checkpoint, split, index, norm) key nor one checkpoint
 // two epochs. Errors are *ParseError values naming the line and column.
 func ReadRecords(r io.Reader, name string) ([]Record, error) {
@@ -158,7 +176,7 @@ func ReadRecords(r io.Reader, name string) ([]Record, error) {
 		lines  = map[recordKey]int{}
 		epochs = map[string]int{}
 	)
-	err := readTable(r, name, Header, func(t *csvTable, row []string) error {
+	err := readTableFrom(r, name, Header, headerRequired, func(t *csvTable, row []string) error {
 		rec, col, err := parseRow(row)
 		if err != nil {
 			return t.fieldError(col, err)
@@ -345,6 +363,12 @@ func parseRow(row []string) (Record, int, error) {
 	r.Iterations = integer(colIterations)
 	r.Retries = integer(colRetries)
 	r.Success = boolean(colSuccess)
+	if row[colCensored] != "" {
+		r.Censored = boolean(colCensored)
+	}
+	if row[colMarginLower] != "" {
+		r.MarginLower, r.Certified = float(colMarginLower), true
+	}
 	if err != nil {
 		return r, col, err
 	}

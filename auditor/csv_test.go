@@ -23,9 +23,9 @@ func rec(ckpt string, epoch int, split Split, index, label, pred int, norm Norm,
 // equals NaN and -0 differs from 0).
 func sameRecord(a, b Record) bool {
 	fa, fb := a, b
-	fa.Margin, fb.Margin, fa.MarginRefined, fb.MarginRefined = 0, 0, 0, 0
+	fa.Margin, fb.Margin, fa.MarginRefined, fb.MarginRefined, fa.MarginLower, fb.MarginLower = 0, 0, 0, 0, 0, 0
 	return fa == fb && math.Float64bits(a.Margin) == math.Float64bits(b.Margin) &&
-		math.Float64bits(a.MarginRefined) == math.Float64bits(b.MarginRefined)
+		math.Float64bits(a.MarginRefined) == math.Float64bits(b.MarginRefined) && math.Float64bits(a.MarginLower) == math.Float64bits(b.MarginLower)
 }
 
 func TestRecordsRoundTrip(t *testing.T) {
@@ -36,7 +36,11 @@ func TestRecordsRoundTrip(t *testing.T) {
 	tiny := rec("epoch-001.onnx", 1, Test, 8, 1, 2, L2, math.SmallestNonzeroFloat64, true)
 	huge := rec("epoch-001.onnx", 1, Test, 9, 1, 2, L2, math.MaxFloat64, true)
 	zero := rec("epoch-001.onnx", 1, Train, 9, 1, 1, L2, math.Copysign(0, -1), true)
-	in := []Record{refined, odd, tiny, huge, zero}
+	censored := rec("epoch-001.onnx", 1, Test, 10, 1, 1, L2, math.NaN(), false)
+	censored.MarginRefined, censored.Censored = 27.5, true
+	censored.Certified, censored.MarginLower = true, 3.25
+	refined.Certified = true // misclassified or nothing proven: 0
+	in := []Record{refined, odd, tiny, huge, zero, censored}
 	var b bytes.Buffer
 	if err := WriteRecords(&b, in); err != nil {
 		t.Fatal(err)
@@ -44,8 +48,14 @@ func TestRecordsRoundTrip(t *testing.T) {
 	if !strings.HasPrefix(b.String(), strings.Join(Header, ",")+"\n") {
 		t.Fatalf("header: %q", b.String())
 	}
-	if want := "epoch-001.onnx,1,test,7,3,3,true,linf,0.1,0.09999999999999999,3,0,true\n"; !strings.Contains(b.String(), want) {
-		t.Errorf("missing row %q in\n%s", want, b.String())
+	for _, want := range []string{
+		"epoch-001.onnx,1,test,7,3,3,true,linf,0.1,0.09999999999999999,3,0,true,false,0\n",
+		"epoch-001.onnx,1,test,8,1,2,false,l2,5e-324,,3,0,true,,\n",
+		"epoch-001.onnx,1,test,10,1,1,true,l2,NaN,27.5,3,0,false,true,3.25\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing row %q in\n%s", want, b.String())
+		}
 	}
 	out, err := ReadRecords(&b, "mem.csv")
 	if err != nil {
@@ -71,9 +81,9 @@ func TestWriteRejectsInvalid(t *testing.T) {
 
 func TestReadRecordsErrors(t *testing.T) {
 	head := strings.Join(Header, ",") + "\n"
-	good := "a.onnx,1,test,0,3,3,true,l2,0.5,,4,0,true\n"
+	good := "a.onnx,1,test,0,3,3,true,l2,0.5,,4,0,true,,\n"
 	testParseErrors(t, Header, ReadRecords, []parseErrorCase{
-		{"bare quote", head + `a"b.onnx,1,test,0,3,3,true,l2,0.5,,4,0,true` + "\n", 2, 0, "bare \""},
+		{"bare quote", head + `a"b.onnx,1,test,0,3,3,true,l2,0.5,,4,0,true,,` + "\n", 2, 0, "bare \""},
 		{"epoch", head + strings.Replace(good, ",1,", ",one,", 1), 2, 2, `invalid integer "one"`},
 		{"negative epoch", head + strings.Replace(good, ",1,", ",-1,", 1), 2, 2, "negative epoch"},
 		{"split", head + strings.Replace(good, "test", "val", 1), 2, 3, `unknown split "val"`},
@@ -91,7 +101,13 @@ func TestReadRecordsErrors(t *testing.T) {
 		{"refined NaN", head + strings.Replace(good, "0.5,,", "0.5,NaN,", 1), 2, 10, "leave the field empty"},
 		{"iterations", head + strings.Replace(good, ",4,0,", ",4.5,0,", 1), 2, 11, `invalid integer "4.5"`},
 		{"retries", head + strings.Replace(good, ",4,0,", ",4,-1,", 1), 2, 12, "negative retries"},
-		{"success", head + strings.Replace(good, "0,true\n", "0,1\n", 1), 2, 13, `invalid boolean "1"`},
+		{"success", head + strings.Replace(good, "0,true,,\n", "0,1,,\n", 1), 2, 13, `invalid boolean "1"`},
+		{"censored", head + strings.Replace(good, "0.5,,4,0,true,,\n", "0.5,0.4,4,0,true,no,\n", 1), 2, 14, `invalid boolean "no"`},
+		{"censored unrefined", head + strings.Replace(good, "true,,\n", "true,true,\n", 1), 2, 14, "censored without a refined margin"},
+		{"lower", head + strings.Replace(good, "true,,\n", "true,,x\n", 1), 2, 15, `invalid number "x"`},
+		{"lower NaN", head + strings.Replace(good, "true,,\n", "true,,NaN\n", 1), 2, 15, "not a finite number"},
+		{"lower above margin", head + strings.Replace(good, "true,,\n", "true,,0.6\n", 1), 2, 15, "exceeds the margin 0.5"},
+		{"lower above refined", head + strings.Replace(good, "0.5,,4,0,true,,\n", "0.5,0.4,4,0,true,false,0.45\n", 1), 2, 15, "exceeds the refined margin 0.4"},
 		{"checkpoint", head + strings.Replace(good, "a.onnx", "", 1), 2, 1, "empty checkpoint name"},
 		{"checkpoint path", head + strings.Replace(good, "a.onnx", "runs/a.onnx", 1), 2, 1, "not a plain file name"},
 		{"duplicate", head + good + strings.Replace(good, "0.5", "0.6", 1), 3, 0, "duplicate row for a.onnx test image 0 norm l2 (first on line 2)"},
@@ -101,7 +117,7 @@ func TestReadRecordsErrors(t *testing.T) {
 }
 
 func TestParseErrorMessage(t *testing.T) {
-	in := strings.Join(Header, ",") + "\na.onnx,1,test,0,3,3,true,l2,oops,,4,0,true\n"
+	in := strings.Join(Header, ",") + "\na.onnx,1,test,0,3,3,true,l2,oops,,4,0,true,,\n"
 	_, err := ReadRecords(strings.NewReader(in), "out/margins.csv")
 	want := `auditor: out/margins.csv:2: column 9 (margin): invalid number "oops"`
 	if err == nil || err.Error() != want {
@@ -109,6 +125,21 @@ func TestParseErrorMessage(t *testing.T) {
 	}
 	if !errors.Is(errHeaderOf(t), ErrHeader) {
 		t.Error("a bad header does not wrap ErrHeader")
+	}
+}
+
+// TestReadRecordsBeforeCensoring reads a margins.csv written before the
+// censored column existed: its records are not censored, and refined
+// margins (the bisection's, then) read as they were.
+func TestReadRecordsBeforeCensoring(t *testing.T) {
+	// The columns as they were: up to success.
+	in := strings.Join(Header[:headerRequired], ",") + "\na.onnx,1,test,0,3,3,true,l2,0.5,0.45,4,0,true\n"
+	recs, err := ReadRecords(strings.NewReader(in), "old.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Censored || recs[0].MarginRefined != 0.45 || !recs[0].HasRefinedMargin() {
+		t.Errorf("read %+v", recs)
 	}
 }
 
@@ -151,7 +182,7 @@ func testParseErrors[T any](t *testing.T, header []string, read func(io.Reader, 
 	n := len(header)
 	table := []parseErrorCase{
 		{"empty", "", 0, 0, "empty file: not the expected header"},
-		{"short header", "checkpoint,epoch\n", 1, 0, fmt.Sprintf("not the expected header: 2 columns, want %d", n)},
+		{"short header", "checkpoint,epoch\n", 1, 0, "not the expected header: 2 columns, want"},
 		{"bad header", strings.Join(header[:n-1], ",") + ",x\n", 1, n, fmt.Sprintf("column is \"x\", want %q", header[n-1])},
 		{"short row", strings.Join(header, ",") + "\na.onnx,1,test\n", 2, 0, "wrong number of fields"},
 	}

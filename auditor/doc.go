@@ -9,11 +9,27 @@
 // test), attacked in one norm (l2 or linf) on one checkpoint. Records are
 // stored as margins.csv ([WriteRecords], [ReadRecords]) with the header
 //
-//	checkpoint,epoch,split,index,label,pred,correct,norm,margin,margin_refined,iterations,retries,success
+//	checkpoint,epoch,split,index,label,pred,correct,norm,margin,margin_refined,iterations,retries,success,censored,margin_lower
 //
 // Integers are decimal, booleans true or false, floats in the shortest
-// form that reads back to the same float64; margin_refined is empty when
-// the audit did not refine, and margin may be NaN when the attack failed.
+// form that reads back to the same float64; margin may be NaN when
+// DeepFool failed (success false). margin_refined and censored are empty
+// when the audit did not refine; with refinement (FMN, see
+// attack.FMN.Refine) every image has one: the smallest perturbation a
+// forward run confirmed, found from DeepFool's point or, where DeepFool
+// failed, from a PGD search; censored is true when nothing flipped the
+// image within the input range, and margin_refined then holds the largest
+// radius tried (the margin lies beyond it). margin_lower is empty unless
+// the audit certified (Settings.Certify): then it is the largest radius
+// that linear bound propagation (package bound) proves the prediction
+// for, bisected up to margin_refined (or margin), so that margin_lower ≤
+// margin_refined ≤ margin; it is 0 for a misclassified image, whose
+// prediction is wrong already. A checkpoint with an op bound propagation
+// does not support fails (a *bound.UnsupportedError names the op), and
+// the audit goes on with the others. Files written before the censored
+// and margin_lower columns existed read as not censored and not
+// certified; their refined margins came from a bisection along DeepFool's
+// direction.
 // The reader checks every field and reports a [*ParseError] with the file,
 // line and column.
 //
@@ -92,7 +108,9 @@
 //	     "images": 1000, "failures": 2,        // images = margin.n + failures
 //	     "margin": {"n": 998, "mean": 1.03, "se": 0.012, "min": 0.01,
 //	                "q1": 0.71, "median": 1.01, "q3": 1.33, "max": 2.9},
-//	     "margin_refined": {…} or null}        // null when the audit did not refine
+//	     "margin_refined": {…} or null,        // uncensored refined margins; null when the audit did not refine
+//	     "censored": 0,                        // refined: images = margin_refined.n + censored
+//	     "margin_lower": {…}}                  // certified lower bounds (0 if misclassified); absent without certify
 //	  ],
 //	  "transitions": [                         // by split, then epoch
 //	    {"split": "test", "from_epoch": 0, "to_epoch": 1,

@@ -94,9 +94,9 @@ func ExampleOpenStore() {
 	// audited epoch-000.onnx
 	// skip epoch-000.onnx
 	// audited epoch-001.onnx
-	// checkpoint,epoch,split,index,label,pred,correct,norm,margin,margin_refined,iterations,retries,success
-	// epoch-000.onnx,0,test,0,3,3,true,l2,1.25,,2,0,true
-	// epoch-001.onnx,1,test,0,3,3,true,l2,1.25,,2,0,true
+	// checkpoint,epoch,split,index,label,pred,correct,norm,margin,margin_refined,iterations,retries,success,censored,margin_lower
+	// epoch-000.onnx,0,test,0,3,3,true,l2,1.25,,2,0,true,,
+	// epoch-001.onnx,1,test,0,3,3,true,l2,1.25,,2,0,true,,
 	// true
 }
 

@@ -122,7 +122,7 @@ func TestRunNHWC(t *testing.T) {
 		cfg := Config{Checkpoints: []string{ckpts}, Out: out, Threads: 1, Data: map[Split]*Images{Test: im},
 			Settings: Settings{Data: "resnet", Splits: []Split{Test}, N: 4, Sample: "first", Seed: 1,
 				Mean: []float64{0.49, 0.48, 0.45}, Std: []float64{0.25, 0.24, 0.26},
-				Norms: []Norm{L2, LInf}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2, Refine: true}}}
+				Norms: []Norm{L2, LInf}, DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 2}, RefineParams: attack.DefaultRefineParams()}}
 		_, err := Run(context.Background(), cfg, nil)
 		return filepath.Join(out, MarginsFile), err
 	}

@@ -70,10 +70,23 @@ type Record struct {
 	// bound of the distance to the decision boundary. It is finite and ≥ 0
 	// when Success is true; a failed attack may record NaN.
 	Margin float64
-	// MarginRefined is Margin tightened by bisection along the found
-	// perturbation, or NaN when the audit did not refine (an empty field in
-	// margins.csv).
+	// MarginRefined is the margin the FMN refinement confirmed (≤ Margin
+	// where DeepFool succeeded; found from a PGD search where it failed),
+	// or NaN when the audit did not refine (an empty field in
+	// margins.csv). For a censored image it is the largest radius tried.
 	MarginRefined float64
+	// Censored is true when the refinement flipped nothing within the
+	// input range: the margin exceeds MarginRefined, the largest radius
+	// tried, as far as the attacks can tell. Only refined records can be
+	// censored.
+	Censored bool
+	// MarginLower is the certified lower bound of the distance to the
+	// decision boundary when Certified (≤ MarginRefined and ≤ Margin
+	// where they are margins); 0 for a misclassified image, whose
+	// prediction is already wrong. Without Certified it is 0 and
+	// margin_lower is empty.
+	MarginLower float64
+	Certified   bool
 
 	Iterations int  // attack iterations of the last attempt (≥ 0)
 	Retries    int  // restarts from a noisy image (≥ 0)
@@ -82,6 +95,10 @@ type Record struct {
 
 // Refined reports whether r has a refined margin.
 func (r *Record) Refined() bool { return !math.IsNaN(r.MarginRefined) }
+
+// HasRefinedMargin reports whether r has a refined margin that is one: a
+// refined record that is not censored.
+func (r *Record) HasRefinedMargin() bool { return r.Refined() && !r.Censored }
 
 // key identifies a row: two records with the same key may not coexist.
 type recordKey struct {
@@ -144,6 +161,21 @@ func (r *Record) validate() *fieldError {
 	}
 	if m := r.MarginRefined; !math.IsNaN(m) && (m < 0 || math.IsInf(m, 0)) {
 		return bad(colMarginRefined, "refined margin %v is not a finite number ≥ 0", m)
+	}
+	if r.Censored && !r.Refined() {
+		return bad(colCensored, "censored without a refined margin (the radius tried)")
+	}
+	switch m := r.MarginLower; {
+	case !r.Certified:
+		if m != 0 {
+			return bad(colMarginLower, "a lower bound %v without a certificate", m)
+		}
+	case !(m >= 0) || math.IsInf(m, 0):
+		return bad(colMarginLower, "certified lower bound %v is not a finite number ≥ 0", m)
+	case r.Success && m > r.Margin:
+		return bad(colMarginLower, "certified lower bound %v exceeds the margin %v", m, r.Margin)
+	case r.HasRefinedMargin() && m > r.MarginRefined:
+		return bad(colMarginLower, "certified lower bound %v exceeds the refined margin %v", m, r.MarginRefined)
 	}
 	if r.Iterations < 0 {
 		return bad(colIterations, "negative iterations %d", r.Iterations)

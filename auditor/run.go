@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/auditor/bound"
 	"github.com/marginaudit/marginaudit/auditor/shard"
 	"github.com/marginaudit/marginaudit/internal/convention"
 	"github.com/marginaudit/marginaudit/internal/option"
@@ -240,11 +241,19 @@ func openExistingStore(dir string, settings *Settings) (*Store, error) {
 	return nil, nil
 }
 
-// work counts the attack runs of one checkpoint.
+// work counts the attack runs of one checkpoint: DeepFool (and FMN, when
+// refining, and the certified bound, when certifying) per image and norm,
+// PGD per image, norm and radius.
 func (cfg *Config) work() int {
-	n := 0
+	n, margins := 0, len(cfg.Settings.Norms)
+	if cfg.Settings.Refine {
+		margins += len(cfg.Settings.Norms)
+	}
+	if cfg.Settings.Certify {
+		margins += len(cfg.Settings.Norms)
+	}
 	for _, s := range cfg.Settings.Splits {
-		n += cfg.Data[s].Len() * (len(cfg.Settings.Norms) + len(cfg.Settings.PGD.Norms)*len(cfg.Settings.PGD.Eps))
+		n += cfg.Data[s].Len() * (margins + len(cfg.Settings.PGD.Norms)*len(cfg.Settings.PGD.Eps))
 	}
 	return n
 }
@@ -275,6 +284,13 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		EpochFrom: c.From, InputRange: [2]float64{widen(opt.Lo), widen(opt.Hi)}, Normalization: formatNormalization(opt.Mean, opt.Std)}
 	p.Model(c, info)
 	part := &Part{Checkpoint: c.Name, Epoch: c.Epoch, Model: &info}
+	var ct *bound.Certifier
+	if cfg.Settings.Certify {
+		if ct, err = bound.New(clf, bound.Options{Steps: cfg.Settings.CertifySettings.Steps, Threads: cfg.Threads}); err != nil {
+			return nil, fmt.Errorf("certified bounds: %w", err)
+		}
+		defer ct.Close()
+	}
 	s := &cfg.Settings
 	progress := attack.ProgressFunc(p.Done)
 	for _, split := range s.Splits {
@@ -290,27 +306,14 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
 		}
 		for _, norm := range s.Norms {
-			df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
-				BatchSize: cfg.BatchSize, Progress: progress, KeepPerturbation: cfg.SaveAdversarial, FirstImage: im.First}
-			res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
+			recs, res, err := margins(ctx, clf, ct, im, c, split, norm, cfg, progress)
 			if err != nil {
-				return nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
+				return nil, err
 			}
 			if cfg.SaveAdversarial {
 				part.Adversarial = append(part.Adversarial, adversarialOf(split, norm, res, im, cfg.Data[split]))
 			}
-			for i, r := range res {
-				rec := Record{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], Label: r.Label, Pred: r.Pred,
-					Correct: r.Correct(), Norm: norm, Margin: r.Margin, MarginRefined: math.NaN(), Iterations: r.Iterations,
-					Retries: r.Retries, Success: r.Success}
-				if s.Refine {
-					rec.MarginRefined = r.Refined
-				}
-				if !r.Success { // no perturbation found: no margin to report
-					rec.Margin, rec.MarginRefined = math.NaN(), math.NaN()
-				}
-				part.Records = append(part.Records, rec)
-			}
+			part.Records = append(part.Records, recs...)
 		}
 		for _, norm := range s.PGD.Norms {
 			for _, eps := range s.PGD.Eps {
@@ -329,6 +332,90 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		}
 	}
 	return part, nil
+}
+
+// margins measures the margins of the images of one split in one norm:
+// DeepFool's, and with Settings.Refine the FMN refinement's, started at
+// DeepFool's points or, where DeepFool failed, at a PGD search's. An image that DeepFool fails on has no
+// margin (NaN, Success false); one that the refinement flips nothing of is
+// censored at the largest radius tried. With a certifier ct (nil without
+// Settings.Certify), each correctly classified image gets its certified
+// lower bound, bisected up to its refined margin (or its radius tried),
+// else DeepFool's, else the input box's diameter; a misclassified image
+// gets 0, its prediction being wrong already. It returns DeepFool's
+// results too, with their perturbations when refining or saving them.
+func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, []attack.DeepFoolResult, error) {
+	s := &cfg.Settings
+	df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
+		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine || cfg.SaveAdversarial, FirstImage: im.First, Progress: progress}
+	res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DeepFool %s on %s: %w", norm, split, err)
+	}
+	var ref []attack.RefineResult
+	if s.Refine {
+		fmn, err := attack.NewFMN(clf, attack.FMNOptions{Norm: norm, Steps: s.RefineParams.Steps, BatchSize: cfg.BatchSize, Progress: progress})
+		if err != nil {
+			return nil, nil, err
+		}
+		if ref, err = fmn.Refine(ctx, im.X, res); err != nil {
+			return nil, nil, fmt.Errorf("FMN %s on %s: %w", norm, split, err)
+		}
+	}
+	recs := make([]Record, len(res))
+	for i, r := range res {
+		rec := Record{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], Label: r.Label, Pred: r.Pred, Correct: r.Correct(), Norm: norm,
+			Margin: r.Margin, MarginRefined: math.NaN(), Iterations: r.Iterations, Retries: r.Retries, Success: r.Success}
+		if !r.Success { // no perturbation found: no margin to report
+			rec.Margin = math.NaN()
+		}
+		if ref != nil {
+			rec.MarginRefined, rec.Censored = ref[i].Margin, ref[i].Censored
+			switch {
+			case rec.Censored:
+				rec.MarginRefined = ref[i].CensoredAt
+			case r.Success:
+				// DeepFool's point is confirmed adversarial too; where FMN
+				// kept it, its norm in float32 may exceed DeepFool's float64
+				// one by rounding (≈1e-9 relative).
+				rec.MarginRefined = min(rec.MarginRefined, r.Margin)
+			}
+		}
+		recs[i] = rec
+	}
+	if ct != nil {
+		if err := certify(ctx, ct, im, norm, recs, progress); err != nil {
+			return nil, nil, fmt.Errorf("certified bounds %s on %s: %w", norm, split, err)
+		}
+	}
+	return recs, res, nil
+}
+
+// certify sets the certified lower bounds of recs, the records of the
+// images im in one norm (see margins).
+func certify(ctx context.Context, ct *bound.Certifier, im *Images, norm Norm, recs []Record, progress attack.Progress) error {
+	pred, upper := make([]int, len(recs)), make([]float64, len(recs))
+	for i, r := range recs {
+		pred[i], upper[i] = r.Pred, math.Inf(1) // +Inf: the box's diameter
+		switch {
+		case r.Refined():
+			upper[i] = r.MarginRefined
+		case r.Success:
+			upper[i] = r.Margin
+		}
+	}
+	lower, err := ct.Certify(ctx, im.X, pred, norm, upper)
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		recs[i].Certified = true
+		if recs[i].Correct {
+			recs[i].MarginLower = lower[i]
+		}
+	}
+	progress.Done(len(recs))
+	return nil
 }
 
 // maxSoftmaxes returns the max-softmax of each clean image of im under clf

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/auditor/bound"
 	"github.com/marginaudit/marginaudit/internal/convention"
 	"github.com/marginaudit/marginaudit/internal/option"
 )
@@ -57,11 +58,46 @@ type Settings struct {
 
 	// Norms are the norms of the DeepFool margins; DeepFoolParams the
 	// attack's parameters (overshoot, max_iter, candidates, retries,
-	// refine), stored under their own JSON names.
+	// noise_std) and RefineParams those of the FMN refinement (refine,
+	// fmn_steps), stored under their own JSON names. Audits that stored
+	// "refine": true before FMN refined by bisection; they lack fmn_steps
+	// and so compare as different.
 	Norms []Norm `json:"norms"`
 	attack.DeepFoolParams
+	attack.RefineParams
+	// CertifySettings ask for certified lower bounds (certify,
+	// certify_steps), stored only when asked, so that audits made before
+	// them resume.
+	CertifySettings
 
 	PGD PGDSettings `json:"pgd"`
+}
+
+// CertifySettings are the parameters of the certified lower bounds of the
+// margins (package bound: linear bound propagation, CROWN, with a
+// bisection on the radius up to the refined margin, or DeepFool's).
+type CertifySettings struct {
+	// Certify computes each image's certified lower bound, margin_lower.
+	Certify bool `json:"certify,omitempty"`
+	// Steps is the number of bisection steps on the radius: 1 to 60 with
+	// Certify, 0 without.
+	Steps int `json:"certify_steps,omitempty"`
+}
+
+// DefaultCertifySettings returns certified bounds with bound.DefaultSteps
+// bisection steps.
+func DefaultCertifySettings() CertifySettings {
+	return CertifySettings{Certify: true, Steps: bound.DefaultSteps}
+}
+
+func (c *CertifySettings) validate() error {
+	switch {
+	case c.Certify && (c.Steps < 1 || c.Steps > 60):
+		return &option.Error{Kind: ErrSettings, Field: "certify_steps", Value: c.Steps, Want: "1 to 60 with certify"}
+	case !c.Certify && c.Steps != 0:
+		return &option.Error{Kind: ErrSettings, Field: "certify_steps", Value: c.Steps, Want: "0 without certify"}
+	}
+	return nil
 }
 
 // PGDSettings are the parameters of the PGD robust-accuracy attacks: one
@@ -119,6 +155,12 @@ func (s *Settings) Validate() error {
 	}
 	if err := s.DeepFoolParams.Validate(); err != nil {
 		return option.Nest(ErrSettings, "", err)
+	}
+	if err := s.RefineParams.Validate(); err != nil {
+		return option.Nest(ErrSettings, "", err)
+	}
+	if err := s.CertifySettings.validate(); err != nil {
+		return err
 	}
 	return option.Nest(ErrSettings, "pgd.", s.PGD.validate())
 }

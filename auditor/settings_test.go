@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/option"
 )
 
@@ -111,6 +112,7 @@ const storedSettings = `{
   "candidates": 0,
   "retries": 10,
   "refine": true,
+  "fmn_steps": 25,
   "pgd": {
     "norms": [
       "linf"
@@ -142,6 +144,33 @@ func TestSettingsJSONNames(t *testing.T) {
 	}
 }
 
+// TestBisectionSettingsDiffer: an audit that stored "refine": true before
+// FMN refined by bisection, and does not resume as an FMN audit; one
+// stored without refinement resumes.
+func TestBisectionSettingsDiffer(t *testing.T) {
+	old := strings.Replace(storedSettings, "  \"fmn_steps\": 25,\n", "", 1)
+	if old == storedSettings {
+		t.Fatal("fmn_steps not found in the stored settings")
+	}
+	var s Settings
+	if err := json.Unmarshal([]byte(old), &s); err != nil {
+		t.Fatal(err)
+	}
+	d, err := DiffSettings(&s, testSettings())
+	if err != nil || len(d) != 1 || d[0].String() != "fmn_steps: (absent) before, 25 now" {
+		t.Errorf("bisection settings differ by %v, %v; want fmn_steps only", d, err)
+	}
+	unrefined := strings.Replace(old, `"refine": true`, `"refine": false`, 1)
+	if err := json.Unmarshal([]byte(unrefined), &s); err != nil {
+		t.Fatal(err)
+	}
+	now := testSettings()
+	now.RefineParams = attack.RefineParams{}
+	if d, err := DiffSettings(&s, now); err != nil || d != nil {
+		t.Errorf("unrefined settings differ by %v, %v", d, err)
+	}
+}
+
 func TestSettingsValidate(t *testing.T) {
 	for _, tc := range []struct {
 		field string // the setting named; "" when valid
@@ -169,6 +198,12 @@ func TestSettingsValidate(t *testing.T) {
 		{"overshoot", func(s *Settings) { s.Overshoot = math.NaN() }},
 		{"max_iter", func(s *Settings) { s.MaxIter = -1 }},
 		{"candidates", func(s *Settings) { s.Candidates = 1 }},
+		{"fmn_steps", func(s *Settings) { s.RefineParams.Steps = 0 }},
+		{"certify_steps", func(s *Settings) { s.CertifySettings = CertifySettings{Certify: true} }},
+		{"certify_steps", func(s *Settings) { s.CertifySettings = CertifySettings{Certify: true, Steps: 61} }},
+		{"certify_steps", func(s *Settings) { s.CertifySettings = CertifySettings{Steps: 16} }},
+		{"", func(s *Settings) { s.CertifySettings = DefaultCertifySettings() }},
+		{"fmn_steps", func(s *Settings) { s.RefineParams = attack.RefineParams{Steps: 3} }},
 		{"retries", func(s *Settings) { s.Retries = -1 }},
 		{"pgd.eps", func(s *Settings) { s.PGD.Eps = []float64{-1} }},
 		{"pgd.eps", func(s *Settings) { s.PGD.Eps = []float64{0.1, 0.1} }},

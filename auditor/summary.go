@@ -95,9 +95,14 @@ var groupKinds = []GroupKind{All, Correct, Incorrect}
 
 // Group holds the margin statistics of one (epoch, split, norm, group).
 //
-// Images whose attack failed (Success false) have no valid margin: they are
-// counted in Failures and left out of Margin and MarginRefined, so
-// Images = Margin.N + Failures.
+// Images whose DeepFool attack failed (Success false) have no DeepFool
+// margin: they are counted in Failures and left out of Margin, so
+// Images = Margin.N + Failures. In a refined audit every image has a
+// refined margin or is censored (nothing flipped it within the input
+// range): censored images are counted in Censored and left out of
+// MarginRefined, whose statistics are those of the uncensored margins, so
+// Images = MarginRefined.N + Censored; each censored margin lies beyond
+// its radius tried, the largest perturbation the input range allows.
 type Group struct {
 	Checkpoint    string    `json:"checkpoint"`
 	Epoch         int       `json:"epoch"`
@@ -107,7 +112,12 @@ type Group struct {
 	Images        int       `json:"images"`         // images of the group
 	Failures      int       `json:"failures"`       // attacks that failed after all retries
 	Margin        Dist      `json:"margin"`         // margins of the successful attacks
-	MarginRefined *Dist     `json:"margin_refined"` // refined margins; null when the audit did not refine
+	MarginRefined *Dist     `json:"margin_refined"` // uncensored refined margins; null when the audit did not refine
+	Censored      int       `json:"censored"`       // refined images nothing flipped (0 without refinement)
+	// MarginLower describes the certified lower bounds of every image of
+	// the group (0 for a misclassified one); absent when the audit did not
+	// certify.
+	MarginLower *Dist `json:"margin_lower,omitempty"`
 }
 
 // Dist describes a sample of margins. Fields that are undefined for the

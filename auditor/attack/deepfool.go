@@ -66,10 +66,6 @@ type DeepFoolResult struct {
 	// Margin is the norm of x_adv − x₀ (L2 or L∞, as attacked), an upper
 	// bound of the distance to the decision boundary; +Inf on failure.
 	Margin float64
-	// Refined is the margin after the bisection (≤ Margin); 0 without
-	// Refine, +Inf on failure. The refined perturbation is
-	// (Refined/Margin)·Perturbation.
-	Refined float64
 	// Iterations counts the DeepFool steps, over all attempts.
 	Iterations int
 	// Retries counts the noisy restarts.
@@ -149,9 +145,6 @@ func (c *Classifier) deepFoolDefaults(opt DeepFoolOptions) (DeepFoolOptions, err
 	if opt.NoiseStd == 0 {
 		opt.NoiseStd = DefaultNoiseScale * float64(c.hi-c.lo)
 	}
-	if opt.RefineSteps == 0 {
-		opt.RefineSteps = DefaultRefineSteps
-	}
 	if opt.BatchSize == 0 {
 		opt.BatchSize = DefaultDeepFoolBatch
 	}
@@ -184,8 +177,6 @@ type deepFool struct {
 	start, total, cur     []float32 // [b, d]: x₀ of the attempt, P, x
 	seeds                 []float32 // [b, l, k]
 	scores, jac, fwdScore []float32
-
-	ref2 *refiner
 }
 
 func newDeepFool(c *Classifier, opt DeepFoolOptions, x []float32, n int) *deepFool {
@@ -204,9 +195,6 @@ func newDeepFool(c *Classifier, opt DeepFoolOptions, x []float32, n int) *deepFo
 	}
 	if opt.KeepPerturbation {
 		df.pert = make([]float32, n*d)
-	}
-	if opt.Refine {
-		df.ref2 = newRefiner(c, b)
 	}
 	return df
 }
@@ -256,14 +244,11 @@ func (df *deepFool) run(ctx context.Context) error {
 		if err := df.step(); err != nil {
 			return err
 		}
-		done, err := df.check(ctx)
+		done, err := df.check()
 		if err != nil {
 			return err
 		}
 		report(df.opt.Progress, done)
-	}
-	if df.ref2 != nil {
-		return df.ref2.flush(ctx, df)
 	}
 	return nil
 }
@@ -400,7 +385,7 @@ func dualNorm(w []float32, norm Norm) float64 {
 // check runs the slots forward, retires the images that flipped or ran out
 // of attempts, restarts those with attempts left, and returns how many
 // images finished.
-func (df *deepFool) check(ctx context.Context) (int, error) {
+func (df *deepFool) check() (int, error) {
 	a, d, k := df.a, df.d, df.k
 	if err := df.c.forward(df.fwdScore[:a*k], df.cur[:a*d], a, 0); err != nil {
 		return 0, df.imageErr(err)
@@ -417,9 +402,7 @@ func (df *deepFool) check(ctx context.Context) (int, error) {
 			df.restart(s)
 			continue
 		}
-		if err := df.finish(ctx, s, pred, flipped); err != nil {
-			return done, err
-		}
+		df.finish(s, pred, flipped)
 		done++
 		df.a--
 		if s != df.a {
@@ -430,7 +413,7 @@ func (df *deepFool) check(ctx context.Context) (int, error) {
 }
 
 // finish records the result of the image in slot s.
-func (df *deepFool) finish(ctx context.Context, s, pred int, success bool) error {
+func (df *deepFool) finish(s, pred int, success bool) {
 	d := df.d
 	i := df.img[s]
 	r := &df.res[i]
@@ -445,16 +428,9 @@ func (df *deepFool) finish(ctx context.Context, s, pred int, success bool) error
 	}
 	if !success {
 		r.Margin = math.Inf(1)
-		if df.ref2 != nil {
-			r.Refined = math.Inf(1)
-		}
-		return nil
+		return
 	}
 	r.Margin = distance(cur, x0, df.opt.Norm)
-	if df.ref2 != nil {
-		return df.ref2.add(ctx, df, i, cur)
-	}
-	return nil
 }
 
 // distance returns ‖x − y‖ in the given norm.
@@ -482,89 +458,4 @@ func (df *deepFool) imageErr(err error) error {
 		return &e2
 	}
 	return err
-}
-
-// refiner bisects, for a batch of successful images at a time, the segment
-// between the clean image x₀ and the adversarial point x₀ + δ for the
-// smallest t in (0, 1] whose point x₀ + t·δ is still classified differently
-// from the reference, and sets Refined = t·Margin.
-type refiner struct {
-	q            int   // images waiting
-	img          []int // [b]
-	delta, probe []float32
-	scores       []float32
-	lo, hi       []float64
-}
-
-func newRefiner(c *Classifier, b int) *refiner {
-	return &refiner{
-		img:   make([]int, b),
-		delta: make([]float32, b*c.d), probe: make([]float32, b*c.d),
-		scores: make([]float32, b*c.k),
-		lo:     make([]float64, b), hi: make([]float64, b),
-	}
-}
-
-// add queues image i, whose adversarial point is adv, and bisects when the
-// queue is full.
-func (r *refiner) add(ctx context.Context, df *deepFool, i int, adv []float32) error {
-	d := df.d
-	x0 := df.x0[i*d : (i+1)*d]
-	delta := r.delta[r.q*d : (r.q+1)*d]
-	for j := range delta {
-		delta[j] = adv[j] - x0[j]
-	}
-	r.img[r.q] = i
-	r.q++
-	if r.q == len(r.img) {
-		return r.flush(ctx, df)
-	}
-	return nil
-}
-
-// flush bisects the queued images.
-func (r *refiner) flush(ctx context.Context, df *deepFool) error {
-	q, d, k := r.q, df.d, df.k
-	if q == 0 {
-		return nil
-	}
-	for j := range q {
-		r.lo[j], r.hi[j] = 0, 1
-	}
-	lo, hi := df.c.lo, df.c.hi
-	for range df.opt.RefineSteps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		for j := range q {
-			t := (r.lo[j] + r.hi[j]) / 2
-			x0 := df.x0[r.img[j]*d : (r.img[j]+1)*d]
-			delta, probe := r.delta[j*d:(j+1)*d], r.probe[j*d:(j+1)*d]
-			for m, v := range x0 {
-				probe[m] = min(max(float32(float64(v)+t*float64(delta[m])), lo), hi)
-			}
-		}
-		if err := df.c.forward(r.scores[:q*k], r.probe[:q*d], q, 0); err != nil {
-			if e, ok := err.(*NonFiniteError); ok && e.Image < q {
-				e2 := *e
-				e2.Image = r.img[e.Image]
-				return &e2
-			}
-			return err
-		}
-		for j := range q {
-			t := (r.lo[j] + r.hi[j]) / 2
-			if argmax(r.scores[j*k:(j+1)*k]) != df.ref[r.img[j]] {
-				r.hi[j] = t
-			} else {
-				r.lo[j] = t
-			}
-		}
-	}
-	for j := range q {
-		res := &df.res[r.img[j]]
-		res.Refined = r.hi[j] * res.Margin
-	}
-	r.q = 0
-	return nil
 }

@@ -81,8 +81,8 @@
 // to Retries times (default 10); the retries are counted, and an image that
 // never flips is reported with Success = false and an infinite margin, never
 // dropped. The margin is the norm of x_adv − x₀ measured from the clean
-// image, an upper bound of the distance to the boundary; with Refine, a
-// bisection on the segment [x₀, x_adv] tightens it (reported separately).
+// image, an upper bound of the distance to the boundary, which [FMN]
+// tightens (below).
 //
 // Images leave the batch as soon as they flip (the active images are packed
 // into the front of the batch buffers and free places are refilled with the

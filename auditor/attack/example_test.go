@@ -31,25 +31,24 @@ func exampleMLP() (*attack.Classifier, []float32) {
 }
 
 // Measure how far each of four images lies from the decision boundary of a
-// small MLP, in L2, with the margins tightened by bisection.
+// small MLP, in L2.
 func ExampleDeepFool() {
 	c, x := exampleMLP()
 	defer c.Close()
 
 	opt := attack.DefaultDeepFoolOptions(attack.L2)
-	opt.Refine = true
 	res, err := attack.DeepFool(context.Background(), c, x, nil, opt)
 	if err != nil {
 		log.Fatal(err)
 	}
 	for i, r := range res {
-		fmt.Printf("image %d: class %d → %d after %d steps, margin %.3f (refined %.3f)\n", i, r.Pred, r.AdvPred, r.Iterations, r.Margin, r.Refined)
+		fmt.Printf("image %d: class %d → %d after %d steps, margin %.3f\n", i, r.Pred, r.AdvPred, r.Iterations, r.Margin)
 	}
 	// Output:
-	// image 0: class 8 → 9 after 1 steps, margin 0.092 (refined 0.085)
-	// image 1: class 9 → 8 after 1 steps, margin 0.186 (refined 0.183)
-	// image 2: class 9 → 8 after 1 steps, margin 0.423 (refined 0.417)
-	// image 3: class 8 → 9 after 1 steps, margin 0.166 (refined 0.163)
+	// image 0: class 8 → 9 after 1 steps, margin 0.092
+	// image 1: class 9 → 8 after 1 steps, margin 0.186
+	// image 2: class 9 → 8 after 1 steps, margin 0.423
+	// image 3: class 8 → 9 after 1 steps, margin 0.166
 }
 
 // Check PGD's parameters before any model is loaded: the error names the

@@ -124,7 +124,6 @@ func TestClassifierNHWC(t *testing.T) {
 	}
 	for _, norm := range []Norm{L2, LInf} {
 		opt := DefaultDeepFoolOptions(norm)
-		opt.Refine = true
 		rn, err := DeepFool(context.Background(), cn, x, nil, opt)
 		if err != nil {
 			t.Fatal(err)

@@ -72,8 +72,6 @@ const (
 	// DefaultNoiseScale is the standard deviation of the retries' noise
 	// as a share of the input range hi − lo.
 	DefaultNoiseScale = 0.01
-	// DefaultRefineSteps is the number of halvings of the refinement.
-	DefaultRefineSteps = 20
 	// DefaultDeepFoolBatch is how many images DeepFool attacks together.
 	DefaultDeepFoolBatch = 64
 	// DefaultPGDSteps is the study's number of PGD steps for robust
@@ -103,16 +101,9 @@ type DeepFoolParams struct {
 	// Retries is how many times an image that has not flipped after MaxIter
 	// steps is attacked again from a noisy start.
 	Retries int `json:"retries"`
-	// Refine tightens each margin by a bisection on the segment between
-	// the clean image and the adversarial one, RefineSteps halvings,
-	// reported in DeepFoolResult.Refined.
-	Refine bool `json:"refine"`
 	// NoiseStd is the standard deviation σ of the Gaussian noise of the
 	// retries, in pixel units; 0 means DefaultNoiseScale·(hi − lo).
 	NoiseStd float64 `json:"noise_std,omitempty"`
-	// RefineSteps is the number of halvings of Refine; 0 means
-	// DefaultRefineSteps.
-	RefineSteps int `json:"refine_steps,omitempty"`
 }
 
 // DefaultDeepFoolParams returns the parameters of the study (and of
@@ -137,8 +128,41 @@ func (p DeepFoolParams) Validate() error {
 		return bad("retries", p.Retries, "an integer ≥ 0")
 	case !(p.NoiseStd >= 0) || !option.Finite(p.NoiseStd):
 		return bad("noise_std", p.NoiseStd, "a finite value ≥ 0 (0: the default)")
-	case p.RefineSteps < 0:
-		return bad("refine_steps", p.RefineSteps, "an integer ≥ 0 (0: the default)")
+	}
+	return nil
+}
+
+// RefineParams are the parameters that decide the refinement of DeepFool's
+// margins by [FMN]: what an audit stores in settings.json, under the JSON
+// names below, beside DeepFoolParams.
+//
+// Audits made before FMN stored "refine": true for a bisection along
+// DeepFool's direction (and "refine_steps" for its halvings); FMN's
+// budget has its own name, "fmn_steps", so that such settings and these
+// compare as different and a resumed audit never mixes the two.
+type RefineParams struct {
+	// Refine runs FMN from DeepFool's points (or from a PGD search where
+	// DeepFool failed) for the refined margins.
+	Refine bool `json:"refine"`
+	// Steps is FMN's step budget per image: ≥ 1 with Refine, 0 (and not
+	// stored) without.
+	Steps int `json:"fmn_steps,omitempty"`
+}
+
+// DefaultRefineParams returns the refinement of the study: FMN with
+// DefaultFMNSteps steps.
+func DefaultRefineParams() RefineParams {
+	return RefineParams{Refine: true, Steps: DefaultFMNSteps}
+}
+
+// Validate checks p; its errors wrap ErrOptions and name the option by
+// its JSON name.
+func (p RefineParams) Validate() error {
+	switch {
+	case p.Refine && p.Steps < 1:
+		return bad("fmn_steps", p.Steps, "an integer ≥ 1 with refine")
+	case !p.Refine && p.Steps != 0:
+		return bad("fmn_steps", p.Steps, "0 without refine")
 	}
 	return nil
 }

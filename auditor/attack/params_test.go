@@ -44,12 +44,28 @@ func TestDeepFoolOptionsValidate(t *testing.T) {
 		{"negative candidates", func(o *DeepFoolOptions) { o.Candidates = -2 }, "candidates"},
 		{"negative retries", func(o *DeepFoolOptions) { o.Retries = -1 }, "retries"},
 		{"negative noise", func(o *DeepFoolOptions) { o.NoiseStd = -0.1 }, "noise_std"},
-		{"negative refinement", func(o *DeepFoolOptions) { o.RefineSteps = -1 }, "refine_steps"},
 		{"negative batch", func(o *DeepFoolOptions) { o.BatchSize = -3 }, "batch_size"},
 	} {
 		o := DefaultDeepFoolOptions(L2)
 		tc.mod(&o)
 		checkOptionError(t, tc.name, o.Validate(), tc.field)
+	}
+}
+
+func TestRefineParamsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		p     RefineParams
+		field string
+	}{
+		{"default", DefaultRefineParams(), ""},
+		{"off", RefineParams{}, ""},
+		{"one step", RefineParams{Refine: true, Steps: 1}, ""},
+		{"no steps", RefineParams{Refine: true}, "fmn_steps"},
+		{"negative steps", RefineParams{Refine: true, Steps: -1}, "fmn_steps"},
+		{"steps without refine", RefineParams{Steps: 25}, "fmn_steps"},
+	} {
+		checkOptionError(t, tc.name, tc.p.Validate(), tc.field)
 	}
 }
 

@@ -101,7 +101,6 @@ func TestClassifierScoreSources(t *testing.T) {
 			got := &outcome{margins: map[Norm][]DeepFoolResult{}}
 			for _, norm := range []Norm{L2, LInf} {
 				opt := DefaultDeepFoolOptions(norm)
-				opt.Refine = true
 				res, err := DeepFool(context.Background(), c, x, labels, opt)
 				if err != nil {
 					t.Fatal(err)

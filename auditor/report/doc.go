@@ -82,7 +82,24 @@
 // heading speaks of models.
 //
 // Failed attacks (no margin) are left out of every statistic and counted in
-// summary.json (audits[].failures) and in the captions.
+// summary.json (audits[].failures) and in every caption of a mean, with how
+// they are treated. With Options.Refined the statistics use the refined
+// margins: an image DeepFool failed on but the refinement flipped has one;
+// a censored image (nothing flipped it within the input range) has none
+// and is what audits[].failures counts.
+//
+// # The bracket
+//
+// An audit made with refinement (margin_refined in margins.csv) also gets
+// the bracket: per epoch, split and norm the mean DeepFool margin and the
+// mean refined margin of the images that have both (summary.json
+// "brackets", a table, the bracket figure), with the images DeepFool
+// failed on and the censored ones counted; and R(ε) at the chosen epochs
+// from both margins, drawn as a band (an image without a margin counts
+// above every ε, as in robustness-SPLIT-NORM). An audit that also
+// certified adds the mean certified lower bound (0 for misclassified
+// images) to the bracket and the certified R(ε) to the band, which then
+// spans from the certified curve to DeepFool's.
 //
 // # confidence.csv
 //
@@ -113,6 +130,8 @@
 //	groups-LABEL-NORM        mean margin ± SE of correct vs misclassified images per epoch, one panel per split
 //	hist-LABEL-SPLIT-NORM    density histograms of correct vs misclassified margins at Options.Epochs
 //	sankey-LABEL-SPLIT       correct/misclassified transitions between consecutive epochs
+//	bracket-LABEL-NORM       refined audits: mean DeepFool and refined margins per epoch, one panel per split
+//	band-LABEL-SPLIT-NORM    refined audits: R(ε) of the DeepFool and refined margins at Options.Epochs, as a band
 //	reliability-LABEL        reliability diagrams at Options.Epochs, one row per split (with confidence.csv)
 //	calibration-LABEL        ECE and MCE per epoch, one panel per split (with confidence.csv)
 //	gallery-LABEL-SPLIT-NORM the GalleryImages correctly classified images closest to and farthest
@@ -147,7 +166,8 @@
 //	      "input": "pixel range [0, 1] from the checkpoints' metadata; no normalisation",
 //	      "splits": ["train", "test"], "norms": ["l2", "linf"],
 //	      "images": [{"split": "train", "images": 1000}, …],
-//	      "failures": [{"norm": "l2", "failures": 3, "attacks": 22000}, …],
+//	      "failures": [{"norm": "l2", "failures": 3, "attacks": 22000,
+//	          "treatment": "3 failed attacks after all restarts, left out of the means"}, …],
 //	      "confidence": true,             // confidence.csv was present
 //	      "settings": {…}}],              // the audit's settings.json
 //	  "trend": [{"audit": "standard", "split": "test", "norm": "l2",
@@ -166,6 +186,10 @@
 //	  "detection": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
 //	      "n_correct": 959, "n_incorrect": 37,
 //	      "auroc_margin": 0.957, "auroc_max_softmax": 0.864}],  // null without confidence.csv
+//	  "brackets": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",  // refined audits only
+//	      "images": 500, "deepfool_failures": 2, "censored": 0, "paired": 498,
+//	      "mean_deepfool": 1.41, "mean_refined": 1.37, "ratio": 0.97,
+//	      "mean_lower": 0.61, "lower_ratio": 0.45}],  // certified; null without certify
 //	  "calibration": [{"audit": "standard", "epoch": 10, "split": "test", "n": 1000,  // with confidence.csv
 //	      "accuracy": 0.963, "mean_confidence": 0.981, "ece": 0.021, "mce": 0.31,     // 15 equal-width bins
 //	      "bins": [{"lo": 0, "hi": 0.0667, "n": 0, "accuracy": null, "confidence": null}, …]}],

@@ -108,6 +108,29 @@ func drawFigures(ctx context.Context, audits []*audit, obs *Observations, outDir
 		}
 	}
 	for _, a := range audits {
+		if a.member || a.bracket == nil {
+			continue
+		}
+		for _, n := range a.norms {
+			f, fig := bracketFigure(a, n)
+			if err := emit(fig, f, fmt.Sprintf("bracket-%s-%s", a.slug, n)); err != nil {
+				return nil, nil, err
+			}
+		}
+		epochs, _ := histEpochs(a, opts.Epochs)
+		if len(epochs) == 0 {
+			continue
+		}
+		for _, s := range a.splits {
+			for _, n := range a.norms {
+				f, fig := bandFigure(a, s, n, epochs)
+				if err := emit(fig, f, fmt.Sprintf("band-%s-%s-%s", a.slug, s, n)); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	for _, a := range audits {
 		if a.member {
 			continue
 		}
@@ -203,20 +226,30 @@ func attackSettings(a *audit, n auditor.Norm, opts *Options) string {
 		cand = fmt.Sprintf("the top %d classes as candidates", s.Candidates)
 	}
 	margin := "DeepFool margins (upper bounds of the distance to the decision boundary)"
-	if opts.Refined {
+	switch {
+	case opts.Refined && s.RefineParams.Steps > 0:
+		margin = fmt.Sprintf("DeepFool margins refined by FMN (%d steps from DeepFool's point, or from a PGD search where DeepFool failed; upper bounds of the distance to the decision boundary that a forward run confirmed)", s.RefineParams.Steps)
+	case opts.Refined:
 		margin = "DeepFool margins refined by bisection to the boundary crossing"
 	}
 	return fmt.Sprintf("%s, %s norm; DeepFool with overshoot %s, at most %d iterations, %s, up to %d noisy restarts",
 		margin, normName(n), fmtG(s.Overshoot), s.MaxIter, cand, s.Retries)
 }
 
-// attackText is attackSettings with the number of failed attacks.
+// attackText is attackSettings with the number of images without a
+// margin and how the statistics treat them: attacks that failed after all
+// restarts, or with refined margins the censored images.
 func attackText(a *audit, n auditor.Norm, opts *Options) string {
-	t := attackSettings(a, n, opts)
-	if f := a.failures(n); f > 0 {
-		t += fmt.Sprintf("; %d attacks failed after all restarts and are left out", f)
+	return attackSettings(a, n, opts) + "; " + failuresText(a.failures(n), opts)
+}
+
+// failuresText counts the images without a margin and says that they are
+// left out of the means.
+func failuresText(f int, opts *Options) string {
+	if opts.Refined {
+		return fmt.Sprintf("%s (no attack flipped them within the input range) left out of the means", plural(f, "censored image"))
 	}
-	return t
+	return fmt.Sprintf("%s after all restarts, left out of the means", plural(f, "failed attack"))
 }
 
 func dataName(a *audit) string {
@@ -380,9 +413,9 @@ func compareFigure(audits []*audit, n auditor.Norm, opts *Options) (*figure, Fig
 			sp = append(sp, fmt.Sprintf("%s n = %d", s, a.images(s)))
 		}
 		parts = append(parts, fmt.Sprintf("%s on %s (%s)", a.Label, dataName(a), strings.Join(sp, ", ")))
-		failed = append(failed, fmt.Sprintf("%s %d", a.Label, a.failures(n)))
+		failed = append(failed, fmt.Sprintf("%s: %s", a.Label, failuresText(a.failures(n), opts)))
 	}
-	caption := fmt.Sprintf("Mean %s margin of all audited images per epoch, ± one standard error, of the audits %s. Margins: %s; attacks that failed after all restarts are left out (%s).",
+	caption := fmt.Sprintf("Mean %s margin of all audited images per epoch, ± one standard error, of the audits %s. Margins: %s; %s.",
 		normName(n), strings.Join(parts, "; "), attackSettings(audits[0], n, opts), strings.Join(failed, ", "))
 	return f, Figure{Kind: FigCompare, Caption: caption, Norm: n}
 }

@@ -164,7 +164,7 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 		p.Audits = append(p.Audits, pa)
 	}
 
-	p.Tables = observationTables(o)
+	p.Tables = append(observationTables(o), bracketTable(o)...)
 
 	intro := map[string]pageSection{
 		FigMargin:      {Title: "Mean margin per epoch", Intro: "How far the images are from the decision boundary over training, with the accuracy on the same images beside it."},
@@ -175,6 +175,8 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 		FigSankey:      {Title: "Transitions between epochs", Intro: "How images move between correctly classified and misclassified from one epoch to the next."},
 		FigGallery:     {Title: "Gallery", Intro: fmt.Sprintf("The %d correctly classified images closest to and farthest from the decision boundary at chosen epochs or models, clean beside the adversarial image DeepFool found and its perturbation.", GalleryImages)},
 		FigCalibration: {Title: "Calibration", Intro: fmt.Sprintf("How well the clean max-softmax confidence matches the accuracy: reliability diagrams (%d equal-width bins) at chosen epochs or models, and the expected and maximum calibration errors per epoch or model: observation (5).", CalibrationBins)},
+		FigBracket:     {Title: "The bracket of the margins", Intro: "DeepFool's margins beside those FMN refined from them, per epoch: how loose DeepFool's upper bound is."},
+		FigBand:        {Title: "Fraction of images beyond each radius, as a band", Intro: "R(ε) from DeepFool's and from the refined margins at chosen epochs; the band between them is what the refinement removed."},
 	}
 	for k, sec := range modelSetIntros(o) {
 		intro[k] = sec
@@ -183,7 +185,7 @@ func writeHTML(w io.Writer, o *Observations, audits []*audit, dir string) error 
 	for _, a := range audits {
 		byAudit[a.Label] = a
 	}
-	for _, kind := range []string{FigMargin, sectionModels, FigModels, FigDistribution, FigRobustness, FigCompare, FigGroups, FigHistogram, FigSankey, FigCalibration, FigGallery} {
+	for _, kind := range []string{FigMargin, sectionModels, FigModels, FigDistribution, FigRobustness, FigCompare, FigGroups, FigHistogram, FigBracket, FigBand, FigSankey, FigCalibration, FigGallery} {
 		sec := intro[kind]
 		for _, f := range o.Figures {
 			// Margin figures of separate models have a section of their own.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,9 +19,12 @@ type audit struct {
 	slug     string          // Label made safe for file names
 	folder   *compare.Folder // the folder as read, for paired comparisons
 	settings *auditor.Settings
-	records  []auditor.Record     // margins as the report uses them (refined when Options.Refined)
-	summary  *auditor.Summary     // recomputed from records, PGD from summary.json
-	conf     map[imageKey]float64 // max-softmax per image; nil without confidence.csv
+	records  []auditor.Record // margins as the report uses them (refined when Options.Refined)
+	// bracket holds DeepFool's and the refined margins side by side; nil
+	// when the audit did not refine.
+	bracket map[cellKey]*bracketCell
+	summary *auditor.Summary     // recomputed from records, PGD from summary.json
+	conf    map[imageKey]float64 // max-softmax per image; nil without confidence.csv
 	// models describes how each checkpoint was run, by epoch, from
 	// summary.json; empty for audits made before it was recorded.
 	models map[int]auditor.CheckpointSummary
@@ -90,10 +94,16 @@ func load(a Audit, refined bool) (*audit, []string, error) {
 				return nil, nil, fmt.Errorf("report: %s: %s %s image %d (%s) has no refined margin: audit with refinement or report unrefined margins",
 					path, r.Checkpoint, r.Split, r.Index, r.Norm)
 			}
-			r.Margin = r.MarginRefined
+			// A refined margin is one where DeepFool failed too; a
+			// censored image has none, and counts as a failure.
+			r.Margin, r.Success = r.MarginRefined, r.HasRefinedMargin()
+			if !r.Success {
+				r.Margin = math.NaN()
+			}
 		}
 	}
 	out.records = recs
+	out.bracket = bracketCells(folder.Records())
 
 	var pgd []auditor.PGDResult
 	if sum := folder.Summary(); sum == nil {

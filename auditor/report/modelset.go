@@ -248,6 +248,19 @@ func robustCurve(margins []float64, failed int, eps []float64) []float64 {
 	return out
 }
 
+// epsGrid returns the radii at which R(ε) curves are drawn: curvePoints
+// from 0 to hi, the largest margin (1 when there is none), and that end.
+func epsGrid(hi float64) (float64, []float64) {
+	if hi <= 0 {
+		hi = 1
+	}
+	eps := make([]float64, curvePoints)
+	for i := range eps {
+		eps[i] = hi * float64(i) / float64(curvePoints-1)
+	}
+	return hi, eps
+}
+
 // modelSetIntros are the page's sections of the figures of a model set;
 // nil for other reports.
 func modelSetIntros(o *Observations) map[string]pageSection {

@@ -181,13 +181,7 @@ func robustnessFigure(audits []*audit, s auditor.Split, n auditor.Norm, opts *Op
 			}
 		}
 	}
-	if hi <= 0 {
-		hi = 1
-	}
-	eps := make([]float64, curvePoints)
-	for i := range eps {
-		eps[i] = hi * float64(i) / float64(curvePoints-1)
-	}
+	hi, eps := epsGrid(hi)
 	p := newPanel(fmt.Sprintf("%s split", s), "ε, "+marginAxis("", n, audits[0]), "fraction of images with margin > ε")
 	var legend []legendItem
 	for i, a := range audits {

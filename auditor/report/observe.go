@@ -30,6 +30,9 @@ type Observations struct {
 	AdversarialRatio []ModelRatio     `json:"adversarial_ratio"` // observation (2)
 	IncorrectRatio   []IncorrectRatio `json:"incorrect_ratio"`   // observation (3)
 	Detection        []Detection      `json:"detection"`         // margin as a misclassification detector
+	// Brackets are the mean DeepFool and refined margins of the audits
+	// made with refinement, per epoch, split and norm.
+	Brackets []Bracket `json:"brackets"`
 	// ModelSet compares the models of a model set; null for other
 	// reports.
 	ModelSet *ModelSet `json:"model_set"`
@@ -76,12 +79,17 @@ type SplitImages struct {
 	Images int           `json:"images"`
 }
 
-// NormFailures is the number of attacks of one norm that failed after all
-// retries; their images have no margin and are left out of the statistics.
+// NormFailures is the number of images of one norm without a margin:
+// with DeepFool's margins, the attacks that failed after all retries; with
+// the refined margins (Observations.Margin "margin_refined"), the censored
+// images that nothing flipped within the input range. Either way they are
+// left out of the means and counted; R(ε) counts them above every ε.
+// Treatment says which, in words.
 type NormFailures struct {
-	Norm     auditor.Norm `json:"norm"`
-	Failures int          `json:"failures"`
-	Attacks  int          `json:"attacks"`
+	Norm      auditor.Norm `json:"norm"`
+	Failures  int          `json:"failures"`
+	Attacks   int          `json:"attacks"`
+	Treatment string       `json:"treatment"`
 }
 
 // Direction is the verdict of a trend test.
@@ -205,7 +213,7 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 		Margin: "margin", Alpha: opts.Alpha,
 		Audits: []AuditInfo{}, Trend: []Trend{}, AdversarialRatio: []ModelRatio{},
 		IncorrectRatio: []IncorrectRatio{}, Detection: []Detection{},
-		Calibration: []Calibration{}, MarginConfidence: []MarginConfidence{}, Gallery: []GalleryImage{},
+		Calibration: []Calibration{}, MarginConfidence: []MarginConfidence{}, Gallery: []GalleryImage{}, Brackets: []Bracket{},
 		Figures: []Figure{}, Notes: []string{},
 	}
 	if opts.Refined {
@@ -231,9 +239,10 @@ func observe(audits []*audit, opts *Options) (*Observations, []string) {
 					attacks += len(c.correct) + len(c.incorrect) + c.failures
 				}
 			}
-			info.Failures = append(info.Failures, NormFailures{n, a.failures(n), attacks})
+			info.Failures = append(info.Failures, NormFailures{n, a.failures(n), attacks, failuresText(a.failures(n), opts)})
 		}
 		o.Audits = append(o.Audits, info)
+		o.Brackets = append(o.Brackets, brackets(a)...)
 		if a.conf == nil {
 			notes = append(notes, fmt.Sprintf("audit %s has no %s: the max-softmax baseline of the detection AUROC is skipped", a.Label, auditor.ConfidenceFile))
 		}

@@ -444,8 +444,82 @@ func TestRefined(t *testing.T) {
 			t.Errorf("epoch %d %s %s: refined AUROC %v, unrefined %v", d.Epoch, d.Split, d.Norm, d.AUROCMargin, p.AUROCMargin)
 		}
 	}
-	if !strings.Contains(refined.Figures[0].Caption, "refined by bisection") {
-		t.Errorf("caption does not say the margins are refined: %s", refined.Figures[0].Caption)
+	if !strings.Contains(refined.Figures[0].Caption, "refined by FMN (25 steps") || !strings.Contains(refined.Figures[0].Caption, "0 censored images") {
+		t.Errorf("caption does not say the margins are refined, nor count the censored: %s", refined.Figures[0].Caption)
+	}
+	if !strings.Contains(plain.Figures[0].Caption, "0 failed attacks after all restarts, left out of the means") {
+		t.Errorf("caption does not count the failed attacks: %s", plain.Figures[0].Caption)
+	}
+}
+
+// TestBracket reports an audit whose refined margins are 0.97 times
+// DeepFool's, with failed attacks (refined all the same) and two censored
+// test images per epoch and norm: the brackets pair the images with both
+// margins, count the others, and the band and bracket figures are drawn.
+func TestBracket(t *testing.T) {
+	t.Parallel()
+	s := standardSynth(3, 30)
+	s.refine, s.censor, s.failRate = true, 2, 0.05
+	c := s
+	c.certify = true
+	audits := writeAudits(t, map[string]synth{"standard": s, "certified": c}, "standard")
+	certified := writeAudits(t, map[string]synth{"standard": s, "certified": c}, "certified")
+	o, err := report.Write(context.Background(), certified, t.TempDir(), report.Options{Refined: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range o.Brackets {
+		if !(b.MeanLower > 0) || !(b.MeanLower < b.MeanRefined) || !(b.LowerRatio <= 0.5+1e-12) {
+			t.Errorf("certified bracket %+v: want 0 < mean lower < mean refined, lower/refined ≤ 0.5 (0 for misclassified)", b)
+		}
+	}
+	for _, f := range o.Figures {
+		if f.Kind == report.FigBand && !strings.Contains(f.Caption, "certified curve") {
+			t.Errorf("band caption does not explain the certified curve: %s", f.Caption)
+		}
+	}
+	for _, refined := range []bool{false, true} {
+		o, err := report.Write(context.Background(), audits, t.TempDir(), report.Options{Refined: refined})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(o.Brackets) != 3*2*2 {
+			t.Fatalf("%d brackets, want 12", len(o.Brackets))
+		}
+		failed := 0
+		for _, b := range o.Brackets {
+			failed += b.DeepFoolFailures
+			censored := 0
+			if b.Split == auditor.Test {
+				censored = 2
+			}
+			if b.Censored != censored || b.Images != 30 || b.Paired+b.DeepFoolFailures != 30 || !close(float64(b.Ratio), 0.97, 1e-12) {
+				t.Errorf("bracket %+v: want %d censored of 30 images, paired + DeepFool failures = 30, ratio 0.97", b, censored)
+			}
+		}
+		if failed <= 3*2*2 {
+			t.Errorf("%d DeepFool failures in all, want more than the censored images' 12", failed)
+		}
+		kinds := map[string]int{}
+		for _, f := range o.Figures {
+			kinds[f.Kind]++
+			if (f.Kind == report.FigBand || f.Kind == report.FigBracket) && !strings.Contains(f.Caption, "censored") {
+				t.Errorf("%s caption does not count the censored images: %s", f.Kind, f.Caption)
+			}
+		}
+		if kinds[report.FigBracket] != 2 || kinds[report.FigBand] != 4 {
+			t.Errorf("figures %v: want 2 bracket and 4 band figures", kinds)
+		}
+		// With the refined margins, the censored images are the ones
+		// without a margin: 2 per test epoch and norm.
+		for _, f := range o.Audits[0].Failures {
+			if refined && f.Failures != 3*2 {
+				t.Errorf("%s: %d images without a refined margin, want 6 censored", f.Norm, f.Failures)
+			}
+			if !strings.Contains(f.Treatment, "left out of the means") {
+				t.Errorf("treatment %q", f.Treatment)
+			}
+		}
 	}
 }
 

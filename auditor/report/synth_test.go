@@ -25,6 +25,8 @@ type synth struct {
 	confidence bool    // measure confidences (confidence.csv)
 	pgd        bool    // PGD L∞ results at ε = 0.1
 	refine     bool    // refined margins: 0.97 times the DeepFool margins
+	censor     int     // with refine: test images below this index are censored at radius 28
+	certify    bool    // with refine: certified lower bounds, half the refined margins (0 if misclassified)
 	// models records how each checkpoint was run (auditor.ModelInfo),
 	// with the pixel range [0, 1] from the checkpoints' metadata
 	// (settings.json then stores [0, 0]), as audits do since they record
@@ -68,7 +70,13 @@ func (s synth) write(t testing.TB, dir string) {
 	settings := &auditor.Settings{
 		Data: "mnist", Splits: []auditor.Split{auditor.Train, auditor.Test}, N: s.n, Sample: "first", Seed: 1,
 		Norms:          []auditor.Norm{auditor.L2, auditor.LInf},
-		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10, Refine: s.refine},
+		DeepFoolParams: attack.DeepFoolParams{Overshoot: 0.02, MaxIter: 50, Retries: 10},
+	}
+	if s.refine {
+		settings.RefineParams = attack.DefaultRefineParams()
+	}
+	if s.certify {
+		settings.CertifySettings = auditor.DefaultCertifySettings()
 	}
 	if !s.models {
 		settings.Range = [2]float64{0, 1}
@@ -148,6 +156,15 @@ func (s synth) write(t testing.TB, dir string) {
 					}
 					if rng.float() < s.failRate {
 						r.Success, r.Margin, r.Retries = false, math.NaN(), settings.Retries
+					}
+					if s.refine && sp == auditor.Test && i < s.censor {
+						r.Success, r.Margin, r.MarginRefined, r.Censored = false, math.NaN(), 28, true
+					}
+					if s.certify {
+						r.Certified = true
+						if correct {
+							r.MarginLower = 0.5 * r.MarginRefined
+						}
 					}
 					part.Records = append(part.Records, r)
 				}

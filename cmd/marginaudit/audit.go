@@ -65,7 +65,7 @@ func auditCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: df.MaxIter},
 			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: df.Overshoot},
 			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: df.Retries},
-			&cli.BoolFlag{Name: "refine", Usage: "tighten each margin by bisection (margin_refined column)", Value: df.Refine},
+			refineFlag(), refineStepsFlag(), certifyFlag(),
 			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, in pixel units, e.g. `0.05,0.1` (none by default)"},
 			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms (with --pgd-eps)", Value: "linf"},
 			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps (with --pgd-eps)", Value: pgd.Steps},
@@ -133,7 +133,7 @@ func runAudit(c *cli.Context) error {
 var auditFlags = flagNames{
 	"data": "data", "splits": "split", "n": "n", "sample": "sample", "range": "range", "mean": "mean", "std": "std",
 	"layout": "layout", "norms": "norm", "overshoot": "overshoot", "max_iter": "max-iter", "candidates": "candidates",
-	"retries": "retries", "pgd.eps": "pgd-eps", "pgd.norms": "pgd-norm", "pgd.steps": "pgd-steps",
+	"retries": "retries", "fmn_steps": "refine-steps", "pgd.eps": "pgd-eps", "pgd.norms": "pgd-norm", "pgd.steps": "pgd-steps",
 	"pgd.step_size": "pgd-step", "batch_size": "batch", "threads": "threads",
 }
 
@@ -143,7 +143,12 @@ var auditFlags = flagNames{
 func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	s := auditor.Settings{N: c.Int("n"), Sample: c.String("sample"), Seed: c.Int64("seed"),
 		DeepFoolParams: attack.DeepFoolParams{Overshoot: c.Float64("overshoot"), MaxIter: c.Int("max-iter"),
-			Candidates: c.Int("candidates"), Retries: c.Int("retries"), Refine: c.Bool("refine")}}
+			Candidates: c.Int("candidates"), Retries: c.Int("retries")}}
+	var err error
+	if s.RefineParams, err = refineParams(c, "audit"); err != nil {
+		return s, err
+	}
+	s.CertifySettings = certifySettings(c)
 	switch {
 	case c.String("data") != "" && c.String("images") != "":
 		return s, usagef("audit", "give --data or --images, not both")
@@ -161,7 +166,6 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	default:
 		return s, usagef("audit", "give --data NAME, or --images X.npy with --labels Y.npy")
 	}
-	var err error
 	for _, f := range strings.Split(c.String("split"), ",") {
 		s.Splits = append(s.Splits, auditor.Split(strings.TrimSpace(f)))
 	}
@@ -202,6 +206,38 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	}
 	s.PGD.PGDParams = attack.PGDParams{Steps: c.Int("pgd-steps"), Step: c.Float64("pgd-step"), RandomStart: true}
 	return s, nil
+}
+
+// refineFlag and refineStepsFlag are the flags of the FMN refinement, on
+// audit and study.
+func refineFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "refine", Usage: "tighten each margin by FMN from DeepFool's point, or from a PGD search where DeepFool fails (margin_refined and censored columns)"}
+}
+
+func refineStepsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "refine-steps", Usage: "FMN steps per image (with --refine)", Value: attack.DefaultFMNSteps}
+}
+
+// certifyFlag asks audit and study for certified lower bounds.
+func certifyFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "certify", Usage: "certify a lower bound of each margin by linear bound propagation (margin_lower column; 0 for misclassified images); a model with an op it does not support fails with the op named"}
+}
+
+// certifySettings reads --certify.
+func certifySettings(c *cli.Context) auditor.CertifySettings {
+	if !c.Bool("certify") {
+		return auditor.CertifySettings{}
+	}
+	return auditor.DefaultCertifySettings()
+}
+
+// refineParams reads the refinement's flags of cmd; --refine-steps needs
+// --refine. RefineParams.Validate checks the steps.
+func refineParams(c *cli.Context, cmd string) (attack.RefineParams, error) {
+	if !c.Bool("refine") {
+		return attack.RefineParams{}, needs(c, cmd, "--refine", "refine-steps")
+	}
+	return attack.RefineParams{Refine: true, Steps: c.Int("refine-steps")}, nil
 }
 
 // parseNorms parses audit's flag holding a list of norm names, such as

@@ -22,7 +22,7 @@ func studyCommand() *cli.Command {
 		UsageText: progName + " study --data mnist|fashion-mnist|cifar10 --out DIR [--arch mlp|cnn] [--epochs E] [flags]",
 		Description: wrapText("Trains a standard and a PGD adversarially trained model (DIR/standard/ckpts, " +
 			"DIR/adversarial/ckpts), audits every checkpoint on train and test images with DeepFool L2 and L∞ " +
-			"and PGD at the training radius (DIR/*/audit), and writes the report (DIR/report/index.html). " +
+			"and PGD at the training radius (DIR/*/audit; --refine adds FMN's refined margins, --certify certified lower bounds), and writes the report (DIR/report/index.html). " +
 			"Every stage resumes: rerun the same command after an interruption. Defaults follow the study: " +
 			"a dense network on MNIST, a CNN on Fashion-MNIST and CIFAR-10, PGD radius 0.3, 0.1 and 8/255."),
 		Flags: []cli.Flag{
@@ -41,6 +41,7 @@ func studyCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Usage: "images audited per split (a seeded random subset)", Value: 500},
 			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps of adversarial training (default per data set)"},
 			&cli.BoolFlag{Name: "no-adv", Usage: "skip adversarial training"},
+			refineFlag(), refineStepsFlag(), certifyFlag(),
 			waitFlag(),
 		},
 		Action: runStudy,
@@ -52,7 +53,7 @@ func studyCommand() *cli.Command {
 var studyFlags = flagNames{
 	"Dataset": "data", "Arch.Kind": "arch", "Arch.Hidden": "hidden", "Arch.Channels": "channels",
 	"Epochs": "epochs", "BatchSize": "batch", "Optim.LR": "lr", "TrainLimit": "train-limit", "TestLimit": "test-limit",
-	"Adv.steps": "adv-steps", "n": "n", "threads": "threads", "Threads": "threads",
+	"Adv.steps": "adv-steps", "n": "n", "threads": "threads", "Threads": "threads", "fmn_steps": "refine-steps",
 }
 
 func runStudy(c *cli.Context) error {
@@ -119,6 +120,10 @@ func runStudy(c *cli.Context) error {
 		Sample: auditor.SampleRandom, Seed: int64(c.Uint64("seed")), Norms: []auditor.Norm{auditor.L2, auditor.LInf},
 		DeepFoolParams: attack.DefaultDeepFoolParams(),
 		PGD:            auditor.PGDSettings{Norms: []auditor.Norm{auditor.LInf}, Eps: []float64{adv.Eps}, PGDParams: attack.DefaultPGDParams()}}
+	if settings.RefineParams, err = refineParams(c, "study"); err != nil {
+		return err
+	}
+	settings.CertifySettings = certifySettings(c)
 	if err := (&auditor.Config{Settings: settings, Threads: c.Int("threads")}).Validate(); err != nil {
 		return studyFlags.usage("study", err)
 	}
@@ -157,5 +162,5 @@ func runStudy(c *cli.Context) error {
 	if len(failures) > 0 {
 		return errors.Join(failures...)
 	}
-	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard"})
+	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard", Refined: settings.Refine})
 }

@@ -58,6 +58,11 @@ func TestFlagsValidatedFirst(t *testing.T) {
 		{audit, []string{"--max-iter", "-1"}, "--max-iter"},
 		{audit, []string{"--max-iter", "0"}, "--max-iter"},
 		{audit, []string{"--retries", "-1"}, "--retries"},
+		{audit, []string{"--refine", "--refine-steps", "0"}, "--refine-steps"},
+		{audit, []string{"--refine", "--refine-steps", "-2"}, "--refine-steps"},
+		{audit, []string{"--refine-steps", "10"}, "--refine-steps"},
+		{study, []string{"--refine", "--refine-steps", "0"}, "--refine-steps"},
+		{study, []string{"--refine-steps", "10"}, "--refine-steps"},
 		{audit, []string{"--norm", "l2,l2"}, "--norm"},
 		{audit, []string{"--norm", "l1"}, "--norm"},
 		// audit: the images and their convention.

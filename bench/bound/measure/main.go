@@ -63,15 +63,26 @@ func run(args []string, w io.Writer) error {
 	for _, norm := range []attack.Norm{attack.L2, attack.LInf} {
 		t0 := time.Now()
 		opt := attack.DefaultDeepFoolOptions(norm)
-		opt.Refine = true
+		opt.KeepPerturbation = true
 		df, err := attack.DeepFool(ctx, c, ds.Images, ds.Labels, opt)
+		if err != nil {
+			return err
+		}
+		fmn, err := attack.NewFMN(c, attack.FMNOptions{Norm: norm})
+		if err != nil {
+			return err
+		}
+		refined, err := fmn.Refine(ctx, ds.Images, df)
 		if err != nil {
 			return err
 		}
 		tdf := time.Since(t0)
 		pred, upper := make([]int, ds.N), make([]float64, ds.N)
 		for i, r := range df {
-			pred[i], upper[i] = r.Pred, min(r.Margin, r.Refined)
+			pred[i], upper[i] = r.Pred, min(r.Margin, refined[i].Margin)
+			if refined[i].Censored {
+				upper[i] = refined[i].CensoredAt
+			}
 		}
 		t0 = time.Now()
 		lower, err := ct.Certify(ctx, ds.Images, pred, norm, upper)
