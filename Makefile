@@ -8,7 +8,8 @@ SHELL := bash
 GO ?= go
 # The demo: a small study on MNIST (10,000 training images, 5 epochs, standard
 # and PGD adversarial training, 200 audited images per split, margins refined
-# by FMN: the report shows the bracket), written to DEMO_OUT; extra
+# by FMN, perturbations saved: the report shows the bracket and the gallery),
+# written to DEMO_OUT; extra
 # `marginaudit study` flags in DEMO_FLAGS (DEMO_FLAGS=--certify adds the
 # certified lower bounds: about a minute per checkpoint on two cores, a
 # quarter of an hour in all).
@@ -79,7 +80,7 @@ conformance: ort onnx-testdata
 	cat $(CONFORMANCE_REPORT); exit $$status
 
 demo: ort data
-	$(GO) run ./cmd/marginaudit study --data mnist --epochs 5 --train-limit 10000 --n 200 --refine --out $(DEMO_OUT) $(DEMO_FLAGS)
+	$(GO) run ./cmd/marginaudit study --data mnist --epochs 5 --train-limit 10000 --n 200 --refine --save-adversarial --out $(DEMO_OUT) $(DEMO_FLAGS)
 
 # Written under a temporary name first, so a failed run leaves no page.
 man:

@@ -72,7 +72,7 @@ func auditCommand() *cli.Command {
 			&cli.Float64Flag{Name: "pgd-step", Usage: "PGD step size in pixel units, the same for every radius (with --pgd-eps)",
 				Value: pgd.Step, DefaultText: fmt.Sprintf("%g·ε/steps", attack.DefaultPGDStepScale)},
 			&cli.IntFlag{Name: "batch", Usage: "images attacked together", Value: attack.DefaultDeepFoolBatch},
-			&cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy (not added to checkpoints already finished)"},
+			saveAdversarialFlag(),
 			shardFlag(),
 			waitFlag(),
 		},
@@ -219,6 +219,10 @@ func refineStepsFlag() cli.Flag {
 }
 
 // certifyFlag asks audit and study for certified lower bounds.
+func saveAdversarialFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy (not added to checkpoints already finished); the report's gallery draws them"}
+}
+
 func certifyFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "certify", Usage: "certify a lower bound of each margin by linear bound propagation (margin_lower column; 0 for misclassified images); a model with an op it does not support fails with the op named"}
 }

@@ -22,7 +22,7 @@ func studyCommand() *cli.Command {
 		UsageText: progName + " study --data mnist|fashion-mnist|cifar10 --out DIR [--arch mlp|cnn] [--epochs E] [flags]",
 		Description: wrapText("Trains a standard and a PGD adversarially trained model (DIR/standard/ckpts, " +
 			"DIR/adversarial/ckpts), audits every checkpoint on train and test images with DeepFool L2 and L∞ " +
-			"and PGD at the training radius (DIR/*/audit; --refine adds FMN's refined margins, --certify certified lower bounds), and writes the report (DIR/report/index.html). " +
+			"and PGD at the training radius (DIR/*/audit; --refine adds FMN's refined margins, --certify certified lower bounds, --save-adversarial the perturbations for the report's gallery), and writes the report (DIR/report/index.html). " +
 			"Every stage resumes: rerun the same command after an interruption. Defaults follow the study: " +
 			"a dense network on MNIST, a CNN on Fashion-MNIST and CIFAR-10, PGD radius 0.3, 0.1 and 8/255."),
 		Flags: []cli.Flag{
@@ -41,7 +41,7 @@ func studyCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Usage: "images audited per split (a seeded random subset)", Value: 500},
 			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps of adversarial training (default per data set)"},
 			&cli.BoolFlag{Name: "no-adv", Usage: "skip adversarial training"},
-			refineFlag(), refineStepsFlag(), certifyFlag(),
+			refineFlag(), refineStepsFlag(), certifyFlag(), saveAdversarialFlag(),
 			waitFlag(),
 		},
 		Action: runStudy,
@@ -150,7 +150,8 @@ func runStudy(c *cli.Context) error {
 		}
 		auditDir := filepath.Join(out, v.label, "audit")
 		bar.println(false, "== %s audit → %s", v.label, auditDir)
-		acfg := auditor.Config{Checkpoints: []string{cfg.Out}, Out: auditDir, Settings: settings, Data: data, Threads: c.Int("threads")}
+		acfg := auditor.Config{Checkpoints: []string{cfg.Out}, Out: auditDir, Settings: settings, Data: data, Threads: c.Int("threads"),
+			SaveAdversarial: c.Bool("save-adversarial")}
 		if _, err := auditor.Run(c.Context, acfg, &auditProgress{bar: bar}); err != nil {
 			if c.Context.Err() != nil {
 				return err
@@ -162,5 +163,5 @@ func runStudy(c *cli.Context) error {
 	if len(failures) > 0 {
 		return errors.Join(failures...)
 	}
-	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard", Refined: settings.Refine})
+	return writeReport(c, audits, filepath.Join(out, "report"), report.Options{Standard: "standard", Refined: settings.Refine, DataDir: c.String("data-dir")})
 }
