@@ -38,8 +38,10 @@ func storedMarginsConfig(t *testing.T) Config {
 	const size = 28 * 28
 	im := &Images{X: make([]float32, storedMarginsImages*size), Shape: []int64{1, 28, 28}, Name: "stored-margins"}
 	for i := range storedMarginsImages {
-		// A smooth blob on a noisy background, so that the images are not
-		// all of one class.
+		// A smooth blob on a noisy background. The fixture's random
+		// weights put every image in class 3; the random labels make
+		// both correct and misclassified images, and the images' margins
+		// take 4 to 10 DeepFool steps.
 		cx, cy, r := 4+rng.Float64()*20, 4+rng.Float64()*20, 3+rng.Float64()*6
 		for p := range size {
 			dx, dy := float64(p%28)-cx, float64(p/28)-cy
