@@ -12,6 +12,8 @@ import (
 
 var benchThreads = flag.Int("bench-threads", 2, "onnxruntime threads in the benchmarks")
 
+var benchProfile = flag.String("bench-profile", "", "BenchmarkDeepFool writes onnxruntime's per-node profiles to files named `PREFIX`_*.json (see bench/deepfool/README.md)")
+
 var benchDump = flag.String("bench-dump", "", "TestDumpBenchImages writes the benchmark's images and DeepFool results to `DIR`")
 
 // benchImages returns the n images BenchmarkDeepFool attacks on the fixture
@@ -73,7 +75,7 @@ func BenchmarkDeepFool(b *testing.B) {
 		for _, norm := range []Norm{L2, LInf} {
 			b.Run(name+"/"+norm.String(), func(b *testing.B) {
 				m, xa := fixture(b, name)
-				c := newClassifier(b, m, Options{Name: name, Threads: *benchThreads})
+				c := newClassifier(b, m, Options{Name: name, Threads: *benchThreads, ProfilePrefix: *benchProfile})
 				x := benchImages(c, xa, n)
 				opt := DefaultDeepFoolOptions(norm)
 				run := func() []DeepFoolResult {
