@@ -90,7 +90,7 @@ func writeInts(path string, a *npy.IntArray) error {
 
 // BenchmarkDeepFool attacks 500 images (the fixture's four, then noisy
 // copies: Gaussian σ = 0.05, seed 1, clipped to [0, 1]) with the default
-// options (all 10 classes, batches of 64) on 2 threads (-bench-threads), and reports
+// options (all 10 classes, batches of DefaultDeepFoolBatch) on 2 threads (-bench-threads), and reports
 // images/s, the mean margin and the Jacobian runs' share of the steps.
 // bench/deepfool/deepfool_torch.py runs the same attack in PyTorch.
 func BenchmarkDeepFool(b *testing.B) {
