@@ -87,7 +87,7 @@ man:
 # said so, without torch; BENCH_FLAGS such as THREADS=1 EPOCHS=0 go to it),
 # then every Go benchmark.
 BENCH_FLAGS ?=
-bench: ort
+bench: ort data
 	$(BENCH_FLAGS) GO=$(GO) bench/run
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
