@@ -46,7 +46,7 @@ help:
 	@echo 'make onnx-testdata  install ONNX'"'"'s backend node tests (Debian'"'"'s libonnx-testdata)'
 	@echo 'make conformance    run ONNX'"'"'s node tests through onnxgrad, report per op in $(CONFORMANCE_REPORT)'
 	@echo 'make lint   gofmt check, go vet, staticcheck'
-	@echo 'make bench  run the benchmarks'
+	@echo 'make bench  the DeepFool and epoch ratios against PyTorch (bench/run), then the Go benchmarks'
 	@echo 'make fuzz   run FUZZ_TARGETS for FUZZTIME each'
 	@echo 'make man    write the manual page $(MAN_PAGE), generated from the command definitions'
 
@@ -87,7 +87,12 @@ man:
 	$(GO) run ./cmd/marginaudit man > $(MAN_PAGE).tmp
 	mv $(MAN_PAGE).tmp $(MAN_PAGE)
 
-bench: ort
+# bench/run first: the ratios against PyTorch of issue 13 (skipped, and
+# said so, without torch; BENCH_FLAGS such as THREADS=1 EPOCHS=0 go to it),
+# then every Go benchmark.
+BENCH_FLAGS ?=
+bench: ort data
+	$(BENCH_FLAGS) GO=$(GO) bench/run
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # The list is read whole before grep: in a pipe, grep -q would exit at the

@@ -31,73 +31,148 @@ func Summarize(records []Record, pgd []PGDResult, settings *Settings) (*Summary,
 	if err != nil {
 		return nil, err
 	}
-	s := &Summary{
-		Format:      SummaryFormat,
-		Version:     SummaryVersion,
-		Settings:    settings,
-		Checkpoints: []CheckpointSummary{},
-		Groups:      []Group{},
-		PGD:         []PGDAccuracy{},
+	recs := map[string][]Record{}
+	for _, r := range records {
+		recs[r.Checkpoint] = append(recs[r.Checkpoint], r)
 	}
+	results := map[string][]PGDResult{}
+	for _, p := range pgd {
+		results[p.Checkpoint] = append(results[p.Checkpoint], p)
+	}
+	z := newSummarizer(settings)
 	for _, c := range ix.checkpoints {
-		cs := CheckpointSummary{Checkpoint: c.name, Epoch: c.epoch, Accuracy: []Accuracy{}}
-		for _, sp := range []Split{Train, Test} {
-			imgs, ok := c.images[sp]
-			if !ok {
-				continue
-			}
-			a := Accuracy{Split: sp, Images: len(imgs)}
-			for _, im := range imgs {
-				if im.label == im.pred {
-					a.Correct++
-				}
-			}
-			a.Accuracy = Float(ratio(a.Correct, a.Images))
-			cs.Accuracy = append(cs.Accuracy, a)
+		if err := z.add(recs[c.name], results[c.name]); err != nil {
+			return nil, err
 		}
-		s.Checkpoints = append(s.Checkpoints, cs)
 	}
+	return z.summary(), nil
+}
 
-	// Sort a copy of the records by group key so that each (epoch, split,
-	// norm) is one contiguous run.
+// A summarizer builds a Summary one checkpoint at a time, in the order of
+// their epochs, so that an audit is summarised part by part: it holds one
+// checkpoint's records, and the labels and predictions of the previous
+// checkpoint of each split (for the transitions), never the whole audit.
+type summarizer struct {
+	s           *Summary
+	refined     bool                       // some record has a refined margin
+	certified   bool                       // some record has a certified lower bound
+	prev        map[Split]*checkpointIndex // the last checkpoint with images of each split
+	transitions map[Split][]Transition     // by epoch
+	epoch       int                        // of the last checkpoint added
+}
+
+func newSummarizer(settings *Settings) *summarizer {
+	return &summarizer{
+		s: &Summary{
+			Format:      SummaryFormat,
+			Version:     SummaryVersion,
+			Settings:    settings,
+			Checkpoints: []CheckpointSummary{},
+			Groups:      []Group{},
+			PGD:         []PGDAccuracy{},
+		},
+		prev:        map[Split]*checkpointIndex{},
+		transitions: map[Split][]Transition{},
+		epoch:       -1,
+	}
+}
+
+// add summarises the records and PGD results of one checkpoint, which must
+// be consistent as described at Summarize and have a larger epoch than the
+// checkpoint added before. A checkpoint without any adds nothing.
+func (z *summarizer) add(records []Record, pgd []PGDResult) error {
+	ix, err := index(records, pgd)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(ix.checkpoints) == 0:
+		return nil
+	case len(ix.checkpoints) > 1:
+		a, b := ix.checkpoints[0], ix.checkpoints[1]
+		return fmt.Errorf("auditor: summarising checkpoint %s: records of %s too", a.name, b.name)
+	}
+	c := ix.checkpoints[0]
+	if c.epoch <= z.epoch {
+		return fmt.Errorf("auditor: summarising checkpoint %s: epoch %d after epoch %d", c.name, c.epoch, z.epoch)
+	}
+	z.epoch = c.epoch
+
+	cs := CheckpointSummary{Checkpoint: c.name, Epoch: c.epoch, Accuracy: []Accuracy{}}
+	for _, sp := range []Split{Train, Test} {
+		imgs, ok := c.images[sp]
+		if !ok {
+			continue
+		}
+		a := Accuracy{Split: sp, Images: len(imgs)}
+		for _, im := range imgs {
+			if im.label == im.pred {
+				a.Correct++
+			}
+		}
+		a.Accuracy = Float(ratio(a.Correct, a.Images))
+		cs.Accuracy = append(cs.Accuracy, a)
+		if prev := z.prev[sp]; prev != nil {
+			z.transitions[sp] = append(z.transitions[sp], transition(sp, prev, c))
+		}
+		z.prev[sp] = c
+	}
+	z.s.Checkpoints = append(z.s.Checkpoints, cs)
+
+	// Sort a copy of the records by group key so that each (split, norm)
+	// is one contiguous run.
 	sorted := slices.Clone(records)
 	slices.SortStableFunc(sorted, func(a, b Record) int {
 		return cmp.Or(
-			cmp.Compare(a.Epoch, b.Epoch),
 			cmp.Compare(a.Split.order(), b.Split.order()),
 			cmp.Compare(normOrder(a.Norm), normOrder(b.Norm)),
 		)
 	})
-	refined := slices.ContainsFunc(records, func(r Record) bool { return r.Refined() })
-	certified := slices.ContainsFunc(records, func(r Record) bool { return r.Certified })
+	z.refined = z.refined || slices.ContainsFunc(records, func(r Record) bool { return r.Refined() })
+	z.certified = z.certified || slices.ContainsFunc(records, func(r Record) bool { return r.Certified })
 	for lo := 0; lo < len(sorted); {
 		hi := lo + 1
-		for hi < len(sorted) && sorted[hi].Epoch == sorted[lo].Epoch &&
-			sorted[hi].Split == sorted[lo].Split && sorted[hi].Norm == sorted[lo].Norm {
+		for hi < len(sorted) && sorted[hi].Split == sorted[lo].Split && sorted[hi].Norm == sorted[lo].Norm {
 			hi++
 		}
-		s.Groups = append(s.Groups, groups(sorted[lo:hi], refined, certified)...)
+		z.s.Groups = append(z.s.Groups, groups(sorted[lo:hi])...)
 		lo = hi
 	}
 
-	s.Transitions = transitions(ix)
+	first := len(z.s.PGD)
 	for _, p := range pgd {
-		s.PGD = append(s.PGD, PGDAccuracy{PGDResult: p, RobustAccuracy: Float(ratio(p.Robust, p.Images))})
+		z.s.PGD = append(z.s.PGD, PGDAccuracy{PGDResult: p, RobustAccuracy: Float(ratio(p.Robust, p.Images))})
 	}
-	slices.SortStableFunc(s.PGD, func(a, b PGDAccuracy) int {
+	slices.SortStableFunc(z.s.PGD[first:], func(a, b PGDAccuracy) int {
 		return cmp.Or(
-			cmp.Compare(a.Epoch, b.Epoch),
 			cmp.Compare(a.Split.order(), b.Split.order()),
 			cmp.Compare(normOrder(a.Norm), normOrder(b.Norm)),
 			cmp.Compare(a.Eps, b.Eps),
 		)
 	})
-	return s, nil
+	return nil
+}
+
+// summary returns the Summary of the checkpoints added.
+func (z *summarizer) summary() *Summary {
+	// No refined margins (certified bounds) anywhere: null, not
+	// statistics of none.
+	for i := range z.s.Groups {
+		if !z.refined {
+			z.s.Groups[i].MarginRefined = nil
+		}
+		if !z.certified {
+			z.s.Groups[i].MarginLower = nil
+		}
+	}
+	z.s.Transitions = append(append([]Transition{}, z.transitions[Train]...), z.transitions[Test]...)
+	return z.s
 }
 
 // groups computes the three groups of the records of one (epoch, split,
-// norm).
-func groups(recs []Record, refined, certified bool) []Group {
+// norm), each with the statistics of its refined margins and certified
+// lower bounds (see summarizer.summary).
+func groups(recs []Record) []Group {
 	out := make([]Group, 0, len(groupKinds))
 	var margins, refinedMargins, lower []float64
 	for _, kind := range groupKinds {
@@ -131,14 +206,10 @@ func groups(recs []Record, refined, certified bool) []Group {
 			margins = append(margins, r.Margin)
 		}
 		g.Margin = Describe(margins)
-		if refined {
-			d := Describe(refinedMargins)
-			g.MarginRefined = &d
-		}
-		if certified {
-			d := Describe(lower)
-			g.MarginLower = &d
-		}
+		d := Describe(refinedMargins)
+		g.MarginRefined = &d
+		l := Describe(lower)
+		g.MarginLower = &l
 		out = append(out, g)
 	}
 	return out
@@ -191,44 +262,48 @@ func transitions(ix *recordIndex) []Transition {
 	for _, sp := range []Split{Train, Test} {
 		var prev *checkpointIndex
 		for _, c := range ix.checkpoints {
-			cur, ok := c.images[sp]
-			if !ok {
+			if _, ok := c.images[sp]; !ok {
 				continue
 			}
 			if prev != nil {
-				t := Transition{
-					Split: sp, FromEpoch: prev.epoch, ToEpoch: c.epoch,
-					FromCheckpoint: prev.name, ToCheckpoint: c.name,
-				}
-				before := prev.images[sp]
-				for i, b := range before {
-					a, ok := cur[i]
-					if !ok {
-						t.OnlyFrom++
-						continue
-					}
-					switch bc, ac := b.correct(), a.correct(); {
-					case bc && ac:
-						t.CorrectCorrect++
-					case bc:
-						t.CorrectIncorrect++
-					case ac:
-						t.IncorrectCorrect++
-					default:
-						t.IncorrectIncorrect++
-					}
-				}
-				for i := range cur {
-					if _, ok := before[i]; !ok {
-						t.OnlyTo++
-					}
-				}
-				out = append(out, t)
+				out = append(out, transition(sp, prev, c))
 			}
 			prev = c
 		}
 	}
 	return out
+}
+
+// transition counts the images of split sp from checkpoint prev to cur.
+func transition(sp Split, prev, cur *checkpointIndex) Transition {
+	t := Transition{
+		Split: sp, FromEpoch: prev.epoch, ToEpoch: cur.epoch,
+		FromCheckpoint: prev.name, ToCheckpoint: cur.name,
+	}
+	before, after := prev.images[sp], cur.images[sp]
+	for i, b := range before {
+		a, ok := after[i]
+		if !ok {
+			t.OnlyFrom++
+			continue
+		}
+		switch bc, ac := b.correct(), a.correct(); {
+		case bc && ac:
+			t.CorrectCorrect++
+		case bc:
+			t.CorrectIncorrect++
+		case ac:
+			t.IncorrectCorrect++
+		default:
+			t.IncorrectIncorrect++
+		}
+	}
+	for i := range after {
+		if _, ok := before[i]; !ok {
+			t.OnlyTo++
+		}
+	}
+	return t
 }
 
 // recordIndex is the consistency-checked view of an audit's records:

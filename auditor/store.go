@@ -2,7 +2,6 @@ package auditor
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -490,24 +489,39 @@ func (s *Store) eachExtra(k *extraKind, f func(p *Part)) error {
 }
 
 // WriteReport summarises the finished checkpoints and writes summary.json
-// and transitions.csv atomically. It returns the summary.
+// and transitions.csv atomically. It returns the summary. The parts are
+// read one checkpoint at a time: the memory it takes grows with the
+// checkpoints' number only by the summary itself, not by their records.
 func (s *Store) WriteReport() (*Summary, error) {
-	recs, err := s.Records()
+	s.mu.Lock()
+	z := newSummarizer(&s.settings)
+	var models []ModelInfo
+	err := func() error {
+		for _, name := range s.order() {
+			recs, err := s.readPart(name)
+			if err != nil {
+				return err
+			}
+			p := &Part{Checkpoint: name}
+			for _, k := range []*extraKind{&pgdKind, &modelKind} {
+				if err := s.readExtra(k, name, p); err != nil {
+					return err
+				}
+			}
+			if err := z.add(recs, p.PGD); err != nil {
+				return err
+			}
+			if p.Model != nil {
+				models = append(models, *p.Model)
+			}
+		}
+		return nil
+	}()
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	pgd, err := s.PGD()
-	if err != nil {
-		return nil, err
-	}
-	sum, err := Summarize(recs, pgd, &s.settings)
-	if err != nil {
-		return nil, err
-	}
-	models, err := s.Models()
-	if err != nil {
-		return nil, err
-	}
+	sum := z.summary()
 	sum.describeModels(models)
 	if err := writeFile(filepath.Join(s.dir, SummaryFile), func(w io.Writer) error { return WriteSummary(w, sum) }); err != nil {
 		return nil, err
@@ -650,31 +664,25 @@ func (s *Store) rebuild() error {
 var errNoRows = errors.New("no rows")
 
 // concat writes the store's file as header followed by the rows of the
-// parts in dir of the finished checkpoints, in order. When optional is
-// set, a missing part adds nothing and a file without rows is not written.
+// parts in dir of the finished checkpoints, in order, copying one part at a
+// time through a small buffer. When optional is set, a missing part adds
+// nothing and a file without rows is not written.
 func (s *Store) concat(file string, header []string, dir string, optional bool) error {
 	err := writeFile(filepath.Join(s.dir, file), func(w io.Writer) error {
 		if _, err := io.WriteString(w, strings.Join(header, ",")+"\n"); err != nil {
 			return err
 		}
 		rows := false
+		br := bufio.NewReader(nil)
 		for _, name := range s.order() {
-			data, err := os.ReadFile(filepath.Join(s.dir, dir, name+".csv"))
+			n, err := s.copyRows(w, br, filepath.Join(s.dir, dir, name+".csv"))
 			if optional && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			// The header has no quoted newline: it ends at the first one.
-			_, body, _ := bytes.Cut(data, []byte("\n"))
-			if len(body) > 0 && body[len(body)-1] != '\n' {
-				body = append(body, '\n')
-			}
-			if _, err := w.Write(body); err != nil {
-				return err
-			}
-			rows = rows || len(body) > 0
+			rows = rows || n > 0
 		}
 		if optional && !rows {
 			return errNoRows
@@ -685,6 +693,51 @@ func (s *Store) concat(file string, header []string, dir string, optional bool) 
 		return nil
 	}
 	return err
+}
+
+// copyRows copies the rows of the part file path, all but its header, to
+// w through br, ending them with a newline, and returns the number of
+// bytes of rows it found.
+func (s *Store) copyRows(w io.Writer, br *bufio.Reader, path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	br.Reset(f)
+	// The header has no quoted newline: it ends at the first one.
+	_, err = br.ReadSlice('\n')
+	for errors.Is(err, bufio.ErrBufferFull) {
+		_, err = br.ReadSlice('\n')
+	}
+	if errors.Is(err, io.EOF) { // a header alone
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	lw := &lastByteWriter{w: w}
+	n, err := br.WriteTo(lw)
+	if err != nil {
+		return n, err
+	}
+	if n > 0 && lw.last != '\n' {
+		_, err = w.Write([]byte{'\n'})
+	}
+	return n, err
+}
+
+// lastByteWriter passes writes on to w and remembers the last byte.
+type lastByteWriter struct {
+	w    io.Writer
+	last byte
+}
+
+func (l *lastByteWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		l.last = p[len(p)-1]
+	}
+	return l.w.Write(p)
 }
 
 // writeFile writes the store's file path through fn, atomically and with

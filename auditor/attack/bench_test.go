@@ -12,6 +12,8 @@ import (
 
 var benchThreads = flag.Int("bench-threads", 2, "onnxruntime threads in the benchmarks")
 
+var benchProfile = flag.String("bench-profile", "", "BenchmarkDeepFool writes onnxruntime's per-node profiles to files named `PREFIX`_*.json (see bench/deepfool/README.md)")
+
 var benchDump = flag.String("bench-dump", "", "TestDumpBenchImages writes the benchmark's images and DeepFool results to `DIR`")
 
 // benchImages returns the n images BenchmarkDeepFool attacks on the fixture
@@ -24,9 +26,11 @@ func benchImages(c *Classifier, xa *npy.Array, n int) []float32 {
 // TestDumpBenchImages, with -bench-dump DIR, writes for the MLP and CNN
 // fixtures the 500 images of BenchmarkDeepFool to DIR/NAME.x.npy, [500, 1,
 // 28, 28], and what DeepFool (default options) finds for them to
-// DIR/NAME.NORM.npy, [500, 3]: margin (+Inf on failure), steps, retries.
+// DIR/NAME.NORM.npy, [500, 3]: margin (+Inf on failure), steps, retries,
+// and the images' predicted classes to DIR/NAME.labels.npy, int64 [500].
 // bench/deepfool/deepfool_torch.py reads them, to attack the same images in
-// PyTorch and compare the margins image by image.
+// PyTorch and compare the margins image by image; bench/run audits the
+// images and labels with `marginaudit audit`.
 func TestDumpBenchImages(t *testing.T) {
 	if *benchDump == "" {
 		t.Skip("no -bench-dump DIR")
@@ -51,6 +55,15 @@ func TestDumpBenchImages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if norm == L2 {
+				labels := &npy.IntArray{Shape: []int{n}, Data: make([]int, n), DType: "int64"}
+				for i, r := range res {
+					labels.Data[i] = r.Pred
+				}
+				if err := writeInts(filepath.Join(*benchDump, name+".labels.npy"), labels); err != nil {
+					t.Fatal(err)
+				}
+			}
 			out := &npy.Array{Shape: []int{n, 3}, Data: make([]float32, 3*n)}
 			for i, r := range res {
 				out.Data[3*i], out.Data[3*i+1], out.Data[3*i+2] = float32(r.Margin), float32(r.Iterations), float32(r.Retries)
@@ -62,9 +75,22 @@ func TestDumpBenchImages(t *testing.T) {
 	}
 }
 
+// writeInts writes a to the .npy file path.
+func writeInts(path string, a *npy.IntArray) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := npy.WriteInts(f, a); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // BenchmarkDeepFool attacks 500 images (the fixture's four, then noisy
 // copies: Gaussian σ = 0.05, seed 1, clipped to [0, 1]) with the default
-// options (all 10 classes, batches of 64) on 2 threads (-bench-threads), and reports
+// options (all 10 classes, batches of DefaultDeepFoolBatch) on 2 threads (-bench-threads), and reports
 // images/s, the mean margin and the Jacobian runs' share of the steps.
 // bench/deepfool/deepfool_torch.py runs the same attack in PyTorch.
 func BenchmarkDeepFool(b *testing.B) {
@@ -73,7 +99,7 @@ func BenchmarkDeepFool(b *testing.B) {
 		for _, norm := range []Norm{L2, LInf} {
 			b.Run(name+"/"+norm.String(), func(b *testing.B) {
 				m, xa := fixture(b, name)
-				c := newClassifier(b, m, Options{Name: name, Threads: *benchThreads})
+				c := newClassifier(b, m, Options{Name: name, Threads: *benchThreads, ProfilePrefix: *benchProfile})
 				x := benchImages(c, xa, n)
 				opt := DefaultDeepFoolOptions(norm)
 				run := func() []DeepFoolResult {

@@ -42,6 +42,11 @@ type Options struct {
 	// Threads is the number of threads each onnxruntime run may use; 0 lets
 	// onnxruntime choose.
 	Threads int
+	// ProfilePrefix, when not empty, turns on onnxruntime's profiler in
+	// every session of the classifier (see ort.SessionOptions): each writes
+	// the time of every node of every run to ProfilePrefix_TIMESTAMP.json
+	// when the classifier is closed. For measuring only.
+	ProfilePrefix string
 	// Lo and Hi bound the pixel values; both zero mean [0, 1].
 	Lo, Hi float32
 	// Mean and Std, when set, are the per-channel normalisation the model
@@ -137,6 +142,7 @@ type Classifier struct {
 	norm    bool
 	layout  Layout
 	threads int
+	profile string // onnxruntime's profile files' prefix, "" for none
 	batch   int
 	bound   []BoundInput
 	// batchInfo says how a fixed batch is handled; fixed is its size B
@@ -184,7 +190,7 @@ func NewClassifier(m *onnxpb.ModelProto, opt Options) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Classifier{name: name, lo: lo, hi: hi, threads: opt.Threads, batch: opt.BatchSize}
+	c := &Classifier{name: name, lo: lo, hi: hi, threads: opt.Threads, profile: opt.ProfilePrefix, batch: opt.BatchSize}
 	if c.batch == 0 {
 		c.batch = 256
 	}
@@ -408,7 +414,7 @@ func (c *Classifier) load(kind graphKind) (*graphSession, error) {
 	// The attacks alternate between the forward and gradient sessions (and
 	// adversarial training with the training graph's): idle pool threads
 	// sleep rather than spin, so they do not take the next session's cores.
-	s, err := ort.NewSession(data, ort.SessionOptions{Threads: c.threads, NoSpinning: true})
+	s, err := ort.NewSession(data, ort.SessionOptions{Threads: c.threads, NoSpinning: true, ProfilePrefix: c.profile})
 	if err != nil {
 		return nil, fmt.Errorf("attack: %s: loading the %s: %w", c.name, what, err)
 	}

@@ -170,6 +170,21 @@ def deepfool(model, x0, norm, overshoot=0.02, steps=50, candidates=0, retries=10
     return margins, iters, tries
 
 
+def read_images(path, n):
+    """The first n images of a .npy file, or of an IDX file (gzipped) as
+    float32 [n, 1, H, W] in [0, 1], as the trainer reads MNIST."""
+    if path.endswith(".npy"):
+        return np.load(path)[:n].astype(np.float32)
+    import gzip
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    if data[2] != 8 or data[3] != 3:
+        sys.exit(f"{path}: not an IDX file of 3-D unsigned bytes")
+    count, h, w = (int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
+    pix = np.frombuffer(data, dtype=np.uint8, offset=16, count=count * h * w).reshape(count, 1, h, w)
+    return (pix[:n].astype(np.float32) / 255).copy()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", default=os.path.join(HERE, "out"), help="folder with NAME.x.npy from TestDumpBenchImages")
@@ -178,18 +193,26 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per case (the best is reported)")
+    ap.add_argument("--model", help="an ONNX classifier outside testdata/models (with --images; no reference logits to check)")
+    ap.add_argument("--images", help="with --model: its images, a .npy file [N, ...] or an IDX .gz file (MNIST's format)")
+    ap.add_argument("--n", type=int, default=500, help="with --model: the first N images")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
-    for name in args.models.split(","):
-        model = torch_model(os.path.join(REPO, "testdata", "models", name + ".onnx"))
-        fx = torch.from_numpy(np.load(os.path.join(REPO, "testdata", "models", name + ".x.npy")))
-        want = np.load(os.path.join(REPO, "testdata", "models", name + ".logits.npy"))
-        with torch.no_grad():
-            err = np.abs(model(fx).numpy() - want).max()
-        if err > 1e-5:
-            sys.exit(f"{name}: rebuilt model's logits differ from {name}.logits.npy by {err}")
-        x = torch.from_numpy(np.load(os.path.join(args.dir, name + ".x.npy")))
+    cases = []
+    if args.model:
+        cases.append((os.path.splitext(os.path.basename(args.model))[0], torch_model(args.model), torch.from_numpy(read_images(args.images, args.n))))
+    else:
+        for name in args.models.split(","):
+            model = torch_model(os.path.join(REPO, "testdata", "models", name + ".onnx"))
+            fx = torch.from_numpy(np.load(os.path.join(REPO, "testdata", "models", name + ".x.npy")))
+            want = np.load(os.path.join(REPO, "testdata", "models", name + ".logits.npy"))
+            with torch.no_grad():
+                err = np.abs(model(fx).numpy() - want).max()
+            if err > 1e-5:
+                sys.exit(f"{name}: rebuilt model's logits differ from {name}.logits.npy by {err}")
+            cases.append((name, model, torch.from_numpy(np.load(os.path.join(args.dir, name + ".x.npy")))))
+    for name, model, x in cases:
         for norm in args.norms.split(","):
             best = None
             for _ in range(args.repeat):
