@@ -42,8 +42,9 @@ type Options struct {
 	// "standard".
 	Standard string
 	// Refined makes every statistic and figure use the refined margins
-	// (margin_refined, tightened by bisection) instead of the DeepFool
-	// margins; every successful attack must then have one.
+	// (margin_refined: FMN's, or a bisection's in audits made before FMN)
+	// instead of the DeepFool margins; every successful attack must then
+	// have one.
 	Refined bool
 	// Alpha is the significance level of the report's sentences (a trend,
 	// a difference between correct and incorrect images). Default 0.05.
