@@ -228,8 +228,9 @@ func NewFMN(c *Classifier, opt FMNOptions) (*FMN, error) {
 //     point x₀ + δ (clipped), if a forward run confirms that its
 //     prediction differs from Pred; that point is the best so far.
 //  2. The others (DeepFool failed, or its point did not flip again) are
-//     attacked by PGD on the cross-entropy against Pred, from x₀, with early
-//     stopping, at the radii r_max·2^(i−R) for i = 1 … R (R = SearchRadii),
+//     attacked by PGD on the logit gap f_j − f_Pred (j the best other
+//     class; the cross-entropy's gradient is exactly 0 where the softmax
+//     saturates), from x₀, with early stopping, at the radii r_max·2^(i−R) for i = 1 … R (R = SearchRadii),
 //     where r_max is the largest perturbation the input range allows
 //     (‖max(x₀ − lo, hi − x₀)‖); the first point a forward run finds
 //     misclassified is their start. Images no radius flips have no start.
@@ -479,15 +480,23 @@ func (r *fmnRun) confirm(q int, res []RefineResult, ok []bool) error {
 // every pixel, are the same for every image, so that the images of a
 // batch share each PGD run; beyond an image's own r_max the input range
 // bounds the ball.
+//
+// The PGD ascends the logit gap ℓ = f_j − f_Pred (j the best other class at
+// the last scores), the loss of FMN's own steps, not the cross-entropy: on
+// a confidently classified image the softmax is one-hot in float32 and the
+// cross-entropy's gradient exactly 0, so that sign steps never move, while
+// the logit gap's gradient does not vanish with the confidence. Steps are
+// Madry et al.'s (2.5·ε/steps, sign steps for L∞), without random start,
+// and an image freezes at the first point its scores call adversarial.
 func (r *fmnRun) search(ctx context.Context, idx []int, res []RefineResult) error {
 	if len(idx) == 0 || r.opt.SearchSteps == 0 {
 		return nil
 	}
-	d := r.d
-	x := make([]float32, len(idx)*d)
+	d, k := r.d, r.k
 	adv := make([]float32, len(idx)*d)
-	labels := make([]int, len(idx))
-	success := make([]bool, len(idx))
+	x0 := make([]float32, len(idx)*d)
+	other := make([]int, len(idx))
+	done := make([]bool, len(idx))
 	ok := make([]bool, len(idx))
 	full := float64(r.c.hi - r.c.lo)
 	if r.opt.Norm == L2 {
@@ -496,40 +505,56 @@ func (r *fmnRun) search(ctx context.Context, idx []int, res []RefineResult) erro
 	for step := r.opt.SearchRadii - 1; step >= 0 && len(idx) > 0; step-- {
 		m := len(idx)
 		for p, i := range idx {
-			copy(x[p*d:(p+1)*d], r.x0[i*d:(i+1)*d])
-			labels[p] = r.ref[i]
+			copy(x0[p*d:(p+1)*d], r.x0[i*d:(i+1)*d])
+			other[p], done[p] = r.other[i], false
 		}
-		eps := math.Ldexp(full, -step)
-		pgd, err := NewPGD(r.c, PGDOptions{Norm: r.opt.Norm, Eps: eps, EarlyStop: true,
-			PGDParams: PGDParams{Steps: r.opt.SearchSteps}}) // Madry et al.'s step, 2.5·ε/steps
+		copy(adv[:m*d], x0[:m*d])
+		pgd, err := NewPGD(r.c, PGDOptions{Norm: r.opt.Norm, Eps: math.Ldexp(full, -step),
+			PGDParams: PGDParams{Steps: r.opt.SearchSteps}})
 		if err != nil {
 			return err
 		}
-		if err := pgd.Attack(ctx, adv[:m*d], x[:m*d], labels[:m], success[:m]); err != nil {
-			return r.imageErr(err, idx)
-		}
-		q := 0
-		for p, i := range idx {
-			pt := adv[p*d : (p+1)*d]
-			copy(r.cur[i*d:(i+1)*d], pt)
-			if success[p] {
-				copy(r.probe[q*d:(q+1)*d], pt)
-				r.probeOf[q] = i
-				q++
+		for range r.opt.SearchSteps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			seeds := r.seeds[:m*k]
+			clear(seeds)
+			for p, i := range idx {
+				seeds[p*k+other[p]] = 1
+				seeds[p*k+r.ref[i]] = -1
+			}
+			if err := r.c.seededJacobian(r.scores[:m*k], r.jac[:m*d], adv[:m*d], m, seeds, 1, 0); err != nil {
+				return r.imageErr(err, idx)
+			}
+			active := 0
+			for p, i := range idx {
+				sc := r.scores[p*k : (p+1)*k]
+				if done[p] || argmax(sc) != r.ref[i] {
+					done[p] = true
+					continue
+				}
+				other[p] = bestOther(sc, r.ref[i])
+				active++
+				pgd.move(adv[p*d:(p+1)*d], x0[p*d:(p+1)*d], r.jac[p*d:(p+1)*d])
+			}
+			if active == 0 {
+				break
 			}
 		}
-		if err := r.confirm(q, res, ok); err != nil {
+		for p, i := range idx {
+			copy(r.cur[i*d:(i+1)*d], adv[p*d:(p+1)*d])
+			r.probeOf[p] = i
+		}
+		copy(r.probe[:m*d], adv[:m*d])
+		if err := r.confirm(m, res, ok); err != nil {
 			return err
 		}
 		kept := idx[:0]
-		q = 0
 		for p, i := range idx {
-			if success[p] {
-				q++
-				if ok[q-1] {
-					res[i].Start, res[i].StartMargin = StartSearch, r.best[i]
-					continue
-				}
+			if ok[p] {
+				res[i].Start, res[i].StartMargin = StartSearch, r.best[i]
+				continue
 			}
 			kept = append(kept, i)
 		}

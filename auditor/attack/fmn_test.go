@@ -345,3 +345,53 @@ func TestFMNCancel(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+// TestFMNSearchSaturated gives the search images whose softmax is one-hot
+// in float32: a linear model whose logit gaps at the clean images exceed
+// 5,000, so that the cross-entropy's gradient is exactly 0 and PGD on it
+// never moves (the search that used it left every image without a start).
+// The search on the logit gap must find every image a start, in both
+// norms; the boundary, Σx = 2, lies inside the range.
+func TestFMNSearchSaturated(t *testing.T) {
+	const d, n = 6, 8
+	lin := &linear{k: 3, d: d, w: make([]float64, 3*d), b: []float64{20000, 0, -10000}}
+	for j := range d {
+		lin.w[d+j] = 10000 // f₁ − f₀ = 10⁴·(Σx − 2)
+	}
+	c := newClassifier(t, lin.model(), Options{Name: "saturated", Threads: 1})
+	rng := rand.New(rand.NewPCG(5, 5))
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = 0.25 * rng.Float32()
+	}
+	grad := make([]float32, len(x))
+	if _, err := c.LossGradient(grad, x, make([]int, n)); err != nil {
+		t.Fatal(err)
+	}
+	for j, g := range grad {
+		if g != 0 {
+			t.Fatalf("the cross-entropy's gradient is %v at value %d: the model does not saturate", g, j)
+		}
+	}
+	failed := make([]DeepFoolResult, n) // DeepFool failed on every image
+	for _, norm := range []Norm{L2, LInf} {
+		fo := DefaultFMNOptions(norm)
+		fo.KeepPerturbation = true
+		f, err := NewFMN(c, fo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.Refine(context.Background(), x, failed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.Censored || r.Start != StartSearch || r.AdvPred != 1 || !(r.Margin <= r.StartMargin) {
+				t.Errorf("%v, image %d: refined %+v; want a start from the search, flipped to class 1", norm, i, r)
+			}
+		}
+		if got := checkRefined(t, c, x, res, norm); got != n {
+			t.Errorf("%v: %d of %d images refined", norm, got, n)
+		}
+	}
+}
