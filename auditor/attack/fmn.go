@@ -156,7 +156,8 @@ const (
 	// StartDeepFool: DeepFool's adversarial point.
 	StartDeepFool
 	// StartSearch: DeepFool failed (or its point did not flip when run
-	// again); the PGD search at growing radius found the start.
+	// again); the PGD search at growing radius found the start, or, where
+	// it found none, a constant image (lo, (lo + hi)/2 or hi) is.
 	StartSearch
 )
 
@@ -230,10 +231,13 @@ func NewFMN(c *Classifier, opt FMNOptions) (*FMN, error) {
 //  2. The others (DeepFool failed, or its point did not flip again) are
 //     attacked by PGD on the logit gap f_j − f_Pred (j the best other
 //     class; the cross-entropy's gradient is exactly 0 where the softmax
-//     saturates), from x₀, with early stopping, at the radii r_max·2^(i−R) for i = 1 … R (R = SearchRadii),
-//     where r_max is the largest perturbation the input range allows
-//     (‖max(x₀ − lo, hi − x₀)‖); the first point a forward run finds
-//     misclassified is their start. Images no radius flips have no start.
+//     saturates), from x₀, with early stopping, at the radii
+//     r_range·2^(i−R) for i = 1 … R (R = SearchRadii), where r_range is the
+//     norm of a perturbation of hi − lo on every pixel; the first point a
+//     forward run finds misclassified is their start. Images no radius
+//     flips start at the closest of the constant images lo, (lo + hi)/2
+//     and hi that a forward run classifies other than Pred (all lie within
+//     r_range); if none, they have no start.
 //  3. BisectSteps halvings of the segment [x₀, start] move the best point
 //     toward the boundary.
 //  4. Steps steps of FMN: at the current point x = x₀ + δ, the loss
@@ -253,7 +257,9 @@ func NewFMN(c *Classifier, opt FMNOptions) (*FMN, error) {
 //     own estimate.
 //
 // An image without a start may still be flipped by FMN's own steps; one
-// that nothing flips is censored at r_max, the largest radius tried.
+// that nothing flips is censored at r_max = ‖max(x₀ − lo, hi − x₀)‖, the
+// largest perturbation the input range allows: the largest radius tried,
+// since the search's balls beyond it are bounded by the range.
 func (f *FMN) Refine(ctx context.Context, x []float32, start []DeepFoolResult) ([]RefineResult, error) {
 	c := f.c
 	n, err := c.checkInput(x, -1)
@@ -315,6 +321,10 @@ type fmnRun struct {
 	// adversarial since the last confirmation, and its norm (+Inf: none).
 	pend     []float32
 	pendNorm []float64
+	// The constant images lo, (lo + hi)/2 and hi, packed, and their
+	// predictions, once constantStarts has run them.
+	constant     []float32
+	constantPred []int
 }
 
 func newFMNRun(f *FMN, b int) *fmnRun {
@@ -559,6 +569,43 @@ func (r *fmnRun) search(ctx context.Context, idx []int, res []RefineResult) erro
 			kept = append(kept, i)
 		}
 		idx = kept
+	}
+	return r.constantStarts(idx, res)
+}
+
+// constantStarts gives the images in idx, which no PGD run flipped, as
+// start the closest of the constant images lo, (lo + hi)/2 and hi that the
+// model classifies other than Pred. They lie within the search's largest
+// radius, which spans the whole input range in either norm, so that an
+// image ends censored only if they too keep its class. They catch models
+// that the search cannot move: a PGD-trained MLP can classify as its class
+// a region where every ReLU is off and the gradient is exactly 0, which
+// PGD's steps enter and never leave (the MNIST MLP of make demo, digits
+// 1). The three are run forward once per Refine call, so the start of an
+// image does not depend on the batch.
+func (r *fmnRun) constantStarts(idx []int, res []RefineResult) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	d, k := r.d, r.k
+	if r.constant == nil {
+		lo, hi := r.c.lo, r.c.hi
+		pts := make([]float32, 3*d)
+		for j := range d {
+			pts[j], pts[d+j], pts[2*d+j] = lo, lo+(hi-lo)/2, hi
+		}
+		sc := make([]float32, 3*k)
+		if err := r.c.forward(sc, pts, 3, 0); err != nil {
+			return fmt.Errorf("the constant start images: %w", err)
+		}
+		r.constant, r.constantPred = pts, []int{argmax(sc[:k]), argmax(sc[k : 2*k]), argmax(sc[2*k:])}
+	}
+	for _, i := range idx {
+		for c, pred := range r.constantPred {
+			if pred != r.ref[i] && r.accept(i, r.constant[c*d:(c+1)*d], pred, res) {
+				res[i].Start, res[i].StartMargin = StartSearch, r.best[i]
+			}
+		}
 	}
 	return nil
 }

@@ -395,3 +395,67 @@ func TestFMNSearchSaturated(t *testing.T) {
 		}
 	}
 }
+
+// deadZoneModel returns a ReLU model whose scores are constant, and class
+// 0, where Σx < 3: logits = (0.1, 10·relu(Σx − 3)). There every gradient
+// is exactly 0; the all-hi image (Σx = d) is class 1.
+func deadZoneModel(d int) *onnxpb.ModelProto {
+	ones := make([]float32, d)
+	for j := range ones {
+		ones[j] = 1
+	}
+	return model(&onnxpb.GraphProto{
+		Name:   proto.String("deadzone"),
+		Input:  []*onnxpb.ValueInfoProto{valueInfo("x", "N", d)},
+		Output: []*onnxpb.ValueInfoProto{valueInfo("logits", "N", 2)},
+		Initializer: []*onnxpb.TensorProto{
+			onnxgrad.NewTensorFloat32("W1", []int64{1, int64(d)}, ones), onnxgrad.NewTensorFloat32("b1", []int64{1}, []float32{-3}),
+			onnxgrad.NewTensorFloat32("W2", []int64{2, 1}, []float32{0, 10}), onnxgrad.NewTensorFloat32("b2", []int64{2}, []float32{0.1, 0}),
+		},
+		Node: []*onnxpb.NodeProto{
+			node("Gemm", []string{"x", "W1", "b1"}, "h", attrInt("transB", 1)),
+			node("Relu", []string{"h"}, "r"),
+			node("Gemm", []string{"r", "W2", "b2"}, "logits", attrInt("transB", 1)),
+		},
+	})
+}
+
+// TestFMNSearchDeadZone refines images in a region where the model's
+// gradient is exactly 0 (as PGD-trained MLPs have, where every ReLU is
+// off): DeepFool and the PGD search cannot move, but the all-hi image lies
+// within the search's largest radius and flips the class, so no image may
+// end censored; the refined point lies on the segment toward it or closer.
+func TestFMNSearchDeadZone(t *testing.T) {
+	const d, n = 6, 5
+	c := newClassifier(t, deadZoneModel(d), Options{Name: "deadzone", Threads: 1})
+	rng := rand.New(rand.NewPCG(6, 6))
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = 0.4 * rng.Float32() // Σx < 2.4
+	}
+	hi := make([]float32, d)
+	for j := range hi {
+		hi[j] = 1
+	}
+	for _, norm := range []Norm{L2, LInf} {
+		var runs [][]RefineResult
+		for _, batch := range []int{64, 2} {
+			fo := DefaultFMNOptions(norm)
+			fo.KeepPerturbation, fo.BatchSize = true, batch
+			start, res := deepFoolThenFMN(t, c, x, DefaultDeepFoolOptions(norm), fo)
+			for i, r := range res {
+				toHi := distance(x[i*d:(i+1)*d], hi, norm)
+				if start[i].Success || r.Censored || r.Start != StartSearch || r.AdvPred != 1 || !(r.StartMargin <= toHi) || !(r.Margin <= r.StartMargin) {
+					t.Errorf("%v, image %d: DeepFool %+v, refined %+v; want a start from the all-hi image, at most %v away", norm, i, start[i], r, toHi)
+				}
+			}
+			if got := checkRefined(t, c, x, res, norm); got != n {
+				t.Errorf("%v: %d of %d images refined", norm, got, n)
+			}
+			runs = append(runs, res)
+		}
+		if !reflect.DeepEqual(runs[0], runs[1]) {
+			t.Errorf("%v: results differ between batch sizes:\n%+v\n%+v", norm, runs[0], runs[1])
+		}
+	}
+}
