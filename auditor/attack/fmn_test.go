@@ -23,6 +23,12 @@ func deepFoolThenFMN(t *testing.T, c *Classifier, x []float32, df DeepFoolOption
 	if err != nil {
 		t.Fatal(err)
 	}
+	return start, refineFMN(t, c, x, start, fo)
+}
+
+// refineFMN runs the FMN refinement on x from the DeepFool results start.
+func refineFMN(t *testing.T, c *Classifier, x []float32, start []DeepFoolResult, fo FMNOptions) []RefineResult {
+	t.Helper()
 	f, err := NewFMN(c, fo)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +37,7 @@ func deepFoolThenFMN(t *testing.T, c *Classifier, x []float32, df DeepFoolOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start, res
+	return res
 }
 
 // checkRefined fails t unless every uncensored refined point lies in the
@@ -238,6 +244,17 @@ func TestFMNSearchAndBatches(t *testing.T) {
 	}
 }
 
+// uniformImages returns size pixels drawn uniformly from [0, top), from a
+// generator seeded with seed.
+func uniformImages(size int, top float32, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	x := make([]float32, size)
+	for i := range x {
+		x[i] = top * rng.Float32()
+	}
+	return x
+}
+
 // constantModel returns a model whose scores do not depend on its input:
 // logits = 0·x + b.
 func constantModel(d int) *onnxpb.ModelProto {
@@ -255,11 +272,7 @@ func constantModel(d int) *onnxpb.ModelProto {
 func TestFMNCensored(t *testing.T) {
 	const d, n = 6, 5
 	c := newClassifier(t, constantModel(d), Options{Name: "constant", Threads: 1})
-	rng := rand.New(rand.NewPCG(4, 4))
-	x := make([]float32, n*d)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
+	x := uniformImages(n*d, 1, 4)
 	for _, norm := range []Norm{L2, LInf} {
 		fo := DefaultFMNOptions(norm)
 		fo.Steps, fo.KeepPerturbation = 10, true
@@ -359,11 +372,7 @@ func TestFMNSearchSaturated(t *testing.T) {
 		lin.w[d+j] = 10000 // f₁ − f₀ = 10⁴·(Σx − 2)
 	}
 	c := newClassifier(t, lin.model(), Options{Name: "saturated", Threads: 1})
-	rng := rand.New(rand.NewPCG(5, 5))
-	x := make([]float32, n*d)
-	for i := range x {
-		x[i] = 0.25 * rng.Float32()
-	}
+	x := uniformImages(n*d, 0.25, 5)
 	grad := make([]float32, len(x))
 	if _, err := c.LossGradient(grad, x, make([]int, n)); err != nil {
 		t.Fatal(err)
@@ -377,14 +386,7 @@ func TestFMNSearchSaturated(t *testing.T) {
 	for _, norm := range []Norm{L2, LInf} {
 		fo := DefaultFMNOptions(norm)
 		fo.KeepPerturbation = true
-		f, err := NewFMN(c, fo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := f.Refine(context.Background(), x, failed)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := refineFMN(t, c, x, failed, fo)
 		for i, r := range res {
 			if r.Censored || r.Start != StartSearch || r.AdvPred != 1 || !(r.Margin <= r.StartMargin) {
 				t.Errorf("%v, image %d: refined %+v; want a start from the search, flipped to class 1", norm, i, r)
@@ -428,11 +430,7 @@ func deadZoneModel(d int) *onnxpb.ModelProto {
 func TestFMNSearchDeadZone(t *testing.T) {
 	const d, n = 6, 5
 	c := newClassifier(t, deadZoneModel(d), Options{Name: "deadzone", Threads: 1})
-	rng := rand.New(rand.NewPCG(6, 6))
-	x := make([]float32, n*d)
-	for i := range x {
-		x[i] = 0.4 * rng.Float32() // Σx < 2.4
-	}
+	x := uniformImages(n*d, 0.4, 6) // Σx < 2.4
 	hi := make([]float32, d)
 	for j := range hi {
 		hi[j] = 1
