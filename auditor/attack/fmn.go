@@ -156,7 +156,8 @@ const (
 	// StartDeepFool: DeepFool's adversarial point.
 	StartDeepFool
 	// StartSearch: DeepFool failed (or its point did not flip when run
-	// again); the PGD search at growing radius found the start.
+	// again); the PGD search at growing radius found the start, or, where
+	// it found none, a constant image (lo, (lo + hi)/2 or hi) is.
 	StartSearch
 )
 
@@ -228,11 +229,15 @@ func NewFMN(c *Classifier, opt FMNOptions) (*FMN, error) {
 //     point x₀ + δ (clipped), if a forward run confirms that its
 //     prediction differs from Pred; that point is the best so far.
 //  2. The others (DeepFool failed, or its point did not flip again) are
-//     attacked by PGD on the cross-entropy against Pred, from x₀, with early
-//     stopping, at the radii r_max·2^(i−R) for i = 1 … R (R = SearchRadii),
-//     where r_max is the largest perturbation the input range allows
-//     (‖max(x₀ − lo, hi − x₀)‖); the first point a forward run finds
-//     misclassified is their start. Images no radius flips have no start.
+//     attacked by PGD on the logit gap f_j − f_Pred (j the best other
+//     class; the cross-entropy's gradient is exactly 0 where the softmax
+//     saturates), from x₀, with early stopping, at the radii
+//     r_range·2^(i−R) for i = 1 … R (R = SearchRadii), where r_range is the
+//     norm of a perturbation of hi − lo on every pixel; the first point a
+//     forward run finds misclassified is their start. Images no radius
+//     flips start at the closest of the constant images lo, (lo + hi)/2
+//     and hi that a forward run classifies other than Pred (all lie within
+//     r_range); if none, they have no start.
 //  3. BisectSteps halvings of the segment [x₀, start] move the best point
 //     toward the boundary.
 //  4. Steps steps of FMN: at the current point x = x₀ + δ, the loss
@@ -252,7 +257,9 @@ func NewFMN(c *Classifier, opt FMNOptions) (*FMN, error) {
 //     own estimate.
 //
 // An image without a start may still be flipped by FMN's own steps; one
-// that nothing flips is censored at r_max, the largest radius tried.
+// that nothing flips is censored at r_max = ‖max(x₀ − lo, hi − x₀)‖, the
+// largest perturbation the input range allows: the largest radius tried,
+// since the search's balls beyond it are bounded by the range.
 func (f *FMN) Refine(ctx context.Context, x []float32, start []DeepFoolResult) ([]RefineResult, error) {
 	c := f.c
 	n, err := c.checkInput(x, -1)
@@ -314,6 +321,10 @@ type fmnRun struct {
 	// adversarial since the last confirmation, and its norm (+Inf: none).
 	pend     []float32
 	pendNorm []float64
+	// The constant images lo, (lo + hi)/2 and hi, packed, and their
+	// predictions, once constantStarts has run them.
+	constant     []float32
+	constantPred []int
 }
 
 func newFMNRun(f *FMN, b int) *fmnRun {
@@ -479,15 +490,23 @@ func (r *fmnRun) confirm(q int, res []RefineResult, ok []bool) error {
 // every pixel, are the same for every image, so that the images of a
 // batch share each PGD run; beyond an image's own r_max the input range
 // bounds the ball.
+//
+// The PGD ascends the logit gap ℓ = f_j − f_Pred (j the best other class at
+// the last scores), the loss of FMN's own steps, not the cross-entropy: on
+// a confidently classified image the softmax is one-hot in float32 and the
+// cross-entropy's gradient exactly 0, so that sign steps never move, while
+// the logit gap's gradient does not vanish with the confidence. Steps are
+// Madry et al.'s (2.5·ε/steps, sign steps for L∞), without random start,
+// and an image freezes at the first point its scores call adversarial.
 func (r *fmnRun) search(ctx context.Context, idx []int, res []RefineResult) error {
 	if len(idx) == 0 || r.opt.SearchSteps == 0 {
 		return nil
 	}
-	d := r.d
-	x := make([]float32, len(idx)*d)
+	d, k := r.d, r.k
 	adv := make([]float32, len(idx)*d)
-	labels := make([]int, len(idx))
-	success := make([]bool, len(idx))
+	x0 := make([]float32, len(idx)*d)
+	other := make([]int, len(idx))
+	done := make([]bool, len(idx))
 	ok := make([]bool, len(idx))
 	full := float64(r.c.hi - r.c.lo)
 	if r.opt.Norm == L2 {
@@ -496,44 +515,97 @@ func (r *fmnRun) search(ctx context.Context, idx []int, res []RefineResult) erro
 	for step := r.opt.SearchRadii - 1; step >= 0 && len(idx) > 0; step-- {
 		m := len(idx)
 		for p, i := range idx {
-			copy(x[p*d:(p+1)*d], r.x0[i*d:(i+1)*d])
-			labels[p] = r.ref[i]
+			copy(x0[p*d:(p+1)*d], r.x0[i*d:(i+1)*d])
+			other[p], done[p] = r.other[i], false
 		}
-		eps := math.Ldexp(full, -step)
-		pgd, err := NewPGD(r.c, PGDOptions{Norm: r.opt.Norm, Eps: eps, EarlyStop: true,
-			PGDParams: PGDParams{Steps: r.opt.SearchSteps}}) // Madry et al.'s step, 2.5·ε/steps
+		copy(adv[:m*d], x0[:m*d])
+		pgd, err := NewPGD(r.c, PGDOptions{Norm: r.opt.Norm, Eps: math.Ldexp(full, -step),
+			PGDParams: PGDParams{Steps: r.opt.SearchSteps}})
 		if err != nil {
 			return err
 		}
-		if err := pgd.Attack(ctx, adv[:m*d], x[:m*d], labels[:m], success[:m]); err != nil {
-			return r.imageErr(err, idx)
-		}
-		q := 0
-		for p, i := range idx {
-			pt := adv[p*d : (p+1)*d]
-			copy(r.cur[i*d:(i+1)*d], pt)
-			if success[p] {
-				copy(r.probe[q*d:(q+1)*d], pt)
-				r.probeOf[q] = i
-				q++
+		for range r.opt.SearchSteps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			seeds := r.seeds[:m*k]
+			clear(seeds)
+			for p, i := range idx {
+				seeds[p*k+other[p]] = 1
+				seeds[p*k+r.ref[i]] = -1
+			}
+			if err := r.c.seededJacobian(r.scores[:m*k], r.jac[:m*d], adv[:m*d], m, seeds, 1, 0); err != nil {
+				return r.imageErr(err, idx)
+			}
+			active := 0
+			for p, i := range idx {
+				sc := r.scores[p*k : (p+1)*k]
+				if done[p] || argmax(sc) != r.ref[i] {
+					done[p] = true
+					continue
+				}
+				other[p] = bestOther(sc, r.ref[i])
+				active++
+				pgd.move(adv[p*d:(p+1)*d], x0[p*d:(p+1)*d], r.jac[p*d:(p+1)*d])
+			}
+			if active == 0 {
+				break
 			}
 		}
-		if err := r.confirm(q, res, ok); err != nil {
+		for p, i := range idx {
+			copy(r.cur[i*d:(i+1)*d], adv[p*d:(p+1)*d])
+			r.probeOf[p] = i
+		}
+		copy(r.probe[:m*d], adv[:m*d])
+		if err := r.confirm(m, res, ok); err != nil {
 			return err
 		}
 		kept := idx[:0]
-		q = 0
 		for p, i := range idx {
-			if success[p] {
-				q++
-				if ok[q-1] {
-					res[i].Start, res[i].StartMargin = StartSearch, r.best[i]
-					continue
-				}
+			if ok[p] {
+				res[i].Start, res[i].StartMargin = StartSearch, r.best[i]
+				continue
 			}
 			kept = append(kept, i)
 		}
 		idx = kept
+	}
+	return r.constantStarts(idx, res)
+}
+
+// constantStarts gives the images in idx, which no PGD run flipped, as
+// start the closest of the constant images lo, (lo + hi)/2 and hi that the
+// model classifies other than Pred. They lie within the search's largest
+// radius, which spans the whole input range in either norm, so that an
+// image ends censored only if they too keep its class. They catch models
+// that the search cannot move: a PGD-trained MLP can classify as its class
+// a region where every ReLU is off and the gradient is exactly 0, which
+// PGD's steps enter and never leave (the MNIST MLP of make demo, digits
+// 1). The three are run forward once per Refine call, so the start of an
+// image does not depend on the batch.
+func (r *fmnRun) constantStarts(idx []int, res []RefineResult) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	d, k := r.d, r.k
+	if r.constant == nil {
+		lo, hi := r.c.lo, r.c.hi
+		pts := make([]float32, 3*d)
+		for j := range d {
+			pts[j], pts[d+j], pts[2*d+j] = lo, lo+(hi-lo)/2, hi
+		}
+		sc := make([]float32, 3*k)
+		if err := r.c.forward(sc, pts, 3, 0); err != nil {
+			return fmt.Errorf("the constant start images: %w", err)
+		}
+		r.constant, r.constantPred = pts, []int{argmax(sc[:k]), argmax(sc[k : 2*k]), argmax(sc[2*k:])}
+	}
+	for _, i := range idx {
+		for c, pred := range r.constantPred {
+			if pred != r.ref[i] && r.accept(i, r.constant[c*d:(c+1)*d], pred, res) {
+				res[i].Start, res[i].StartMargin = StartSearch, r.best[i]
+			}
+		}
 	}
 	return nil
 }

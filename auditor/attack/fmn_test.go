@@ -23,6 +23,12 @@ func deepFoolThenFMN(t *testing.T, c *Classifier, x []float32, df DeepFoolOption
 	if err != nil {
 		t.Fatal(err)
 	}
+	return start, refineFMN(t, c, x, start, fo)
+}
+
+// refineFMN runs the FMN refinement on x from the DeepFool results start.
+func refineFMN(t *testing.T, c *Classifier, x []float32, start []DeepFoolResult, fo FMNOptions) []RefineResult {
+	t.Helper()
 	f, err := NewFMN(c, fo)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +37,7 @@ func deepFoolThenFMN(t *testing.T, c *Classifier, x []float32, df DeepFoolOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start, res
+	return res
 }
 
 // checkRefined fails t unless every uncensored refined point lies in the
@@ -238,6 +244,17 @@ func TestFMNSearchAndBatches(t *testing.T) {
 	}
 }
 
+// uniformImages returns size pixels drawn uniformly from [0, top), from a
+// generator seeded with seed.
+func uniformImages(size int, top float32, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	x := make([]float32, size)
+	for i := range x {
+		x[i] = top * rng.Float32()
+	}
+	return x
+}
+
 // constantModel returns a model whose scores do not depend on its input:
 // logits = 0·x + b.
 func constantModel(d int) *onnxpb.ModelProto {
@@ -255,11 +272,7 @@ func constantModel(d int) *onnxpb.ModelProto {
 func TestFMNCensored(t *testing.T) {
 	const d, n = 6, 5
 	c := newClassifier(t, constantModel(d), Options{Name: "constant", Threads: 1})
-	rng := rand.New(rand.NewPCG(4, 4))
-	x := make([]float32, n*d)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
+	x := uniformImages(n*d, 1, 4)
 	for _, norm := range []Norm{L2, LInf} {
 		fo := DefaultFMNOptions(norm)
 		fo.Steps, fo.KeepPerturbation = 10, true
@@ -343,5 +356,104 @@ func TestFMNCancel(t *testing.T) {
 	}
 	if _, err := f.Refine(ctx, xa.Data, start); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestFMNSearchSaturated gives the search images whose softmax is one-hot
+// in float32: a linear model whose logit gaps at the clean images exceed
+// 5,000, so that the cross-entropy's gradient is exactly 0 and PGD on it
+// never moves (the search that used it left every image without a start).
+// The search on the logit gap must find every image a start, in both
+// norms; the boundary, Σx = 2, lies inside the range.
+func TestFMNSearchSaturated(t *testing.T) {
+	const d, n = 6, 8
+	lin := &linear{k: 3, d: d, w: make([]float64, 3*d), b: []float64{20000, 0, -10000}}
+	for j := range d {
+		lin.w[d+j] = 10000 // f₁ − f₀ = 10⁴·(Σx − 2)
+	}
+	c := newClassifier(t, lin.model(), Options{Name: "saturated", Threads: 1})
+	x := uniformImages(n*d, 0.25, 5)
+	grad := make([]float32, len(x))
+	if _, err := c.LossGradient(grad, x, make([]int, n)); err != nil {
+		t.Fatal(err)
+	}
+	for j, g := range grad {
+		if g != 0 {
+			t.Fatalf("the cross-entropy's gradient is %v at value %d: the model does not saturate", g, j)
+		}
+	}
+	failed := make([]DeepFoolResult, n) // DeepFool failed on every image
+	for _, norm := range []Norm{L2, LInf} {
+		fo := DefaultFMNOptions(norm)
+		fo.KeepPerturbation = true
+		res := refineFMN(t, c, x, failed, fo)
+		for i, r := range res {
+			if r.Censored || r.Start != StartSearch || r.AdvPred != 1 || !(r.Margin <= r.StartMargin) {
+				t.Errorf("%v, image %d: refined %+v; want a start from the search, flipped to class 1", norm, i, r)
+			}
+		}
+		if got := checkRefined(t, c, x, res, norm); got != n {
+			t.Errorf("%v: %d of %d images refined", norm, got, n)
+		}
+	}
+}
+
+// deadZoneModel returns a ReLU model whose scores are constant, and class
+// 0, where Σx < 3: logits = (0.1, 10·relu(Σx − 3)). There every gradient
+// is exactly 0; the all-hi image (Σx = d) is class 1.
+func deadZoneModel(d int) *onnxpb.ModelProto {
+	ones := make([]float32, d)
+	for j := range ones {
+		ones[j] = 1
+	}
+	return model(&onnxpb.GraphProto{
+		Name:   proto.String("deadzone"),
+		Input:  []*onnxpb.ValueInfoProto{valueInfo("x", "N", d)},
+		Output: []*onnxpb.ValueInfoProto{valueInfo("logits", "N", 2)},
+		Initializer: []*onnxpb.TensorProto{
+			onnxgrad.NewTensorFloat32("W1", []int64{1, int64(d)}, ones), onnxgrad.NewTensorFloat32("b1", []int64{1}, []float32{-3}),
+			onnxgrad.NewTensorFloat32("W2", []int64{2, 1}, []float32{0, 10}), onnxgrad.NewTensorFloat32("b2", []int64{2}, []float32{0.1, 0}),
+		},
+		Node: []*onnxpb.NodeProto{
+			node("Gemm", []string{"x", "W1", "b1"}, "h", attrInt("transB", 1)),
+			node("Relu", []string{"h"}, "r"),
+			node("Gemm", []string{"r", "W2", "b2"}, "logits", attrInt("transB", 1)),
+		},
+	})
+}
+
+// TestFMNSearchDeadZone refines images in a region where the model's
+// gradient is exactly 0 (as PGD-trained MLPs have, where every ReLU is
+// off): DeepFool and the PGD search cannot move, but the all-hi image lies
+// within the search's largest radius and flips the class, so no image may
+// end censored; the refined point lies on the segment toward it or closer.
+func TestFMNSearchDeadZone(t *testing.T) {
+	const d, n = 6, 5
+	c := newClassifier(t, deadZoneModel(d), Options{Name: "deadzone", Threads: 1})
+	x := uniformImages(n*d, 0.4, 6) // Σx < 2.4
+	hi := make([]float32, d)
+	for j := range hi {
+		hi[j] = 1
+	}
+	for _, norm := range []Norm{L2, LInf} {
+		var runs [][]RefineResult
+		for _, batch := range []int{64, 2} {
+			fo := DefaultFMNOptions(norm)
+			fo.KeepPerturbation, fo.BatchSize = true, batch
+			start, res := deepFoolThenFMN(t, c, x, DefaultDeepFoolOptions(norm), fo)
+			for i, r := range res {
+				toHi := distance(x[i*d:(i+1)*d], hi, norm)
+				if start[i].Success || r.Censored || r.Start != StartSearch || r.AdvPred != 1 || !(r.StartMargin <= toHi) || !(r.Margin <= r.StartMargin) {
+					t.Errorf("%v, image %d: DeepFool %+v, refined %+v; want a start from the all-hi image, at most %v away", norm, i, start[i], r, toHi)
+				}
+			}
+			if got := checkRefined(t, c, x, res, norm); got != n {
+				t.Errorf("%v: %d of %d images refined", norm, got, n)
+			}
+			runs = append(runs, res)
+		}
+		if !reflect.DeepEqual(runs[0], runs[1]) {
+			t.Errorf("%v: results differ between batch sizes:\n%+v\n%+v", norm, runs[0], runs[1])
+		}
 	}
 }
