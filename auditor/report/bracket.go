@@ -147,8 +147,8 @@ func bracketCounts(a *audit, n auditor.Norm) string {
 			censored += c.censored
 		}
 	}
-	return fmt.Sprintf("%s (left out of DeepFool's means; the refinement searched them from a PGD start) and %s (no attack flipped them within the input range; left out of the refined means)",
-		plural(failed, "image DeepFool failed on"), plural(censored, "censored image"))
+	return fmt.Sprintf("%s DeepFool failed on (left out of DeepFool's means; the refinement started them from a search: PGD on the logit gap at growing radii, else the nearest constant image classified otherwise) and %s (no attack flipped them within the input range; left out of the refined means)",
+		plural(failed, "image"), plural(censored, "censored image"))
 }
 
 // certifiedText describes the certified lower bounds of a figure's
