@@ -6,6 +6,7 @@ package onnxgrad
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -589,9 +590,12 @@ func inferMaxPool(c *nodeCtx) error {
 	return nil
 }
 
-// gradMaxPool asks the forward MaxPool for its Indices output (flat indices
-// into N·C·H·W) and scatter-adds gY at those positions; scatter-add is right
-// for overlapping windows too.
+// gradMaxPool routes gY to each window's argmax. Windows that tile the
+// input exactly use an argmax mask built from the input alone (maxPoolMask),
+// so the forward MaxPool keeps onnxruntime's fast kernel; other windows ask
+// the forward MaxPool for its Indices output (flat indices into N·C·H·W)
+// and scatter-add gY at those positions, which is right for overlapping
+// windows too, or unpool it where the windows are disjoint.
 func gradMaxPool(c *gradCtx) error {
 	if c.attrInt("storage_order", 0) != 0 {
 		return c.errorf("storage_order=1 is not supported")
@@ -599,6 +603,10 @@ func gradMaxPool(c *gradCtx) error {
 	w, err := readWindow(&c.nodeCtx, nil)
 	if err != nil {
 		return err
+	}
+	if w.tiles() && (c.gradElem() == onnxpb.TensorProto_FLOAT || c.gradElem() == onnxpb.TensorProto_DOUBLE) { // ArgMax's types in onnxruntime
+		c.setGrad(0, c.maxPoolMask(w))
+		return nil
 	}
 	idx := c.output(1)
 	if idx == "" {
@@ -639,6 +647,63 @@ func (w *window) unpoolable() bool {
 		}
 	}
 	return true
+}
+
+// tiles reports whether the windows cover the input exactly, each element
+// in one window: kernel = stride, no dilation, no padding and as many
+// windows as fit (so neither floor nor ceil mode drops or pads an element).
+func (w *window) tiles() bool {
+	for i := range w.kernel {
+		if w.kernel[i] != w.strides[i] || w.dilations[i] != 1 || w.padBegin[i] != 0 || w.padEnd[i] != 0 || w.out[i]*w.kernel[i] != w.in[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxPoolMask is the MaxPool gradient for windows that tile the input
+// (w.tiles): X [N, C, o₁·k₁, o₂·k₂, …] is viewed as [N, C, o₁, k₁, o₂, k₂, …],
+// each window's elements are moved to the last axis, and ArgMax, which
+// picks the first maximal element in row-major window order as MaxPool's
+// Indices and PyTorch do, marks one element per window in a 0/1 mask laid
+// out as the view. gY [(L,) N, C, o₁, o₂, …] with a 1 inserted after each
+// o times the mask is the gradient: one broadcasting Mul per backward row,
+// the mask built once from the forward input. A tie gives the whole
+// gradient to the first maximum, never to each tied element.
+func (c *gradCtx) maxPoolMask(w *window) string {
+	r := len(w.kernel)
+	view := []int64{0, 0} // Reshape's 0 keeps N and C
+	perm := []int64{0, 1}
+	windows := []int64{0, 0}
+	var size int64 = 1
+	unsq := make([]int64, r)
+	for i := range r {
+		view = append(view, w.out[i], w.kernel[i])
+		perm = append(perm, int64(2+2*i))
+		windows = append(windows, w.out[i])
+		size *= w.kernel[i]
+		unsq[i] = int64(-1 - 2*i)
+	}
+	for i := range r {
+		perm = append(perm, int64(3+2*i))
+	}
+	inv := make([]int64, len(perm))
+	for i, p := range perm {
+		inv[p] = int64(i)
+	}
+	x := c.op("Reshape", []string{c.input(0), c.gr.ints(view...)})
+	x = c.op("Transpose", []string{x}, attrInts("perm", perm))
+	x = c.op("Reshape", []string{x, c.gr.ints(slices.Concat(windows, []int64{size})...)})
+	first := c.op("ArgMax", []string{x}, attrInt("axis", -1), attrInt("keepdims", 1))
+	at := make([]int64, size)
+	for i := range at {
+		at[i] = int64(i)
+	}
+	mask := c.toGradElem(c.op("Equal", []string{first, c.gr.ints(at...)}))
+	mask = c.op("Reshape", []string{mask, c.gr.ints(slices.Concat(windows, w.kernel)...)})
+	mask = c.op("Transpose", []string{mask}, attrInts("perm", inv))
+	g := c.op("Unsqueeze", []string{c.gy[0], c.gr.ints(unsq...)})
+	return c.reshapeLike(c.op("Mul", []string{g, mask}), c.input(0))
 }
 
 // maxUnpool is the fast MaxPool gradient for disjoint windows: MaxUnpool
