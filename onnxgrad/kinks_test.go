@@ -41,15 +41,16 @@ func TestKinksAndTiesFollowPyTorch(t *testing.T) {
 		// MaxPool gives a tied window's gradient to its first maximum in
 		// row-major window order (torch.nn.functional.max_pool2d and
 		// onnxruntime's Indices agree), here in each of three 2×2 windows
-		// [3 3; 3 1], [0 5; 5 5], [0 1; 5 5], in the mask form (exact
-		// tiling) and the Indices forms (a trailing row dropped, padding).
+		// [3 3; 3 1], [0 5; 5 5], [0 1; 5 5]: in float32 with exact tiling
+		// the indices come from ArgMax (poolIndices), in float64 and where
+		// a trailing row is dropped or windows overlap from MaxPool.
 		{ruleCase{name: "MaxPool ties", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})},
 			inputs: []caseInput{vals([]int64{1, 1, 2, 6}, 3, 3, 0, 5, 0, 1, 3, 1, 5, 5, 5, 5)}},
 			[][]float64{{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0}}},
 		{ruleCase{name: "MaxPool ties float32", op: "MaxPool", float32: true, attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})},
 			inputs: []caseInput{vals([]int64{1, 1, 2, 6}, 3, 3, 0, 5, 0, 1, 3, 1, 5, 5, 5, 5)}},
 			[][]float64{{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0}}},
-		{ruleCase{name: "MaxPool ties 1-D all equal", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3}), attrInts("strides", []int64{3})},
+		{ruleCase{name: "MaxPool ties 1-D all equal float32", op: "MaxPool", float32: true, attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3}), attrInts("strides", []int64{3})},
 			inputs: []caseInput{vals([]int64{1, 2, 3}, 2, 2, 2, -1, 4, 4)}},
 			[][]float64{{1, 0, 0, 0, 1, 0}}},
 		{ruleCase{name: "MaxPool ties float32 floor (MaxUnpool)", op: "MaxPool", float32: true, attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})},
