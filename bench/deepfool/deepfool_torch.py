@@ -194,7 +194,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per case (the best is reported)")
     ap.add_argument("--model", help="an ONNX classifier outside testdata/models (with --images; no reference logits to check)")
-    ap.add_argument("--torchscript", help="instead of --model: a TorchScript classifier (torch.jit.save), any architecture, such as bench/deepfool/resnet18's twin (with --images)")
+    ap.add_argument("--torchscript", help="instead of --model: a TorchScript classifier (torch.jit.save), any architecture, such as the ResNet-18 of bench/deepfool/resnet18.py (with --images)")
     ap.add_argument("--images", help="with --model or --torchscript: its images, a .npy file [N, ...] or an IDX .gz file (MNIST's format)")
     ap.add_argument("--n", type=int, default=500, help="with --model or --torchscript: the first N images")
     args = ap.parse_args()
