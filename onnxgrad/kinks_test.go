@@ -12,7 +12,8 @@ import (
 // torch 1.13 gives: inputs attaining an extreme together share the
 // gradient equally (torch.maximum, torch.amax, torch.amin), HardSwish's
 // inner branch takes both kinks, Selu's left branch takes 0, ReduceProd
-// handles zeros and ReduceL2 gives 0 at a zero norm. The cotangent is all
+// handles zeros, ReduceL2 gives 0 at a zero norm and MaxPool gives a tied
+// window's gradient to its first maximum. The cotangent is all
 // ones.
 func TestKinksAndTiesFollowPyTorch(t *testing.T) {
 	rt := newTestRuntime(t)
@@ -37,6 +38,27 @@ func TestKinksAndTiesFollowPyTorch(t *testing.T) {
 			[][]float64{{1.7580993, 0.6467686, 1.0507010}}},
 		{ruleCase{name: "ReduceProd zeros", op: "ReduceProd", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{vals([]int64{2, 3}, 0, 2, 3, 0, 0, 1)}},
 			[][]float64{{6, 0, 0, 0, 0, 0}}},
+		// MaxPool gives a tied window's gradient to its first maximum in
+		// row-major window order (torch.nn.functional.max_pool2d and
+		// onnxruntime's Indices agree), here in each of three 2×2 windows
+		// [3 3; 3 1], [0 5; 5 5], [0 1; 5 5]: in float32 with exact tiling
+		// the indices come from ArgMax (poolIndices), in float64 and where
+		// a trailing row is dropped or windows overlap from MaxPool.
+		{ruleCase{name: "MaxPool ties", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})},
+			inputs: []caseInput{vals([]int64{1, 1, 2, 6}, 3, 3, 0, 5, 0, 1, 3, 1, 5, 5, 5, 5)}},
+			[][]float64{{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0}}},
+		{ruleCase{name: "MaxPool ties float32", op: "MaxPool", float32: true, attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})},
+			inputs: []caseInput{vals([]int64{1, 1, 2, 6}, 3, 3, 0, 5, 0, 1, 3, 1, 5, 5, 5, 5)}},
+			[][]float64{{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0}}},
+		{ruleCase{name: "MaxPool ties 1-D all equal float32", op: "MaxPool", float32: true, attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{3}), attrInts("strides", []int64{3})},
+			inputs: []caseInput{vals([]int64{1, 2, 3}, 2, 2, 2, -1, 4, 4)}},
+			[][]float64{{1, 0, 0, 0, 1, 0}}},
+		{ruleCase{name: "MaxPool ties float32 floor (MaxUnpool)", op: "MaxPool", float32: true, attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{2, 2})},
+			inputs: []caseInput{vals([]int64{1, 1, 3, 6}, 3, 3, 0, 5, 0, 1, 3, 1, 5, 5, 5, 5, 9, 9, 9, 9, 9, 9)}},
+			[][]float64{{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}}},
+		{ruleCase{name: "MaxPool ties overlapping (scatter)", op: "MaxPool", attrs: []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{2, 2}), attrInts("strides", []int64{1, 1})},
+			inputs: []caseInput{vals([]int64{1, 1, 2, 3}, 3, 3, 3, 3, 3, 3)}},
+			[][]float64{{1, 1, 0, 0, 0, 0}}},
 		{ruleCase{name: "ReduceL2 zero", op: "ReduceL2", attrs: []*onnxpb.AttributeProto{attrInts("axes", []int64{1})}, inputs: []caseInput{vals([]int64{2, 2}, 0, 0, 3, 4)}},
 			[][]float64{{0, 0, 0.6, 0.8}}},
 	} {

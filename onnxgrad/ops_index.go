@@ -3,7 +3,7 @@ package onnxgrad
 // Indexing operators: GatherElements, and those that only gradient graphs
 // emit — TopK and OneHot for the Jacobian's candidate classes,
 // ScatterElements for the gradients of MaxPool and GatherElements, and
-// MaxUnpool for MaxPool's. The emitted ones have shape rules, so that
+// MaxUnpool and ArgMax for MaxPool's. The emitted ones have shape rules, so that
 // Build's central check follows gradients through them, and no gradient
 // rules.
 
@@ -29,6 +29,27 @@ func inferTopK(c *nodeCtx) error {
 	out[a] = known(k[0])
 	c.setOut(0, &tensorInfo{elem: c.elem(), shape: out, hasShape: true})
 	c.setOut(1, &tensorInfo{elem: onnxpb.TensorProto_INT64, shape: out, hasShape: true})
+	return nil
+}
+
+// https://onnx.ai/onnx/operators/onnx__ArgMax.html: INT64 indices of
+// input 0's shape with the axis reduced to 1 or removed.
+func inferArgMax(c *nodeCtx) error {
+	x := c.shapeIn(0)
+	if c.err != nil {
+		return c.err
+	}
+	a, err := normAxis(c.attrInt("axis", 0), len(x))
+	if err != nil {
+		return c.errorf("axis %d of rank %d", c.attrInt("axis", 0), len(x))
+	}
+	out := slices.Clone(x)
+	if c.attrInt("keepdims", 1) != 0 {
+		out[a] = known(1)
+	} else {
+		out = slices.Delete(out, a, a+1)
+	}
+	c.setOut(0, &tensorInfo{elem: onnxpb.TensorProto_INT64, shape: out, hasShape: true})
 	return nil
 }
 

@@ -119,6 +119,7 @@ var rules = map[string]opRule{
 	"OneHot":                {infer: inferOneHot},
 	"ScatterElements":       {infer: inferSame},
 	"MaxUnpool":             {infer: inferMaxUnpool},
+	"ArgMax":                {infer: inferArgMax},
 	"InstanceNormalization": {infer: inferSame, grad: gradInstanceNorm},
 }
 

@@ -194,13 +194,16 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per case (the best is reported)")
     ap.add_argument("--model", help="an ONNX classifier outside testdata/models (with --images; no reference logits to check)")
-    ap.add_argument("--images", help="with --model: its images, a .npy file [N, ...] or an IDX .gz file (MNIST's format)")
-    ap.add_argument("--n", type=int, default=500, help="with --model: the first N images")
+    ap.add_argument("--torchscript", help="instead of --model: a TorchScript classifier (torch.jit.save), any architecture, such as the ResNet-18 of bench/deepfool/resnet18.py (with --images)")
+    ap.add_argument("--images", help="with --model or --torchscript: its images, a .npy file [N, ...] or an IDX .gz file (MNIST's format)")
+    ap.add_argument("--n", type=int, default=500, help="with --model or --torchscript: the first N images")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
     cases = []
-    if args.model:
+    if args.torchscript:
+        cases.append((os.path.splitext(os.path.basename(args.torchscript))[0], torch.jit.load(args.torchscript).eval(), torch.from_numpy(read_images(args.images, args.n))))
+    elif args.model:
         cases.append((os.path.splitext(os.path.basename(args.model))[0], torch_model(args.model), torch.from_numpy(read_images(args.images, args.n))))
     else:
         for name in args.models.split(","):
