@@ -439,7 +439,7 @@ func maxSoftmaxes(clf *attack.Classifier, im *Images) ([]float64, error) {
 const (
 	MetadataInputRange    = convention.KeyRange         // "lo,hi", e.g. "0,1"
 	MetadataNormalization = convention.KeyNormalization // "none", or "mean=a,b,c;std=d,e,f"
-	MetadataDataset       = "dataset"                   // the data set it was trained on, e.g. "mnist"
+	MetadataDataset       = convention.KeyDataset       // the data set it was trained on, e.g. "mnist"
 )
 
 // modelMetadata returns the metadata_props of m as a map.

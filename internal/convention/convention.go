@@ -16,10 +16,12 @@ import (
 	"github.com/marginaudit/marginaudit/internal/option"
 )
 
-// Metadata keys of the input convention in a checkpoint's metadata_props.
+// Metadata keys of the input convention in a checkpoint's metadata_props,
+// and of the data set whose images follow it.
 const (
 	KeyRange         = "input_range"   // "lo,hi", e.g. "0,1"
 	KeyNormalization = "normalization" // "none", or "mean=a,b,c;std=d,e,f"
+	KeyDataset       = "dataset"       // the data set it was trained on, e.g. "mnist"
 )
 
 // None is the normalisation of inputs fed as they are.

@@ -20,7 +20,7 @@ const (
 	KeyFormat = "marginaudit_checkpoint" // format version of these keys: "1"
 
 	// What the model reads and computes.
-	KeyDataset       = "dataset"                   // "mnist", "fashion-mnist", "cifar10", or another name for custom data
+	KeyDataset       = convention.KeyDataset       // "mnist", "fashion-mnist", "cifar10", or another name for custom data
 	KeyClasses       = "classes"                   // number of classes K
 	KeyInputName     = "input_name"                // "input"
 	KeyOutputName    = "output_name"               // "logits" (raw scores, not probabilities)
