@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -38,15 +38,7 @@ const modelsDir = "../../testdata/models"
 // fixture loads testdata/models/NAME.onnx and its inputs NAME.x.npy.
 func fixture(t testing.TB, name string) (*onnxpb.ModelProto, *npy.Array) {
 	t.Helper()
-	m, err := onnxgrad.Load(filepath.Join(modelsDir, name+".onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := npy.ReadFile(filepath.Join(modelsDir, name+".x.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, x
+	return testmodels.Fixture(t, modelsDir, name)
 }
 
 // tile returns n images: copies of the images in x (of d pixels each) in

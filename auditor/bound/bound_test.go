@@ -5,15 +5,14 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/auditor/bound"
 	"github.com/marginaudit/marginaudit/bench/bound/crownref"
-	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
+	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -25,14 +24,7 @@ var norms = []attack.Norm{attack.L2, attack.LInf}
 // fixture loads testdata/models/NAME.onnx and its images.
 func fixture(t testing.TB, name string) (*onnxpb.ModelProto, []float32) {
 	t.Helper()
-	m, err := onnxgrad.Load(filepath.Join(modelsDir, name+".onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := npy.ReadFile(filepath.Join(modelsDir, name+".x.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, x := testmodels.Fixture(t, modelsDir, name)
 	return m, x.Data
 }
 

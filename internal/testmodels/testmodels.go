@@ -4,10 +4,13 @@ package testmodels
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
+	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -139,4 +142,19 @@ func NHWC(m *onnxpb.ModelProto) *onnxpb.ModelProto {
 		Input: []string{in.GetName()}, Output: []string{name}, Attribute: []*onnxpb.AttributeProto{perm}}
 	g.Node = append([]*onnxpb.NodeProto{t}, g.GetNode()...)
 	return m
+}
+
+// Fixture loads the fixture dir/NAME.onnx and its inputs dir/NAME.x.npy,
+// failing t when either cannot be read.
+func Fixture(t testing.TB, dir, name string) (*onnxpb.ModelProto, *npy.Array) {
+	t.Helper()
+	m, err := onnxgrad.Load(filepath.Join(dir, name+".onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := npy.ReadFile(filepath.Join(dir, name+".x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, x
 }
