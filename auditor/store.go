@@ -428,66 +428,6 @@ func (s *Store) write(p *Part) error {
 	return nil
 }
 
-// Records returns the records of all finished checkpoints, in the order of
-// margins.csv.
-func (s *Store) Records() ([]Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Record
-	for _, name := range s.order() {
-		recs, err := s.readPart(name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, recs...)
-	}
-	return out, nil
-}
-
-// PGD returns the PGD results of all finished checkpoints, by epoch.
-func (s *Store) PGD() ([]PGDResult, error) {
-	var out []PGDResult
-	err := s.eachExtra(&pgdKind, func(p *Part) { out = append(out, p.PGD...) })
-	return out, err
-}
-
-// Models returns how the model of every finished checkpoint was run, by
-// epoch. Checkpoints committed without it, or before the store kept it,
-// have none.
-func (s *Store) Models() ([]ModelInfo, error) {
-	var out []ModelInfo
-	err := s.eachExtra(&modelKind, func(p *Part) {
-		if p.Model != nil {
-			out = append(out, *p.Model)
-		}
-	})
-	return out, err
-}
-
-// Confidence returns the confidences of all finished checkpoints, in the
-// order of confidence.csv. Checkpoints committed without confidences, or
-// before the store kept them, have none.
-func (s *Store) Confidence() ([]Confidence, error) {
-	var out []Confidence
-	err := s.eachExtra(&confidenceKind, func(p *Part) { out = append(out, p.Confidence...) })
-	return out, err
-}
-
-// eachExtra calls f with the rows of kind k of every finished checkpoint,
-// by epoch.
-func (s *Store) eachExtra(k *extraKind, f func(p *Part)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, name := range s.order() {
-		p := &Part{Checkpoint: name}
-		if err := s.readExtra(k, name, p); err != nil {
-			return err
-		}
-		f(p)
-	}
-	return nil
-}
-
 // WriteReport summarises the finished checkpoints and writes summary.json
 // and transitions.csv atomically. It returns the summary. The parts are
 // read one checkpoint at a time: the memory it takes grows with the
