@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -339,24 +340,67 @@ func (s *Store) Commit(p *Part) error {
 	return nil
 }
 
-// CommitAll commits the parts as Commit would, one after the other, but
-// rebuilds margins.csv and confidence.csv once, at the end: merging the
-// shards of a long audit commits every checkpoint at once.
-func (s *Store) CommitAll(parts []*Part) error {
-	for _, p := range parts {
+// CommitAll commits the parts that parts yields as Commit would, one after
+// the other, holding one at a time, but rebuilds margins.csv,
+// confidence.csv and robust.csv once, at the end: merging the shards of a
+// long audit commits every checkpoint at once, and its memory must not
+// grow with their number. Each part is checked just before it is written,
+// so a part that fails its check, or an error that parts yields, stops the
+// commit with the parts before it finished; those files are then rebuilt
+// by the next Commit or OpenStore. (Merge, which must write nothing when
+// a part is wrong, checks them all in a pass of their own first.) The
+// store is locked while parts runs: parts must not call its methods.
+func (s *Store) CommitAll(parts iter.Seq2[*Part, error]) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for p, err := range parts {
+		if err != nil {
+			return err
+		}
 		if err := p.check(); err != nil {
 			return err
 		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range parts {
 		if err := s.write(p); err != nil {
 			return err
 		}
+		n++
 	}
 	if err := s.rebuild(); err != nil {
-		return fmt.Errorf("auditor: commit: %d checkpoints are finished, but %w", len(parts), err)
+		return fmt.Errorf("auditor: commit: %d checkpoints are finished, but %w", n, err)
+	}
+	return nil
+}
+
+// checkAll checks, holding one part at a time, that CommitAll can commit
+// all the parts that parts yields into a store without finished
+// checkpoints: each is consistent as described at Summarize, and no two
+// checkpoints share an epoch. It returns the first error that parts
+// yields or that a check finds, as CommitAll would, but writes nothing.
+func checkAll(parts iter.Seq2[*Part, error]) error {
+	epochs := map[string]int{}
+	for p, err := range parts {
+		if err != nil {
+			return err
+		}
+		if err := p.check(); err != nil {
+			return err
+		}
+		if err := checkEpochFree(epochs, p); err != nil {
+			return err
+		}
+		epochs[p.Checkpoint] = p.Epoch
+	}
+	return nil
+}
+
+// checkEpochFree checks that p's epoch belongs to no checkpoint of
+// finished (checkpoint → epoch) other than p's.
+func checkEpochFree(finished map[string]int, p *Part) error {
+	for name, e := range finished {
+		if e == p.Epoch && name != p.Checkpoint {
+			return fmt.Errorf("auditor: commit %s: epoch %d belongs to the finished checkpoint %s", p.Checkpoint, p.Epoch, name)
+		}
 	}
 	return nil
 }
@@ -400,10 +444,8 @@ func (p *Part) check() error {
 
 // write stores the files of the checked part p; s.mu is held.
 func (s *Store) write(p *Part) error {
-	for name, e := range s.parts {
-		if e == p.Epoch && name != p.Checkpoint {
-			return fmt.Errorf("auditor: commit %s: epoch %d belongs to the finished checkpoint %s", p.Checkpoint, p.Epoch, name)
-		}
+	if err := checkEpochFree(s.parts, p); err != nil {
+		return err
 	}
 	if _, ok := s.parts[p.Checkpoint]; ok {
 		// Un-finish first, so that a crash below never pairs the new extra

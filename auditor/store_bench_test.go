@@ -30,14 +30,15 @@ func BenchmarkStoreMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			parts := make([]*Part, checkpoints-1)
-			for i := range parts {
-				parts[i] = makePart(i, images)
-			}
-			if err := st.CommitAll(parts); err != nil {
+			if err := st.CommitAll(func(yield func(*Part, error) bool) {
+				for i := range checkpoints - 1 {
+					if !yield(makePart(i, images), nil) {
+						return
+					}
+				}
+			}); err != nil {
 				b.Fatal(err)
 			}
-			parts = nil
 			last := makePart(checkpoints-1, images)
 			loopPeakHeap(b, func() error {
 				st, err := OpenStore(dir, testSettings())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"os"
 	"os/exec"
@@ -517,6 +518,10 @@ func TestStoreCommitErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := makePart(2, 4)
 			tc.change(p)
+			// checkAll refuses what Commit does, with the same error.
+			if err := checkAll(partsOf(makePart(1, 4), p)); err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("checkAll: err = %v, want %q", err, tc.msg)
+			}
 			err := st.Commit(p)
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err = %v, want %q", err, tc.msg)
@@ -533,6 +538,57 @@ func TestStoreCommitErrors(t *testing.T) {
 		})
 	}
 	checkStore(t, st, makePart(1, 4))
+}
+
+// partsOf yields the parts, then nothing.
+func partsOf(parts ...*Part) iter.Seq2[*Part, error] {
+	return func(yield func(*Part, error) bool) {
+		for _, p := range parts {
+			if !yield(p, nil) {
+				return
+			}
+		}
+	}
+}
+
+// CommitAll commits what checkAll accepts — a checkpoint given twice
+// replaced, as Commit would — and stops at the first error it is given,
+// its parts before finished and margins.csv rebuilt when the store opens.
+func TestStoreCommitAll(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := partsOf(makePart(0, 6), makePart(1, 8), makePart(0, 5), makePart(2, 7))
+	if err := checkAll(all); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CommitAll(all); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, st, makePart(0, 5), makePart(1, 8), makePart(2, 7))
+
+	dir = t.TempDir()
+	if st, err = OpenStore(dir, testSettings()); err != nil {
+		t.Fatal(err)
+	}
+	broken := errors.New("a shard's part is unreadable")
+	stopped := func(yield func(*Part, error) bool) {
+		if yield(makePart(0, 6), nil) {
+			yield(nil, broken)
+		}
+	}
+	if err := checkAll(stopped); !errors.Is(err, broken) {
+		t.Errorf("checkAll: err = %v, want %v", err, broken)
+	}
+	if err := st.CommitAll(stopped); !errors.Is(err, broken) {
+		t.Fatalf("CommitAll: err = %v, want %v", err, broken)
+	}
+	if st, err = OpenStore(dir, testSettings()); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, st, makePart(0, 6))
 }
 
 func TestStoreWriteReport(t *testing.T) {
