@@ -140,11 +140,7 @@ func TestRunSavesAdversarial(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	st, err := OpenStore(cfg.Out, &cfg.Settings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := st.Records()
+	recs, err := readRecordsFile(t, filepath.Join(cfg.Out, MarginsFile))
 	if err != nil {
 		t.Fatal(err)
 	}

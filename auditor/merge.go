@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,6 +112,19 @@ func (e *UnfinishedError) Error() string {
 // an audit folder like that one's, which a later audit can resume or
 // extend. Nothing is written when a check fails, and out must not hold an
 // audit already.
+//
+// Merge holds one checkpoint at a time, so its memory does not grow with
+// their number: it reads the shards' parts twice, checkpoint by
+// checkpoint. The first pass puts each checkpoint's part together and
+// checks it — the shards agree on its epoch and on how its model was run,
+// hold all its records, and the part is one that Store.Commit takes, its
+// epoch no other checkpoint's — writing nothing; only then is out
+// created, and the second pass puts the parts together again and commits
+// them (Store.CommitAll), margins.csv and the other files concatenating
+// the parts being written once, at the end, and summary.json last. So
+// only an error of the file system while writing (a full disk) leaves a
+// partial audit in out: settings.json with the checkpoints committed
+// before the error, which a later audit resumes.
 func Merge(dirs []string, out string) (*Summary, error) {
 	folders := make([]*ShardFolder, len(dirs))
 	manifests := make([]*shard.Manifest, len(dirs))
@@ -138,12 +152,12 @@ func Merge(dirs []string, out string) (*Summary, error) {
 	if unfinished != nil {
 		return nil, &UnfinishedError{Shards: unfinished}
 	}
-	parts, err := mergeParts(folders)
-	if err != nil {
-		return nil, err
-	}
 	if _, err := os.Stat(filepath.Join(out, SettingsFile)); !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("auditor: %s holds an audit already; merge into a new folder", out)
+	}
+	parts := mergeParts(folders)
+	if err := checkAll(parts); err != nil {
+		return nil, err
 	}
 	settings := folders[0].store.settings
 	store, err := OpenStore(out, &settings)
@@ -162,10 +176,12 @@ type piece struct {
 	folder *ShardFolder
 }
 
-// mergeParts puts together each checkpoint's part from its units' parts in
-// the shard folders, rows in the order one audit writes them: by split
-// (as in the settings), norm, then image, units by their first image.
-func mergeParts(folders []*ShardFolder) ([]*Part, error) {
+// mergeParts yields each checkpoint's part, put together from its units'
+// parts in the shard folders when it is asked for, in the order of the
+// work's items: rows in the order one audit writes them, by split (as in
+// the settings), norm, then image, units by their first image. It can be
+// ranged over again, and reads the folders again then.
+func mergeParts(folders []*ShardFolder) iter.Seq2[*Part, error] {
 	var order []string
 	pieces := map[string][]piece{}
 	for _, f := range folders {
@@ -178,18 +194,18 @@ func mergeParts(folders []*ShardFolder) ([]*Part, error) {
 			order = append(order, it.Checkpoint)
 		}
 	}
-	s := &folders[0].store.settings
-	var parts []*Part
-	for _, name := range order {
-		ps := pieces[name]
+	for _, ps := range pieces {
 		slices.SortStableFunc(ps, func(a, b piece) int { return cmp.Compare(a.unit.Lo, b.unit.Lo) })
-		p, err := mergeCheckpoint(name, ps, s)
-		if err != nil {
-			return nil, err
-		}
-		parts = append(parts, p)
 	}
-	return parts, nil
+	s := &folders[0].store.settings
+	return func(yield func(*Part, error) bool) {
+		for _, name := range order {
+			p, err := mergeCheckpoint(name, pieces[name], s)
+			if !yield(p, err) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 // mergeCheckpoint puts together the part of checkpoint name from the

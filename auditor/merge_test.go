@@ -75,7 +75,8 @@ func TestMergeEqualsOneAudit(t *testing.T) {
 }
 
 // TestMergeRefuses checks that merge names a missing shard, a doubled one,
-// unfinished units and differing settings, and writes nothing then.
+// unfinished units, differing settings and a shard short of a checkpoint's
+// records, and writes nothing then.
 func TestMergeRefuses(t *testing.T) {
 	cfg := runFixture(t, "epoch-1.onnx", "epoch-2.onnx", "epoch-3.onnx")
 	dirs := auditShards(t, cfg, 3)
@@ -119,6 +120,21 @@ func TestMergeRefuses(t *testing.T) {
 			return []string{dirs[0], d, dirs[2]}
 		}, func(err error) bool { var e *ShardSettingsError; return errors.As(err, &e) },
 			"seed: 1 in "},
+		// Found only while epoch-3.onnx, the last checkpoint, is put
+		// together: the check pass finds it before any is written.
+		{"a checkpoint short of records", func(t *testing.T) []string {
+			d := copyDir(t, dirs[2])
+			path := filepath.Join(d, PartsDir, "epoch-3.onnx.csv")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := strings.SplitAfter(string(b), "\n")
+			if err := os.WriteFile(path, []byte(strings.Join(rows[:len(rows)-2], "")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{dirs[0], dirs[1], d}
+		}, func(error) bool { return true }, "records of epoch-3.onnx, but its units there take"},
 		{"not a shard", func(t *testing.T) []string {
 			whole := cfg
 			whole.Out = filepath.Join(t.TempDir(), "whole")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -339,24 +340,67 @@ func (s *Store) Commit(p *Part) error {
 	return nil
 }
 
-// CommitAll commits the parts as Commit would, one after the other, but
-// rebuilds margins.csv and confidence.csv once, at the end: merging the
-// shards of a long audit commits every checkpoint at once.
-func (s *Store) CommitAll(parts []*Part) error {
-	for _, p := range parts {
+// CommitAll commits the parts that parts yields as Commit would, one after
+// the other, holding one at a time, but rebuilds margins.csv,
+// confidence.csv and robust.csv once, at the end: merging the shards of a
+// long audit commits every checkpoint at once, and its memory must not
+// grow with their number. Each part is checked just before it is written,
+// so a part that fails its check, or an error that parts yields, stops the
+// commit with the parts before it finished; those files are then rebuilt
+// by the next Commit or OpenStore. (Merge, which must write nothing when
+// a part is wrong, checks them all in a pass of their own first.) The
+// store is locked while parts runs: parts must not call its methods.
+func (s *Store) CommitAll(parts iter.Seq2[*Part, error]) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for p, err := range parts {
+		if err != nil {
+			return err
+		}
 		if err := p.check(); err != nil {
 			return err
 		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range parts {
 		if err := s.write(p); err != nil {
 			return err
 		}
+		n++
 	}
 	if err := s.rebuild(); err != nil {
-		return fmt.Errorf("auditor: commit: %d checkpoints are finished, but %w", len(parts), err)
+		return fmt.Errorf("auditor: commit: %d checkpoints are finished, but %w", n, err)
+	}
+	return nil
+}
+
+// checkAll checks, holding one part at a time, that CommitAll can commit
+// all the parts that parts yields into a store without finished
+// checkpoints: each is consistent as described at Summarize, and no two
+// checkpoints share an epoch. It returns the first error that parts
+// yields or that a check finds, as CommitAll would, but writes nothing.
+func checkAll(parts iter.Seq2[*Part, error]) error {
+	epochs := map[string]int{}
+	for p, err := range parts {
+		if err != nil {
+			return err
+		}
+		if err := p.check(); err != nil {
+			return err
+		}
+		if err := checkEpochFree(epochs, p); err != nil {
+			return err
+		}
+		epochs[p.Checkpoint] = p.Epoch
+	}
+	return nil
+}
+
+// checkEpochFree checks that p's epoch belongs to no checkpoint of
+// finished (checkpoint → epoch) other than p's.
+func checkEpochFree(finished map[string]int, p *Part) error {
+	for name, e := range finished {
+		if e == p.Epoch && name != p.Checkpoint {
+			return fmt.Errorf("auditor: commit %s: epoch %d belongs to the finished checkpoint %s", p.Checkpoint, p.Epoch, name)
+		}
 	}
 	return nil
 }
@@ -400,10 +444,8 @@ func (p *Part) check() error {
 
 // write stores the files of the checked part p; s.mu is held.
 func (s *Store) write(p *Part) error {
-	for name, e := range s.parts {
-		if e == p.Epoch && name != p.Checkpoint {
-			return fmt.Errorf("auditor: commit %s: epoch %d belongs to the finished checkpoint %s", p.Checkpoint, p.Epoch, name)
-		}
+	if err := checkEpochFree(s.parts, p); err != nil {
+		return err
 	}
 	if _, ok := s.parts[p.Checkpoint]; ok {
 		// Un-finish first, so that a crash below never pairs the new extra
@@ -425,66 +467,6 @@ func (s *Store) write(p *Part) error {
 		return fmt.Errorf("auditor: commit %s: %w", p.Checkpoint, err)
 	}
 	s.parts[p.Checkpoint] = p.Epoch
-	return nil
-}
-
-// Records returns the records of all finished checkpoints, in the order of
-// margins.csv.
-func (s *Store) Records() ([]Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Record
-	for _, name := range s.order() {
-		recs, err := s.readPart(name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, recs...)
-	}
-	return out, nil
-}
-
-// PGD returns the PGD results of all finished checkpoints, by epoch.
-func (s *Store) PGD() ([]PGDResult, error) {
-	var out []PGDResult
-	err := s.eachExtra(&pgdKind, func(p *Part) { out = append(out, p.PGD...) })
-	return out, err
-}
-
-// Models returns how the model of every finished checkpoint was run, by
-// epoch. Checkpoints committed without it, or before the store kept it,
-// have none.
-func (s *Store) Models() ([]ModelInfo, error) {
-	var out []ModelInfo
-	err := s.eachExtra(&modelKind, func(p *Part) {
-		if p.Model != nil {
-			out = append(out, *p.Model)
-		}
-	})
-	return out, err
-}
-
-// Confidence returns the confidences of all finished checkpoints, in the
-// order of confidence.csv. Checkpoints committed without confidences, or
-// before the store kept them, have none.
-func (s *Store) Confidence() ([]Confidence, error) {
-	var out []Confidence
-	err := s.eachExtra(&confidenceKind, func(p *Part) { out = append(out, p.Confidence...) })
-	return out, err
-}
-
-// eachExtra calls f with the rows of kind k of every finished checkpoint,
-// by epoch.
-func (s *Store) eachExtra(k *extraKind, f func(p *Part)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, name := range s.order() {
-		p := &Part{Checkpoint: name}
-		if err := s.readExtra(k, name, p); err != nil {
-			return err
-		}
-		f(p)
-	}
 	return nil
 }
 

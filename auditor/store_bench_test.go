@@ -2,6 +2,7 @@ package auditor
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -10,51 +11,77 @@ import (
 	"time"
 )
 
-// BenchmarkStoreMemory measures the peak heap of the end of an audit — the
-// commit of its last checkpoint (which rebuilds margins.csv, confidence.csv
-// and robust.csv) and WriteReport — for stores of few and many
+// BenchmarkStoreMemory measures the peak heap of what the store does in a
+// resumed audit — OpenStore (which reads and checks every finished
+// checkpoint's parts and rebuilds margins.csv), the commit of the last
+// checkpoint (which rebuilds margins.csv, confidence.csv and robust.csv
+// again) and WriteReport — for stores of few and many
 // checkpoints of 200 and 1,000 images in two norms (makePart), as issue 13
 // item 4 asks: the peak must not grow with the number of checkpoints beyond
 // the summary itself (summary.json is about 5 KB per checkpoint, held
-// whole while it is encoded), whatever the number of images. The heap is
-// sampled every 100 µs with the GC target at 5 % above the live heap, so
-// the peak is close to the live data's.
+// whole while it is encoded), whatever the number of images. See
+// loopPeakHeap for how the peak is measured (run it with -benchtime=5x).
 func BenchmarkStoreMemory(b *testing.B) {
 	for _, size := range []struct{ checkpoints, images int }{{5, 200}, {40, 200}, {120, 200}, {5, 1000}, {120, 1000}} {
 		checkpoints, images := size.checkpoints, size.images
 		b.Run(fmt.Sprintf("checkpoints=%d/images=%d", checkpoints, images), func(b *testing.B) {
-			st, err := OpenStore(b.TempDir(), testSettings())
+			dir := b.TempDir()
+			st, err := OpenStore(dir, testSettings())
 			if err != nil {
 				b.Fatal(err)
 			}
-			parts := make([]*Part, checkpoints-1)
-			for i := range parts {
-				parts[i] = makePart(i, images)
-			}
-			if err := st.CommitAll(parts); err != nil {
+			if err := st.CommitAll(func(yield func(*Part, error) bool) {
+				for i := range checkpoints - 1 {
+					if !yield(makePart(i, images), nil) {
+						return
+					}
+				}
+			}); err != nil {
 				b.Fatal(err)
 			}
-			parts = nil
 			last := makePart(checkpoints-1, images)
-			defer debug.SetGCPercent(debug.SetGCPercent(5))
-			runtime.GC()
-			base := heapBytes()
-			var peak uint64
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				stop := sampleHeapPeak(&peak)
+			loopPeakHeap(b, func() error {
+				st, err := OpenStore(dir, testSettings())
+				if err != nil {
+					return err
+				}
 				if err := st.Commit(last); err != nil {
-					b.Fatal(err)
+					return err
 				}
-				if _, err := st.WriteReport(); err != nil {
-					b.Fatal(err)
-				}
-				stop()
-			}
-			b.ReportMetric(float64(peak-min(base, peak))/1e6, "peak-heap-MB")
+				_, err = st.WriteReport()
+				return err
+			})
 		})
 	}
+}
+
+// loopPeakHeap runs run in b.Loop and reports peak-heap-MB: the least,
+// over the iterations, of the peak of heapBytes while run ran, above
+// heapBytes before it. The heap is sampled every 100 µs with the GC target
+// at 5 % above the live heap, so a peak is close to the live data's. On a
+// busy machine the collector falls behind now and then and a peak holds
+// garbage too — up to 2 MB more in one iteration of four, measured on the
+// shared 2-core machine — but garbage only ever adds to a peak: the least
+// of several iterations' peaks is the one that depends least on the
+// machine's load.
+func loopPeakHeap(b *testing.B, run func() error) {
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	least := uint64(math.MaxUint64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+		base := heapBytes()
+		var peak uint64
+		stop := sampleHeapPeak(&peak)
+		err := run()
+		stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		least = min(least, peak-min(base, peak))
+	}
+	b.ReportMetric(float64(least)/1e6, "peak-heap-MB")
 }
 
 // heapBytes is the heap memory occupied by objects, live or not yet swept.

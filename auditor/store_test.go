@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"os"
 	"os/exec"
@@ -89,7 +90,7 @@ func confidenceCSV(t *testing.T, parts ...*Part) []byte {
 }
 
 // checkStore checks that exactly the given parts are finished, with their
-// records, PGD results and confidences intact, and that margins.csv and
+// records, PGD results, confidences and models intact, and that margins.csv and
 // confidence.csv hold them once each, in order.
 func checkStore(t *testing.T, st *Store, parts ...*Part) {
 	t.Helper()
@@ -112,13 +113,6 @@ func checkStore(t *testing.T, st *Store, parts ...*Part) {
 	if _, err := ReadRecords(bytes.NewReader(got), MarginsFile); err != nil {
 		t.Fatal(err)
 	}
-	pgd, err := st.PGD()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pgd) != 2*len(parts) {
-		t.Errorf("%d PGD results, want %d", len(pgd), 2*len(parts))
-	}
 	checkRobustFile(t, st, parts...)
 	got, err = os.ReadFile(filepath.Join(st.Dir(), ConfidenceFile))
 	if err != nil {
@@ -127,30 +121,46 @@ func checkStore(t *testing.T, st *Store, parts ...*Part) {
 	if want := confidenceCSV(t, parts...); !bytes.Equal(got, want) {
 		t.Fatalf("confidence.csv has %d bytes, want %d", len(got), len(want))
 	}
-	conf, err := st.Confidence()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// ReadConfidence rejects duplicate rows.
 	read, err := ReadConfidence(bytes.NewReader(got), ConfidenceFile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The parts on disk: parts is in epoch order now (marginsCSV).
+	var pgd, wantPGD []PGDResult
+	var conf []Confidence
+	var models, wantModels []ModelInfo
+	for i, p := range storedParts(t, st) {
+		if len(p.Records) != len(parts[i].Records) {
+			t.Errorf("%s: %d records stored, want %d", p.Checkpoint, len(p.Records), len(parts[i].Records))
+		}
+		pgd, wantPGD = append(pgd, p.PGD...), append(wantPGD, parts[i].PGD...)
+		conf = append(conf, p.Confidence...)
+		models, wantModels = append(models, *p.Model), append(wantModels, *parts[i].Model)
+	}
+	if !slices.Equal(pgd, wantPGD) {
+		t.Errorf("stored PGD results %+v, want %+v", pgd, wantPGD)
+	}
 	if !slices.Equal(conf, read) {
-		t.Errorf("Store.Confidence has %d rows, confidence.csv %d, or they differ", len(conf), len(read))
+		t.Errorf("the confidence parts have %d rows, confidence.csv %d, or they differ", len(conf), len(read))
 	}
-	models, err := st.Models()
-	if err != nil {
-		t.Fatal(err)
+	if !slices.Equal(models, wantModels) {
+		t.Errorf("stored models %+v, want %+v", models, wantModels)
 	}
-	var want []ModelInfo
-	for _, p := range parts {
-		want = append(want, *p.Model)
+}
+
+// storedParts reads the parts of st's finished checkpoints, by epoch.
+func storedParts(t *testing.T, st *Store) []*Part {
+	t.Helper()
+	var out []*Part
+	for _, name := range st.Finished() {
+		p, err := st.readAll(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
 	}
-	slices.SortFunc(want, func(a, b ModelInfo) int { return a.Epoch - b.Epoch })
-	if !slices.Equal(models, want) {
-		t.Errorf("Store.Models: %+v, want %+v", models, want)
-	}
+	return out
 }
 
 func TestStoreResume(t *testing.T) {
@@ -238,13 +248,6 @@ func TestStoreResume(t *testing.T) {
 		}
 	}
 	checkStore(t, st, parts...)
-	recs, err := st.Records()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != 4*80 {
-		t.Errorf("%d records, want %d", len(recs), 4*80)
-	}
 	assertNoTemp(t, dir)
 }
 
@@ -301,8 +304,10 @@ func TestStoreWithoutConfidence(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, ConfidenceFile)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a store without confidences has %s: %v", ConfidenceFile, err)
 		}
-		if conf, err := st.Confidence(); err != nil || len(conf) != 0 {
-			t.Errorf("Confidence() = %d rows, %v; want none", len(conf), err)
+		for _, p := range storedParts(t, st) {
+			if len(p.Confidence) != 0 {
+				t.Errorf("%s: %d confidences stored, want none", p.Checkpoint, len(p.Confidence))
+			}
 		}
 	}
 
@@ -314,8 +319,10 @@ func TestStoreWithoutConfidence(t *testing.T) {
 		t.Fatalf("finished %v after reopening", st.Finished())
 	}
 	noConfidence(st)
-	if recs, err := st.Records(); err != nil || len(recs) != 2*20 {
-		t.Errorf("%d records, %v; want 40", len(recs), err)
+	for _, p := range storedParts(t, st) {
+		if len(p.Records) != 20 {
+			t.Errorf("%s: %d records, want 20", p.Checkpoint, len(p.Records))
+		}
 	}
 
 	// A part committed without confidences adds none.
@@ -511,6 +518,10 @@ func TestStoreCommitErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := makePart(2, 4)
 			tc.change(p)
+			// checkAll refuses what Commit does, with the same error.
+			if err := checkAll(partsOf(makePart(1, 4), p)); err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("checkAll: err = %v, want %q", err, tc.msg)
+			}
 			err := st.Commit(p)
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err = %v, want %q", err, tc.msg)
@@ -527,6 +538,57 @@ func TestStoreCommitErrors(t *testing.T) {
 		})
 	}
 	checkStore(t, st, makePart(1, 4))
+}
+
+// partsOf yields the parts, then nothing.
+func partsOf(parts ...*Part) iter.Seq2[*Part, error] {
+	return func(yield func(*Part, error) bool) {
+		for _, p := range parts {
+			if !yield(p, nil) {
+				return
+			}
+		}
+	}
+}
+
+// CommitAll commits what checkAll accepts — a checkpoint given twice
+// replaced, as Commit would — and stops at the first error it is given,
+// its parts before finished and margins.csv rebuilt when the store opens.
+func TestStoreCommitAll(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := partsOf(makePart(0, 6), makePart(1, 8), makePart(0, 5), makePart(2, 7))
+	if err := checkAll(all); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CommitAll(all); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, st, makePart(0, 5), makePart(1, 8), makePart(2, 7))
+
+	dir = t.TempDir()
+	if st, err = OpenStore(dir, testSettings()); err != nil {
+		t.Fatal(err)
+	}
+	broken := errors.New("a shard's part is unreadable")
+	stopped := func(yield func(*Part, error) bool) {
+		if yield(makePart(0, 6), nil) {
+			yield(nil, broken)
+		}
+	}
+	if err := checkAll(stopped); !errors.Is(err, broken) {
+		t.Errorf("checkAll: err = %v, want %v", err, broken)
+	}
+	if err := st.CommitAll(stopped); !errors.Is(err, broken) {
+		t.Fatalf("CommitAll: err = %v, want %v", err, broken)
+	}
+	if st, err = OpenStore(dir, testSettings()); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, st, makePart(0, 6))
 }
 
 func TestStoreWriteReport(t *testing.T) {
