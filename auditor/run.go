@@ -61,7 +61,9 @@ type Config struct {
 	Settings Settings
 	// Data holds the images of each split in Settings.Splits.
 	Data map[Split]*Images
-	// Threads per onnxruntime run; 0 lets onnxruntime choose.
+	// Threads is how many threads the attacks use: they attack Threads
+	// batches at once, one onnxruntime thread each (see
+	// attack.Options.Threads); 0 means one per core.
 	Threads int
 	// BatchSize is how many images an attack run takes; 0 means
 	// attack.DefaultDeepFoolBatch for DeepFool and attack.DefaultRobustBatch
@@ -86,7 +88,7 @@ type Config struct {
 func (cfg *Config) Validate() error {
 	switch {
 	case cfg.Threads < 0:
-		return &option.Error{Kind: ErrSettings, Field: "threads", Value: cfg.Threads, Want: "0 (onnxruntime chooses) or a number of threads ≥ 1"}
+		return &option.Error{Kind: ErrSettings, Field: "threads", Value: cfg.Threads, Want: "0 (one per core) or a number of threads ≥ 1"}
 	case cfg.BatchSize < 0:
 		return &option.Error{Kind: ErrSettings, Field: "batch_size", Value: cfg.BatchSize, Want: fmt.Sprintf("0 (the default, %d) or a number of images ≥ 1", attack.DefaultDeepFoolBatch)}
 	}

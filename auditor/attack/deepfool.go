@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync/atomic"
 )
 
 // DeepFoolOptions configure [DeepFool]: the norm, the parameters that
@@ -151,9 +152,9 @@ func (c *Classifier) deepFoolDefaults(opt DeepFoolOptions) (DeepFoolOptions, err
 	return opt, nil
 }
 
-// deepFool is the state of one DeepFool run. The batch has b places, of
-// which the first a hold images in play ("slots"); each slot's rows in the
-// buffers below belong to the image img[s].
+// deepFool is the state of one DeepFool run that its workers share: the
+// images, each image's reference class and candidates, and the results.
+// Each worker attacks the images it takes from next in a batch of its own.
 type deepFool struct {
 	c       *Classifier
 	opt     DeepFoolOptions
@@ -169,32 +170,19 @@ type deepFool struct {
 	ref   []int
 	cands []int // [n, l]
 
-	// Per slot.
-	a                     int
-	img, steps, iters     []int
-	retries               []int
-	fresh, stalled        []bool
-	start, total, cur     []float32 // [b, d]: x₀ of the attempt, P, x
-	seeds                 []float32 // [b, l, k]
-	scores, jac, fwdScore []float32
+	next atomic.Int64 // the next image no worker has taken
 }
 
 func newDeepFool(c *Classifier, opt DeepFoolOptions, x []float32, n int) *deepFool {
-	b := min(opt.BatchSize, max(n, 1))
-	d, k, l := c.d, c.k, opt.Candidates-1
 	df := &deepFool{
-		c: c, opt: opt, x0: x, n: n, d: d, k: k, l: l, b: b,
+		c: c, opt: opt, x0: x, n: n, d: c.d, k: c.k, l: opt.Candidates - 1, b: min(opt.BatchSize, max(n, 1)),
 		res:   make([]DeepFoolResult, n),
 		ref:   make([]int, n),
-		cands: make([]int, n*l),
-		img:   make([]int, b), steps: make([]int, b), iters: make([]int, b), retries: make([]int, b),
-		fresh: make([]bool, b), stalled: make([]bool, b),
-		start: make([]float32, b*d), total: make([]float32, b*d), cur: make([]float32, b*d),
-		seeds:  make([]float32, b*l*k),
-		scores: make([]float32, b*k), jac: make([]float32, b*l*d), fwdScore: make([]float32, b*k),
+		cands: make([]int, n*(opt.Candidates-1)),
 	}
+	df.opt.Progress = serialised(opt.Progress)
 	if opt.KeepPerturbation {
-		df.pert = make([]float32, n*d)
+		df.pert = make([]float32, n*df.d)
 	}
 	return df
 }
@@ -203,16 +191,12 @@ func newDeepFool(c *Classifier, opt DeepFoolOptions, x []float32, n int) *deepFo
 // and candidates: the top Candidates scores, best first (ties to the lower
 // class index), the first being the prediction.
 func (df *deepFool) rank(ctx context.Context) error {
-	order := make([]int, df.k)
-	for s := 0; s < df.n; s += df.b {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e := min(df.n, s+df.b)
-		sc := df.fwdScore[:(e-s)*df.k]
+	return df.c.pieces(ctx, df.n, df.b, func(_ context.Context, _, s, e int) error {
+		sc := make([]float32, (e-s)*df.k)
 		if err := df.c.forward(sc, df.x0[s*df.d:e*df.d], e-s, s); err != nil {
 			return err
 		}
+		order := make([]int, df.k)
 		for i := s; i < e; i++ {
 			f := sc[(i-s)*df.k : (i-s+1)*df.k]
 			for j := range order {
@@ -223,20 +207,56 @@ func (df *deepFool) rank(ctx context.Context) error {
 			df.res[i].Pred = order[0]
 			copy(df.cands[i*df.l:(i+1)*df.l], order[1:1+df.l])
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// run attacks every image, keeping the batch full.
+// run attacks every image on the classifier's workers.
 func (df *deepFool) run(ctx context.Context) error {
-	next := 0
+	return df.c.spread(ctx, (df.n+df.b-1)/df.b, func(ctx context.Context, _ int) error {
+		return df.newWorker().run(ctx)
+	})
+}
+
+// dfWorker is one worker of a DeepFool run: a batch of b places, of which
+// the first a hold images in play ("slots"); each slot's rows in the
+// buffers below belong to the image img[s].
+type dfWorker struct {
+	*deepFool
+	a                     int
+	img, steps, iters     []int
+	retries               []int
+	fresh, stalled        []bool
+	start, total, cur     []float32 // [b, d]: x₀ of the attempt, P, x
+	seeds                 []float32 // [b, l, k]
+	scores, jac, fwdScore []float32
+}
+
+func (df *deepFool) newWorker() *dfWorker {
+	b, d, k, l := df.b, df.d, df.k, df.l
+	return &dfWorker{
+		deepFool: df,
+		img:      make([]int, b), steps: make([]int, b), iters: make([]int, b), retries: make([]int, b),
+		fresh: make([]bool, b), stalled: make([]bool, b),
+		start: make([]float32, b*d), total: make([]float32, b*d), cur: make([]float32, b*d),
+		seeds:  make([]float32, b*l*k),
+		scores: make([]float32, b*k), jac: make([]float32, b*l*d), fwdScore: make([]float32, b*k),
+	}
+}
+
+// run attacks the images the worker takes, keeping its batch full.
+func (df *dfWorker) run(ctx context.Context) error {
 	for {
-		for ; df.a < df.b && next < df.n; next++ {
-			df.enter(df.a, next)
+		for df.a < df.b {
+			i := int(df.next.Add(1) - 1)
+			if i >= df.n {
+				break
+			}
+			df.enter(df.a, i)
 			df.a++
 		}
 		if df.a == 0 {
-			break
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -250,11 +270,10 @@ func (df *deepFool) run(ctx context.Context) error {
 		}
 		report(df.opt.Progress, done)
 	}
-	return nil
 }
 
 // enter puts image i into slot s, for its first attempt.
-func (df *deepFool) enter(s, i int) {
+func (df *dfWorker) enter(s, i int) {
 	d, k, l := df.d, df.k, df.l
 	df.img[s], df.steps[s], df.iters[s], df.retries[s] = i, 0, 0, 0
 	df.fresh[s], df.stalled[s] = false, false
@@ -272,7 +291,7 @@ func (df *deepFool) enter(s, i int) {
 
 // restart begins image img[s]'s next attempt, from the clean image plus
 // seeded Gaussian noise, clipped to the range.
-func (df *deepFool) restart(s int) {
+func (df *dfWorker) restart(s int) {
 	d := df.d
 	df.retries[s]++
 	df.steps[s], df.fresh[s], df.stalled[s] = 0, true, false
@@ -288,7 +307,7 @@ func (df *deepFool) restart(s int) {
 }
 
 // move copies slot src into slot dst.
-func (df *deepFool) move(dst, src int) {
+func (df *dfWorker) move(dst, src int) {
 	d, lk := df.d, df.l*df.k
 	df.img[dst], df.steps[dst], df.iters[dst], df.retries[dst] = df.img[src], df.steps[src], df.iters[src], df.retries[src]
 	df.fresh[dst], df.stalled[dst] = df.fresh[src], df.stalled[src]
@@ -300,7 +319,7 @@ func (df *deepFool) move(dst, src int) {
 
 // step runs the Jacobian graph on the slots and takes one DeepFool step in
 // each.
-func (df *deepFool) step() error {
+func (df *dfWorker) step() error {
 	a, d, k, l := df.a, df.d, df.k, df.l
 	if err := df.c.seededJacobian(df.scores[:a*k], df.jac[:a*l*d], df.cur[:a*d], a, df.seeds[:a*l*k], l, 0); err != nil {
 		return df.imageErr(err)
@@ -385,7 +404,7 @@ func dualNorm(w []float32, norm Norm) float64 {
 // check runs the slots forward, retires the images that flipped or ran out
 // of attempts, restarts those with attempts left, and returns how many
 // images finished.
-func (df *deepFool) check() (int, error) {
+func (df *dfWorker) check() (int, error) {
 	a, d, k := df.a, df.d, df.k
 	if err := df.c.forward(df.fwdScore[:a*k], df.cur[:a*d], a, 0); err != nil {
 		return 0, df.imageErr(err)
@@ -413,7 +432,7 @@ func (df *deepFool) check() (int, error) {
 }
 
 // finish records the result of the image in slot s.
-func (df *deepFool) finish(s, pred int, success bool) {
+func (df *dfWorker) finish(s, pred int, success bool) {
 	d := df.d
 	i := df.img[s]
 	r := &df.res[i]
@@ -451,7 +470,7 @@ func distance(x, y []float32, norm Norm) float64 {
 }
 
 // imageErr turns the slot numbers of a NonFiniteError into image numbers.
-func (df *deepFool) imageErr(err error) error {
+func (df *dfWorker) imageErr(err error) error {
 	if e, ok := err.(*NonFiniteError); ok && e.Image < df.a {
 		e2 := *e
 		e2.Image = df.img[e.Image]

@@ -282,18 +282,26 @@ func (f *FMN) Refine(ctx context.Context, x []float32, start []DeepFoolResult) (
 	}
 	res := make([]RefineResult, n)
 	b := min(f.opt.BatchSize, max(n, 1))
-	r := newFMNRun(f, b)
-	for s := 0; s < n; s += b {
-		e := min(n, s+b)
-		if err := r.batch(ctx, x[s*c.d:e*c.d], start[s:e], res[s:e], s); err != nil {
-			return nil, err
+	runs := make([]*fmnRun, c.workers) // one per worker, made on its first batch
+	progress := serialised(f.opt.Progress)
+	err = c.pieces(ctx, n, b, func(ctx context.Context, w, s, e int) error {
+		if runs[w] == nil {
+			runs[w] = newFMNRun(f, b)
 		}
-		report(f.opt.Progress, e-s)
+		if err := runs[w].batch(ctx, x[s*c.d:e*c.d], start[s:e], res[s:e], s); err != nil {
+			return err
+		}
+		report(progress, e-s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return res, nil
 }
 
-// fmnRun holds the buffers of one Refine call, reused between batches.
+// fmnRun holds the buffers of one worker of a Refine call, reused between
+// its batches.
 type fmnRun struct {
 	f       *FMN
 	c       *Classifier

@@ -24,7 +24,8 @@ type PGDOptions struct {
 	// [PGD.Reseed] restarts it.
 	Seed uint64
 	// BatchSize is how many images one onnxruntime run takes; 0 means all
-	// the images of the call.
+	// the images of the call, shared equally among the classifier's
+	// workers (one run per worker and step).
 	BatchSize int
 	// EarlyStop freezes an image as soon as it is misclassified, so that
 	// the attack returns the first adversarial point it meets; without it
@@ -62,8 +63,14 @@ type PGD struct {
 	opt PGDOptions
 	src *rand.PCG
 	rng *rand.Rand
-	sc  lossScratch
-	// grad is the loss gradient of a batch; done marks frozen images.
+	// work holds each worker's buffers, reused between calls.
+	work []pgdScratch
+}
+
+// pgdScratch holds the buffers of one worker of a PGD attack: the loss
+// gradient of a batch, the scores, and the images frozen by early stopping.
+type pgdScratch struct {
+	sc   lossScratch
 	grad []float32
 	done []bool
 }
@@ -78,7 +85,7 @@ func NewPGD(c *Classifier, opt PGDOptions) (*PGD, error) {
 	}
 	opt.Step = opt.StepFor(opt.Eps)
 	src := rand.NewPCG(opt.Seed, pgdStream)
-	return &PGD{c: c, opt: opt, src: src, rng: rand.New(src)}, nil
+	return &PGD{c: c, opt: opt, src: src, rng: rand.New(src), work: make([]pgdScratch, c.workers)}, nil
 }
 
 // pgdStream is the PCG stream of the random starts.
@@ -115,55 +122,59 @@ func (p *PGD) Attack(ctx context.Context, adv, x []float32, labels []int, succes
 	}
 	b := p.opt.BatchSize
 	if b == 0 || b > n {
-		b = n
+		b = max(1, (n+c.workers-1)/c.workers)
 	}
-	for s := 0; s < n; s += b {
-		e := min(n, s+b)
-		if err := p.batch(ctx, adv[s*c.d:e*c.d], x[s*c.d:e*c.d], labels[s:e], e-s, s, success != nil); err != nil {
+	// The random starts are drawn here, image after image, so that they do
+	// not depend on how the workers share the batches.
+	copy(adv, x)
+	if p.opt.RandomStart {
+		for i := range n {
+			p.randomStart(adv[i*c.d:(i+1)*c.d], x[i*c.d:(i+1)*c.d])
+		}
+	}
+	progress := serialised(p.opt.Progress)
+	return c.pieces(ctx, n, b, func(ctx context.Context, w, s, e int) error {
+		sc := &p.work[w]
+		if err := p.batch(ctx, sc, adv[s*c.d:e*c.d], x[s*c.d:e*c.d], labels[s:e], e-s, s, success != nil); err != nil {
 			return err
 		}
-		for j := range e - s {
-			if success != nil {
-				success[s+j] = argmax(p.sc.scores[j*c.k:(j+1)*c.k]) != labels[s+j]
+		if success != nil {
+			for j := range e - s {
+				success[s+j] = argmax(sc.sc.scores[j*c.k:(j+1)*c.k]) != labels[s+j]
 			}
 		}
-		report(p.opt.Progress, e-s)
-	}
-	return nil
+		report(progress, e-s)
+		return nil
+	})
 }
 
-// batch attacks m images; first is the index of the first in the caller's
-// batch. With scores, p.sc.scores holds the scores at the adversarial images
-// on return (one more forward run).
-func (p *PGD) batch(ctx context.Context, adv, x0 []float32, labels []int, m, first int, scores bool) error {
+// batch attacks m images from their starts in adv, with w's buffers;
+// first is the index of the first in the caller's batch. With scores,
+// w.sc.scores holds the scores at the adversarial images on return (one
+// more forward run).
+func (p *PGD) batch(ctx context.Context, w *pgdScratch, adv, x0 []float32, labels []int, m, first int, scores bool) error {
 	c, d := p.c, p.c.d
-	p.grad = grow(p.grad, m*d)
-	if cap(p.done) < m {
-		p.done = make([]bool, m)
+	w.grad = grow(w.grad, m*d)
+	if cap(w.done) < m {
+		w.done = make([]bool, m)
 	}
-	done := p.done[:m]
+	done := w.done[:m]
 	clear(done)
-	copy(adv, x0)
-	if p.opt.RandomStart {
-		for i := range m {
-			p.randomStart(adv[i*d:(i+1)*d], x0[i*d:(i+1)*d])
-		}
-	}
 	for range p.opt.Steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if _, err := c.lossGradient(&p.sc, p.grad, adv, labels, m, first); err != nil {
+		if _, err := c.lossGradient(&w.sc, w.grad, adv, labels, m, first); err != nil {
 			return err
 		}
 		active := 0
 		for i := range m {
-			if p.opt.EarlyStop && (done[i] || argmax(p.sc.scores[i*c.k:(i+1)*c.k]) != labels[i]) {
+			if p.opt.EarlyStop && (done[i] || argmax(w.sc.scores[i*c.k:(i+1)*c.k]) != labels[i]) {
 				done[i] = true
 				continue
 			}
 			active++
-			p.move(adv[i*d:(i+1)*d], x0[i*d:(i+1)*d], p.grad[i*d:(i+1)*d])
+			p.move(adv[i*d:(i+1)*d], x0[i*d:(i+1)*d], w.grad[i*d:(i+1)*d])
 		}
 		if active == 0 {
 			break
@@ -172,8 +183,8 @@ func (p *PGD) batch(ctx context.Context, adv, x0 []float32, labels []int, m, fir
 	if !scores {
 		return nil
 	}
-	p.sc.scores = grow(p.sc.scores, m*c.k)
-	return c.forward(p.sc.scores, adv, m, first)
+	w.sc.scores = grow(w.sc.scores, m*c.k)
+	return c.forward(w.sc.scores, adv, m, first)
 }
 
 // move takes one step from adv along the gradient g, then projects onto the

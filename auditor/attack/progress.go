@@ -1,8 +1,9 @@
 package attack
 
 // Progress receives the progress of an attack: Done(n) says that n more
-// images are finished. Attacks call it from the goroutine that runs them. A
-// nil Progress is allowed.
+// images are finished. Attacks call it from one goroutine at a time, which
+// may be any of their workers' (see [Options.Workers]). A nil Progress is
+// allowed.
 type Progress interface {
 	Done(n int)
 }

@@ -21,6 +21,9 @@ func checkGlobalFlags(c *cli.Context) error {
 	if n := c.Int("threads"); n < 0 || n > maxThreads {
 		return usagef("", "--threads %d: want 0 (one per core) to %d", n, maxThreads)
 	}
+	if c.Bool(versionFlag.Name) && c.Args().Present() {
+		return usagef("", "--version prints the version and takes no command; got %q", c.Args().First())
+	}
 	return nil
 }
 

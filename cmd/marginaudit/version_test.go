@@ -47,6 +47,17 @@ func TestVersionFlag(t *testing.T) {
 	if strings.TrimSpace(version()) == "" {
 		t.Error("version() is empty")
 	}
+	// With a command, --version is refused rather than ignored: the
+	// command must not run (inspect would print the model).
+	for _, args := range [][]string{
+		{"--version", "inspect", models + "/mlp.onnx"},
+		{"inspect", models + "/mlp.onnx", "--version"},
+	} {
+		stdout, stderr, code := runCLI(t, args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "--version prints the version and takes no command") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 refusing the command", args, code, stdout, stderr)
+		}
+	}
 	// -v is no version flag: it is left free.
 	if _, _, code := runCLI(t, "-v"); code != 2 {
 		t.Errorf("-v: exit %d, want 2 (unknown flag)", code)

@@ -33,7 +33,8 @@ func newAdversary(m *model.Model, a Adversarial, threads int) (*adversary, error
 	if err != nil {
 		return nil, fmt.Errorf("train: adversarial training: %w", err)
 	}
-	// BatchSize 0: the whole share of a mini-batch in one run per step.
+	// BatchSize 0: the whole share of a mini-batch in one run per step and
+	// worker.
 	// Without EarlyStop every image takes all the steps, as in Madry et al.
 	pgd, err := attack.NewPGD(c, attack.PGDOptions{Norm: a.Norm, Eps: a.Eps, PGDParams: a.PGDParams})
 	if err != nil {
