@@ -288,9 +288,11 @@ type phaseAxis struct {
 	blocks int64 // ⌈in/s⌉: the phase convolution's output length
 }
 
-// phaseTaps splits spatial axis i of w by stride phase (see phaseAxis). It
-// returns nil where no kernel offset reaches the input, or where the rows
-// of gY the phases read, [lo, blocks−1+hi], miss gY entirely.
+// phaseTaps splits spatial axis i of w by stride phase (see phaseAxis).
+// Offsets that read only gY's zero padding for every output row m ∈ [0,
+// blocks) (e < −(blocks−1) or e > out−1) are left out: on a 1×1 gY a 3×3
+// kernel with stride 2 keeps 1 offset of 2. It returns nil where no
+// offset is left (no kernel offset reaches the input through gY).
 func (w *window) phaseTaps(i int) *phaseAxis {
 	s, d := w.strides[i], w.dilations[i]
 	p := &phaseAxis{lo: math.MaxInt64, hi: math.MinInt64, blocks: (w.in[i] + s - 1) / s}
@@ -301,7 +303,8 @@ func (w *window) phaseTaps(i int) *phaseAxis {
 			}
 		}
 	}
-	if p.lo > p.hi || p.lo >= w.out[i] || p.blocks-1+p.hi < 0 {
+	p.lo, p.hi = max(p.lo, 1-p.blocks), min(p.hi, w.out[i]-1)
+	if p.lo > p.hi {
 		return nil
 	}
 	p.taps = make([][]int64, s)
