@@ -188,6 +188,15 @@ func BenchmarkGemm(b *testing.B) {
 	b.ReportMetric(2*m*kk*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
+// uniformAroundZero returns k values drawn uniformly from [−0.5, 0.5).
+func uniformAroundZero(rng *rand.Rand, k int64) []float32 {
+	v := make([]float32, k)
+	for i := range v {
+		v[i] = rng.Float32() - 0.5
+	}
+	return v
+}
+
 // BenchmarkConvParamsGrad measures the Params-mode gradient of one Conv
 // layer (3×3, pads 1, stride 1, bias) at the sizes of the study's
 // Fashion-MNIST CNN at training batch 128: conv1 (1→32 channels, 28×28) and
@@ -205,13 +214,7 @@ func BenchmarkConvParamsGrad(b *testing.B) {
 		{"32to64_14x14", 32, 64, 14},
 	} {
 		rng := rand.New(rand.NewPCG(5, 6))
-		vals := func(k int64) []float32 {
-			v := make([]float32, k)
-			for i := range v {
-				v[i] = rng.Float32() - 0.5
-			}
-			return v
-		}
+		vals := func(k int64) []float32 { return uniformAroundZero(rng, k) }
 		xs, ws, ys := []int64{n, size.c, size.h, size.h}, []int64{size.m, size.c, 3, 3}, []int64{n, size.m, size.h, size.h}
 		g := &onnxpb.GraphProto{
 			Name: proto.String("conv"),
@@ -391,13 +394,7 @@ func BenchmarkConvInputGrad(b *testing.B) {
 		{"c64_k3_16x16", 64, 128, 16, 3, 2, 1},
 	} {
 		rng := rand.New(rand.NewPCG(9, 10))
-		vals := func(k int64) []float32 {
-			v := make([]float32, k)
-			for i := range v {
-				v[i] = rng.Float32() - 0.5
-			}
-			return v
-		}
+		vals := func(k int64) []float32 { return uniformAroundZero(rng, k) }
 		ho := (g.h+2*g.pd-g.k)/g.s + 1
 		xs, ws, ys := []int64{n, g.c, g.h, g.h}, []int64{g.m, g.c, g.k, g.k}, []int64{n, g.m, ho, ho}
 		w := NewTensorFloat32("w", ws, vals(g.m*g.c*g.k*g.k))
