@@ -182,12 +182,11 @@ func (c *gradCtx) reduceAllBut(g string, r, keep int) string {
 // gradConv: the input gradient is a ConvTranspose of gY with the forward
 // weights and geometry (output_padding recovers the input size), or, where
 // that is faster, a Conv by the flipped kernel (stride 1, see flippable) or
-// one Conv per stride phase followed by DepthToSpace (strided, see
-// stridePhases); the weight
-// gradient is a MatMul of gY with the input's patches, or a convolution of
-// the input with gY as in ../shared/onnxgrad-notes.md (see
-// weightGradMethod); the bias gradient sums gY over all but the
-// channel axis.
+// a Conv over the stride phases and DepthToSpace (strided, see
+// stridePhases); the weight gradient is a MatMul of gY with the input's
+// patches, or a convolution of the input with gY as in
+// ../shared/onnxgrad-notes.md (see weightGradMethod); the bias gradient
+// sums gY over all but the channel axis.
 func gradConv(c *gradCtx) error {
 	k := convKernel(&c.nodeCtx)
 	if c.err != nil {
@@ -326,19 +325,15 @@ func (p *phaseAxis) width() int64 { return p.hi - p.lo + 1 }
 // stridePhases returns the phase split of both spatial axes where the input
 // gradient is one Conv over the stride phases (convInputGradByPhases) and
 // phasesPay says it is the faster form: a 2-D convolution, group 1, equal
-// strides s > 1 on both axes (DepthToSpace takes one block size), dilation 1
-// (a dilation d would make the phase kernels ≈ d² times larger than the taps
-// they hold) and a constant kernel, which onnxruntime folds into the phase
-// kernels. Otherwise nil: the input gradient stays a ConvTranspose.
+// strides s > 1 on both axes (DepthToSpace takes one block size) and a
+// constant kernel, which onnxruntime folds into the phase kernels.
+// Otherwise nil: the input gradient stays a ConvTranspose.
 func (c *gradCtx) stridePhases(w *window, group int64) []*phaseAxis {
 	if len(w.in) != 2 || group != 1 || w.strides[0] != w.strides[1] || w.strides[0] < 2 || !c.gr.isConst(c.input(1)) {
 		return nil
 	}
 	var ph []*phaseAxis
 	for i := range w.in {
-		if w.dilations[i] != 1 {
-			return nil
-		}
 		p := w.phaseTaps(i)
 		if p == nil {
 			return nil
@@ -363,7 +358,8 @@ const (
 	phaseMinChannels = 8
 	// phaseMaxWaste bounds the phase kernel's size, s²·T_h·T_w, over the
 	// forward kernel's, k_h·k_w: the phases hold each tap once, the rest
-	// are zeros (16/9 for 3×3 with stride 2, 4 for 1×1).
+	// are zeros (16/9 for 3×3 with stride 2, 4 for 1×1, 4 or more with a
+	// dilation, whose phases hold no taps or taps d apart).
 	phaseMaxWaste = 2
 )
 

@@ -44,8 +44,9 @@ func (sc stridedConv) ruleCase() ruleCase {
 
 // stridedConvs covers the stride-phase input gradient (strides 2 and 3;
 // kernels 1, 2, 3, 4 and 7; zero, symmetric and asymmetric pads; odd and
-// even input sizes, sizes that are not multiples of the stride; 1 to 16
-// channels) and the convolutions that keep the ConvTranspose.
+// even input sizes, sizes that are not multiples of the stride;
+// dilations; 1 to 16 channels) and the convolutions that keep the
+// ConvTranspose.
 var stridedConvs = []stridedConv{
 	{name: "k1 s2", c: 4, m: 6, h: 8, w: 8, kh: 1, kw: 1, strides: []int64{2, 2}, phases: true},
 	{name: "k1 s2 odd", c: 3, m: 5, h: 7, w: 9, kh: 1, kw: 1, strides: []int64{2, 2}, phases: true},
@@ -67,7 +68,9 @@ var stridedConvs = []stridedConv{
 	// These keep the ConvTranspose.
 	{name: "unequal strides", c: 4, m: 3, h: 7, w: 8, kh: 3, kw: 3, strides: []int64{2, 1}, pads: []int64{1, 1, 1, 1}},
 	{name: "grouped", c: 4, m: 6, h: 7, w: 8, kh: 3, kw: 3, strides: []int64{2, 2}, pads: []int64{1, 1, 1, 1}, group: 2},
-	{name: "dilated", c: 4, m: 3, h: 9, w: 8, kh: 3, kw: 3, strides: []int64{2, 2}, dilations: []int64{2, 2}},
+	{name: "k3 s2 dilated 2", c: 4, m: 3, h: 9, w: 8, kh: 3, kw: 3, strides: []int64{2, 2}, dilations: []int64{2, 2}, pads: []int64{2, 1, 1, 2}, phases: true},
+	{name: "k3 s2 dilated 3", c: 3, m: 3, h: 10, w: 9, kh: 3, kw: 2, strides: []int64{2, 2}, dilations: []int64{3, 1}, pads: []int64{1, 0, 3, 2}, phases: true},
+	{name: "k2 s3 dilated 2", c: 2, m: 3, h: 9, w: 11, kh: 2, kw: 2, strides: []int64{3, 3}, dilations: []int64{2, 2}, pads: []int64{1, 1, 1, 1}, phases: true},
 	{name: "stride 1 few channels", c: 2, m: 3, h: 6, w: 6, kh: 3, kw: 3, strides: []int64{1, 1}, pads: []int64{1, 1, 1, 1}},
 }
 
@@ -201,6 +204,7 @@ func TestPhasesPay(t *testing.T) {
 		{name: "layer4.0.conv1", c: 256, m: 512, h: 2, w: 2, kh: 3, kw: 3, strides: []int64{2, 2}, pads: []int64{1, 1, 1, 1}, phases: true},
 		{name: "layer4.0.downsample", c: 256, m: 512, h: 2, w: 2, kh: 1, kw: 1, strides: []int64{2, 2}},
 		{name: "4 channels", c: 4, m: 8, h: 4, w: 4, kh: 3, kw: 3, strides: []int64{2, 2}, pads: []int64{1, 1, 1, 1}},
+		{name: "dilated", c: 16, m: 8, h: 4, w: 4, kh: 3, kw: 3, strides: []int64{2, 2}, dilations: []int64{2, 2}, pads: []int64{2, 2, 2, 2}},
 	} {
 		m, diff := caseModel(sc.ruleCase(), onnxpb.TensorProto_FLOAT)
 		res, err := Build(m, Options{Mode: VJP, WRT: diff, File: sc.name})
