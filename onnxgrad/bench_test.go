@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -21,8 +22,15 @@ const benchBatch = 64
 // to compare against the default (spinning) with benchstat.
 var noSpinning = flag.Bool("nospinning", false, "benchmarks: run onnxruntime sessions without intra-op thread spinning")
 
-// benchSession opens an onnxruntime session on m with 2 intra-op threads,
-// the CI machine's core count.
+// benchThreads is the benchmarks' intra-op thread count.
+var benchThreads = flag.Int("threads", 2, "benchmarks: onnxruntime intra-op threads (default: the CI machine's core count)")
+
+// benchProfile turns on onnxruntime's per-node profiler in the benchmarks'
+// sessions (bench/train/ort_profile.py summarises the files).
+var benchProfile = flag.String("ort-profile", "", "benchmarks: write onnxruntime's per-node profiles to files named `PREFIX`_*.json")
+
+// benchSession opens an onnxruntime session on m with -threads intra-op
+// threads.
 func benchSession(b *testing.B, m *onnxpb.ModelProto) *ort.Session {
 	b.Helper()
 	newTestRuntime(b)
@@ -30,7 +38,7 @@ func benchSession(b *testing.B, m *onnxpb.ModelProto) *ort.Session {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := ort.NewSession(data, ort.SessionOptions{Threads: 2, NoSpinning: *noSpinning})
+	s, err := ort.NewSession(data, ort.SessionOptions{Threads: *benchThreads, NoSpinning: *noSpinning, ProfilePrefix: *benchProfile})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -180,6 +188,15 @@ func BenchmarkGemm(b *testing.B) {
 	b.ReportMetric(2*m*kk*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
+// uniformAroundZero returns k values drawn uniformly from [−0.5, 0.5).
+func uniformAroundZero(rng *rand.Rand, k int64) []float32 {
+	v := make([]float32, k)
+	for i := range v {
+		v[i] = rng.Float32() - 0.5
+	}
+	return v
+}
+
 // BenchmarkConvParamsGrad measures the Params-mode gradient of one Conv
 // layer (3×3, pads 1, stride 1, bias) at the sizes of the study's
 // Fashion-MNIST CNN at training batch 128: conv1 (1→32 channels, 28×28) and
@@ -197,13 +214,7 @@ func BenchmarkConvParamsGrad(b *testing.B) {
 		{"32to64_14x14", 32, 64, 14},
 	} {
 		rng := rand.New(rand.NewPCG(5, 6))
-		vals := func(k int64) []float32 {
-			v := make([]float32, k)
-			for i := range v {
-				v[i] = rng.Float32() - 0.5
-			}
-			return v
-		}
+		vals := func(k int64) []float32 { return uniformAroundZero(rng, k) }
 		xs, ws, ys := []int64{n, size.c, size.h, size.h}, []int64{size.m, size.c, 3, 3}, []int64{n, size.m, size.h, size.h}
 		g := &onnxpb.GraphProto{
 			Name: proto.String("conv"),
@@ -347,4 +358,82 @@ func BenchmarkJacobianStudyCNN(b *testing.B) {
 	out := make([]ort.Value, len(s.Outputs()))
 	loop(b, func() error { return s.Run(in, out) })
 	b.ReportMetric(float64(benchBatch*b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// BenchmarkConvInputGrad times the input gradient of strided convolutions
+// in the two forms gradConv can emit, for gY of 144 rows (16 images × 9
+// Jacobian rows: attack.DefaultDeepFoolBatch with 10 classes): "phases",
+// Build's gradient graph with the stride-phase Conv (convInputGradByPhases,
+// whatever phasesPay says) without the forward Conv, against
+// "convtranspose", a ConvTranspose of the same gY. The geometries are
+// torchvision ResNet-18's strided convolutions on 3×32×32 images and
+// neighbours that locate phasesPay's bounds (CNAME_kK_HxW: C input
+// channels, 2C outputs, K×K kernel, stride 2, H×W input). Run with
+// -nospinning and compare cpu-ns/op, with -threads 1 and 2.
+func BenchmarkConvInputGrad(b *testing.B) {
+	const n = 144
+	for _, g := range []struct {
+		name              string
+		c, m, h, k, s, pd int64
+	}{
+		{"stem_3to64_k7_32x32", 3, 64, 32, 7, 2, 3},
+		{"layer2_64to128_k3_8x8", 64, 128, 8, 3, 2, 1},
+		{"layer2_64to128_k1_8x8", 64, 128, 8, 1, 2, 0},
+		{"layer3_128to256_k3_4x4", 128, 256, 4, 3, 2, 1},
+		{"layer3_128to256_k1_4x4", 128, 256, 4, 1, 2, 0},
+		{"layer4_256to512_k3_2x2", 256, 512, 2, 3, 2, 1},
+		{"layer4_256to512_k1_2x2", 256, 512, 2, 1, 2, 0},
+		{"c3_k3_4x4", 3, 6, 4, 3, 2, 1},
+		{"c4_k3_4x4", 4, 8, 4, 3, 2, 1},
+		{"c8_k3_4x4", 8, 16, 4, 3, 2, 1},
+		{"c16_k3_4x4", 16, 32, 4, 3, 2, 1},
+		{"c64_k7_4x4", 64, 128, 4, 7, 2, 3},
+		{"c16_k3_8x8", 16, 32, 8, 3, 2, 1},
+		{"c128_k3_8x8", 128, 256, 8, 3, 2, 1},
+		{"c32_k3_16x16", 32, 64, 16, 3, 2, 1},
+		{"c64_k3_16x16", 64, 128, 16, 3, 2, 1},
+	} {
+		rng := rand.New(rand.NewPCG(9, 10))
+		vals := func(k int64) []float32 { return uniformAroundZero(rng, k) }
+		ho := (g.h+2*g.pd-g.k)/g.s + 1
+		xs, ws, ys := []int64{n, g.c, g.h, g.h}, []int64{g.m, g.c, g.k, g.k}, []int64{n, g.m, ho, ho}
+		w := NewTensorFloat32("w", ws, vals(g.m*g.c*g.k*g.k))
+		model := func(node *onnxpb.NodeProto, in string, shape []int64) *onnxpb.ModelProto {
+			gp := &onnxpb.GraphProto{Name: proto.String("conv"), Initializer: []*onnxpb.TensorProto{w}, Node: []*onnxpb.NodeProto{node},
+				Input:  []*onnxpb.ValueInfoProto{tensorValueInfo(in, onnxpb.TensorProto_FLOAT, shapeOf(shape))},
+				Output: []*onnxpb.ValueInfoProto{tensorValueInfo(node.Output[0], onnxpb.TensorProto_FLOAT, nil)}}
+			return &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: gp, OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}}}
+		}
+		geometry := []*onnxpb.AttributeProto{attrInts("kernel_shape", []int64{g.k, g.k}), attrInts("strides", []int64{g.s, g.s}), attrInts("pads", []int64{g.pd, g.pd, g.pd, g.pd})}
+		x, gy := ort.NewValue(vals(n*g.c*g.h*g.h), xs...), ort.NewValue(vals(n*g.m*ho*ho), ys...)
+		run := func(b *testing.B, m *onnxpb.ModelProto, in []ort.Value) {
+			s := benchSession(b, m)
+			out := make([]ort.Value, len(s.Outputs()))
+			loop(b, func() error { return s.Run(in, out) })
+		}
+		b.Run(g.name+"/phases", func(b *testing.B) {
+			alwaysPhases(b)
+			fwd := model(&onnxpb.NodeProto{OpType: proto.String("Conv"), Input: []string{"x", "w"}, Output: []string{"y"}, Attribute: geometry}, "x", xs)
+			res, err := Build(fwd, Options{Mode: VJP, WRT: []string{"x"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Drop the forward Conv: the gradient of x reads only x's shape.
+			gp := res.Model.GetGraph()
+			gp.Node = slices.DeleteFunc(gp.Node, func(nd *onnxpb.NodeProto) bool { return nd.Output[0] == "y" })
+			gp.Output = slices.DeleteFunc(gp.Output, func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == "y" })
+			run(b, res.Model, []ort.Value{x, gy})
+		})
+		b.Run(g.name+"/convtranspose", func(b *testing.B) {
+			outPad := (g.h + 2*g.pd - g.k) % g.s
+			ct := &onnxpb.NodeProto{OpType: proto.String("ConvTranspose"), Input: []string{"gy", "w"}, Output: []string{"gx"},
+				Attribute: append(geometry, attrInts("output_padding", []int64{outPad, outPad}))}
+			// The same final Reshape as Build's (reshapeLike), which onnxruntime copies.
+			m := model(ct, "gy", ys)
+			m.Graph.Node[0].Output[0] = "ct"
+			m.Graph.Initializer = append(m.Graph.Initializer, newTensorInt64("shape", []int64{4}, xs))
+			m.Graph.Node = append(m.Graph.Node, &onnxpb.NodeProto{OpType: proto.String("Reshape"), Input: []string{"ct", "shape"}, Output: []string{"gx"}})
+			run(b, m, []ort.Value{gy})
+		})
+	}
 }

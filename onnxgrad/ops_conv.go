@@ -180,12 +180,13 @@ func (c *gradCtx) reduceAllBut(g string, r, keep int) string {
 }
 
 // gradConv: the input gradient is a ConvTranspose of gY with the forward
-// weights and geometry (output_padding recovers the input size), or a Conv
-// by the flipped kernel where that is faster (see flippable); the weight
-// gradient is a MatMul of gY with the input's patches, or a convolution of
-// the input with gY as in ../shared/onnxgrad-notes.md (see
-// weightGradMethod); the bias gradient sums gY over all but the
-// channel axis.
+// weights and geometry (output_padding recovers the input size), or, where
+// that is faster, a Conv by the flipped kernel (stride 1, see flippable) or
+// a Conv over the stride phases and DepthToSpace (strided, see
+// stridePhases); the weight gradient is a MatMul of gY with the input's
+// patches, or a convolution of the input with gY as in
+// ../shared/onnxgrad-notes.md (see weightGradMethod); the bias gradient
+// sums gY over all but the channel axis.
 func gradConv(c *gradCtx) error {
 	k := convKernel(&c.nodeCtx)
 	if c.err != nil {
@@ -201,6 +202,8 @@ func gradConv(c *gradCtx) error {
 		var gx string
 		if c.flippable(w, group) {
 			gx = c.convInputGradByConv(w)
+		} else if ph := c.stridePhases(w, group); ph != nil {
+			gx = c.convInputGradByPhases(w, ph)
 		} else {
 			outPad := make([]int64, r)
 			for i := range r {
@@ -269,6 +272,171 @@ func (c *gradCtx) convInputGradByConv(w *window) string {
 	wt = c.op("Slice", []string{wt, c.gr.ints(starts...), c.gr.ints(ends...), c.gr.ints(axes...), c.gr.ints(steps...)})
 	return c.op("Conv", []string{c.foldLead(c.gy[0], c.output(0)), wt}, attrInts("kernel_shape", w.kernel),
 		attrInts("dilations", w.dilations), attrInts("pads", pads))
+}
+
+// phaseAxis is how the input gradient of a convolution with stride s along
+// one spatial axis splits into s phases: input element x = s·m + a (phase
+// a) collects W[j]·gY[m + e] for every kernel offset j with
+// a + padBegin − dilation·j = s·e, so phase a is a stride-1
+// cross-correlation of gY with the taps j at offsets e. All phases are
+// aligned on the common offsets e ∈ [lo, hi]: taps[a][e−lo] is the kernel
+// offset j there, or −1 where phase a has no tap.
+type phaseAxis struct {
+	taps   [][]int64
+	lo, hi int64
+	blocks int64 // ⌈in/s⌉: the phase convolution's output length
+}
+
+// phaseTaps splits spatial axis i of w by stride phase (see phaseAxis).
+// Offsets that read only gY's zero padding for every output row m ∈ [0,
+// blocks) (e < −(blocks−1) or e > out−1) are left out: on a 1×1 gY a 3×3
+// kernel with stride 2 keeps 1 offset of 2. It returns nil where no
+// offset is left (no kernel offset reaches the input through gY).
+func (w *window) phaseTaps(i int) *phaseAxis {
+	s, d := w.strides[i], w.dilations[i]
+	p := &phaseAxis{lo: math.MaxInt64, hi: math.MinInt64, blocks: (w.in[i] + s - 1) / s}
+	for a := range s {
+		for j := range w.kernel[i] {
+			if v := a + w.padBegin[i] - d*j; v%s == 0 {
+				p.lo, p.hi = min(p.lo, v/s), max(p.hi, v/s)
+			}
+		}
+	}
+	p.lo, p.hi = max(p.lo, 1-p.blocks), min(p.hi, w.out[i]-1)
+	if p.lo > p.hi {
+		return nil
+	}
+	p.taps = make([][]int64, s)
+	for a := range s {
+		p.taps[a] = make([]int64, p.hi-p.lo+1)
+		for t := range p.taps[a] {
+			p.taps[a][t] = -1
+			if v := a + w.padBegin[i] - s*(p.lo+int64(t)); v%d == 0 && v/d >= 0 && v/d < w.kernel[i] {
+				p.taps[a][t] = v / d
+			}
+		}
+	}
+	return p
+}
+
+// width is the number of taps of the phase convolution's kernel.
+func (p *phaseAxis) width() int64 { return p.hi - p.lo + 1 }
+
+// stridePhases returns the phase split of both spatial axes where the input
+// gradient is one Conv over the stride phases (convInputGradByPhases) and
+// phasesPay says it is the faster form: a 2-D convolution, group 1, equal
+// strides s > 1 on both axes (DepthToSpace takes one block size) and a
+// constant kernel, which onnxruntime folds into the phase kernels.
+// Otherwise nil: the input gradient stays a ConvTranspose.
+func (c *gradCtx) stridePhases(w *window, group int64) []*phaseAxis {
+	if len(w.in) != 2 || group != 1 || w.strides[0] != w.strides[1] || w.strides[0] < 2 || !c.gr.isConst(c.input(1)) {
+		return nil
+	}
+	var ph []*phaseAxis
+	for i := range w.in {
+		p := w.phaseTaps(i)
+		if p == nil {
+			return nil
+		}
+		ph = append(ph, p)
+	}
+	if !phasesPay(w, ph, c.staticIn(1)[1]) {
+		return nil
+	}
+	return ph
+}
+
+// Where the stride-phase Conv is faster than a ConvTranspose (phasesPay).
+const (
+	// phaseMaxArea bounds gY's spatial area Ho·Wo. onnxruntime's
+	// ConvTranspose multiplies the kernel, [C·k·k, M], by each image's gY,
+	// [M, Ho·Wo]: with a handful of columns that product reads the whole
+	// kernel once per image, while the phase Conv runs over the batch.
+	phaseMaxArea = 4
+	// phaseMinChannels is the fewest input channels C; the phase Conv has
+	// s²·C output channels.
+	phaseMinChannels = 8
+	// phaseMaxWaste bounds the phase kernel's size, s²·T_h·T_w, over the
+	// forward kernel's, k_h·k_w: the phases hold each tap once, the rest
+	// are zeros (16/9 for 3×3 with stride 2, 4 for 1×1, 4 or more with a
+	// dilation, whose phases hold no taps or taps d apart).
+	phaseMaxWaste = 2
+)
+
+// phasesPay is the speed rule for the stride-phase input gradient of w
+// with the given input channels, from CPU times per run measured with 1 and
+// 2 threads (AVX-512, onnxruntime 1.30, BenchmarkConvInputGrad: gY of 144
+// rows, torchvision ResNet-18's strided convolutions on 32×32 images and
+// neighbours): the phase Conv was 1.3–5× faster with gY of 2×2 or 1×1
+// and 8 to 256 input channels (3×3 and 7×7 kernels), but 1.1–2× slower
+// with gY of 4×4 and more (once the ConvTranspose's product has enough
+// columns, the DepthToSpace, up to a third of the phase form's time, and
+// the larger phase kernel cost more than they save), 2× slower on the
+// ResNet stem (3 channels, 16×16 gY) and 2–5× slower with 1×1 kernels
+// (4 phases, 3 of them zeros). It is a variable so that the tests can
+// send every geometry through the phase form.
+var phasesPay = func(w *window, ph []*phaseAxis, channels int64) bool {
+	s := w.strides[0]
+	return w.out[0]*w.out[1] <= phaseMaxArea && channels >= phaseMinChannels &&
+		s*s*ph[0].width()*ph[1].width() <= phaseMaxWaste*w.kernel[0]*w.kernel[1]
+}
+
+// convInputGradByPhases is the input gradient of a 2-D convolution with
+// stride s as one stride-1 Conv of gY whose s²·C output channels are the s²
+// phases' gradients, in DepthToSpace's DCR order ((a_h·s + a_w)·C + c),
+// followed by DepthToSpace and a Slice to the input's size. The phase
+// kernel K[(a_h·s + a_w)·C + c, o, t_h, t_w] = W[o, c, j_h, j_w] (zero where
+// a phase has no tap) is a Gather from the kernel, flattened and padded
+// with one zero, by a constant index table; for a constant W onnxruntime
+// folds it. gY is padded (or sliced) to the rows [lo, blocks−1+hi] the
+// phases read, so the Conv yields ⌈in/s⌉ rows per phase.
+func (c *gradCtx) convInputGradByPhases(w *window, ph []*phaseAxis) string {
+	s := w.strides[0]
+	wd := c.staticIn(1)
+	m, ch, kw := wd[0], wd[1], w.kernel[1]
+	kk := w.kernel[0] * kw
+	h, v := ph[0], ph[1]
+	idx := make([]int64, 0, s*s*h.width()*v.width())
+	for ah := range s {
+		for aw := range s {
+			for _, jh := range h.taps[ah] {
+				for _, jw := range v.taps[aw] {
+					if jh < 0 || jw < 0 {
+						idx = append(idx, kk) // the zero after the kernel
+					} else {
+						idx = append(idx, jh*kw+jw)
+					}
+				}
+			}
+		}
+	}
+	k := c.op("Reshape", []string{c.input(1), c.gr.ints(m, ch, kk)})
+	k = c.op("Pad", []string{k, c.gr.ints(0, 0, 0, 0, 0, 1)})
+	table := c.gr.addInitializer("grad/const", newTensorInt64("", []int64{s, s, h.width(), v.width()}, idx))
+	k = c.op("Gather", []string{k, table}, attrInt("axis", 2))
+	k = c.op("Transpose", []string{k}, attrInts("perm", []int64{2, 3, 1, 0, 4, 5}))
+	k = c.op("Reshape", []string{k, c.gr.ints(s*s*ch, m, h.width(), v.width())})
+
+	gy := c.foldLead(c.gy[0], c.output(0))
+	pads := make([]int64, 4)
+	var axes, starts, ends []int64
+	for i, p := range ph {
+		first, last := p.lo, p.blocks-1+p.hi // the rows of gY read, maybe outside it
+		pads[i], pads[2+i] = max(0, -first), max(0, last-(w.out[i]-1))
+		if first > 0 || last < w.out[i]-1 {
+			axes = append(axes, int64(2+i))
+			starts, ends = append(starts, max(0, first)), append(ends, min(w.out[i], last+1))
+		}
+	}
+	if len(axes) > 0 {
+		gy = c.op("Slice", []string{gy, c.gr.ints(starts...), c.gr.ints(ends...), c.gr.ints(axes...)})
+	}
+	gx := c.op("Conv", []string{gy, k}, attrInts("kernel_shape", []int64{h.width(), v.width()}), attrInts("pads", pads))
+	gx = c.op("DepthToSpace", []string{gx}, attrInt("blocksize", s), attrString("mode", "DCR"))
+	if s*h.blocks != w.in[0] || s*v.blocks != w.in[1] {
+		gx = c.op("Slice", []string{gx, c.gr.ints(0, 0), c.gr.ints(w.in...), c.gr.ints(2, 3)})
+	}
+	return gx
 }
 
 // convOperands names what the weight gradient of a convolution is computed

@@ -120,6 +120,9 @@ var ruleCases = []ruleCase{
 	// Conv for the input gradient.
 	{name: "Conv flipped kernel", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 8, 5, 5), fixed(3, 8, 3, 3), f(3)}, float32: true},
 	{name: "Conv flipped kernel dilated asymmetric pads", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("dilations", []int64{2, 1}), attrInts("pads", []int64{2, 0, 1, 2})}, inputs: []caseInput{f(2, 9, 7, 5), fixed(2, 9, 3, 3)}, float32: true},
+	// Strided, constant kernel, 8 or more input channels, gY of 2×2: the
+	// stride-phase Conv (ops_conv_test.go checks more geometries).
+	{name: "Conv stride phases", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{1, 1, 1, 1})}, inputs: []caseInput{f(2, 8, 3, 4), fixed(5, 8, 3, 3), f(5)}, float32: true},
 	// With 4 or more channels per group the weight gradient is one product
 	// of all the patches.
 	{name: "Conv 4 channels stride 2 asymmetric pads", op: "Conv", attrs: []*onnxpb.AttributeProto{attrInts("strides", []int64{2, 2}), attrInts("pads", []int64{0, 1, 2, 0})}, inputs: []caseInput{f(2, 4, 7, 6), f(3, 4, 3, 2)}, float32: true},
