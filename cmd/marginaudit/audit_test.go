@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad"
@@ -84,6 +85,70 @@ func TestAuditArraysAsNumPyWritesThem(t *testing.T) {
 	}
 	if recs := audit(models+"/cnn.onnx", arrays+"/x_u8.npy", arrays+"/y_u8.npy", "--range", "0,255"); len(recs) != 8 {
 		t.Errorf("uint8 images: %d records, want 8", len(recs))
+	}
+}
+
+// --certify-steps reaches the certifier and settings.json, and a resumed
+// audit with other steps is refused as for any other setting: the mlp
+// fixture's 4 images, labelled as it predicts them so that each is
+// certified, get other lower bounds from 2 bisection steps than from the
+// default 16, never above them (a coarser bisection stops sooner).
+func TestAuditCertifySteps(t *testing.T) {
+	orttest.Require(t)
+	labels := filepath.Join(t.TempDir(), "y.npy")
+	f, err := os.Create(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npy.WriteInts(f, &npy.IntArray{Shape: []int{4}, Data: []int{8, 9, 9, 8}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	audit := func(out string, code int, extra ...string) string {
+		t.Helper()
+		args := append([]string{"audit", models + "/mlp.onnx", "-q", "--threads", "1", "--out", out, "--n", "4",
+			"--images", models + "/mlp.x.npy", "--labels", labels, "--certify"}, extra...)
+		_, stderr, got := runCLI(t, args...)
+		if got != code {
+			t.Fatalf("%v: exit status %d, want %d: %s", extra, got, code, stderr)
+		}
+		return stderr
+	}
+	coarse, fine := filepath.Join(t.TempDir(), "coarse"), filepath.Join(t.TempDir(), "fine")
+	audit(coarse, 0, "--certify-steps", "2")
+	audit(fine, 0)
+	settings, err := os.ReadFile(filepath.Join(coarse, auditor.SettingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(settings), `"certify_steps": 2`) {
+		t.Errorf("settings.json of --certify-steps 2:\n%s", settings)
+	}
+	c, d := readMargins(t, coarse), readMargins(t, fine)
+	differ := 0
+	for i := range c {
+		if !c[i].Certified || !c[i].Correct || c[i].MarginLower > d[i].MarginLower {
+			t.Errorf("image %d %s: certified %t, lower bound %v with 2 steps, %v with 16", c[i].Index, c[i].Norm, c[i].Certified, c[i].MarginLower, d[i].MarginLower)
+		}
+		if c[i].MarginLower != d[i].MarginLower {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Errorf("2 and 16 bisection steps gave the same %d lower bounds", len(c))
+	}
+	if stderr := audit(coarse, 1, "--certify-steps", "3"); !strings.Contains(stderr, "certify_steps: 2 before, 3 now") {
+		t.Errorf("resumed with other steps: %s", stderr)
+	}
+	before, err := os.ReadFile(filepath.Join(coarse, auditor.MarginsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit(coarse, 0, "--certify-steps", "2")
+	if after, err := os.ReadFile(filepath.Join(coarse, auditor.MarginsFile)); err != nil || string(after) != string(before) {
+		t.Errorf("resumed with the same steps, margins.csv changed (%v)", err)
 	}
 }
 
