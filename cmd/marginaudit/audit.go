@@ -231,7 +231,7 @@ func certifyFlag() cli.Flag {
 }
 
 func certifyStepsFlag() cli.Flag {
-	return &cli.IntFlag{Name: "certify-steps", Usage: "bisection steps on the certified radius per image, 1 to 60 (with --certify); each halves the bracket", Value: auditor.DefaultCertifySettings().Steps}
+	return &cli.IntFlag{Name: "certify-steps", Usage: "bisection steps on each image's certified radius, 1 to 60 (with --certify); each halves the interval it lies in", Value: auditor.DefaultCertifySettings().Steps}
 }
 
 // certifySettings reads the certified bounds' flags of cmd;
