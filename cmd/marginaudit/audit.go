@@ -34,7 +34,9 @@ func auditCommand() *cli.Command {
 			"DIR/confidence.csv (each image's clean max-softmax) and DIR/robust.csv (each image's PGD outcome); " +
 			"with --save-adversarial, DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy holds each image's perturbation " +
 			"x_adv − x (float32 [N, ...image], zeros where DeepFool failed) and SPLIT-NORM-index.npy its image " +
-			"index and adversarial class (int64 [N, 2], class −1 where it failed), rows in margins.csv's order. Each " +
+			"index and adversarial class (int64 [N, 2], class −1 where it failed), rows in margins.csv's order; " +
+			"with --refine, SPLIT-NORM-refined.npy and SPLIT-NORM-refined-index.npy hold the same for the " +
+			"refined points, whose norms are margin_refined (zeros and −1 where censored). Each " +
 			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
 			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
 			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +
@@ -221,7 +223,7 @@ func refineStepsFlag() cli.Flag {
 }
 
 func saveAdversarialFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy (not added to checkpoints already finished); the report's gallery draws them"}
+	return &cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy, and with --refine the refined ones to SPLIT-NORM-refined.npy (not added to checkpoints already finished); the report's gallery draws them"}
 }
 
 // certifyFlag and certifyStepsFlag ask audit and study for certified lower

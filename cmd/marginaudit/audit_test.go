@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,6 +150,57 @@ func TestAuditCertifySteps(t *testing.T) {
 	audit(coarse, 0, "--certify-steps", "2")
 	if after, err := os.ReadFile(filepath.Join(coarse, auditor.MarginsFile)); err != nil || string(after) != string(before) {
 		t.Errorf("resumed with the same steps, margins.csv changed (%v)", err)
+	}
+}
+
+// With one DeepFool step, no overshoot and no retries, DeepFool flips none
+// of cnn.onnx's images and FMN's search flips them all: --save-adversarial
+// saves zeros and class −1 as DeepFool's points, and the refined points
+// with the refined margins as their norms.
+func TestAuditSavesRefinedAdversarial(t *testing.T) {
+	orttest.Require(t)
+	out := filepath.Join(t.TempDir(), "audit")
+	_, stderr, code := runCLI(t, "audit", models+"/cnn.onnx", "-q", "--threads", "1", "--out", out, "--images", models+"/cnn.x.npy",
+		"--labels", arrays+"/y.npy", "--refine", "--max-iter", "1", "--overshoot", "0", "--retries", "0", "--save-adversarial")
+	if code != 0 {
+		t.Fatalf("exit status %d: %s", code, stderr)
+	}
+	recs := readMargins(t, out)
+	for _, norm := range []auditor.Norm{auditor.L2, auditor.LInf} {
+		df, err := auditor.ReadAdversarial(out, "cnn.onnx", auditor.Test, norm, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := auditor.ReadAdversarial(out, "cnn.onnx", auditor.Test, norm, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := len(ref.Delta) / len(ref.Index)
+		i := 0
+		for _, r := range recs {
+			if r.Norm != norm {
+				continue
+			}
+			if r.Success || !r.HasRefinedMargin() {
+				t.Fatalf("image %d %s: DeepFool succeeded (%t) or FMN found no margin (%v): the test needs DeepFool's failures that FMN flips", r.Index, norm, r.Success, r.MarginRefined)
+			}
+			if df.AdvPred[i] != -1 || slices.ContainsFunc(df.Delta[i*d:(i+1)*d], func(v float32) bool { return v != 0 }) {
+				t.Errorf("image %d %s: DeepFool failed, but its saved point has class %d or a perturbation", r.Index, norm, df.AdvPred[i])
+			}
+			delta := ref.Delta[i*d : (i+1)*d]
+			size := 0.0 // ‖δ‖ in the norm
+			for _, v := range delta {
+				if norm == auditor.LInf {
+					size = math.Max(size, math.Abs(float64(v)))
+				} else {
+					size = math.Hypot(size, float64(v))
+				}
+			}
+			if ref.AdvPred[i] < 0 || ref.AdvPred[i] == r.Pred || math.Abs(size-r.MarginRefined) > 1e-5*math.Max(1, r.MarginRefined) {
+				t.Errorf("image %d %s: refined point of class %d (clean %d), ‖δ‖ = %v; margin_refined %v", r.Index, norm, ref.AdvPred[i], r.Pred, size, r.MarginRefined)
+			}
+			i++
+		}
 	}
 }
 
