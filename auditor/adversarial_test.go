@@ -59,7 +59,7 @@ func TestStoreAdversarial(t *testing.T) {
 		t.Errorf("HasAdversarial(%s) is false after a commit with perturbations", p.Checkpoint)
 	}
 	for _, want := range p.Adversarial {
-		got, err := ReadAdversarial(dir, p.Checkpoint, Test, want.Norm)
+		got, err := ReadAdversarial(dir, p.Checkpoint, Test, want.Norm, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestStoreAdversarial(t *testing.T) {
 		}
 	}
 	// A file readers outside Go see as [N, 3] float32 and [N, 2] int64.
-	deltaPath, indexPath := AdversarialFiles(dir, p.Checkpoint, Test, L2)
+	deltaPath, indexPath := AdversarialFiles(dir, p.Checkpoint, Test, L2, false)
 	if a, err := npy.ReadFile(deltaPath); err != nil || !slices.Equal(a.Shape, []int{20, 3}) || a.DType != "float32" {
 		t.Errorf("%s: %v, shape %v", deltaPath, err, a)
 	}
@@ -102,7 +102,7 @@ func TestStoreAdversarial(t *testing.T) {
 	if st.HasAdversarial(p.Checkpoint) {
 		t.Errorf("a recommit without perturbations left the old ones")
 	}
-	if _, err := ReadAdversarial(dir, p.Checkpoint, Test, L2); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := ReadAdversarial(dir, p.Checkpoint, Test, L2, false); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ReadAdversarial of a checkpoint without perturbations: %v, want fs.ErrNotExist", err)
 	}
 }
@@ -131,9 +131,11 @@ func TestStoreAdversarialCommitErrors(t *testing.T) {
 	}
 }
 
-// Run saves the perturbations DeepFool found: x + δ is at the recorded
-// margin from x, and a resumed audit says which finished checkpoints it
-// cannot add them to.
+// Run saves the perturbations DeepFool found and, refining, those of the
+// refined points: x + δ is at the recorded margin from x (margin, or
+// margin_refined for the refined ones, which FMN moved closer than
+// DeepFool's on some images), and a resumed audit says which finished
+// checkpoints it cannot add them to.
 func TestRunSavesAdversarial(t *testing.T) {
 	cfg := runFixture(t, "epoch-000.onnx")
 	cfg.SaveAdversarial = true
@@ -144,37 +146,50 @@ func TestRunSavesAdversarial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, norm := range cfg.Settings.Norms {
-		a, err := ReadAdversarial(cfg.Out, "epoch-000.onnx", Test, norm)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(a.Shape, []int64{1, 28, 28}) || !slices.Equal(a.Index, []int{10, 11, 12, 13}) {
-			t.Errorf("%s: shape %v, images %v; want [1 28 28], [10 11 12 13]", norm, a.Shape, a.Index)
-		}
-		d := 28 * 28
-		i := 0
-		for _, r := range recs {
-			if r.Norm != norm {
-				continue
+	closer := 0 // images whose refined point is closer than DeepFool's
+	for _, refined := range []bool{false, true} {
+		for _, norm := range cfg.Settings.Norms {
+			a, err := ReadAdversarial(cfg.Out, "epoch-000.onnx", Test, norm, refined)
+			if err != nil {
+				t.Fatal(err)
 			}
-			delta := a.Delta[i*d : (i+1)*d]
-			if !r.Success {
-				if a.AdvPred[i] != -1 || slices.ContainsFunc(delta, func(v float32) bool { return v != 0 }) {
-					t.Errorf("%s image %d failed but has prediction %d and a perturbation", norm, r.Index, a.AdvPred[i])
+			if !slices.Equal(a.Shape, []int64{1, 28, 28}) || !slices.Equal(a.Index, []int{10, 11, 12, 13}) || a.Refined != refined {
+				t.Errorf("%s: shape %v, images %v, refined %t; want [1 28 28], [10 11 12 13], %t", a, a.Shape, a.Index, a.Refined, refined)
+			}
+			d := 28 * 28
+			i := 0
+			for _, r := range recs {
+				if r.Norm != norm {
+					continue
+				}
+				delta := a.Delta[i*d : (i+1)*d]
+				margin, ok := r.Margin, r.Success
+				if refined {
+					margin, ok = r.MarginRefined, r.HasRefinedMargin()
+				}
+				if !ok {
+					if a.AdvPred[i] != -1 || slices.ContainsFunc(delta, func(v float32) bool { return v != 0 }) {
+						t.Errorf("%s image %d has no margin but has prediction %d and a perturbation", a, r.Index, a.AdvPred[i])
+					}
+					i++
+					continue
+				}
+				if a.AdvPred[i] == r.Pred || a.AdvPred[i] < 0 {
+					t.Errorf("%s image %d: adversarial prediction %d, clean %d", a, r.Index, a.AdvPred[i], r.Pred)
+				}
+				// float32 perturbation, float64 norm: agree to float32 rounding.
+				if got := vecNorm(delta, norm); math.Abs(got-margin) > 1e-5*math.Max(1, margin) {
+					t.Errorf("%s image %d: ‖δ‖ = %v, margin %v", a, r.Index, got, margin)
+				}
+				if refined && r.Success && margin < 0.99*r.Margin {
+					closer++
 				}
 				i++
-				continue
 			}
-			if a.AdvPred[i] == r.Pred || a.AdvPred[i] < 0 {
-				t.Errorf("%s image %d: adversarial prediction %d, clean %d", norm, r.Index, a.AdvPred[i], r.Pred)
-			}
-			// float32 perturbation, float64 norm: agree to float32 rounding.
-			if got := vecNorm(delta, norm); math.Abs(got-r.Margin) > 1e-5*math.Max(1, r.Margin) {
-				t.Errorf("%s image %d: ‖δ‖ = %v, margin %v", norm, r.Index, got, r.Margin)
-			}
-			i++
 		}
+	}
+	if closer == 0 {
+		t.Error("FMN moved no image 1% closer than DeepFool: the test does not tell the refined points from DeepFool's")
 	}
 
 	// Resumed with a new checkpoint, once without saving and once with:
@@ -249,7 +264,7 @@ func TestRunSavesAdversarialInImageLayout(t *testing.T) {
 		if _, err := Run(context.Background(), cfg, nil); err != nil {
 			t.Fatal(err)
 		}
-		if saved[name], err = ReadAdversarial(cfg.Out, "epoch-001.onnx", Test, L2); err != nil {
+		if saved[name], err = ReadAdversarial(cfg.Out, "epoch-001.onnx", Test, L2, false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,8 +48,10 @@
 //
 // With [Config].SaveAdversarial, adversarial/NAME/SPLIT-NORM.npy and
 // SPLIT-NORM-index.npy hold the perturbations DeepFool found and each
-// image's index and adversarial class ([Adversarial], [ReadAdversarial];
-// the layout is documented at [AdversarialDir]).
+// image's index and adversarial class, and with refinement
+// SPLIT-NORM-refined.npy and SPLIT-NORM-refined-index.npy those of the
+// refined points ([Adversarial], [ReadAdversarial]; the layout is
+// documented at [AdversarialDir]).
 //
 // # Statistics
 //

@@ -281,31 +281,57 @@ func mergeAdversarial(name string, pieces []piece, s *Settings) ([]Adversarial, 
 		return nil, fmt.Errorf("auditor: %s saved the perturbations of %s (--save-adversarial) but %s did not: audit the shards alike",
 			with[0], name, without[0])
 	}
+	kinds := []bool{false} // DeepFool's, and the refined points'
+	if s.Refine {
+		kinds = append(kinds, true)
+	}
 	var out []Adversarial
-	for _, split := range s.Splits {
-		for _, norm := range s.Norms {
-			var m *Adversarial
-			for _, pc := range pieces {
-				if pc.unit.Split != string(split) {
-					continue
-				}
-				a, err := ReadAdversarial(pc.folder.Dir, name, split, norm)
+	for _, refined := range kinds {
+		for _, split := range s.Splits {
+			for _, norm := range s.Norms {
+				m, err := mergeAdversarialOf(name, pieces, split, norm, refined)
 				if err != nil {
 					return nil, err
 				}
-				if m == nil {
-					m = &Adversarial{Split: split, Norm: norm, Shape: a.Shape}
+				if m != nil {
+					out = append(out, *m)
 				}
-				m.Index = append(m.Index, a.Index...)
-				m.AdvPred = append(m.AdvPred, a.AdvPred...)
-				m.Delta = append(m.Delta, a.Delta...)
-			}
-			if m != nil {
-				out = append(out, *m)
 			}
 		}
 	}
 	return out, nil
+}
+
+// mergeAdversarialOf concatenates the perturbations of one split and norm
+// of checkpoint name, DeepFool's or the refined ones. Shards refined
+// before the refined perturbations were saved have none: nil when no
+// shard has them, an error naming one without them when others do.
+func mergeAdversarialOf(name string, pieces []piece, split Split, norm Norm, refined bool) (*Adversarial, error) {
+	var m *Adversarial
+	var without string
+	for _, pc := range pieces {
+		if pc.unit.Split != string(split) {
+			continue
+		}
+		a, err := ReadAdversarial(pc.folder.Dir, name, split, norm, refined)
+		if refined && errors.Is(err, fs.ErrNotExist) {
+			without = pc.folder.Dir
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			m = &Adversarial{Split: split, Norm: norm, Refined: refined, Shape: a.Shape}
+		}
+		m.Index = append(m.Index, a.Index...)
+		m.AdvPred = append(m.AdvPred, a.AdvPred...)
+		m.Delta = append(m.Delta, a.Delta...)
+	}
+	if m != nil && without != "" {
+		return nil, fmt.Errorf("auditor: %s saved no refined perturbations of %s (audited before they were saved) but others did: audit the shards alike", without, name)
+	}
+	return m, nil
 }
 
 // imagesOf counts the images of the folder's units of checkpoint name.

@@ -157,6 +157,55 @@ func TestMergeRefuses(t *testing.T) {
 	}
 }
 
+// TestMergeOlderRefinedShards merges shards refined before the refined
+// perturbations were saved (DeepFool's files only): alike, the merged
+// folder has DeepFool's only, as a one-process audit of that time; mixed
+// with shards that saved them, the merge is refused naming the one
+// without and writes nothing.
+func TestMergeOlderRefinedShards(t *testing.T) {
+	cfg := runFixture(t, "epoch-1.onnx")
+	cfg.Settings.PGD = PGDSettings{}
+	cfg.SaveAdversarial = true
+	dirs := auditShards(t, cfg, 2)
+	older := func(t *testing.T, dir string) string {
+		t.Helper()
+		to := filepath.Join(t.TempDir(), "older")
+		if err := os.CopyFS(to, os.DirFS(dir)); err != nil {
+			t.Fatal(err)
+		}
+		refined, err := filepath.Glob(filepath.Join(to, AdversarialDir, "epoch-1.onnx", "*-refined*.npy"))
+		if err != nil || len(refined) != 4 {
+			t.Fatalf("refined perturbation files %v (%v), want 2 norms × 2 files", refined, err)
+		}
+		for _, f := range refined {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return to
+	}
+	a, b := older(t, dirs[0]), older(t, dirs[1])
+	merged := filepath.Join(t.TempDir(), "merged")
+	if _, err := Merge([]string{a, b}, merged); err != nil {
+		t.Fatal(err)
+	}
+	for _, norm := range cfg.Settings.Norms {
+		if _, err := ReadAdversarial(merged, "epoch-1.onnx", Test, norm, false); err != nil {
+			t.Error(err)
+		}
+		if _, err := ReadAdversarial(merged, "epoch-1.onnx", Test, norm, true); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: refined perturbations merged from shards without them: %v", norm, err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "mixed")
+	if _, err := Merge([]string{dirs[0], b}, out); err == nil || !strings.Contains(err.Error(), b+" saved no refined perturbations of epoch-1.onnx") {
+		t.Errorf("merge of shards with and without refined perturbations: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused merge wrote %s", out)
+	}
+}
+
 // TestShardFolderKeepsItsShard checks that a shard's folder resumes only as
 // that shard: the same shard again skips its finished checkpoint, another
 // shard or the whole audit is refused, and a whole audit's folder refuses

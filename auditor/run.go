@@ -69,9 +69,10 @@ type Config struct {
 	// attack.DefaultDeepFoolBatch for DeepFool and attack.DefaultRobustBatch
 	// for PGD.
 	BatchSize int
-	// SaveAdversarial saves the perturbations DeepFool finds with each
-	// checkpoint's results (see AdversarialDir). It does not change the
-	// results, so it is no setting: an audit resumed with it adds them to
+	// SaveAdversarial saves the perturbations DeepFool finds, and with
+	// refinement the refined ones, with each checkpoint's results (see
+	// AdversarialDir). It does not change the results, so it is no
+	// setting: an audit resumed with it adds them to
 	// the checkpoints it audits, and warns (Progress.Warn) for each
 	// finished checkpoint without them, which it cannot add without
 	// auditing that checkpoint again (remove its parts/NAME.csv to).
@@ -138,7 +139,7 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 // probability from the same classifier (confidence.csv; for a model that
 // outputs probabilities, its largest output), and how its model was run
 // (ModelInfo), and with Config.SaveAdversarial the perturbations DeepFool
-// found (see AdversarialDir). A checkpoint that fails is reported to p and skipped; Run
+// and the refinement found (see AdversarialDir). A checkpoint that fails is reported to p and skipped; Run
 // goes on with the others and returns the failures joined (each a
 // *CheckpointError) after writing the report of what succeeded.
 func Run(ctx context.Context, cfg Config, p Progress) (*Summary, error) {
@@ -308,14 +309,12 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
 		}
 		for _, norm := range s.Norms {
-			recs, res, err := margins(ctx, clf, ct, im, c, split, norm, cfg, progress)
+			recs, adv, err := margins(ctx, clf, ct, im, c, split, norm, cfg, progress)
 			if err != nil {
 				return nil, err
 			}
-			if cfg.SaveAdversarial {
-				part.Adversarial = append(part.Adversarial, adversarialOf(split, norm, res, im, cfg.Data[split]))
-			}
 			part.Records = append(part.Records, recs...)
+			part.Adversarial = append(part.Adversarial, adv...)
 		}
 		for _, norm := range s.PGD.Norms {
 			for _, eps := range s.PGD.Eps {
@@ -344,9 +343,10 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 // Settings.Certify), each correctly classified image gets its certified
 // lower bound, bisected up to its refined margin (or its radius tried),
 // else DeepFool's, else the input box's diameter; a misclassified image
-// gets 0, its prediction being wrong already. It returns DeepFool's
-// results too, with their perturbations when refining or saving them.
-func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, []attack.DeepFoolResult, error) {
+// gets 0, its prediction being wrong already. With Config.SaveAdversarial
+// it returns the perturbations too: DeepFool's, and when refining the
+// refined points' (see AdversarialDir).
+func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, []Adversarial, error) {
 	s := &cfg.Settings
 	df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
 		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine || cfg.SaveAdversarial, FirstImage: im.First, Progress: progress}
@@ -356,7 +356,8 @@ func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, i
 	}
 	var ref []attack.RefineResult
 	if s.Refine {
-		fmn, err := attack.NewFMN(clf, attack.FMNOptions{Norm: norm, Steps: s.RefineParams.Steps, BatchSize: cfg.BatchSize, Progress: progress})
+		fmn, err := attack.NewFMN(clf, attack.FMNOptions{Norm: norm, Steps: s.RefineParams.Steps, BatchSize: cfg.BatchSize,
+			KeepPerturbation: cfg.SaveAdversarial, Progress: progress})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -390,7 +391,32 @@ func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, i
 			return nil, nil, fmt.Errorf("certified bounds %s on %s: %w", norm, split, err)
 		}
 	}
-	return recs, res, nil
+	if !cfg.SaveAdversarial {
+		return recs, nil, nil
+	}
+	return recs, savedPoints(split, norm, res, ref, recs, im, cfg.Data[split]), nil
+}
+
+// savedPoints returns the perturbations to save of the images im (as the
+// classifier took them; orig as given) in one norm: DeepFool's results
+// res, and with refinement (ref not nil) the refined points of the
+// records recs that have a refined margin.
+func savedPoints(split Split, norm Norm, res []attack.DeepFoolResult, ref []attack.RefineResult, recs []Record, im, orig *Images) []Adversarial {
+	adv := []Adversarial{adversarialOf(split, norm, false, func(i int) ([]float32, int) {
+		if !res[i].Success {
+			return nil, -1
+		}
+		return res[i].Perturbation, res[i].AdvPred
+	}, im, orig)}
+	if ref != nil {
+		adv = append(adv, adversarialOf(split, norm, true, func(i int) ([]float32, int) {
+			if !recs[i].HasRefinedMargin() {
+				return nil, -1
+			}
+			return ref[i].Perturbation, ref[i].AdvPred
+		}, im, orig))
+	}
+	return adv
 }
 
 // certify sets the certified lower bounds of recs, the records of the

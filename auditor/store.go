@@ -313,9 +313,9 @@ type Part struct {
 	// to PGD (with the Checkpoint and Epoch above); or nothing, when not
 	// recorded.
 	Robust []RobustImage
-	// Adversarial holds the perturbations DeepFool found, per split and
-	// norm, in the order of Records (see AdversarialDir); or nothing,
-	// when they were not saved.
+	// Adversarial holds the perturbations DeepFool found, and with
+	// refinement the refined ones, per split and norm, in the order of
+	// Records (see AdversarialDir); or nothing, when they were not saved.
 	Adversarial []Adversarial
 }
 

@@ -25,7 +25,9 @@ type Options struct {
 	// Level is the confidence level of the interval of the mean margin
 	// change; 0 means DefaultLevel.
 	Level float64
-	// Refined compares the refined margins (audits made with --refine).
+	// Refined compares the refined margins (audits made with --refine):
+	// every image's margin_refined, also where DeepFool failed, leaving
+	// out the censored images (see MarginDiff).
 	Refined bool
 }
 
@@ -57,22 +59,26 @@ type Result struct {
 
 // MarginDiff compares the margins of one split and norm, image by image.
 //
-// Only images whose attack succeeded on both models form the paired
-// sample: a failed attack (success false, margin NaN in margins.csv) found
-// no perturbation, so its margin is unknown — larger than what the attack
+// Only images with a margin on both models form the paired sample: a
+// failed attack (success false, margin NaN in margins.csv) found no
+// perturbation, so its margin is unknown — larger than what the attack
 // could reach, with no finite upper bound — and no value is imputed. Such
 // images are counted in BaselineFailed, CandidateFailed and BothFailed and
-// left out of every statistic below.
+// left out of every statistic below. With Options.Refined the margin is
+// margin_refined wherever the refinement confirmed a point, including the
+// images DeepFool failed on, and the failures are the censored images
+// (nothing flipped them; their margin_refined is the largest radius
+// tried, not a margin), whatever DeepFool found.
 type MarginDiff struct {
 	Split           auditor.Split `json:"split"`
 	Norm            auditor.Norm  `json:"norm"`
 	Images          int           `json:"images"`           // images of the split
-	Pairs           int           `json:"pairs"`            // both attacks succeeded
-	BaselineFailed  int           `json:"baseline_failed"`  // failed on the baseline only
-	CandidateFailed int           `json:"candidate_failed"` // failed on the candidate only
-	BothFailed      int           `json:"both_failed"`
-	BaselineMean    Float         `json:"baseline_mean"`  // mean margin of the pairs
-	CandidateMean   Float         `json:"candidate_mean"` // mean margin of the pairs
+	Pairs           int           `json:"pairs"`            // a margin on both models
+	BaselineFailed  int           `json:"baseline_failed"`  // no margin on the baseline only
+	CandidateFailed int           `json:"candidate_failed"` // no margin on the candidate only
+	BothFailed      int           `json:"both_failed"`      // no margin on either
+	BaselineMean    Float         `json:"baseline_mean"`    // mean margin of the pairs
+	CandidateMean   Float         `json:"candidate_mean"`   // mean margin of the pairs
 	// Change is the mean paired difference, candidate − baseline, with its
 	// standard error and t-interval at Result.Level.
 	Change   Float `json:"change"`
@@ -292,24 +298,24 @@ func marginDiff(k cellKey, b, c []auditor.Record, opt Options) (MarginDiff, erro
 	m := MarginDiff{Split: k.split, Norm: k.norm, Images: len(b)}
 	var bm, cm, d []float64
 	for i := range b {
+		x, okb, err := margin(&b[i], opt.Refined)
+		if err != nil {
+			return m, err
+		}
+		y, okc, err := margin(&c[i], opt.Refined)
+		if err != nil {
+			return m, err
+		}
 		switch {
-		case !b[i].Success && !c[i].Success:
+		case !okb && !okc:
 			m.BothFailed++
 			continue
-		case !b[i].Success:
+		case !okb:
 			m.BaselineFailed++
 			continue
-		case !c[i].Success:
+		case !okc:
 			m.CandidateFailed++
 			continue
-		}
-		x, err := margin(&b[i], opt.Refined)
-		if err != nil {
-			return m, err
-		}
-		y, err := margin(&c[i], opt.Refined)
-		if err != nil {
-			return m, err
 		}
 		bm, cm, d = append(bm, x), append(cm, y), append(d, y-x)
 		if y < x {
@@ -334,16 +340,21 @@ func marginDiff(k cellKey, b, c []auditor.Record, opt Options) (MarginDiff, erro
 	return m, nil
 }
 
-// margin returns the margin of a successful attack, refined when asked.
-func margin(r *auditor.Record, refined bool) (float64, error) {
+// margin returns the margin of r, refined when asked, and whether it has
+// one: DeepFool's where it succeeded; or the refined one wherever the
+// refinement confirmed a point, DeepFool's failures included, and none
+// where it was censored (margin_refined is then the radius tried, not a
+// margin). A record of an audit made without refinement has no refined
+// margin to compare: an error.
+func margin(r *auditor.Record, refined bool) (float64, bool, error) {
 	if !refined {
-		return r.Margin, nil
+		return r.Margin, r.Success, nil
 	}
 	if !r.Refined() {
-		return 0, fmt.Errorf("compare: %s %s image %d (%s) has no refined margin: audit with refinement or compare unrefined margins",
+		return 0, false, fmt.Errorf("compare: %s %s image %d (%s) has no refined margin: audit with refinement or compare unrefined margins",
 			r.Checkpoint, r.Split, r.Index, r.Norm)
 	}
-	return r.MarginRefined, nil
+	return r.MarginRefined, r.HasRefinedMargin(), nil
 }
 
 // accuracyDiff compares the clean predictions of one split, given the

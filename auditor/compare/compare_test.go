@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/auditor/compare"
 	"github.com/marginaudit/marginaudit/auditor/compare/comparetest"
 )
@@ -150,6 +151,88 @@ func TestCompareFailedAttacks(t *testing.T) {
 	}
 	if a := res.Accuracy[0]; a.McNemar.Lost != 1 || a.McNemar.Gained != 0 || math.Abs(float64(a.Change)+0.1) > 1e-12 {
 		t.Errorf("accuracy %+v: want one image lost", a)
+	}
+}
+
+// With refined margins every image's refined margin is its margin,
+// whether DeepFool failed on it or not, and only a censored image (no
+// attack flipped it: margin_refined is the radius tried, no margin) counts
+// as failed.
+func TestCompareRefinedMargins(t *testing.T) {
+	dir := t.TempDir()
+	s := comparetest.Settings(10)
+	s.RefineParams = attack.DefaultRefineParams()
+	// Refined margins are 90% of DeepFool's, and where DeepFool failed
+	// (margin NaN) FMN's search flipped the image at 1.5 (L2) or 0.15 (L∞),
+	// except on the censored images.
+	model := func(name string, epoch int, f float64, failed, censored map[int]bool) comparetest.Model {
+		return comparetest.Model{Checkpoint: name, Epoch: epoch, Correct: allCorrect,
+			Margin: func(i int, n auditor.Norm) float64 {
+				if failed[i] {
+					return math.NaN()
+				}
+				return margins(f)(i, n)
+			},
+			Refined: func(i int, n auditor.Norm) (float64, bool) {
+				m := 0.9 * margins(f)(i, n)
+				if failed[i] {
+					m = margins(3)(0, n)
+				}
+				return m, censored[i]
+			}}
+	}
+	comparetest.Write(t, dir, s,
+		// Baseline: DeepFool failed on images 1 and 2; image 2 is censored.
+		model("b.onnx", 0, 1, map[int]bool{1: true, 2: true}, map[int]bool{2: true}),
+		// Candidate: DeepFool failed on image 3, which FMN flipped; image 4
+		// is censored although DeepFool's point flipped (it did not flip
+		// when run again), so it has DeepFool's margin but no refined one.
+		model("c.onnx", 1, 2, map[int]bool{3: true}, map[int]bool{4: true}))
+	res, err := compare.Compare(load(t, dir, "b"), load(t, dir, "c"), compare.Options{Refined: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res.Margins {
+		// Pairs: images 0, 1, 3, 5…9; image 2 is censored on the baseline,
+		// image 4 on the candidate.
+		if m.Pairs != 8 || m.BaselineFailed != 1 || m.CandidateFailed != 1 || m.BothFailed != 0 {
+			t.Errorf("%s: %+v: want 8 pairs, one image censored on each model", m.Norm, m)
+		}
+		var b, c float64
+		for _, i := range []int{0, 1, 3, 5, 6, 7, 8, 9} {
+			b += 0.9 * margins(1)(i, m.Norm)
+			c += 0.9 * margins(2)(i, m.Norm)
+		}
+		b += margins(3)(0, m.Norm) - 0.9*margins(1)(1, m.Norm) // image 1: FMN's search on the baseline
+		c += margins(3)(0, m.Norm) - 0.9*margins(2)(3, m.Norm) // image 3: on the candidate
+		if want := b / 8; math.Abs(float64(m.BaselineMean)-want) > 1e-12 {
+			t.Errorf("%s: baseline mean %v, want %v", m.Norm, m.BaselineMean, want)
+		}
+		if want := c / 8; math.Abs(float64(m.CandidateMean)-want) > 1e-12 {
+			t.Errorf("%s: candidate mean %v, want %v", m.Norm, m.CandidateMean, want)
+		}
+	}
+	var text strings.Builder
+	if err := compare.WriteText(&text, res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "DeepFool's failures included (failed: images censored") {
+		t.Errorf("the table does not say what refined failures are:\n%s", text.String())
+	}
+	// Unrefined, DeepFool's failures are the failures and image 4's
+	// DeepFool margin counts.
+	res, err = compare.Compare(load(t, dir, "b"), load(t, dir, "c"), compare.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := res.Margins[0]; m.Pairs != 7 || m.BaselineFailed != 2 || m.CandidateFailed != 1 {
+		t.Errorf("unrefined: %+v: want 7 pairs, DeepFool failed on 2 baseline and 1 candidate images", m)
+	}
+	// Audits without refinement have no refined margins to compare.
+	plain := t.TempDir()
+	comparetest.Write(t, plain, comparetest.Settings(10), comparetest.Model{Checkpoint: "a.onnx", Margin: margins(1), Correct: allCorrect})
+	if _, err := compare.Compare(load(t, plain, ""), load(t, plain, ""), compare.Options{Refined: true}); err == nil || !strings.Contains(err.Error(), "has no refined margin") {
+		t.Errorf("refined comparison of unrefined audits: %v, want an error saying there is no refined margin", err)
 	}
 }
 

@@ -14,7 +14,12 @@
 // nor imputed. The images that failed on one side or both are counted
 // (baseline_failed, candidate_failed, both_failed) and left out of the
 // margin statistics, which describe the images attacked successfully on
-// both models (pairs).
+// both models (pairs). Comparing refined margins (Options.Refined, "refined":
+// true), an image's margin is its margin_refined wherever the refinement
+// confirmed a point, also where DeepFool failed; the failures are then the
+// censored images (nothing flipped them within the input range; their
+// margin_refined is the radius tried, not a margin), whether DeepFool
+// flipped them or not.
 //
 // # Tests
 //

@@ -15,12 +15,12 @@ func WriteText(w io.Writer, r *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "baseline\t%s (%s, epoch %d)\n", r.Baseline.Dir, r.Baseline.Checkpoint, r.Baseline.Epoch)
 	fmt.Fprintf(tw, "candidate\t%s (%s, epoch %d)\n", r.Candidate.Dir, r.Candidate.Checkpoint, r.Candidate.Epoch)
-	kind := "margins"
+	kind := "margins of the images attacked successfully on both (failed: attacks that failed"
 	if r.Refined {
-		kind = "refined margins"
+		kind = "refined margins of the images with one on both, DeepFool's failures included (failed: images censored, flipped by no attack,"
 	}
 	level := strconv.FormatFloat(100*r.Level, 'g', -1, 64) + "%"
-	fmt.Fprintf(tw, "\n%s of the images attacked successfully on both (failed: attacks that failed on the baseline only/candidate only/both, left out;\n"+
+	fmt.Fprintf(tw, "\n%s on the baseline only/candidate only/both, left out;\n"+
 		"change: candidate − baseline, %s t-interval; dropped: share of images whose margin dropped; p: Wilcoxon signed-rank)\n", kind, level)
 	fmt.Fprintf(tw, "split\tnorm\tpairs\tfailed\tbaseline\tcandidate\tchange\t%s CI\trelative\tdropped\tp\n", level)
 	for _, m := range r.Margins {

@@ -136,7 +136,8 @@
 //	calibration-LABEL        ECE and MCE per epoch, one panel per split (with confidence.csv)
 //	gallery-LABEL-SPLIT-NORM the GalleryImages correctly classified images closest to and farthest
 //	                         from the boundary at Options.Epochs: clean | adversarial | perturbation
-//	                         (with saved perturbations, audit --save-adversarial; see GalleryImage)
+//	                         (with saved perturbations, audit --save-adversarial; see GalleryImage):
+//	                         DeepFool's points, or with Options.Refined the refined ones
 //
 // A model set has instead, besides hist-LABEL-SPLIT-NORM of each model:
 //
@@ -199,7 +200,8 @@
 //	      "n_misclassified": 37, "spearman_rho_misclassified": 0.12, "p_misclassified": 0.47}],
 //	  "gallery": [{"audit": "standard", "epoch": 10, "split": "test", "norm": "l2",
 //	      "end": "closest", "index": 4512, "label": 9, "adversarial_pred": 4,  // or "farthest"
-//	      "margin": 0.21, "scale": 0.09}],  // scale: max |δ|, the perturbation's grey scale
+//	      "margin": 0.21, "scale": 0.09,  // margin: ‖δ‖; scale: max |δ|, the perturbation's grey scale
+//	      "refined": false}],             // x + δ is FMN's refined point, margin margin_refined (Options.Refined)
 //	  "figures": [{"kind": "margin", "png": "figures/margin-standard-l2.png",
 //	      "svg": "figures/margin-standard-l2.svg", "title": "…", "caption": "…",
 //	      "audit": "standard", "norm": "l2"}],   // "split" too where a figure has one

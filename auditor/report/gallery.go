@@ -25,8 +25,11 @@ import (
 
 // The gallery: per audit, split and norm, at the chosen epochs, the
 // correctly classified images closest to and farthest from the decision
-// boundary, each drawn clean, adversarial (x + δ, as DeepFool found it)
-// and as the perturbation δ. It needs the perturbations that
+// boundary, each drawn clean, adversarial (x + δ) and as the perturbation
+// δ, with the margin that is δ's norm: DeepFool's point and margin, or
+// with Options.Refined the refined point (FMN's) and margin_refined. An
+// audit refined before the refined points were saved shows DeepFool's
+// points and margins, with a note. It needs the perturbations that
 // `audit --save-adversarial` saved (auditor.AdversarialDir) and the clean
 // images: a data set read by the name in settings.json (Options.DataDir,
 // else where `audit --data` finds it), or the --images array named there.
@@ -52,7 +55,10 @@ type GalleryImage struct {
 	Index   int           `json:"index"` // in the data set
 	Label   int           `json:"label"`
 	AdvPred int           `json:"adversarial_pred"` // the class at x + δ
+	// Margin is the norm of δ: DeepFool's margin, or the refined one
+	// when Refined (x + δ is then the point FMN refined).
 	Margin  auditor.Float `json:"margin"`
+	Refined bool          `json:"refined"`
 	// Scale is the largest |δ| of the image's perturbation, drawn as white
 	// (and −Scale as black, 0 as grey).
 	Scale auditor.Float `json:"scale"`
@@ -84,19 +90,30 @@ func gallery(a *audit, epochs []int, dataDir string) (map[cellKey]*galleryCell, 
 		return nil, []string{fmt.Sprintf("audit %s has no saved perturbations (audit with --save-adversarial): no gallery", a.Label)}, nil
 	}
 	cells := map[cellKey]*galleryCell{}
-	var missing []string
+	var missing, unrefined []string
 	for _, e := range epochs {
 		for _, s := range a.splits {
 			for _, n := range a.norms {
-				adv, err := auditor.ReadAdversarial(a.Dir, a.names[e], s, n)
+				where := fmt.Sprintf("%s %s %s", a.at(e), s, normName(n))
+				adv, err := auditor.ReadAdversarial(a.Dir, a.names[e], s, n, a.refined)
+				recs := a.records
+				if a.refined && errors.Is(err, fs.ErrNotExist) {
+					// Refined before the refined points were saved:
+					// DeepFool's points, with their own margins.
+					adv, err = auditor.ReadAdversarial(a.Dir, a.names[e], s, n, false)
+					recs = a.folder.Records()
+					if err == nil {
+						unrefined = append(unrefined, where)
+					}
+				}
 				if errors.Is(err, fs.ErrNotExist) {
-					missing = append(missing, fmt.Sprintf("%s %s %s", a.at(e), s, normName(n)))
+					missing = append(missing, where)
 					continue
 				}
 				if err != nil {
 					return nil, nil, fmt.Errorf("report: %w", err)
 				}
-				if c := pickGallery(a, e, s, n, adv); c != nil {
+				if c := pickGallery(a, recs, e, s, n, adv); c != nil {
 					cells[cellKey{e, s, n}] = c
 				}
 			}
@@ -105,6 +122,9 @@ func gallery(a *audit, epochs []int, dataDir string) (map[cellKey]*galleryCell, 
 	var notes []string
 	if len(missing) > 0 {
 		notes = append(notes, fmt.Sprintf("audit %s has no saved perturbations at %s (audited without --save-adversarial): left out of the gallery", a.Label, strings.Join(missing, ", ")))
+	}
+	if len(unrefined) > 0 {
+		notes = append(notes, fmt.Sprintf("audit %s saved DeepFool's perturbations only at %s (refined before the refined points were saved): its gallery there shows DeepFool's points and margins, not the refined ones", a.Label, strings.Join(unrefined, ", ")))
 	}
 	if len(cells) == 0 {
 		return nil, notes, nil
@@ -139,16 +159,17 @@ func gallery(a *audit, epochs []int, dataDir string) (map[cellKey]*galleryCell, 
 // pickGallery picks the GalleryImages correctly classified images with
 // the smallest and the largest margins of (epoch, split, norm) among those
 // with a saved perturbation, ties broken by index, no image twice; nil
-// when there is none.
-func pickGallery(a *audit, epoch int, split auditor.Split, norm auditor.Norm, adv *auditor.Adversarial) *galleryCell {
+// when there is none. recs holds the margins whose points adv holds: the
+// refined ones for refined perturbations, else DeepFool's.
+func pickGallery(a *audit, recs []auditor.Record, epoch int, split auditor.Split, norm auditor.Norm, adv *auditor.Adversarial) *galleryCell {
 	row := make(map[int]int, len(adv.Index))
 	for i, ix := range adv.Index {
 		row[ix] = i
 	}
 	d := len(adv.Delta) / max(len(adv.Index), 1)
 	var picks []galleryPick
-	for i := range a.records {
-		r := &a.records[i]
+	for i := range recs {
+		r := &recs[i]
 		if r.Epoch != epoch || r.Split != split || r.Norm != norm || !r.Correct || !r.Success {
 			continue
 		}
@@ -162,7 +183,7 @@ func pickGallery(a *audit, epoch int, split auditor.Split, norm auditor.Norm, ad
 			scale = math.Max(scale, math.Abs(float64(v)))
 		}
 		picks = append(picks, galleryPick{GalleryImage: GalleryImage{Audit: a.Label, Epoch: epoch, Split: split, Norm: norm,
-			Index: r.Index, Label: r.Label, AdvPred: adv.AdvPred[j], Margin: auditor.Float(r.Margin), Scale: auditor.Float(scale)}, delta: delta})
+			Index: r.Index, Label: r.Label, AdvPred: adv.AdvPred[j], Margin: auditor.Float(r.Margin), Refined: adv.Refined, Scale: auditor.Float(scale)}, delta: delta})
 	}
 	if len(picks) == 0 {
 		return nil
@@ -361,9 +382,39 @@ func galleryFigure(a *audit, split auditor.Split, norm auditor.Norm, epochs []in
 	}
 	title := fmt.Sprintf("%s: images closest to and farthest from the boundary, %s split, %s (%s)", a.Label, split, normName(norm), dataName(a))
 	f := &figure{title: title, body: body, w: width, h: vg.Length(len(rows))*rowH + 3*pad + textStyle(14).Height(title)}
-	caption := fmt.Sprintf("Audit %s on %s, %s split, %s. Per %s, the %d correctly classified images with the smallest and the %d with the largest %s margins, among those with a saved perturbation (`audit --save-adversarial`); each as clean image | adversarial image x + δ that DeepFool found (unrefined; clipped to the pixel range [%s, %s]) | perturbation δ. Each perturbation is drawn on its own scale: grey is 0, white +s and black −s, where s = max |δ| is given under it. Under each: the image's index in the data set, its true class → the class DeepFool reached, and its margin. Margins: %s.",
-		a.Label, dataName(a), split, a.listed(epochsOf(shown)), a.unit(), GalleryImages, GalleryImages, normName(norm), fmtG(lo), fmtG(hi), attackSettings(a, norm, opts))
+	caption := fmt.Sprintf("Audit %s on %s, %s split, %s. Per %s, the %d correctly classified images with the smallest and the %d with the largest %s margins, among those with a saved perturbation (`audit --save-adversarial`); each as clean image | adversarial image x + δ %s (clipped to the pixel range [%s, %s]) | perturbation δ. Each perturbation is drawn on its own scale: grey is 0, white +s and black −s, where s = max |δ| is given under it. Under each: the image's index in the data set, its true class → the class predicted at x + δ, and its margin, the norm of δ. Margins: %s.",
+		a.Label, dataName(a), split, a.listed(epochsOf(shown)), a.unit(), GalleryImages, GalleryImages, normName(norm), galleryPoints(shown), fmtG(lo), fmtG(hi), galleryMargins(a, norm, shown, opts))
 	return f, Figure{Kind: FigGallery, Caption: caption, Audit: a.Label, Split: split, Norm: norm}, shown
+}
+
+// galleryPoints says whose adversarial points the gallery images show.
+func galleryPoints(shown []GalleryImage) string {
+	switch refined := refinedCount(shown); {
+	case refined == len(shown):
+		return "that FMN refined, from DeepFool's point or from a search where DeepFool failed (the point whose norm is the refined margin)"
+	case refined == 0:
+		return "that DeepFool found (unrefined)"
+	}
+	return "that FMN refined where the audit saved the refined points, else the one DeepFool found (checkpoints refined before the refined points were saved)"
+}
+
+// galleryMargins describes the margins under the gallery images: refined
+// where their points are, else DeepFool's.
+func galleryMargins(a *audit, norm auditor.Norm, shown []GalleryImage, opts *Options) string {
+	o := *opts
+	o.Refined = refinedCount(shown) > 0
+	return attackSettings(a, norm, &o)
+}
+
+// refinedCount counts the images that show refined points.
+func refinedCount(shown []GalleryImage) int {
+	n := 0
+	for _, g := range shown {
+		if g.Refined {
+			n++
+		}
+	}
+	return n
 }
 
 // epochsOf returns the distinct epochs of the images, in order.

@@ -20,6 +20,7 @@ type audit struct {
 	folder   *compare.Folder // the folder as read, for paired comparisons
 	settings *auditor.Settings
 	records  []auditor.Record // margins as the report uses them (refined when Options.Refined)
+	refined  bool             // records holds the refined margins
 	// bracket holds DeepFool's and the refined margins side by side; nil
 	// when the audit did not refine.
 	bracket map[cellKey]*bracketCell
@@ -87,6 +88,7 @@ func load(a Audit, refined bool) (*audit, []string, error) {
 	out.settings = &folder.Settings
 	recs := slices.Clone(folder.Records())
 	path := filepath.Join(a.Dir, auditor.MarginsFile)
+	out.refined = refined
 	if refined {
 		for i := range recs {
 			r := &recs[i]

@@ -34,7 +34,9 @@ func auditCommand() *cli.Command {
 			"DIR/confidence.csv (each image's clean max-softmax) and DIR/robust.csv (each image's PGD outcome); " +
 			"with --save-adversarial, DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy holds each image's perturbation " +
 			"x_adv − x (float32 [N, ...image], zeros where DeepFool failed) and SPLIT-NORM-index.npy its image " +
-			"index and adversarial class (int64 [N, 2], class −1 where it failed), rows in margins.csv's order. Each " +
+			"index and adversarial class (int64 [N, 2], class −1 where it failed), rows in margins.csv's order; " +
+			"with --refine, SPLIT-NORM-refined.npy and SPLIT-NORM-refined-index.npy hold the same for the " +
+			"refined points, whose norms are margin_refined (zeros and −1 where censored). Each " +
 			"checkpoint is committed when it finishes: rerunning the same command skips finished " +
 			"checkpoints, and different settings are refused. Input range and normalisation come from the " +
 			"flags, else from the checkpoint's metadata (input_range, normalization), else [0,1]; " +
@@ -65,7 +67,7 @@ func auditCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-iter", Usage: "DeepFool iterations per attempt", Value: df.MaxIter},
 			&cli.Float64Flag{Name: "overshoot", Usage: "DeepFool overshoot of the cumulative perturbation", Value: df.Overshoot},
 			&cli.IntFlag{Name: "retries", Usage: "restarts from a noisy image when DeepFool fails", Value: df.Retries},
-			refineFlag(), refineStepsFlag(), certifyFlag(),
+			refineFlag(), refineStepsFlag(), certifyFlag(), certifyStepsFlag(),
 			&cli.StringFlag{Name: "pgd-eps", Usage: "PGD radii for robust accuracy, in pixel units, e.g. `0.05,0.1` (none by default)"},
 			&cli.StringFlag{Name: "pgd-norm", Usage: "PGD norms (with --pgd-eps)", Value: "linf"},
 			&cli.IntFlag{Name: "pgd-steps", Usage: "PGD steps (with --pgd-eps)", Value: pgd.Steps},
@@ -133,7 +135,7 @@ func runAudit(c *cli.Context) error {
 var auditFlags = flagNames{
 	"data": "data", "splits": "split", "n": "n", "sample": "sample", "range": "range", "mean": "mean", "std": "std",
 	"layout": "layout", "norms": "norm", "overshoot": "overshoot", "max_iter": "max-iter", "candidates": "candidates",
-	"retries": "retries", "fmn_steps": "refine-steps", "pgd.eps": "pgd-eps", "pgd.norms": "pgd-norm", "pgd.steps": "pgd-steps",
+	"retries": "retries", "fmn_steps": "refine-steps", "certify_steps": "certify-steps", "pgd.eps": "pgd-eps", "pgd.norms": "pgd-norm", "pgd.steps": "pgd-steps",
 	"pgd.step_size": "pgd-step", "batch_size": "batch", "threads": "threads",
 }
 
@@ -148,7 +150,9 @@ func auditSettings(c *cli.Context) (auditor.Settings, error) {
 	if s.RefineParams, err = refineParams(c, "audit"); err != nil {
 		return s, err
 	}
-	s.CertifySettings = certifySettings(c)
+	if s.CertifySettings, err = certifySettings(c, "audit"); err != nil {
+		return s, err
+	}
 	switch {
 	case c.String("data") != "" && c.String("images") != "":
 		return s, usagef("audit", "give --data or --images, not both")
@@ -218,21 +222,27 @@ func refineStepsFlag() cli.Flag {
 	return &cli.IntFlag{Name: "refine-steps", Usage: "FMN steps per image (with --refine)", Value: attack.DefaultFMNSteps}
 }
 
-// certifyFlag asks audit and study for certified lower bounds.
 func saveAdversarialFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy (not added to checkpoints already finished); the report's gallery draws them"}
+	return &cli.BoolFlag{Name: "save-adversarial", Usage: "also write the perturbations DeepFool finds to DIR/adversarial/CHECKPOINT/SPLIT-NORM.npy, and with --refine the refined ones to SPLIT-NORM-refined.npy (not added to checkpoints already finished); the report's gallery draws them"}
 }
 
+// certifyFlag and certifyStepsFlag ask audit and study for certified lower
+// bounds.
 func certifyFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "certify", Usage: "certify a lower bound of each margin by linear bound propagation (margin_lower column; 0 for misclassified images); a model with an op it does not support fails with the op named"}
 }
 
-// certifySettings reads --certify.
-func certifySettings(c *cli.Context) auditor.CertifySettings {
+func certifyStepsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "certify-steps", Usage: "bisection steps on each image's certified radius, 1 to 60 (with --certify); each halves the interval it lies in", Value: auditor.DefaultCertifySettings().Steps}
+}
+
+// certifySettings reads the certified bounds' flags of cmd;
+// --certify-steps needs --certify. Settings.Validate checks the steps.
+func certifySettings(c *cli.Context, cmd string) (auditor.CertifySettings, error) {
 	if !c.Bool("certify") {
-		return auditor.CertifySettings{}
+		return auditor.CertifySettings{}, needs(c, cmd, "--certify", "certify-steps")
 	}
-	return auditor.DefaultCertifySettings()
+	return auditor.CertifySettings{Certify: true, Steps: c.Int("certify-steps")}, nil
 }
 
 // refineParams reads the refinement's flags of cmd; --refine-steps needs

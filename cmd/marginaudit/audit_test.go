@@ -4,12 +4,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/internal/testmodels"
 	"github.com/marginaudit/marginaudit/onnxgrad"
@@ -84,6 +86,121 @@ func TestAuditArraysAsNumPyWritesThem(t *testing.T) {
 	}
 	if recs := audit(models+"/cnn.onnx", arrays+"/x_u8.npy", arrays+"/y_u8.npy", "--range", "0,255"); len(recs) != 8 {
 		t.Errorf("uint8 images: %d records, want 8", len(recs))
+	}
+}
+
+// --certify-steps reaches the certifier and settings.json, and a resumed
+// audit with other steps is refused as for any other setting: the mlp
+// fixture's 4 images, labelled as it predicts them so that each is
+// certified, get other lower bounds from 2 bisection steps than from the
+// default 16, never above them (a coarser bisection stops sooner).
+func TestAuditCertifySteps(t *testing.T) {
+	orttest.Require(t)
+	labels := filepath.Join(t.TempDir(), "y.npy")
+	f, err := os.Create(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npy.WriteInts(f, &npy.IntArray{Shape: []int{4}, Data: []int{8, 9, 9, 8}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	audit := func(out string, code int, extra ...string) string {
+		t.Helper()
+		args := append([]string{"audit", models + "/mlp.onnx", "-q", "--threads", "1", "--out", out, "--n", "4",
+			"--images", models + "/mlp.x.npy", "--labels", labels, "--certify"}, extra...)
+		_, stderr, got := runCLI(t, args...)
+		if got != code {
+			t.Fatalf("%v: exit status %d, want %d: %s", extra, got, code, stderr)
+		}
+		return stderr
+	}
+	coarse, fine := filepath.Join(t.TempDir(), "coarse"), filepath.Join(t.TempDir(), "fine")
+	audit(coarse, 0, "--certify-steps", "2")
+	audit(fine, 0)
+	settings, err := os.ReadFile(filepath.Join(coarse, auditor.SettingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(settings), `"certify_steps": 2`) {
+		t.Errorf("settings.json of --certify-steps 2:\n%s", settings)
+	}
+	c, d := readMargins(t, coarse), readMargins(t, fine)
+	differ := 0
+	for i := range c {
+		if !c[i].Certified || !c[i].Correct || c[i].MarginLower > d[i].MarginLower {
+			t.Errorf("image %d %s: certified %t, lower bound %v with 2 steps, %v with 16", c[i].Index, c[i].Norm, c[i].Certified, c[i].MarginLower, d[i].MarginLower)
+		}
+		if c[i].MarginLower != d[i].MarginLower {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Errorf("2 and 16 bisection steps gave the same %d lower bounds", len(c))
+	}
+	if stderr := audit(coarse, 1, "--certify-steps", "3"); !strings.Contains(stderr, "certify_steps: 2 before, 3 now") {
+		t.Errorf("resumed with other steps: %s", stderr)
+	}
+	before, err := os.ReadFile(filepath.Join(coarse, auditor.MarginsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit(coarse, 0, "--certify-steps", "2")
+	if after, err := os.ReadFile(filepath.Join(coarse, auditor.MarginsFile)); err != nil || string(after) != string(before) {
+		t.Errorf("resumed with the same steps, margins.csv changed (%v)", err)
+	}
+}
+
+// With one DeepFool step, no overshoot and no retries, DeepFool flips none
+// of cnn.onnx's images and FMN's search flips them all: --save-adversarial
+// saves zeros and class −1 as DeepFool's points, and the refined points
+// with the refined margins as their norms.
+func TestAuditSavesRefinedAdversarial(t *testing.T) {
+	orttest.Require(t)
+	out := filepath.Join(t.TempDir(), "audit")
+	_, stderr, code := runCLI(t, "audit", models+"/cnn.onnx", "-q", "--threads", "1", "--out", out, "--images", models+"/cnn.x.npy",
+		"--labels", arrays+"/y.npy", "--refine", "--max-iter", "1", "--overshoot", "0", "--retries", "0", "--save-adversarial")
+	if code != 0 {
+		t.Fatalf("exit status %d: %s", code, stderr)
+	}
+	recs := readMargins(t, out)
+	for _, norm := range []auditor.Norm{auditor.L2, auditor.LInf} {
+		df, err := auditor.ReadAdversarial(out, "cnn.onnx", auditor.Test, norm, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := auditor.ReadAdversarial(out, "cnn.onnx", auditor.Test, norm, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := len(ref.Delta) / len(ref.Index)
+		i := 0
+		for _, r := range recs {
+			if r.Norm != norm {
+				continue
+			}
+			if r.Success || !r.HasRefinedMargin() {
+				t.Fatalf("image %d %s: DeepFool succeeded (%t) or FMN found no margin (%v): the test needs DeepFool's failures that FMN flips", r.Index, norm, r.Success, r.MarginRefined)
+			}
+			if df.AdvPred[i] != -1 || slices.ContainsFunc(df.Delta[i*d:(i+1)*d], func(v float32) bool { return v != 0 }) {
+				t.Errorf("image %d %s: DeepFool failed, but its saved point has class %d or a perturbation", r.Index, norm, df.AdvPred[i])
+			}
+			delta := ref.Delta[i*d : (i+1)*d]
+			size := 0.0 // ‖δ‖ in the norm
+			for _, v := range delta {
+				if norm == auditor.LInf {
+					size = math.Max(size, math.Abs(float64(v)))
+				} else {
+					size = math.Hypot(size, float64(v))
+				}
+			}
+			if ref.AdvPred[i] < 0 || ref.AdvPred[i] == r.Pred || math.Abs(size-r.MarginRefined) > 1e-5*math.Max(1, r.MarginRefined) {
+				t.Errorf("image %d %s: refined point of class %d (clean %d), ‖δ‖ = %v; margin_refined %v", r.Index, norm, ref.AdvPred[i], r.Pred, size, r.MarginRefined)
+			}
+			i++
+		}
 	}
 }
 

@@ -29,7 +29,11 @@ func diffCommand() *cli.Command {
 			"with a Student t-interval, the Wilcoxon signed-rank test (exact up to 50 pairs without ties or " +
 			"zeros, else the normal approximation with tie correction), the share of images whose margin " +
 			"dropped; the change of clean accuracy and of PGD robust accuracy at each radius with McNemar's " +
-			"test (exact binomial below 25 discordant images, else χ² with continuity correction).\n\n" +
+			"test (exact binomial below 25 discordant images, else χ² with continuity correction). With " +
+			"--refined (audits made with --refine) an image's margin is its refined one wherever FMN confirmed " +
+			"a point, also where DeepFool failed; the images counted apart are then the censored ones (no attack " +
+			"flipped them within the input range: margin_refined holds the largest radius tried, not a margin), " +
+			"whatever DeepFool found.\n\n" +
 			"--fail-on takes comma-separated gates METRIC OP NUMBER[%], OP one of > >= < <=, e.g. " +
 			"'mean_margin_drop>5%,robust_accuracy_drop>0.02,p<0.01'. Metrics: mean_margin_drop (relative drop " +
 			"of the mean margin), dropped_share (share of images whose margin dropped), accuracy_drop and " +
@@ -47,7 +51,7 @@ func diffCommand() *cli.Command {
 			&cli.StringFlag{Name: "fail-on", Usage: "fail when one of the comma-separated `GATES` trips, e.g. 'mean_margin_drop>5%,p<0.01'"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of the table"},
 			&cli.StringFlag{Name: "junit", Usage: "write the gates as JUnit XML to `FILE`"},
-			&cli.BoolFlag{Name: "refined", Usage: "compare the refined margins (audits made with --refine)"},
+			&cli.BoolFlag{Name: "refined", Usage: "compare the refined margins (audits made with --refine); censored images count as failed"},
 			&cli.Float64Flag{Name: "level", Usage: "confidence level of the intervals", Value: compare.DefaultLevel},
 		},
 		Action: runDiff,

@@ -41,7 +41,7 @@ func studyCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Usage: "images audited per split (a seeded random subset)", Value: 500},
 			&cli.IntFlag{Name: "adv-steps", Usage: "PGD steps of adversarial training (default per data set)"},
 			&cli.BoolFlag{Name: "no-adv", Usage: "skip adversarial training"},
-			refineFlag(), refineStepsFlag(), certifyFlag(), saveAdversarialFlag(),
+			refineFlag(), refineStepsFlag(), certifyFlag(), certifyStepsFlag(), saveAdversarialFlag(),
 			waitFlag(),
 		},
 		Action: runStudy,
@@ -54,6 +54,7 @@ var studyFlags = flagNames{
 	"Dataset": "data", "Arch.Kind": "arch", "Arch.Hidden": "hidden", "Arch.Channels": "channels",
 	"Epochs": "epochs", "BatchSize": "batch", "Optim.LR": "lr", "TrainLimit": "train-limit", "TestLimit": "test-limit",
 	"Adv.steps": "adv-steps", "n": "n", "threads": "threads", "Threads": "threads", "fmn_steps": "refine-steps",
+	"certify_steps": "certify-steps",
 }
 
 func runStudy(c *cli.Context) error {
@@ -123,7 +124,9 @@ func runStudy(c *cli.Context) error {
 	if settings.RefineParams, err = refineParams(c, "study"); err != nil {
 		return err
 	}
-	settings.CertifySettings = certifySettings(c)
+	if settings.CertifySettings, err = certifySettings(c, "study"); err != nil {
+		return err
+	}
 	if err := (&auditor.Config{Settings: settings, Threads: c.Int("threads")}).Validate(); err != nil {
 		return studyFlags.usage("study", err)
 	}

@@ -63,6 +63,11 @@ func TestFlagsValidatedFirst(t *testing.T) {
 		{audit, []string{"--refine-steps", "10"}, "--refine-steps"},
 		{study, []string{"--refine", "--refine-steps", "0"}, "--refine-steps"},
 		{study, []string{"--refine-steps", "10"}, "--refine-steps"},
+		{audit, []string{"--certify", "--certify-steps", "0"}, "--certify-steps"},
+		{audit, []string{"--certify", "--certify-steps", "61"}, "--certify-steps"},
+		{audit, []string{"--certify-steps", "8"}, "--certify-steps"},
+		{study, []string{"--certify", "--certify-steps", "-1"}, "--certify-steps"},
+		{study, []string{"--certify-steps", "8"}, "--certify-steps"},
 		{audit, []string{"--norm", "l2,l2"}, "--norm"},
 		{audit, []string{"--norm", "l1"}, "--norm"},
 		// audit: the images and their convention.

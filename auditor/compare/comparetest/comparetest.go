@@ -30,8 +30,12 @@ type Model struct {
 	Checkpoint string
 	Epoch      int
 	Margin     func(i int, n auditor.Norm) float64
-	Correct    func(i int) bool
-	Robust     int
+	// Refined, when set (for settings with refinement), gives image i's
+	// refined margin in norm n, or with censored true the largest radius
+	// tried.
+	Refined func(i int, n auditor.Norm) (margin float64, censored bool)
+	Correct func(i int) bool
+	Robust  int
 }
 
 // Write commits the models to the audit folder dir with settings s, as the
@@ -51,9 +55,13 @@ func Write(t testing.TB, dir string, s *auditor.Settings, models ...Model) {
 					pred = (label + 1) % 10
 				}
 				v := m.Margin(i, n)
-				p.Records = append(p.Records, auditor.Record{Checkpoint: m.Checkpoint, Epoch: m.Epoch, Split: auditor.Test, Index: i,
+				r := auditor.Record{Checkpoint: m.Checkpoint, Epoch: m.Epoch, Split: auditor.Test, Index: i,
 					Label: label, Pred: pred, Correct: label == pred, Norm: n, Margin: v, MarginRefined: math.NaN(),
-					Iterations: 3, Success: !math.IsNaN(v)})
+					Iterations: 3, Success: !math.IsNaN(v)}
+				if m.Refined != nil {
+					r.MarginRefined, r.Censored = m.Refined(i, n)
+				}
+				p.Records = append(p.Records, r)
 			}
 		}
 		for _, n := range s.PGD.Norms {
