@@ -33,11 +33,16 @@ import os
 import sys
 import time
 
-import numpy as np
-import onnx
-import onnx.numpy_helper
-import torch
-import torch.nn as nn
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch_threads  # noqa: E402
+
+torch_threads.cap(sys.argv[1:])  # before numpy and torch load
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnx.numpy_helper  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -199,7 +204,11 @@ def main():
     ap.add_argument("--n", type=int, default=500, help="with --model or --torchscript: the first N images")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
+    torch.ones(2, 2) @ torch.ones(2, 2)  # loads the BLAS
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, BLAS {', '.join(torch_threads.blas()) or 'none loaded'}")
+    if torch_threads.reference_blas():
+        print("warning: torch multiplies matrices with the reference BLAS (libblas3), several times slower than "
+              "OpenBLAS on Gemm-heavy models: install libopenblas0-pthread for a fair baseline", file=sys.stderr)
     cases = []
     if args.torchscript:
         cases.append((os.path.splitext(os.path.basename(args.torchscript))[0], torch.jit.load(args.torchscript).eval(), torch.from_numpy(read_images(args.images, args.n))))

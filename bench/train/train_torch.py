@@ -38,23 +38,10 @@ import sys
 import time
 
 
-def _threads(argv):
-    """The --threads value of argv (default 1), read before numpy and torch load."""
-    for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--threads="):
-            return a.split("=", 1)[1]
-    return "1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch_threads  # noqa: E402
 
-
-# Debian's torch does its matrix products in the system BLAS (OpenBLAS, with
-# a thread pool of its own that torch.set_num_threads does not size, one thread
-# per core by default) and the rest in OpenMP: cap both pools before they
-# start, so that --threads N means N threads for the whole step, as
-# onnxruntime's intra-op thread count does on the Go side.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _threads(sys.argv[1:])
+torch_threads.cap(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
