@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/marginaudit/marginaudit/internal/ort"
+	"github.com/marginaudit/marginaudit/internal/parallel"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 	"github.com/marginaudit/marginaudit/onnxgrad/onnxpb"
 )
@@ -546,7 +547,7 @@ func (c *Classifier) Logits(x []float32, n int) ([]float32, error) {
 		return nil, err
 	}
 	scores := make([]float32, n*c.k)
-	err = c.pieces(context.Background(), n, c.batch, func(_ context.Context, _, s, e int) error {
+	err = parallel.Pieces(context.Background(), c.workers, n, c.batch, func(_ context.Context, _, s, e int) error {
 		return c.forward(scores[s*c.k:e*c.k], x[s*c.d:e*c.d], e-s, s)
 	})
 	if err != nil {

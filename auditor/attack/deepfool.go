@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
+
+	"github.com/marginaudit/marginaudit/internal/parallel"
 )
 
 // DeepFoolOptions configure [DeepFool]: the norm, the parameters that
@@ -191,7 +193,7 @@ func newDeepFool(c *Classifier, opt DeepFoolOptions, x []float32, n int) *deepFo
 // and candidates: the top Candidates scores, best first (ties to the lower
 // class index), the first being the prediction.
 func (df *deepFool) rank(ctx context.Context) error {
-	return df.c.pieces(ctx, df.n, df.b, func(_ context.Context, _, s, e int) error {
+	return parallel.Pieces(ctx, df.c.workers, df.n, df.b, func(_ context.Context, _, s, e int) error {
 		sc := make([]float32, (e-s)*df.k)
 		if err := df.c.forward(sc, df.x0[s*df.d:e*df.d], e-s, s); err != nil {
 			return err
@@ -213,7 +215,7 @@ func (df *deepFool) rank(ctx context.Context) error {
 
 // run attacks every image on the classifier's workers.
 func (df *deepFool) run(ctx context.Context) error {
-	return df.c.spread(ctx, (df.n+df.b-1)/df.b, func(ctx context.Context, _ int) error {
+	return parallel.Spread(ctx, df.c.workers, (df.n+df.b-1)/df.b, func(ctx context.Context, _ int) error {
 		return df.newWorker().run(ctx)
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/marginaudit/marginaudit/internal/parallel"
 )
 
 // Defaults of [FMNOptions]. The schedules are the paper's (Pintor et al.,
@@ -284,7 +286,7 @@ func (f *FMN) Refine(ctx context.Context, x []float32, start []DeepFoolResult) (
 	b := min(f.opt.BatchSize, max(n, 1))
 	runs := make([]*fmnRun, c.workers) // one per worker, made on its first batch
 	progress := serialised(f.opt.Progress)
-	err = c.pieces(ctx, n, b, func(ctx context.Context, w, s, e int) error {
+	err = parallel.Pieces(ctx, c.workers, n, b, func(ctx context.Context, w, s, e int) error {
 		if runs[w] == nil {
 			runs[w] = newFMNRun(f, b)
 		}

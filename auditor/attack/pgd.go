@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/marginaudit/marginaudit/internal/option"
+	"github.com/marginaudit/marginaudit/internal/parallel"
 )
 
 // PGDOptions configure [PGD]: the ball, the parameters that decide the
@@ -133,7 +134,7 @@ func (p *PGD) Attack(ctx context.Context, adv, x []float32, labels []int, succes
 		}
 	}
 	progress := serialised(p.opt.Progress)
-	return c.pieces(ctx, n, b, func(ctx context.Context, w, s, e int) error {
+	return parallel.Pieces(ctx, c.workers, n, b, func(ctx context.Context, w, s, e int) error {
 		sc := &p.work[w]
 		if err := p.batch(ctx, sc, adv[s*c.d:e*c.d], x[s*c.d:e*c.d], labels[s:e], e-s, s, success != nil); err != nil {
 			return err

@@ -99,7 +99,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand:      false,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress on stderr"},
-			&cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("use `N` threads (0: one per core; at most %d): attacks run N batches at once, training runs use N threads each", maxThreads)},
+			&cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("use `N` threads (0: one per core; at most %d): attacks run N batches at once, training N parts of 64 images of a batch", maxThreads)},
 			versionFlag,
 		},
 		Commands: []*cli.Command{

@@ -24,7 +24,7 @@ func BenchmarkStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			m.Init(1)
-			nt, err := newNet(m, 0)
+			nt, err := newNet(m, 0, batch, batch)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -66,8 +66,15 @@ type Config struct {
 	// Resume continues from the last complete checkpoint in Out. Without it,
 	// Run refuses an Out that already holds checkpoints (ErrExists).
 	Resume bool
-	// Threads is the number of threads onnxruntime uses per run (0: one per
-	// core).
+	// Threads is how many threads training may use in all (0: one per
+	// core), as attack.Options.Threads. A mini-batch of n images is cut into
+	// ⌈n/64⌉ parts of 64 images each but the last, whatever Threads is, and
+	// up to Threads parts run at once, each as a single-threaded onnxruntime
+	// run; the batch's gradient and loss are the parts' weighted by their
+	// share of the batch, summed in the parts' order, so the checkpoints do
+	// not depend on Threads. A step therefore uses at most ⌈BatchSize/64⌉
+	// threads; evaluation cuts its batches the same way, and PGD spreads
+	// its images over Threads workers.
 	Threads int
 }
 

@@ -42,9 +42,9 @@
 // b). Each epoch's checkpoint stores the weights exactly and the
 // optimizer state beside it (package checkpoint), so Config.Resume continues
 // from the last complete epoch and reaches the same weights as a run that
-// was never interrupted, given the same settings and thread count
-// (onnxruntime's kernels may sum in a different order with a different
-// number of threads).
+// was never interrupted, given the same settings, whatever the thread
+// count: every onnxruntime run is single-threaded and a batch is cut into
+// the same parts whatever Config.Threads is (see Config.Threads).
 //
 // # Progress
 //

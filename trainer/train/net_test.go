@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -26,10 +27,11 @@ var tinyModels = []struct {
 	{model.Arch{Kind: model.CNN, Channels: []int{3}, Kernel: 5, Hidden: []int{}}, 1, 6, 6},
 }
 
-// openNet opens m's sessions on one thread, closed when the test ends.
-func openNet(t *testing.T, m *model.Model) *net {
+// openNet opens m's sessions for batches of at most n images on two
+// threads, closed when the test ends.
+func openNet(t *testing.T, m *model.Model, n int) *net {
 	t.Helper()
-	nt, err := newNet(m, 1)
+	nt, err := newNet(m, 2, n, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,54 +94,65 @@ func widen(v []float32) []float64 {
 // (gonum diff/fd) with respect to every weight.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	orttest.Require(t)
-	for _, tc := range tinyModels {
-		t.Run(tc.arch.WithDefaults().String(), func(t *testing.T) {
-			const n, k = 8, 3
-			m, x, target := randomBatch(t, tc.arch, tc.c, tc.h, tc.w, n, k, 21)
-			nt := openNet(t, m)
-			logits := make([]float32, n*k)
-			loss, err := nt.step(x, target, logits, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-
-			w := ref.Weights(m)
-			x64, t64 := widen(x), widen(target)
-			if want := ref.Loss(ref.Logits(m, w, x64, n), t64, n); math.Abs(loss-want) > 1e-5*(1+math.Abs(want)) {
-				t.Errorf("loss = %v, reference %v", loss, want)
-			}
-			nonzero := 0
-			for i, p := range m.Params {
-				f := func(v []float64) float64 {
-					saved := w[i]
-					w[i] = v
-					defer func() { w[i] = saved }()
-					return ref.Loss(ref.Logits(m, w, x64, n), t64, n)
-				}
-				// Step 1e-6 in float64: truncation error ~1e-12 and rounding
-				// ~1e-10, far below the float32 error of onnxruntime's
-				// gradient; a ReLU kink within 1e-6 of a probe is unlikely
-				// with these random weights.
-				want := fd.Gradient(nil, f, append([]float64(nil), w[i]...), &fd.Settings{Formula: fd.Central, Step: 1e-6})
-				for j, g := range nt.grads[i] {
-					if g != 0 {
-						nonzero++
-					}
-					// float32 sums of at most a few hundred terms of O(1):
-					// absolute 2e-5 plus relative 1e-4.
-					if d := math.Abs(float64(g) - want[j]); d > 2e-5+1e-4*math.Abs(want[j]) {
-						t.Errorf("%s[%d]: gradient %v, finite difference %v", p.Name, j, g, want[j])
-					}
-				}
-			}
-			// Dead ReLUs zero some gradients; most must carry a signal for
-			// the comparison to mean something.
-			if nonzero < m.NumParams()/2 {
-				t.Errorf("only %d of %d gradients are non-zero", nonzero, m.NumParams())
-			}
-			t.Logf("%d of %d gradients non-zero", nonzero, m.NumParams())
-		})
+	// 8 images run in one part; 150 in three (64, 64, 22), whose
+	// gradients and losses the step combines.
+	for _, n := range []int{8, 150} {
+		for _, tc := range tinyModels {
+			t.Run(fmt.Sprint(tc.arch.WithDefaults().String(), "/", n, " images"), func(t *testing.T) {
+				gradientsMatch(t, tc.arch, tc.c, tc.h, tc.w, n)
+			})
+		}
 	}
+}
+
+// gradientsMatch checks one model's training step on n images against the
+// float64 reference.
+func gradientsMatch(t *testing.T, arch model.Arch, ch, h, wd, n int) {
+	t.Helper()
+	const k = 3
+	m, x, target := randomBatch(t, arch, ch, h, wd, n, k, 21)
+	nt := openNet(t, m, n)
+	logits := make([]float32, n*k)
+	loss, err := nt.step(x, target, logits, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	w := ref.Weights(m)
+	x64, t64 := widen(x), widen(target)
+	if want := ref.Loss(ref.Logits(m, w, x64, n), t64, n); math.Abs(loss-want) > 1e-5*(1+math.Abs(want)) {
+		t.Errorf("loss = %v, reference %v", loss, want)
+	}
+	nonzero := 0
+	for i, p := range m.Params {
+		f := func(v []float64) float64 {
+			saved := w[i]
+			w[i] = v
+			defer func() { w[i] = saved }()
+			return ref.Loss(ref.Logits(m, w, x64, n), t64, n)
+		}
+		// Step 1e-6 in float64: truncation error ~1e-12 and rounding
+		// ~1e-10, far below the float32 error of onnxruntime's
+		// gradient; a ReLU kink within 1e-6 of a probe is unlikely
+		// with these random weights.
+		want := fd.Gradient(nil, f, append([]float64(nil), w[i]...), &fd.Settings{Formula: fd.Central, Step: 1e-6})
+		for j, g := range nt.grads[i] {
+			if g != 0 {
+				nonzero++
+			}
+			// float32 sums of at most a few hundred terms of O(1):
+			// absolute 2e-5 plus relative 1e-4.
+			if d := math.Abs(float64(g) - want[j]); d > 2e-5+1e-4*math.Abs(want[j]) {
+				t.Errorf("%s[%d]: gradient %v, finite difference %v", p.Name, j, g, want[j])
+			}
+		}
+	}
+	// Dead ReLUs zero some gradients; most must carry a signal for
+	// the comparison to mean something.
+	if nonzero < m.NumParams()/2 {
+		t.Errorf("only %d of %d gradients are non-zero", nonzero, m.NumParams())
+	}
+	t.Logf("%d of %d gradients non-zero", nonzero, m.NumParams())
 }
 
 // TestCheckpointLogits checks that an exported checkpoint, run on its own
@@ -151,7 +164,7 @@ func TestCheckpointLogits(t *testing.T) {
 		t.Run(tc.arch.WithDefaults().String(), func(t *testing.T) {
 			const n, k = 7, 4
 			m, x, target := randomBatch(t, tc.arch, tc.c, tc.h, tc.w, n, k, 5)
-			nt := openNet(t, m)
+			nt := openNet(t, m, n)
 			want := make([]float32, n*k)
 			if _, err := nt.step(x, target, want, n); err != nil {
 				t.Fatal(err)

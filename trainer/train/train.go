@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config, p Progress) error {
 		}
 	}
 
-	r.net, err = newNet(m, cfg.Threads)
+	r.net, err = newNet(m, cfg.Threads, cfg.BatchSize, cfg.EvalBatchSize)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/marginaudit/marginaudit/auditor/attack"
 	"github.com/marginaudit/marginaudit/internal/option"
 	"github.com/marginaudit/marginaudit/internal/ort/orttest"
 	"github.com/marginaudit/marginaudit/trainer/checkpoint"
@@ -221,6 +223,37 @@ func TestResumeEquivalence(t *testing.T) {
 			other.Epochs = 4
 			if err := train.Run(ctx, other, nil); !errors.Is(err, train.ErrResumeMismatch) {
 				t.Errorf("resume with another seed: %v, want ErrResumeMismatch", err)
+			}
+		})
+	}
+}
+
+// TestThreadsSameResults trains the CNN with 1, 2 and 3 threads and expects
+// bit-identical checkpoints: a batch is cut into parts of at most 64 images
+// whatever the thread count, and the parts' gradients are summed in the
+// same order. Batches of 128 from 200 images give parts of 64+64 and 64+8,
+// evaluation batches of 200 four parts, so that three workers take part in
+// evaluation and two in steps. With PGD adversarial training too, whose
+// attack runs on as many workers as there are threads.
+func TestThreadsSameResults(t *testing.T) {
+	orttest.Require(t)
+	for _, adv := range []bool{false, true} {
+		t.Run(fmt.Sprint("adversarial=", adv), func(t *testing.T) {
+			var first string
+			for _, threads := range []int{1, 2, 3} {
+				cfg := baseConfig(t, smallCNN, 2)
+				cfg.BatchSize, cfg.EvalBatchSize, cfg.Threads = 128, 200, threads
+				if adv {
+					cfg.Adv = &train.Adversarial{Eps: 0.1, PGDParams: attack.PGDParams{Steps: 3, RandomStart: true}}
+				}
+				if err := train.Run(context.Background(), cfg, nil); err != nil {
+					t.Fatal(err)
+				}
+				if first == "" {
+					first = cfg.Out
+					continue
+				}
+				checkpointtest.SameCheckpoints(t, cfg.Out, first, 2)
 			}
 		})
 	}
