@@ -50,8 +50,9 @@ type Options struct {
 	// Workers is how many goroutines the attacks and [Classifier.Logits]
 	// spread their images over; 0 means Threads, one thread per onnxruntime
 	// run. Each image is attacked on its own, so the results do not depend
-	// on Workers. On the models of bench/deepfool, two workers of one thread
-	// attack 1.3–1.4× faster than one worker of two threads: onnxruntime
+	// on Workers. On the Fashion-MNIST CNN of bench/deepfool, two workers of
+	// one thread attack 1.5–1.6× faster than one worker of two threads (the
+	// whole audit command, 500 images; ResNet-18 1.3–1.4×): onnxruntime
 	// parallelises each operator of a run, and the small operators of a
 	// batch of a few images leave its threads waiting on each other.
 	Workers int
