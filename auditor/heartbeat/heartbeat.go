@@ -53,7 +53,8 @@ type Beat struct {
 	Written  time.Time `json:"written"`
 	Progress time.Time `json:"progress"`
 	// Checkpoint is the checkpoint being audited, and CheckpointsDone of
-	// Checkpoints those this run has finished (audited or found finished).
+	// Checkpoints those this run has finished (audited or found finished
+	// before); Checkpoints is 0 until the run audits its first one.
 	Checkpoint      string `json:"checkpoint,omitempty"`
 	CheckpointsDone int    `json:"checkpoints_done"`
 	Checkpoints     int    `json:"checkpoints"`
