@@ -254,15 +254,9 @@ func (w *Writer) CheckpointDone() {
 // finished when err is nil, failed with err otherwise. Later calls do
 // nothing.
 func (w *Writer) Finish(err error) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	if !w.halt() {
 		return
 	}
-	w.closed = true
-	w.mu.Unlock()
-	close(w.stop)
-	<-w.done
 	w.update(func(b *Beat) {
 		b.State, b.Split, b.Step, b.Done, b.Images = Finished, "", "", 0, 0
 		if err != nil {
@@ -275,18 +269,25 @@ func (w *Writer) Finish(err error) {
 // Remove finishes the writer (as Finish(nil) without the write) and
 // removes its file: for a run that leaves nothing else behind.
 func (w *Writer) Remove() error {
-	w.mu.Lock()
-	closed := w.closed
-	w.closed = true
-	w.mu.Unlock()
-	if !closed {
-		close(w.stop)
-		<-w.done
-	}
+	w.halt()
 	if err := os.Remove(w.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	return nil
+}
+
+// halt stops the ticker's writes and reports whether this was the first
+// call; later calls do nothing.
+func (w *Writer) halt() bool {
+	w.mu.Lock()
+	first := !w.closed
+	w.closed = true
+	w.mu.Unlock()
+	if first {
+		close(w.stop)
+		<-w.done
+	}
+	return first
 }
 
 // Err returns the first write error, or nil.
