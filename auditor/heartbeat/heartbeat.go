@@ -49,7 +49,8 @@ type Beat struct {
 	Start time.Time `json:"start"`
 	// Written is when the file was written; Progress when the audit last
 	// reported progress. A running audit whose Written is recent but whose
-	// Progress is old is alive but stuck in one step.
+	// Progress is old is alive in one long step (PGD reports a split's
+	// images only when it has attacked them all), or stuck in it.
 	Written  time.Time `json:"written"`
 	Progress time.Time `json:"progress"`
 	// Checkpoint is the checkpoint being audited, and CheckpointsDone of
@@ -128,7 +129,7 @@ func (b *Beat) Describe(now time.Time, stale time.Duration) string {
 	}
 	s := fmt.Sprintf("running on %s (pid %d): %s, %s ago", b.Host, b.PID, doing, formatAge(age))
 	if idle := now.Sub(b.Progress); idle > stale {
-		s += fmt.Sprintf(", no progress for %s", formatAge(idle))
+		s += fmt.Sprintf(", last progress %s ago", formatAge(idle))
 	}
 	return s
 }

@@ -169,7 +169,7 @@ func TestDescribe(t *testing.T) {
 		{"clock ahead", with(func(b *Beat) { b.Written, b.Progress = now.Add(time.Minute), now }),
 			"running on node7 (pid 4242): epoch-003.onnx test l2 340/500, 0 s ago"},
 		{"stuck", with(func(b *Beat) { b.Written, b.Progress = ago(time.Second), ago(3*time.Hour) }),
-			"running on node7 (pid 4242): epoch-003.onnx test l2 340/500, 1 s ago, no progress for 3 h"},
+			"running on node7 (pid 4242): epoch-003.onnx test l2 340/500, 1 s ago, last progress 3 h ago"},
 		{"at the threshold", with(func(b *Beat) { b.Written, b.Progress = ago(10*time.Minute), ago(10*time.Minute) }),
 			"running on node7 (pid 4242): epoch-003.onnx test l2 340/500, 10 min ago"},
 		{"stale", with(func(b *Beat) { b.Written, b.Progress = ago(2*time.Hour), ago(2*time.Hour) }), "stopped? last heartbeat 2 h ago on node7"},
