@@ -206,3 +206,26 @@ func FuzzParse(f *testing.F) {
 		_ = b.Describe(time.Now(), DefaultStale)
 	})
 }
+
+// BenchmarkWrite measures one rewrite of the heartbeat (temporary file,
+// fsync, rename, folder fsync), which a running audit pays every
+// DefaultEvery, and BenchmarkDone one progress callback, which it pays
+// per batch of images.
+func BenchmarkWrite(b *testing.B) {
+	w := start(b.TempDir(), Options{}, time.Now, nil)
+	w.Stage("test", "l2", 500)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.write()
+	}
+	w.Finish(nil)
+}
+
+func BenchmarkDone(b *testing.B) {
+	w := start(b.TempDir(), Options{}, time.Now, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Done(1)
+	}
+	w.Finish(nil)
+}
