@@ -103,6 +103,11 @@ type Progress interface {
 	// with the number of attack runs (images × norms, plus images × PGD
 	// radii) it will take.
 	Checkpoint(c Checkpoint, i, n, work int)
+	// Stage is called when an attack step over the images of split
+	// begins on checkpoint c, such as "l2" (DeepFool), "l2 refine",
+	// "l2 certify" or "pgd linf ε=0.03", with how many images it
+	// attacks; Done then counts them.
+	Stage(c Checkpoint, split Split, step string, images int)
 	// Done reports finished attack runs.
 	Done(n int)
 	// Model is called once checkpoint c's model is loaded, with how it is
@@ -295,7 +300,6 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 		defer ct.Close()
 	}
 	s := &cfg.Settings
-	progress := attack.ProgressFunc(p.Done)
 	for _, split := range s.Splits {
 		im, err := fitImages(cfg.Data[split], clf.InputShape(), clf.Layout(), c.Name)
 		if err != nil {
@@ -309,7 +313,7 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			part.Confidence = append(part.Confidence, Confidence{Checkpoint: c.Name, Epoch: c.Epoch, Split: split, Index: im.Index[i], MaxSoftmax: m})
 		}
 		for _, norm := range s.Norms {
-			recs, adv, err := margins(ctx, clf, ct, im, c, split, norm, cfg, progress)
+			recs, adv, err := margins(ctx, clf, ct, im, c, split, norm, cfg, p)
 			if err != nil {
 				return nil, err
 			}
@@ -320,6 +324,7 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 			for _, eps := range s.PGD.Eps {
 				po := attack.PGDOptions{Norm: norm, Eps: eps, PGDParams: s.PGD.PGDParams, Seed: uint64(s.Seed),
 					BatchSize: cfg.BatchSize, EarlyStop: true}
+				p.Stage(c, split, fmt.Sprintf("pgd %s ε=%g", norm, eps), im.Len())
 				rob, err := attack.RobustAccuracy(ctx, clf, im.X, im.Labels, po)
 				if err != nil {
 					return nil, fmt.Errorf("PGD %s ε=%g on %s: %w", norm, eps, split, err)
@@ -345,9 +350,11 @@ func auditCheckpoint(ctx context.Context, cfg Config, c Checkpoint, p Progress) 
 // else DeepFool's, else the input box's diameter; a misclassified image
 // gets 0, its prediction being wrong already. With Config.SaveAdversarial
 // it returns the perturbations too: DeepFool's, and when refining the
-// refined points' (see AdversarialDir).
-func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, progress attack.Progress) ([]Record, []Adversarial, error) {
+// refined points' (see AdversarialDir). Each step is reported to p.
+func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, im *Images, c Checkpoint, split Split, norm Norm, cfg Config, p Progress) ([]Record, []Adversarial, error) {
 	s := &cfg.Settings
+	progress := attack.ProgressFunc(p.Done)
+	p.Stage(c, split, string(norm), im.Len())
 	df := attack.DeepFoolOptions{Norm: norm, DeepFoolParams: s.DeepFoolParams, Seed: uint64(s.Seed),
 		BatchSize: cfg.BatchSize, KeepPerturbation: s.Refine || cfg.SaveAdversarial, FirstImage: im.First, Progress: progress}
 	res, err := attack.DeepFool(ctx, clf, im.X, im.Labels, df)
@@ -356,6 +363,7 @@ func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, i
 	}
 	var ref []attack.RefineResult
 	if s.Refine {
+		p.Stage(c, split, string(norm)+" refine", im.Len())
 		fmn, err := attack.NewFMN(clf, attack.FMNOptions{Norm: norm, Steps: s.RefineParams.Steps, BatchSize: cfg.BatchSize,
 			KeepPerturbation: cfg.SaveAdversarial, Progress: progress})
 		if err != nil {
@@ -387,6 +395,7 @@ func margins(ctx context.Context, clf *attack.Classifier, ct *bound.Certifier, i
 		recs[i] = rec
 	}
 	if ct != nil {
+		p.Stage(c, split, string(norm)+" certify", im.Len())
 		if err := certify(ctx, ct, im, norm, recs, progress); err != nil {
 			return nil, nil, fmt.Errorf("certified bounds %s on %s: %w", norm, split, err)
 		}
@@ -526,6 +535,7 @@ func float32s(v []float64) []float32 {
 type nopProgress struct{}
 
 func (nopProgress) Checkpoint(Checkpoint, int, int, int)            {}
+func (nopProgress) Stage(Checkpoint, Split, string, int)            {}
 func (nopProgress) Done(int)                                        {}
 func (nopProgress) Model(Checkpoint, ModelInfo)                     {}
 func (nopProgress) Finished(Checkpoint, bool, error, time.Duration) {}

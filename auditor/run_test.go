@@ -3,9 +3,11 @@ package auditor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,12 +60,16 @@ type recordingProgress struct {
 	done             int
 	models           []ModelInfo
 	warnings         []string
+	stages           []string
 }
 
 func (p *recordingProgress) Checkpoint(Checkpoint, int, int, int) {}
 func (p *recordingProgress) Done(n int)                           { p.done += n }
-func (p *recordingProgress) Model(_ Checkpoint, m ModelInfo)      { p.models = append(p.models, m) }
-func (p *recordingProgress) Warn(_ Checkpoint, msg string)        { p.warnings = append(p.warnings, msg) }
+func (p *recordingProgress) Stage(_ Checkpoint, split Split, step string, images int) {
+	p.stages = append(p.stages, fmt.Sprintf("%s %s %d", split, step, images))
+}
+func (p *recordingProgress) Model(_ Checkpoint, m ModelInfo) { p.models = append(p.models, m) }
+func (p *recordingProgress) Warn(_ Checkpoint, msg string)   { p.warnings = append(p.warnings, msg) }
 func (p *recordingProgress) Finished(c Checkpoint, skipped bool, err error, _ time.Duration) {
 	switch {
 	case skipped:
@@ -122,6 +128,10 @@ func TestRunAuditsResumesAndSkips(t *testing.T) {
 	}
 	if len(p.audited) != 2 || p.done != 2*4*5 {
 		t.Errorf("audited %v with %d attack runs, want 2 checkpoints and 40 runs (4 images: DeepFool and FMN in 2 norms, PGD at 1 radius)", p.audited, p.done)
+	}
+	stages := []string{"test l2 4", "test l2 refine 4", "test linf 4", "test linf refine 4", "test pgd linf ε=0.01 4"}
+	if want := append(slices.Clone(stages), stages...); !slices.Equal(p.stages, want) {
+		t.Errorf("stages\n%q, want\n%q", p.stages, want)
 	}
 	recs, err := readRecordsFile(t, filepath.Join(cfg.Out, MarginsFile))
 	if err != nil {

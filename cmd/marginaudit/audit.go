@@ -117,7 +117,7 @@ func runAudit(c *cli.Context) error {
 	}
 	cfg.Data = data
 	p := &auditProgress{bar: bar}
-	sum, err := auditor.Run(c.Context, cfg, p)
+	sum, err := runAuditor(c, cfg, p)
 	err = shardUsage(err)
 	if sum != nil && len(sum.Checkpoints) > 0 { // else nothing was audited
 		if perr := printAuditSummary(c.App.Writer, sum); err == nil {
@@ -386,6 +386,9 @@ func (p *auditProgress) Model(_ auditor.Checkpoint, m auditor.ModelInfo) {
 }
 
 func (p *auditProgress) Done(n int) { p.bar.add(n, "") }
+
+// Stage is not shown: the bar counts a checkpoint's attacks together.
+func (p *auditProgress) Stage(auditor.Checkpoint, auditor.Split, string, int) {}
 
 func (p *auditProgress) Finished(c auditor.Checkpoint, skipped bool, err error, elapsed time.Duration) {
 	switch {

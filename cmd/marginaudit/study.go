@@ -155,7 +155,7 @@ func runStudy(c *cli.Context) error {
 		bar.println(false, "== %s audit → %s", v.label, auditDir)
 		acfg := auditor.Config{Checkpoints: []string{cfg.Out}, Out: auditDir, Settings: settings, Data: data, Threads: c.Int("threads"),
 			SaveAdversarial: c.Bool("save-adversarial")}
-		if _, err := auditor.Run(c.Context, acfg, &auditProgress{bar: bar}); err != nil {
+		if _, err := runAuditor(c, acfg, &auditProgress{bar: bar}); err != nil {
 			if c.Context.Err() != nil {
 				return err
 			}
