@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/marginaudit/marginaudit/auditor"
 	"github.com/marginaudit/marginaudit/auditor/heartbeat"
@@ -14,7 +16,9 @@ import (
 
 // A real audit leaves a finished heartbeat that status reports; a shard
 // that fails leaves a failed one, naming the error; and an audit whose
-// heartbeat cannot be written still audits, warning of it once.
+// heartbeat cannot be written still audits, warning of it once. A shard
+// stopped by SIGTERM (a scheduler's time limit or eviction) says so at once,
+// on stderr and in its heartbeat.
 func TestAuditHeartbeat(t *testing.T) {
 	orttest.Require(t)
 	ckpts := copyModels(t, []string{"epoch-000.onnx", "epoch-001.onnx"})
@@ -77,6 +81,33 @@ func TestAuditHeartbeat(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(out, auditor.SummaryFile)); err != nil {
 			t.Error(err)
+		}
+	})
+
+	t.Run("terminated", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "shard")
+		// 10,000 MNIST images per checkpoint and norm: seconds of work, of
+		// which the test waits only for the start.
+		c := startCLI(t, "audit", ckpts, "-q", "--threads", "1", "--out", out, "--data", "mnist", "-n", "10000", "--norm", "l2,linf", "--shard", "0/1")
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			if b, err := heartbeat.Read(out); err == nil && b.State == heartbeat.Running {
+				break
+			}
+			if !c.running() || time.Now().After(deadline) {
+				t.Fatalf("no running heartbeat (audit running: %v); stderr %q", c.running(), c.stderr)
+			}
+		}
+		c.signal(t, syscall.SIGTERM)
+		want := progName + ": stopped: terminated signal received\n"
+		if code := c.wait(); code != 1 || !strings.HasSuffix(c.stderr.String(), want) {
+			t.Errorf("terminated audit: exit status %d, stderr %q; want 1 ending %q", code, c.stderr, want)
+		}
+		b, err := heartbeat.Read(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.State != heartbeat.Failed || b.Error != "terminated signal received" {
+			t.Errorf("heartbeat after SIGTERM: %+v; want failed, terminated signal received", b)
 		}
 	})
 }

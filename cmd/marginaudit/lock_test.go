@@ -56,24 +56,35 @@ func TestRefusedWhileHeld(t *testing.T) {
 	}
 }
 
-// A command waiting with --wait for a folder ends at Ctrl-C with exit
-// status 1, having written nothing.
+// A command waiting with --wait for a folder ends at Ctrl-C, or at the
+// SIGTERM of a scheduler's time limit, with exit status 1, having written
+// nothing.
 func TestWaitInterrupted(t *testing.T) {
-	out := t.TempDir()
-	held, err := dirlock.TryLock(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	c := startCLI(t, "report", "a=audit", "--out", out, "--wait")
-	c.stderr.waitFor(t, "waiting until it is done")
-	c.signal(t, syscall.SIGINT)
-	want := fmt.Sprintf("%s: report: waiting for %s: interrupt signal received\n", progName, out)
-	if code := c.wait(); code != 1 || !strings.HasSuffix(c.stderr.String(), want) {
-		t.Errorf("interrupted while waiting: exit status %d, stderr %q; want 1 and %q", code, c.stderr, want)
-	}
-	if ents, _ := os.ReadDir(out); len(ents) != 1 {
-		t.Errorf("the interrupted command wrote in the folder: %v", ents)
+	for _, tt := range []struct {
+		sig   syscall.Signal
+		cause string
+	}{
+		{syscall.SIGINT, "interrupt signal received"},
+		{syscall.SIGTERM, "terminated signal received"},
+	} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			out := t.TempDir()
+			held, err := dirlock.TryLock(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Close()
+			c := startCLI(t, "report", "a=audit", "--out", out, "--wait")
+			c.stderr.waitFor(t, "waiting until it is done")
+			c.signal(t, tt.sig)
+			want := fmt.Sprintf("%s: report: waiting for %s: %s\n", progName, out, tt.cause)
+			if code := c.wait(); code != 1 || !strings.HasSuffix(c.stderr.String(), want) {
+				t.Errorf("stopped while waiting: exit status %d, stderr %q; want 1 and %q", code, c.stderr, want)
+			}
+			if ents, _ := os.ReadDir(out); len(ents) != 1 {
+				t.Errorf("the stopped command wrote in the folder: %v", ents)
+			}
+		})
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -148,7 +149,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 // Errors are printed before they are returned; see exitCode for the exit
 // status they call for.
 func run(args []string, stdout, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too: Slurm at a job's time limit and Kubernetes on eviction
+	// send it before SIGKILL, and the run then stops between steps, its
+	// finished checkpoints kept and its heartbeat saying why.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, reorderArgs(app, args))
@@ -157,11 +161,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 		// Only cli's help command returns these ("No help topic for 'x'").
 		err = usagef("help", "%s", lowerFirst(ec.Error()))
 	}
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil && !strings.Contains(err.Error(), context.Cause(ctx).Error()) {
+		// Stopped by a signal, with an error that does not say so ("context
+		// canceled"): say which signal.
+		err = &stoppedError{cause: context.Cause(ctx), err: err}
+	}
 	if err != nil {
 		printError(stderr, app, err)
 	}
 	return err
 }
+
+// stoppedError is the error of a command stopped by a signal.
+type stoppedError struct {
+	cause, err error
+}
+
+func (e *stoppedError) Error() string { return "stopped: " + e.cause.Error() }
+func (e *stoppedError) Unwrap() error { return e.err }
 
 // printError writes err to w as `marginaudit: message`, followed by a hint
 // line where one helps. Joined errors (the failed checkpoints of an audit,
