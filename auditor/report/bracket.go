@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/internal/english"
 )
 
 // The figures of the bracket of refined audits.
@@ -148,7 +149,7 @@ func bracketCounts(a *audit, n auditor.Norm) string {
 		}
 	}
 	return fmt.Sprintf("%s DeepFool failed on (left out of DeepFool's means; the refinement started them from a search: PGD on the logit gap at growing radii, else the nearest constant image classified otherwise) and %s (no attack flipped them within the input range; left out of the refined means)",
-		plural(failed, "image"), plural(censored, "censored image"))
+		english.Plural(failed, "image"), english.Plural(censored, "censored image"))
 }
 
 // certifiedText describes the certified lower bounds of a figure's

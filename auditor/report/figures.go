@@ -18,6 +18,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/internal/english"
 )
 
 // drawFigures draws every figure of the report into outDir/figures, in the
@@ -247,9 +248,9 @@ func attackText(a *audit, n auditor.Norm, opts *Options) string {
 // left out of the means.
 func failuresText(f int, opts *Options) string {
 	if opts.Refined {
-		return fmt.Sprintf("%s (no attack flipped them within the input range) left out of the means", plural(f, "censored image"))
+		return fmt.Sprintf("%s (no attack flipped them within the input range) left out of the means", english.Plural(f, "censored image"))
 	}
-	return fmt.Sprintf("%s after all restarts, left out of the means", plural(f, "failed attack"))
+	return fmt.Sprintf("%s after all restarts, left out of the means", english.Plural(f, "failed attack"))
 }
 
 func dataName(a *audit) string {

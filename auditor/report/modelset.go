@@ -9,6 +9,7 @@ import (
 
 	"github.com/marginaudit/marginaudit/auditor"
 	"github.com/marginaudit/marginaudit/auditor/compare"
+	"github.com/marginaudit/marginaudit/internal/english"
 )
 
 // A model set is several audits of one model each, compared side by side:
@@ -160,7 +161,7 @@ func (o *Observations) modelSetSections(marginKind string) []section {
 		line := fmt.Sprintf("%s: %s ± %s, median %s (%d images", where(m.Model, m.Split, m.Norm),
 			fmtV(m.Margin.Mean), fmtV(m.Margin.SE), fmtV(m.Margin.Median), m.Images)
 		if m.Failures > 0 {
-			line += ", " + plural(m.Failures, "failed attack") + " left out"
+			line += ", " + english.Plural(m.Failures, "failed attack") + " left out"
 		}
 		s1.Lines = append(s1.Lines, line+fmt.Sprintf("); accuracy %s.", fmtR(m.Accuracy)))
 	}
@@ -199,17 +200,9 @@ func (o *Observations) modelSetSections(marginKind string) []section {
 // failedText counts the images left out of a pair's margins.
 func failedText(m compare.MarginDiff) string {
 	if n := m.BaselineFailed + m.CandidateFailed + m.BothFailed; n > 0 {
-		return fmt.Sprintf("; %s whose attack failed on one model or both left out", plural(n, "image"))
+		return fmt.Sprintf("; %s whose attack failed on one model or both left out", english.Plural(n, "image"))
 	}
 	return ""
-}
-
-// plural returns "1 thing" or "n things".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 func fmtSigned(v auditor.Float) string {

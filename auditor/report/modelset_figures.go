@@ -11,6 +11,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/marginaudit/marginaudit/auditor"
+	"github.com/marginaudit/marginaudit/internal/english"
 )
 
 // The figures of a model set, one model per audit.
@@ -77,7 +78,7 @@ func setText(audits []*audit, s auditor.Split, n auditor.Norm) string {
 			parts = append(parts, fmt.Sprintf("%s (not audited)", a.Label))
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s, %s, %s)", a.Label, a.names[a.epochs[0]], plural(len(c.correct)+len(c.incorrect), "margin"), plural(c.failures, "failed attack")))
+		parts = append(parts, fmt.Sprintf("%s (%s, %s, %s)", a.Label, a.names[a.epochs[0]], english.Plural(len(c.correct)+len(c.incorrect), "margin"), english.Plural(c.failures, "failed attack")))
 	}
 	return strings.Join(parts, "; ")
 }

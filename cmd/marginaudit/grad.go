@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/marginaudit/marginaudit/internal/english"
 	"github.com/marginaudit/marginaudit/onnxgrad"
 )
 
@@ -98,7 +99,7 @@ func runGrad(c *cli.Context) error {
 func describeGrad(w io.Writer, file string, mode onnxgrad.Mode, res *onnxgrad.Result) error {
 	wrt := quoteList(res.WRT)
 	if mode == onnxgrad.Params {
-		wrt = plural(len(res.WRT), "initializer")
+		wrt = english.Plural(len(res.WRT), "initializer")
 	}
 	switch mode {
 	case onnxgrad.Jacobian:

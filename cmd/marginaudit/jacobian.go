@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/marginaudit/marginaudit/auditor/attack"
+	"github.com/marginaudit/marginaudit/internal/english"
 	"github.com/marginaudit/marginaudit/internal/npy"
 	"github.com/marginaudit/marginaudit/internal/ort"
 	"github.com/marginaudit/marginaudit/onnxgrad"
@@ -167,7 +168,7 @@ func buildJacobian(file string, xShape []int, opt jacobianOptions) (*jacobianMod
 	}
 	ins, _ := graphIO(m)
 	if len(ins) != 1 {
-		return nil, fmt.Errorf("%s: the model has %s; jacobian needs exactly one", file, plural(len(ins), "input"))
+		return nil, fmt.Errorf("%s: the model has %s; jacobian needs exactly one", file, english.Plural(len(ins), "input"))
 	}
 	if opt.InputShape == nil && len(xShape) > 1 && len(ins[0].Dims) == len(xShape) {
 		for _, d := range ins[0].Dims[1:] {

@@ -96,14 +96,6 @@ func parseInputShape(cmd, s string) ([]int64, error) {
 	return dims, nil
 }
 
-// plural returns "1 thing" or "n things".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
-}
-
 // table aligns tab-separated cells in columns, like text/tabwriter, without
 // trailing spaces on lines whose last cells are empty.
 type table struct {
