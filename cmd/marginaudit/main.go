@@ -161,10 +161,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		// Only cli's help command returns these ("No help topic for 'x'").
 		err = usagef("help", "%s", lowerFirst(ec.Error()))
 	}
-	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil && !strings.Contains(err.Error(), context.Cause(ctx).Error()) {
+	if cause := context.Cause(ctx); err != nil && errors.Is(err, context.Canceled) && cause != nil && !errors.Is(err, cause) {
 		// Stopped by a signal, with an error that does not say so ("context
 		// canceled"): say which signal.
-		err = &stoppedError{cause: context.Cause(ctx), err: err}
+		err = &stoppedError{cause: cause, err: err}
 	}
 	if err != nil {
 		printError(stderr, app, err)
